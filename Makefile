@@ -1,0 +1,55 @@
+# tfjs-bridge: `make train convert` runs the main job, `make test` the tests.
+# Both set everything up first. Stamp files in .stamps/ make a second
+# `make setup` a no-op; they are rebuilt when the pins they depend on change.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BRIDGE := $(VENV)/bin/tfjs-bridge
+STAMPS := .stamps
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+
+.PHONY: setup test test-python test-node lint train convert verify bench clean constraints
+
+setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/addon
+
+$(STAMPS)/python: pyproject.toml constraints.txt
+	@mkdir -p $(STAMPS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	@touch $@
+
+# --ignore-scripts: tfjs-node's install script would download libtensorflow
+# from a non-npm host; the addon is compiled below instead.
+$(STAMPS)/node: package.json package-lock.json
+	@mkdir -p $(STAMPS)
+	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+$(STAMPS)/addon: $(STAMPS)/python $(STAMPS)/node
+	$(BRIDGE) build-addon
+	@touch $@
+
+test: setup
+	$(BRIDGE) doctor
+	$(VENV)/bin/pytest
+	npm test
+
+lint: setup
+	$(VENV)/bin/ruff check py tests
+	$(VENV)/bin/ruff format --check py tests
+	@for f in $$(find node -name '*.js'); do node --check $$f || exit 1; done
+
+train convert:
+	@echo "make $@: defined by the seed-models work (issue 3); not available yet" >&2
+	@exit 1
+
+# Regenerate the exact Python pins from a fresh resolution of pyproject.toml.
+constraints:
+	rm -rf /tmp/tfjs-bridge-pins && $(PYTHON) -m venv /tmp/tfjs-bridge-pins
+	/tmp/tfjs-bridge-pins/bin/pip install --quiet '.[dev]'
+	/tmp/tfjs-bridge-pins/bin/pip freeze --exclude tfjs-bridge > constraints.txt.new
+	@echo "wrote constraints.txt.new: review, add the header comment, and replace constraints.txt"
+
+clean:
+	rm -rf $(STAMPS) $(VENV) node_modules

@@ -1,0 +1,21 @@
+"""Errors that the CLI turns into one line on stderr and an exit code."""
+
+
+class BridgeError(Exception):
+    """A failure the user can act on. ``str(err)`` is the whole message."""
+
+    exit_code = 1
+
+
+class UsageError(BridgeError):
+    """The command was called wrongly (exit 2, like click's own usage errors)."""
+
+    exit_code = 2
+
+
+class NodeError(BridgeError):
+    """A Node.js process failed; ``stderr`` keeps everything it printed."""
+
+    def __init__(self, message: str, stderr: str = ""):
+        super().__init__(message)
+        self.stderr = stderr
