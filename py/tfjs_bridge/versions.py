@@ -1,0 +1,16 @@
+"""Versions of every runtime involved, for manifests and reports."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+
+
+def python_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("tensorflow", "tf-keras", "tensorflowjs", "numpy", "tfjs-bridge"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
