@@ -3,17 +3,14 @@ one and the same TensorFlow build?"""
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
-import subprocess
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .addon import tensorflow_c_library
+from .convert import converter_version
 from .errors import BridgeError
 from .node import run_node_json
 from .tfimport import import_tensorflow
+from .versions import NOT_INSTALLED, python_versions
 
 
 @dataclass
@@ -26,35 +23,12 @@ class Report:
         return not self.problems
 
 
-def _dist_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _converter_version() -> str | None:
-    """Run the converter, since an import-time crash (ydf vs protobuf) is the
-    usual way it breaks; its --version is the cheapest call that imports all."""
-    converter = Path(sys.executable).with_name("tensorflowjs_converter")
-    proc = subprocess.run(
-        [str(converter), "--version"], capture_output=True, text=True, timeout=300
-    )
-    if proc.returncode != 0:
-        raise BridgeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "")
-    for line in proc.stdout.splitlines():
-        if line.strip().startswith("tensorflowjs "):
-            return line.split()[-1]
-    return "unknown"
-
-
 def diagnose() -> Report:
     report = Report()
     v = report.versions
-    v["python"] = platform.python_version()
-    for dist in ("tensorflow", "tf-keras", "tensorflowjs", "tfjs-bridge"):
-        v[dist] = _dist_version(dist)
-        if v[dist] is None:
+    v.update(python_versions())
+    for dist, version in v.items():
+        if version == NOT_INSTALLED:
             report.problems.append(f"Python package {dist} is not installed: run `make setup`")
 
     python_lib = None
@@ -67,8 +41,9 @@ def diagnose() -> Report:
         report.problems.append(f"import tensorflow failed: {exc}")
 
     try:
-        v["tensorflowjs_converter"] = _converter_version()
-    except (BridgeError, OSError, subprocess.TimeoutExpired) as exc:
+        # Run it: an import-time crash (ydf vs protobuf) is how it usually breaks.
+        v["tensorflowjs_converter"] = converter_version()
+    except (BridgeError, OSError) as exc:
         report.problems.append(f"tensorflowjs_converter --version failed: {exc}")
 
     try:
@@ -91,11 +66,11 @@ def diagnose() -> Report:
             f"the Node addon is linked to {v['node libtensorflow']}, not to the Python "
             f"TensorFlow's {python_lib}: run `make setup` (or `tfjs-bridge build-addon --force`)"
         )
-    if v.get("tensorflow") and node["tensorflow"] != v["tensorflow"]:
+    if v["tensorflow"] != NOT_INSTALLED and node["tensorflow"] != v["tensorflow"]:
         report.problems.append(
             f"Node runs TensorFlow {node['tensorflow']}, Python runs {v['tensorflow']}"
         )
-    if v.get("tensorflowjs") and node["tfjsNode"] != v["tensorflowjs"]:
+    if v["tensorflowjs"] != NOT_INSTALLED and node["tfjsNode"] != v["tensorflowjs"]:
         report.problems.append(
             f"tfjs-node {node['tfjsNode']} differs from the converter's "
             f"tensorflowjs {v['tensorflowjs']}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 
+NOT_INSTALLED = "not installed"
+
 
 def python_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
@@ -12,5 +14,5 @@ def python_versions() -> dict[str, str]:
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
-            out[dist] = "not installed"
+            out[dist] = NOT_INSTALLED
     return out
