@@ -24,7 +24,9 @@ def _progress_callback(tf_keras, total_steps: int, name: str):
         """One click progress bar over every batch of every epoch."""
 
         def on_train_begin(self, logs=None):
-            self.bar = click.progressbar(length=total_steps, label=f"train {name}", file=None)
+            self.bar = click.progressbar(
+                length=total_steps, label=f"train {name}", file=click.get_text_stream("stderr")
+            )
             self.bar.__enter__()
 
         def on_train_batch_end(self, batch, logs=None):
