@@ -7,12 +7,13 @@ converter's version and the sha256 of every file it wrote go to manifest.json.""
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
 
 from . import artifacts
-from .errors import BridgeError
+from .errors import BridgeError, last_line
 
 FORMATS = ("layers", "graph")
 
@@ -24,17 +25,11 @@ def converter_path() -> Path:
     return path
 
 
-def _converter_error(stderr: str) -> str:
-    """The converter prints Python tracebacks; its last line says what broke."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
-
-
 def run_converter(args: list[str]) -> str:
     cmd = [str(converter_path()), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BridgeError(f"tensorflowjs_converter failed: {_converter_error(proc.stderr)}")
+        raise BridgeError(f"tensorflowjs_converter failed: {last_line(proc.stderr)}")
     return proc.stdout
 
 
@@ -71,7 +66,9 @@ OUTPUT_DIRS = {"layers": artifacts.TFJS_LAYERS, "graph": artifacts.TFJS_GRAPH}
 def convert(model_dir: Path, formats: tuple[str, ...] = FORMATS) -> dict:
     """Convert one trained model folder to each format; returns the manifest."""
     manifest = artifacts.read_manifest(model_dir)
-    version = converter_version()
+    # The installed package's version: starting the converter just to ask
+    # costs ~5 s per call, and the conversion itself fails loudly if it is broken.
+    version = importlib.metadata.version("tensorflowjs")
     conversions = manifest.setdefault("conversions", {})
     for fmt in formats:
         target = model_dir / OUTPUT_DIRS[fmt]

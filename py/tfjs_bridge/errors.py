@@ -19,3 +19,9 @@ class NodeError(BridgeError):
     def __init__(self, message: str, stderr: str = ""):
         super().__init__(message)
         self.stderr = stderr
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line of a tool's stderr: where tracebacks say what broke."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output on stderr"

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .errors import BridgeError, NodeError
+from .errors import BridgeError, NodeError, last_line
 from .paths import NODE_DIR, PROJECT_ROOT
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("TFJS_BRIDGE_NODE_TIMEOUT", "600"))
@@ -34,11 +34,10 @@ def node_env() -> dict[str, str]:
 
 def _reason(stderr: str) -> str:
     """The script's own ``error:`` line if it printed one, else the last line."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("error:"):
-            return line[len("error:") :].strip()
-    return lines[-1] if lines else "no output on stderr"
+    for line in reversed(stderr.splitlines()):
+        if line.strip().startswith("error:"):
+            return line.strip()[len("error:") :].strip()
+    return last_line(stderr)
 
 
 def run_node(script: str | Path, *args: str, timeout: float | None = None) -> str:
