@@ -9,7 +9,7 @@ BRIDGE := $(VENV)/bin/tfjs-bridge
 STAMPS := .stamps
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup test test-python test-node lint train convert verify bench clean constraints
+.PHONY: setup test test-python test-node lint train convert verify bench onnx clean constraints
 
 setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/addon
 
@@ -20,10 +20,22 @@ $(STAMPS)/python: pyproject.toml constraints.txt
 	@touch $@
 
 # --ignore-scripts: tfjs-node's install script would download libtensorflow
-# from a non-npm host; the addon is compiled below instead.
+# from a non-npm host; the addon is compiled below instead. --omit=optional:
+# onnxruntime-node (290 MB) comes with `make onnx` only.
 $(STAMPS)/node: package.json package-lock.json
 	@mkdir -p $(STAMPS)
-	npm ci --ignore-scripts --no-audit --no-fund
+	npm ci --ignore-scripts --omit=optional --no-audit --no-fund
+	@touch $@
+
+# The optional ONNX route: tf2onnx (+ onnx, onnxruntime) in the venv and
+# onnxruntime-node from the lock file (its install script, which fetches CUDA
+# files from a non-npm host, is skipped; the CPU binary ships in the package).
+# npm ci starts node_modules afresh, so the addon is built again (~10 s).
+onnx: $(STAMPS)/onnx
+$(STAMPS)/onnx: $(STAMPS)/python $(STAMPS)/node
+	$(PY) -m pip install --quiet --constraint constraints.txt --editable '.[dev,onnx]'
+	npm ci --ignore-scripts --include=optional --no-audit --no-fund
+	$(BRIDGE) build-addon
 	@touch $@
 
 $(STAMPS)/addon: $(STAMPS)/python $(STAMPS)/node
@@ -33,8 +45,13 @@ $(STAMPS)/addon: $(STAMPS)/python $(STAMPS)/node
 test: setup
 	$(BRIDGE) doctor
 	$(BRIDGE) registry --check
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not slow"
 	npm test
+
+# Full-size parity: the whole MNIST test set through every Node path, for the
+# models `make train convert` made. Writes reports/verify/{report.json,errors.png}.
+verify: train convert
+	$(VENV)/bin/pytest -m slow -s
 
 lint: setup
 	$(VENV)/bin/ruff check py tests
@@ -46,7 +63,8 @@ lint: setup
 # or older than the code that makes it is redone.
 MODELS := $(shell sed -n 's/^  "\([a-z_0-9]*\)": {$$/\1/p' node/registry.json)
 MODEL_ROOT := shared_models
-TRAIN_CODE := py/tfjs_bridge/registry.py py/tfjs_bridge/train.py py/tfjs_bridge/data.py
+TRAIN_CODE := py/tfjs_bridge/registry.py py/tfjs_bridge/train.py py/tfjs_bridge/data.py \
+	py/tfjs_bridge/export.py
 
 train: $(MODELS:%=$(MODEL_ROOT)/%/keras.h5)
 convert: $(MODELS:%=$(MODEL_ROOT)/%/tfjs_layers/model.json) $(MODELS:%=$(MODEL_ROOT)/%/tfjs_graph/model.json)
@@ -59,6 +77,12 @@ $(MODEL_ROOT)/%/tfjs_layers/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/
 
 $(MODEL_ROOT)/%/tfjs_graph/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/convert.py
 	$(BRIDGE) convert $* --format graph --out $(MODEL_ROOT)
+
+# Every route side by side (Python baselines, every Node path, and the ONNX
+# route when `make onnx` installed it); reports/bench/{bench.json,bench.png}.
+bench: train convert
+	if [ -f $(STAMPS)/onnx ]; then $(BRIDGE) convert --format onnx --out $(MODEL_ROOT); fi
+	$(BRIDGE) bench --node-training --report reports/bench --out $(MODEL_ROOT)
 
 # Regenerate the exact Python pins from a fresh resolution of pyproject.toml.
 constraints:

@@ -4,12 +4,13 @@
 //
 //   node node/train.js gru --epochs 1 --limit 5000
 //   node node/train.js lstm
+//   node node/train.js gru_keras --epochs 1   (Keras's reset-after GRU, node/lib/gru_reset_after.js)
 const fs = require('fs');
 const path = require('path');
 const { parseArgs } = require('util');
 const { main, UsageError } = require('./lib/cli');
 
-const USAGE = 'usage: train.js gru|lstm [--epochs N] [--limit N] [--out DIR] [--json]';
+const USAGE = 'usage: train.js MODEL [--epochs N] [--limit N] [--out DIR] [--json]  (MODEL: a registry model on MNIST or the seed LSTM data)';
 
 function positiveInt(text, flag) {
   if (text === undefined) return undefined;
@@ -117,6 +118,12 @@ main(async () => {
     versions: runtimeInfo(),
     created: new Date().toISOString(),
   };
+  // sha256 of what was written, as the Python side records its conversions:
+  // loaders refuse files that differ (node/lib/modelfiles.js).
+  const { sha256 } = require('./lib/modelfiles');
+  const layersDir = path.join(staging, 'tfjs_layers');
+  const files = Object.fromEntries(fs.readdirSync(layersDir).sort().map((f) => [f, sha256(path.join(layersDir, f))]));
+  manifest.conversions = { layers: { converter: 'tfjs-layers model.save', output: 'tfjs_layers', files } };
   fs.writeFileSync(path.join(staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   const old = `${out}.old-${process.pid}`;
   if (fs.existsSync(out)) fs.renameSync(out, old);

@@ -24,3 +24,52 @@ def node_runtime():
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; CI must run every runtime")
         pytest.skip(reason)
+
+
+# Registry models trained small for tests: (epochs, samples). Real data and the
+# real converter; only the sizes are cut so that CI stays fast on 2 cores.
+SMALL_TRAINING = {
+    "gru": (1, 3000),
+    "lstm": (None, None),  # the seed's own 2 samples and 10 epochs
+    "lstm_sine": (2, 1000),
+    "gru_keras": (1, 2000),
+    "rnn_stack": (1, 1000),
+}
+
+
+@pytest.fixture(scope="session")
+def small_models(tmp_path_factory):
+    """Every registry model trained small and converted to every format, once per session."""
+    import importlib.util
+
+    from tfjs_bridge.convert import convert
+    from tfjs_bridge.registry import MODELS
+    from tfjs_bridge.train import train
+
+    root = tmp_path_factory.mktemp("shared_models")
+    onnx = ("onnx",) if importlib.util.find_spec("tf2onnx") else ()  # `make onnx` only
+    for name, spec in MODELS.items():
+        epochs, limit = SMALL_TRAINING[name]
+        train(spec, root, epochs=epochs, limit=limit, progress=False)
+        convert(root / name, ("layers", "graph", *onnx))
+    return root
+
+
+@pytest.fixture
+def rerecord():
+    """Re-records a file's sha256 in its folder's manifest, as a converter that
+    wrote a wrong model itself would: the file is then consistent, but wrong."""
+    import json
+
+    from tfjs_bridge.artifacts import sha256
+
+    def record(model_dir, rel):
+        manifest_path = model_dir / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        folder, name = rel.split("/", 1)
+        for conversion in manifest.get("conversions", {}).values():
+            if conversion.get("output") == folder:
+                conversion["files"][name] = sha256(model_dir / rel)
+        manifest_path.write_text(json.dumps(manifest))
+
+    return record

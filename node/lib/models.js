@@ -1,13 +1,21 @@
 'use strict';
-// Loading a converted model folder in tfjs-node, in each of its formats, behind
-// one predict(tensor) -> Promise<tensor> interface.
+// Loading a converted model folder in Node, in each of its formats, behind one
+// interface: predict(x) -> Promise<Tensor[]> with outputs named in `outputs`,
+// in the order Python lists them (so the two sides can be compared by name).
+//   layers       tfjs_layers/model.json  tf.loadLayersModel      any backend
+//   graph        tfjs_graph/model.json   tf.loadGraphModel       any backend
+//   saved_model  saved_model/            tf.node.loadSavedModel  tfjs-node only
+//   saved_model_xla  saved_model_xla/    the same, XLA-compiled  tfjs-node only
 const fs = require('fs');
 const path = require('path');
+const { readModelArtifacts, checkIntegrity } = require('./modelfiles');
 
 const FORMATS = {
   layers: 'tfjs_layers/model.json',
   graph: 'tfjs_graph/model.json',
   saved_model: 'saved_model',
+  saved_model_xla: 'saved_model_xla', // the same, its serving function XLA-compiled
+  onnx: 'onnx/model.onnx', // tf2onnx export, run by onnxruntime-node (`make onnx`)
 };
 
 function readManifest(modelDir) {
@@ -20,45 +28,168 @@ function readManifest(modelDir) {
   }
 }
 
+/** Signature entries ({key: {name}}) as [{key, name}] sorted by key, as Python sorts them. */
+const sortedSignature = (entries) => Object.keys(entries || {}).sort()
+  .map((key) => ({ key, name: entries[key].name }));
+
+async function loadLayers(tf, where) {
+  const model = await tf.loadLayersModel(tf.io.fromMemory(readModelArtifacts(where)));
+  return {
+    model,
+    // Keras's output_names: the names of the output layers.
+    outputs: model.outputs.map((output) => output.sourceLayer.name),
+    // predict() splits into batches of 32 by default; run the batch whole.
+    predict: async (x) => {
+      const y = model.predict(x, { batchSize: x.shape[0] });
+      return Array.isArray(y) ? y : [y];
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+/**
+ * The WASM backend's _FusedMatMul takes only a rank-1 bias, but the converter
+ * also fuses `MatMul + Add(another MatMul)` (an LSTM's x·W + h·U) into one, and
+ * WASM then fails ("only supports rank-1 bias"). Split those back into MatMul
+ * and AddV2: the same arithmetic, in two kernels WASM has.
+ */
+function unfuseTensorBias(topology) {
+  const nodes = topology.node;
+  const ops = new Map(nodes.map((n) => [n.name, n.op]));
+  const out = [];
+  for (const node of nodes) {
+    const fused = node.attr && node.attr.fused_ops && node.attr.fused_ops.list && node.attr.fused_ops.list.s;
+    const onlyBias = fused && fused.length === 1 && Buffer.from(fused[0], 'base64').toString() === 'BiasAdd';
+    const bias = node.input && node.input[2];
+    if (node.op !== '_FusedMatMul' || !onlyBias || ops.get(String(bias).split(':')[0]) === 'Const') {
+      out.push(node);
+      continue;
+    }
+    const matmul = `${node.name}/unfused_matmul`;
+    const { T, transpose_a: ta, transpose_b: tb } = node.attr;
+    out.push({ name: matmul, op: 'MatMul', input: node.input.slice(0, 2), attr: { T, transpose_a: ta, transpose_b: tb } });
+    out.push({ name: node.name, op: 'AddV2', input: [matmul, bias], attr: { T } });
+  }
+  return { ...topology, node: out };
+}
+
+async function loadGraph(tf, where) {
+  const artifacts = readModelArtifacts(where);
+  if (tf.getBackend() === 'wasm') artifacts.modelTopology = unfuseTensorBias(artifacts.modelTopology);
+  const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
+  const inputs = sortedSignature(artifacts.signature && artifacts.signature.inputs);
+  const outputs = sortedSignature(artifacts.signature && artifacts.signature.outputs);
+  const inputName = inputs.length ? inputs[0].name.replace(/:0$/, '') : model.inputs[0].name;
+  const outputNodes = outputs.length ? outputs.map((o) => o.name.replace(/:0$/, '')) : undefined;
+  // An RNN exported with its While loop makes execute() refuse and ask for
+  // executeAsync(): we follow that advice once and keep to it.
+  const state = { async: false };
+  const run = async (x) => {
+    const feed = { [inputName]: x };
+    let out;
+    if (!state.async) {
+      try {
+        out = model.execute(feed, outputNodes);
+      } catch (err) {
+        if (!/executeAsync/.test(err.message)) throw err;
+        state.async = true;
+      }
+    }
+    if (state.async) out = await model.executeAsync(feed, outputNodes);
+    return Array.isArray(out) ? out : [out];
+  };
+  return {
+    model,
+    outputs: outputs.length ? outputs.map((o) => o.key) : model.outputs.map((o) => o.name),
+    predict: run,
+    usesExecuteAsync: () => state.async,
+    dispose: () => model.dispose(),
+  };
+}
+
+async function loadSavedModel(tf, where) {
+  if (!tf.node) throw new Error('the saved_model format needs tfjs-node (the tensorflow backend)');
+  if (!fs.existsSync(path.join(where, 'saved_model.pb'))) {
+    throw new Error(`${where}: no saved_model.pb: run \`tfjs-bridge train\` for this model`);
+  }
+  const metaGraphs = await tf.node.getMetaGraphsFromSavedModel(where);
+  const serving = metaGraphs.map((m) => m.signatureDefs && m.signatureDefs.serving_default).find(Boolean);
+  if (!serving) throw new Error(`${where}: the SavedModel has no serving_default signature`);
+  const inputKey = Object.keys(serving.inputs)[0];
+  const outputs = Object.keys(serving.outputs).sort();
+  const model = await tf.node.loadSavedModel(where, ['serve'], 'serving_default');
+  return {
+    model,
+    outputs,
+    predict: async (x) => {
+      const y = model.predict({ [inputKey]: x });
+      return y instanceof tf.Tensor ? [y] : outputs.map((key) => y[key]);
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+/**
+ * An ONNX model in onnxruntime-node. No tfjs tensors: run(input) takes and
+ * returns plain {dtype, shape, data} arrays, which the worker passes through.
+ */
+async function loadOnnx(ort, where) {
+  const session = await ort.InferenceSession.create(where, { graphOptimizationLevel: 'all' });
+  const outputs = [...session.outputNames].sort();
+  const [inputName] = session.inputNames;
+  return {
+    model: session,
+    outputs,
+    run: async (input) => {
+      const feeds = { [inputName]: new ort.Tensor(input.dtype, input.data, input.shape) };
+      const result = await session.run(feeds);
+      return outputs.map((key) => ({ dtype: result[key].type, shape: result[key].dims.map(Number), data: result[key].data }));
+    },
+    dispose: () => session.release(),
+  };
+}
+
+const LOADERS = { layers: loadLayers, graph: loadGraph, saved_model: loadSavedModel, saved_model_xla: loadSavedModel };
+
+/**
+ * One input bound to a loaded model (any format, any backend): call() runs
+ * it and returns plain {dtype, shape, data} outputs; release() frees the
+ * input. tfjs runners get a tensor made once (and their outputs disposed each
+ * call); ONNX runners take the arrays as they are.
+ */
+function bind(tf, runner, input) {
+  if (runner.run) return { call: () => runner.run(input), release: () => {} };
+  const x = tf.tensor(input.data, input.shape, input.dtype);
+  return {
+    call: async () => {
+      const ys = await runner.predict(x);
+      try {
+        // data() waits for the values: a timing covers the whole computation.
+        const arrays = await Promise.all(ys.map((y) => y.data()));
+        return ys.map((y, i) => ({ dtype: y.dtype, shape: y.shape, data: arrays[i] }));
+      } finally {
+        tf.dispose(ys);
+      }
+    },
+    release: () => x.dispose(),
+  };
+}
+
+/** tf: a tfjs module, or {ort} (backends.js) for the onnx format. */
 async function loadModel(tf, modelDir, format = 'layers') {
   if (!FORMATS[format]) throw new Error(`unknown format '${format}' (known: ${Object.keys(FORMATS).join(', ')})`);
   const where = path.resolve(modelDir, FORMATS[format]);
   if (!fs.existsSync(where)) {
-    throw new Error(`${where}: not found: run \`tfjs-bridge convert\` for this model`);
+    const how = format === 'onnx' ? 'tfjs-bridge convert --format onnx' : 'tfjs-bridge convert';
+    throw new Error(`${where}: not found: run \`${how}\` for this model`);
   }
-  if (format === 'layers') {
-    const model = await tf.loadLayersModel(`file://${where}`);
-    // predict() splits into batches of 32 by default; run the batch whole.
-    return { format, predict: async (x) => model.predict(x, { batchSize: x.shape[0] }), model };
+  // Refuse corrupted or tampered files before any of them is parsed.
+  checkIntegrity(modelDir, FORMATS[format].split('/')[0], readManifest(modelDir));
+  if ((format === 'onnx') !== Boolean(tf.ort)) {
+    throw new Error(format === 'onnx' ? 'the onnx format runs on the onnxruntime backend' : `the ${format} format needs tfjs, not onnxruntime`);
   }
-  if (format === 'graph') {
-    const model = await tf.loadGraphModel(`file://${where}`);
-    const inputName = model.inputs[0].name;
-    // A Keras RNN exported as a graph keeps its While loop, and execute()
-    // refuses dynamic ops and asks for executeAsync(): we follow its advice once.
-    const state = { async: false };
-    const run = async (x) => {
-      const feed = { [inputName]: x };
-      let out;
-      if (!state.async) {
-        try {
-          out = model.execute(feed);
-        } catch (err) {
-          if (!/executeAsync/.test(err.message)) throw err;
-          state.async = true;
-        }
-      }
-      if (state.async) out = await model.executeAsync(feed);
-      return Array.isArray(out) ? out[0] : out;
-    };
-    return { format, predict: run, model, usesExecuteAsync: () => state.async };
-  }
-  const model = await tf.node.loadSavedModel(where, ['serve'], 'serving_default');
-  const run = async (x) => {
-    const out = model.predict({ input: x });
-    return out instanceof tf.Tensor ? out : out.output;
-  };
-  return { format, predict: run, model };
+  if (format === 'onnx') return { format, ...(await loadOnnx(tf.ort, where)) };
+  return { format, ...(await LOADERS[format](tf, where)) };
 }
 
-module.exports = { FORMATS, loadModel, readManifest };
+module.exports = { FORMATS, loadModel, readManifest, bind };

@@ -4,6 +4,7 @@
 // buildModel() is the tfjs-layers twin of the Python build_keras().
 const fs = require('fs');
 const path = require('path');
+const { resetAfterGRU } = require('./gru_reset_after');
 
 const REGISTRY_PATH = path.join(__dirname, '..', 'registry.json');
 const registry = JSON.parse(fs.readFileSync(REGISTRY_PATH, 'utf8'));
@@ -17,10 +18,7 @@ function getSpec(name) {
 }
 
 /** A Keras layer config ({units: 64, recurrent_activation: 'hard_sigmoid'}) in tfjs terms. */
-function tfjsLayerConfig(kind, config) {
-  if (kind === 'GRU' && config.reset_after) {
-    throw new Error('tfjs-layers has no reset-after GRU (Keras default); this model cannot be built in Node');
-  }
+function tfjsLayerConfig(config) {
   const out = {};
   for (const [key, value] of Object.entries(config)) {
     out[camel(key)] = typeof value === 'string' ? camel(value) : value;
@@ -30,12 +28,30 @@ function tfjsLayerConfig(kind, config) {
 
 const LOSSES = { categorical_crossentropy: 'categoricalCrossentropy', mean_squared_error: 'meanSquaredError' };
 
+// Keras's defaults where tfjs's differ, so a spec that leaves them out means
+// what it means in Python (registry.py states the tfjs ones explicitly).
+const KERAS_DEFAULTS = {
+  GRU: { recurrentActivation: 'sigmoid', resetAfter: true },
+  LSTM: { recurrentActivation: 'sigmoid', unitForgetBias: true },
+};
+
+// Keras layer classes -> tf.layers factories (GRU is ours: gru_reset_after.js).
+const TFJS_FACTORIES = { LSTM: 'lstm', SimpleRNN: 'simpleRNN', Dense: 'dense', Bidirectional: 'bidirectional', Dropout: 'dropout' };
+
+/** One registry layer ({kind, config, wraps}) as a tfjs layer. */
+function buildLayer(tf, layer, extra = {}) {
+  const config = { ...KERAS_DEFAULTS[layer.kind], ...tfjsLayerConfig(layer.config), ...extra };
+  if (layer.wraps) config.layer = buildLayer(tf, layer.wraps);
+  if (layer.kind === 'GRU') return new (resetAfterGRU(tf).GRU)(config);
+  const factory = TFJS_FACTORIES[layer.kind];
+  if (!factory) throw new Error(`layer kind ${layer.kind} is not mapped to tfjs (known: GRU, ${Object.keys(TFJS_FACTORIES).join(', ')})`);
+  return tf.layers[factory](config);
+}
+
 function buildModel(tf, spec) {
   const model = tf.sequential({ name: spec.name });
   spec.layers.forEach((layer, i) => {
-    const config = tfjsLayerConfig(layer.kind, layer.config);
-    if (i === 0) config.inputShape = spec.input_shape;
-    model.add(tf.layers[layer.kind.toLowerCase()](config));
+    model.add(buildLayer(tf, layer, i === 0 ? { inputShape: spec.input_shape } : {}));
   });
   if (spec.optimizer !== 'adam') throw new Error(`optimizer ${spec.optimizer} is not mapped to tfjs`);
   model.compile({
@@ -46,4 +62,4 @@ function buildModel(tf, spec) {
   return model;
 }
 
-module.exports = { registry, getSpec, buildModel, tfjsLayerConfig };
+module.exports = { registry, getSpec, buildModel, buildLayer };

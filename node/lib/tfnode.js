@@ -16,6 +16,8 @@ function loadTfjsNode() {
 }
 
 const tf = loadTfjsNode();
+// Keras's default GRU and Keras 3's hard_sigmoid, which tfjs-layers lacks.
+require('./keras_compat').installKerasCompat(tf);
 
 /** The shared libraries this process mapped whose name mentions libtensorflow. */
 function loadedLibtensorflow() {

@@ -37,3 +37,39 @@ test('a shape that does not match the data is refused', () => {
 test('a missing file names the file', () => {
   assert.throws(() => readNpy('/nonexistent/x.npy'), /\/nonexistent\/x.npy: no such file/);
 });
+
+// Bad .npy files are refused from their header, before anything is allocated.
+const fsTest = require('fs');
+const osTest = require('os');
+const pathTest = require('path');
+
+function writeTemp(name, bytes) {
+  const dir = fsTest.mkdtempSync(pathTest.join(osTest.tmpdir(), 'npy-'));
+  const file = pathTest.join(dir, name);
+  fsTest.writeFileSync(file, bytes);
+  return file;
+}
+
+/** A version-1.0 .npy whose header claims `shape` over `payload` bytes. */
+function lyingNpy(shapeText, payload) {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
+  const head = Buffer.alloc(10);
+  head.write('\x93NUMPY', 0, 'latin1');
+  head.writeUInt8(1, 6);
+  head.writeUInt16LE(header.length, 8);
+  return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.alloc(payload)]);
+}
+
+for (const [name, bytes, message] of [
+  ['not npy', Buffer.from('1,2,3\n'), /not a \.npy file \(no NUMPY magic\)/],
+  ['header lies', lyingNpy('(1000, 1, 1)', 12), /header declares shape \[1000, 1, 1\] \(4000 bytes\) but the file holds 12/],
+  ['memory bomb', lyingNpy('(1000000000000, 1, 1)', 12), /over the 2147483648-byte limit/],
+  ['negative dim', lyingNpy('(-1, 3)', 12), /impossible shape/],
+  ['header past the end', Buffer.concat([lyingNpy('(3,)', 12).subarray(0, 20)]), /header runs past the end/],
+]) {
+  test(`readNpy refuses a file that is ${name}`, () => {
+    const file = writeTemp('x.npy', bytes);
+    assert.throws(() => readNpy(file), (err) => err.message.startsWith(`${file}: `) && message.test(err.message));
+  });
+}

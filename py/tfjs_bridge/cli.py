@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import BridgeError
+from .errors import BridgeError, UsageError
 
 
 class BridgeGroup(click.Group):
@@ -74,6 +74,10 @@ models_dir_option = click.option(
 )
 
 
+def _note(message: str) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
 def _models_root(out: Path | None) -> Path:
     from .paths import MODELS_DIR
 
@@ -94,17 +98,25 @@ def _models_root(out: Path | None) -> Path:
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed for weights and shuffling."
 )
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted run from its last completed epoch."
+)
 @models_dir_option
-def train(models, epochs, limit, seed, out):
+def train(models, epochs, limit, seed, resume, out):
     """Train registry MODELS (default: all) in tf-keras and save them.
 
-    Example: tfjs-bridge train gru --epochs 1 --limit 5000"""
+    Examples: tfjs-bridge train gru --epochs 1 --limit 5000;
+    tfjs-bridge train gru --resume  (after an interruption)"""
     from .registry import resolve
     from .train import train as train_model
 
     root = _models_root(out)
     for spec in resolve(models):
-        manifest = train_model(spec, root, epochs=epochs, limit=limit, seed=seed)
+        manifest = train_model(
+            spec, root, epochs=epochs, limit=limit, seed=seed, resume=resume, log=_note
+        )
+        if manifest.get("resumed_from_epoch"):
+            click.echo(f"{spec.name}: resumed after epoch {manifest['resumed_from_epoch']}")
         shown = ", ".join(f"{k} {v:.4g}" for k, v in manifest["test"].items())
         click.echo(
             f"{spec.name}: {manifest['epochs']} epochs in {manifest['train_seconds']:.1f} s; "
@@ -117,10 +129,11 @@ def train(models, epochs, limit, seed, out):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["layers", "graph", "all"]),
+    type=click.Choice(["layers", "graph", "onnx", "all"]),
     default="all",
     show_default=True,
-    help="layers: keras.h5 -> tfjs_layers/; graph: saved_model/ -> tfjs_graph/.",
+    help="layers: keras.h5 -> tfjs_layers/; graph: saved_model/ -> tfjs_graph/; "
+    "onnx: keras.h5 -> onnx/ with tf2onnx (needs `make onnx`; not part of all).",
 )
 @models_dir_option
 def convert(models, fmt, out):
@@ -134,12 +147,12 @@ def convert(models, fmt, out):
     formats = FORMATS if fmt == "all" else (fmt,)
     root = _models_root(out)
     for spec in resolve(models):
-        manifest = convert_model(root / spec.name, formats)
+        manifest = convert_model(root / spec.name, formats, log=_note)
         for f in formats:
             done = manifest["conversions"][f]
             click.echo(
                 f"{spec.name}: {f} -> {root / spec.name / done['output']} "
-                f"({len(done['files'])} files, tensorflowjs {done['converter_version']})"
+                f"({len(done['files'])} files, {done['converter']} {done['converter_version']})"
             )
 
 
@@ -169,3 +182,242 @@ def registry(check: bool):
             raise BridgeError(f"{REGISTRY_JSON} is out of date: run `tfjs-bridge registry`")
         return
     click.echo(f"wrote {write_registry_json()}")
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Model name in the manifest [default: OUT_DIR's name].")
+def export(source: Path, out_dir: Path, name: str | None):
+    """Turn your own Keras model into a model folder for every Node path.
+
+    SOURCE is a tf-keras .h5, a Keras 3 .keras file or a SavedModel folder;
+    OUT_DIR gets keras.h5, saved_model/, tfjs_layers/, tfjs_graph/ and a manifest.
+    Example: tfjs-bridge export my_model.keras models/my_model"""
+    from .export import export_model
+
+    manifest = export_model(source, out_dir, name)
+    made = ", ".join(sorted(manifest.get("conversions", {})))
+    click.echo(f"{manifest['model']}: {manifest['source']['kind']} -> {out_dir} ({made})")
+    for note in manifest["notes"]:
+        click.echo(f"note: {note}")
+
+
+@main.command()
+@click.argument("models", nargs=-1)
+@click.option(
+    "--runtime",
+    "runtimes",
+    multiple=True,
+    help="A Node path (tfjs-node/layers) or a backend (tfjs-wasm); repeatable [default: all].",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Reference inputs per model.",
+)
+@click.option("--full", is_flag=True, help="The whole test set (10,000 MNIST images).")
+@click.option(
+    "--atol", type=click.FloatRange(min=0), default=None, help="Override the spec's atol."
+)
+@click.option(
+    "--rtol", type=click.FloatRange(min=0), default=None, help="Override the spec's rtol."
+)
+@click.option(
+    "--keras-model",
+    "keras_models",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Your own model (.h5, .keras or SavedModel folder), exported to a temporary folder.",
+)
+@click.option(
+    "--model-dir",
+    "model_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A model folder written by `tfjs-bridge export`.",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write report.json and errors.png here.",
+)
+@models_dir_option
+def verify(models, runtimes, samples, full, atol, rtol, keras_models, model_dirs, report_dir, out):
+    """Check that every Node path computes what Python computes for MODELS.
+
+    The same inputs go through Python (the original Keras model) and each Node
+    path; names, shapes and dtypes must match exactly and every value within
+    atol + rtol*|python|; classifiers must agree on every argmax.
+    Exit 0 only when every path passes.
+
+    Examples: tfjs-bridge verify gru --full;
+    tfjs-bridge verify --keras-model my_model.keras --report reports/mine"""
+    import tempfile
+
+    from .export import export_model
+    from .reference import subject_from_folder
+    from .registry import resolve
+    from .report import print_table, write_report
+    from .runtimes import resolve_runtimes
+    from .verify import record_parity
+    from .verify import verify as run_verify
+
+    chosen = resolve_runtimes(runtimes)
+    root = _models_root(out)
+    dirs = (
+        [root / spec.name for spec in resolve(models)]
+        if models or not (keras_models or model_dirs)
+        else []
+    )
+    dirs += list(model_dirs)
+    with tempfile.TemporaryDirectory(prefix="tfjs-bridge-verify-") as tmp:
+        for i, source in enumerate(keras_models):
+            target = Path(tmp) / f"{i}-{source.stem or 'model'}"
+            export_model(source, target, name=source.stem or source.name)
+            dirs.append(target)
+        subjects = [subject_from_folder(d) for d in dirs]
+        report = run_verify(
+            subjects,
+            chosen,
+            None if full else samples,
+            atol=atol,
+            rtol=rtol,
+            explicit_runtimes=bool(runtimes),
+            progress=sys.stderr.isatty(),
+        )
+    print_table(report)
+    # Folders that outlive this run learn which of their paths passed (node/lib/choose.js).
+    record_parity(report, [s for s in subjects if s.model_dir.parent != Path(tmp)])
+    if report_dir is not None:
+        for path in write_report(report, report_dir):
+            click.echo(f"wrote {path}")
+    if not report.ok:
+        bad = [f"{r.model} {r.runtime}" for r in report.results if r.status != "pass"]
+        raise BridgeError(
+            f"{len(bad)} of {len(report.results)} paths did not pass: {', '.join(bad)}"
+        )
+
+
+@main.command()
+@click.argument("models", nargs=-1)
+@click.option("--batch", "batches", default="1,32,256", show_default=True, help="Batch sizes.")
+@click.option(
+    "--runtime", "runtimes", multiple=True,
+    help="Node paths or backends to time (as in verify) [default: all].",
+)  # fmt: skip
+@click.option(
+    "--budget", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+    help="Seconds of timed repetitions per route and batch (after warm-up).",
+)  # fmt: skip
+@click.option("--node-training", is_flag=True, help="Also time one Node training epoch of gru.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Write bench.json and bench.png here.")  # fmt: skip
+@models_dir_option
+def bench(models, batches, runtimes, budget, node_training, report_dir, out):
+    """Time every route side by side: Python baselines and every Node path.
+
+    Paths are verified first (500 samples); the fastest verified one becomes
+    each model's default in Node (parity.json). Example:
+    tfjs-bridge bench gru --batch 1,32,256 --report reports/bench"""
+    import tempfile
+
+    from . import bench as benchmarks
+    from .artifacts import write_json_atomic
+    from .reference import subject_from_folder
+    from .registry import resolve
+    from .runtimes import resolve_runtimes
+    from .verify import record_parity
+    from .verify import verify as run_verify
+
+    try:
+        sizes = [int(b) for b in batches.split(",")]
+        assert sizes and all(b > 0 for b in sizes)
+    except (ValueError, AssertionError):
+        raise UsageError(
+            f"--batch wants positive integers like 1,32,256, got '{batches}'"
+        ) from None
+    chosen = resolve_runtimes(runtimes)
+    root = _models_root(out)
+    subjects = [subject_from_folder(root / spec.name) for spec in resolve(models)]
+    checked = run_verify(subjects, chosen, 500)
+    record_parity(checked, subjects)
+    verified = {(r.model, r.runtime): r.status == "pass" for r in checked.results}
+    report = benchmarks.bench(
+        subjects, chosen, sizes, budget, log=lambda m: click.echo(m, err=True)
+    )
+    # One-shot runs (node predict.js) pay the load: cold start per verified path.
+    for subject in subjects:
+        for rt in chosen:
+            one_shot = rt.backend in ("tensorflow", "onnxruntime") and rt.format in subject.formats
+            if one_shot and verified.get((subject.name, rt.name)):
+                report.cold_start_by_path[(subject.name, rt.name)] = benchmarks.cold_start(
+                    subject.model_dir, rt.format, runs=2
+                )
+    benchmarks.record_speed(report, subjects)
+    for subject in subjects:
+        report.cold_start[f"node predict.js {subject.name}"] = benchmarks.cold_start(
+            subject.model_dir
+        )
+        figures = benchmarks.training_figures(subject.model_dir)
+        if figures and figures.get("final_test_accuracy") is not None:
+            report.training[f"{subject.name} python"] = figures
+    if node_training:
+        with tempfile.TemporaryDirectory() as tmp:
+            report.training["gru node"] = benchmarks.node_training_figures("gru", Path(tmp) / "gru")
+    benchmarks.print_bench(report, sizes, verified)
+    if report_dir is not None:
+        data = report.to_json()
+        data["verified"] = [f"{m} {r}" for (m, r), ok in verified.items() if ok]
+        report_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(report_dir / "bench.json", data)
+        click.echo(f"wrote {report_dir / 'bench.json'}")
+        click.echo(f"wrote {benchmarks.plot_bench(report, sizes, report_dir / 'bench.png')}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="A float32 .npy of shape [N, *input_shape].")  # fmt: skip
+@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="Output .npy (several outputs: OUTPUT with _NAME).")  # fmt: skip
+@click.option("--runtime", default=None, help="A Node path [default: the fastest verified one].")
+@click.option("--allow-nonfinite", is_flag=True, help="Run inputs holding NaN or ±Inf.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds to wait for Node [TFJS_BRIDGE_NODE_TIMEOUT, 600].")  # fmt: skip
+def predict(model_dir, input_path, output_path, runtime, allow_nonfinite, timeout):
+    """Run a model folder on a Node path, .npy in, .npy out.
+
+    Example: tfjs-bridge predict shared_models/lstm_sine --input x.npy --output y.npy"""
+    from .exchange import save_array
+    from .inputs import load_input
+    from .reference import subject_from_folder
+    from .runtimes import RUNTIMES
+    from .worker import NodeWorker
+
+    if runtime is not None and runtime not in RUNTIMES:
+        raise UsageError(f"unknown runtime '{runtime}' (known: {', '.join(RUNTIMES)})")
+    subject = subject_from_folder(model_dir)  # a missing folder or manifest fails here
+    x = load_input(input_path, subject.input_shape, allow_nonfinite)
+    rt = RUNTIMES.get(runtime)
+    with NodeWorker(rt.backend if rt else "tensorflow", timeout=timeout) as worker:
+        loaded = worker.load(model_dir, rt.format if rt else None)
+        ys, _ = worker.predict(loaded["handle"], x)
+    names = loaded["outputs"]
+    targets = (
+        [output_path]
+        if len(ys) == 1
+        else [output_path.with_name(f"{output_path.stem}_{n}{output_path.suffix}") for n in names]
+    )
+    for target, y in zip(targets, ys, strict=True):
+        save_array(target, y)
+        click.echo(f"wrote {target} {y.dtype}{list(y.shape)}")
+    click.echo(f"ran {loaded['format']} on {worker.backend} ({loaded['why']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,8 @@ converter's version and the sha256 of every file it wrote go to manifest.json.""
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,46 +62,100 @@ def converter_args(fmt: str, model_dir: Path, out_dir: Path) -> list[str]:
     raise BridgeError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
 
 
-OUTPUT_DIRS = {"layers": artifacts.TFJS_LAYERS, "graph": artifacts.TFJS_GRAPH}
+def _named(value):
+    if isinstance(value, dict):
+        if value.get("class_name") == "function" and isinstance(value.get("config"), str):
+            return value["config"]
+        return {k: _named(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_named(v) for v in value]
+    return value
 
 
-def convert(model_dir: Path, formats: tuple[str, ...] = FORMATS) -> dict:
-    """Convert one trained model folder to each format; returns the manifest."""
+def name_custom_activations(model_json: Path) -> None:
+    """tf-keras writes a custom activation function (keras3_hard_sigmoid) as
+    {"class_name": "function", "config": NAME}; tfjs looks activations up by
+    name, so the converted model.json gets the bare NAME."""
+    model = json.loads(model_json.read_text())
+    model["modelTopology"] = _named(model["modelTopology"])
+    artifacts.write_json_atomic(model_json, model)
+
+
+OUTPUT_DIRS = {"layers": artifacts.TFJS_LAYERS, "graph": artifacts.TFJS_GRAPH, "onnx": "onnx"}
+
+
+def convert(model_dir: Path, formats: tuple[str, ...] = FORMATS, log=None) -> dict:
+    """Convert one trained model folder to each format; returns the manifest.
+
+    The whole folder is updated in one atomic exchange (a staged copy made of
+    hard links), under the folder's lock: killed at any moment, the folder
+    and its manifest stay as they were or are complete."""
+    with artifacts.model_lock(model_dir, log):
+        artifacts.read_manifest(model_dir)  # fail before staging anything
+        with artifacts.staged_update(model_dir) as staging:
+            manifest = convert_in_place(staging, formats)
+    return manifest
+
+
+def convert_in_place(model_dir: Path, formats: tuple[str, ...]) -> dict:
+    """Convert into model_dir itself (a folder no one else sees yet)."""
     manifest = artifacts.read_manifest(model_dir)
+    # Convert only what was trained: inputs whose sha256 no longer matches are refused.
+    sources = {"layers": artifacts.KERAS_H5, "onnx": artifacts.KERAS_H5}
+    for fmt in formats:
+        if fmt in sources:
+            artifacts.check_integrity(model_dir, [sources[fmt]], manifest)
+        else:
+            artifacts.check_folder_integrity(model_dir, artifacts.SAVED_MODEL, manifest)
     # The installed package's version: starting the converter just to ask
     # costs ~5 s per call, and the conversion itself fails loudly if it is broken.
     version = importlib.metadata.version("tensorflowjs")
     conversions = manifest.setdefault("conversions", {})
     for fmt in formats:
-        target = model_dir / OUTPUT_DIRS[fmt]
-        with artifacts.staged_dir(target) as staging:
-            args = converter_args(fmt, model_dir, staging)
-            run_converter(args)
-            conversions[fmt] = {
-                "converter": "tensorflowjs_converter",
-                "converter_version": version,
-                "args": args[:-2],
-                "output": OUTPUT_DIRS[fmt],
-                "files": artifacts.file_hashes(staging),
-            }
+        out = model_dir / OUTPUT_DIRS[fmt]
+        shutil.rmtree(out, ignore_errors=True)  # links to the old files: the original keeps them
+        out.mkdir()
+        if fmt == "onnx":
+            from .onnx_export import export_onnx
+
+            done = export_onnx(model_dir, out)
+            conversions[fmt] = {**done, "output": "onnx", "files": artifacts.file_hashes(out)}
+            continue
+        args = converter_args(fmt, model_dir, out)
+        run_converter(args)
+        if fmt == "layers":
+            name_custom_activations(out / "model.json")
+        conversions[fmt] = {
+            "converter": "tensorflowjs_converter",
+            "converter_version": version,
+            "args": args[:-2],
+            "output": OUTPUT_DIRS[fmt],
+            "files": artifacts.file_hashes(out),
+        }
     artifacts.write_json_atomic(model_dir / artifacts.MANIFEST, manifest)
     return manifest
 
 
 def import_layers_model(model_dir: Path) -> Path:
-    """tfjs layers model (e.g. trained by node/train.js) -> model_dir/keras.h5."""
+    """tfjs layers model (e.g. trained by node/train.js) -> model_dir/keras.h5,
+    recorded in the manifest; the folder is updated in one atomic exchange."""
     model_json = model_dir / artifacts.TFJS_LAYERS / "model.json"
     if not model_json.exists():
         raise BridgeError(f"{model_json}: not found: train with `node node/train.js` first")
-    target = model_dir / artifacts.KERAS_H5
-    staging = model_dir / f".{artifacts.KERAS_H5}.tmp"
-    run_converter(
-        [
-            "--input_format=tfjs_layers_model",
-            "--output_format=keras",
-            str(model_json),
-            str(staging),
-        ]
-    )
-    staging.replace(target)
-    return target
+    with artifacts.model_lock(model_dir):
+        manifest = artifacts.read_manifest(model_dir)
+        artifacts.check_integrity(model_dir, [f"{artifacts.TFJS_LAYERS}/model.json"], manifest)
+        with artifacts.staged_update(model_dir) as staging:
+            target = staging / artifacts.KERAS_H5
+            target.unlink(missing_ok=True)
+            run_converter(
+                [
+                    "--input_format=tfjs_layers_model",
+                    "--output_format=keras",
+                    str(staging / artifacts.TFJS_LAYERS / "model.json"),
+                    str(target),
+                ]
+            )
+            manifest.setdefault("files", {})[artifacts.KERAS_H5] = artifacts.sha256(target)
+            artifacts.write_json_atomic(staging / artifacts.MANIFEST, manifest)
+    return model_dir / artifacts.KERAS_H5

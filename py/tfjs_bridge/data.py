@@ -132,3 +132,31 @@ LOADERS = {"mnist": load_mnist, "seed_lstm": load_seed_lstm, "sine": load_sine}
 
 def load(name: str, limit: int | None = None) -> Dataset:
     return LOADERS[name](limit)
+
+
+REFERENCE_SEED = 1234
+
+
+def reference_inputs(
+    data_name: str | None, input_shape: tuple[int | None, ...], samples: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inputs for parity checks, made once in Python, and labels when known.
+
+    Registry models get real inputs from their own data (MNIST test images,
+    sine windows, the seed LSTM's values and more around them); any other
+    model gets uniform values in [-1, 1] drawn with a fixed seed. samples=None
+    means the whole test set."""
+    rng = np.random.default_rng(REFERENCE_SEED)
+    if data_name == "mnist":
+        return mnist_split("test", samples)
+    if data_name == "sine":
+        x = load_sine(samples).x_test
+        return x, None
+    if data_name == "seed_lstm":
+        n = samples or 64
+        # The seed's own points (1, 2, and the 3 it predicts), then more in [0, 4].
+        values = np.concatenate([[1, 2, 3], rng.uniform(0, 4, size=max(n - 3, 0))])[:n]
+        return values.astype(np.float32).reshape(n, 1, 1), None
+    shape = tuple(d if d is not None else 16 for d in input_shape)
+    x = rng.uniform(-1, 1, size=(samples or 256, *shape)).astype(np.float32)
+    return x, None

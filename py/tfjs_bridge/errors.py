@@ -25,3 +25,10 @@ def last_line(text: str) -> str:
     """The last non-blank line of a tool's stderr: where tracebacks say what broke."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no output on stderr"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library errors run to
+    paragraphs), or its type when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

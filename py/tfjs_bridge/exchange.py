@@ -7,6 +7,7 @@ text would not. Node reads them with ``npyjs`` and writes them with
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,9 @@ def save_array(path: str | Path, array: np.ndarray) -> Path:
     if array.dtype.type not in SUPPORTED_DTYPES:
         raise BridgeError(f"{path}: dtype {array.dtype} cannot cross to Node (use float32)")
     path = Path(path)
-    np.save(path, array.astype(array.dtype.newbyteorder("<"), copy=False), allow_pickle=False)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
+    np.save(tmp, array.astype(array.dtype.newbyteorder("<"), copy=False), allow_pickle=False)
+    os.replace(tmp, path)  # a reader never sees half a file, nor a failed run's
     return path
 
 

@@ -10,7 +10,7 @@ NOT_INSTALLED = "not installed"
 
 def python_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("tensorflow", "tf-keras", "tensorflowjs", "numpy", "tfjs-bridge"):
+    for dist in ("tensorflow", "tf-keras", "keras", "tensorflowjs", "numpy", "tfjs-bridge"):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

@@ -1,0 +1,43 @@
+'use strict';
+// The tfjs backends a model can run on in Node, each in a process of its own:
+//   tensorflow  @tensorflow/tfjs-node, the native TensorFlow (linked to the Python TF)
+//   cpu         @tensorflow/tfjs's pure-JavaScript CPU backend (what the tutorials install)
+//   wasm        @tensorflow/tfjs-backend-wasm (its .wasm binary ships in the npm package)
+//   onnxruntime onnxruntime-node, no tfjs at all (optional: `make onnx`)
+// Loading tfjs-node makes it the backend of every tfjs in the process, so the
+// others must be chosen in a process that never requires it.
+const { installKerasCompat } = require('./keras_compat');
+
+const BACKENDS = ['tensorflow', 'cpu', 'wasm', 'onnxruntime'];
+
+/** onnxruntime-node, or a clear error saying how to get it. */
+function loadOnnxRuntime() {
+  try {
+    return require('onnxruntime-node');
+  } catch (err) {
+    throw new Error('onnxruntime-node is not installed: run `make onnx` (an optional extra)');
+  }
+}
+
+/** The tfjs module set to that backend; for onnxruntime, {ort} and no tfjs. */
+async function loadBackend(name) {
+  if (name === 'tensorflow') return require('./tfnode').tf;
+  if (name === 'onnxruntime') return { ort: loadOnnxRuntime() };
+  if (!BACKENDS.includes(name)) throw new Error(`unknown backend '${name}' (known: ${BACKENDS.join(', ')})`);
+  // tfjs greets Node users with advice to install tfjs-node (console.warn):
+  // running without it is the point here, so keep the greeting out of stderr.
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    const tf = require('@tensorflow/tfjs');
+    if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
+    if (!(await tf.setBackend(name))) throw new Error(`the ${name} backend failed to initialise`);
+    tf.tidy(() => tf.add(1, 1).dataSync());
+    installKerasCompat(tf);
+    return tf;
+  } finally {
+    console.warn = warn;
+  }
+}
+
+module.exports = { BACKENDS, loadBackend, loadOnnxRuntime };

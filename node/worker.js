@@ -1,0 +1,167 @@
+'use strict';
+// A long-lived Node process that loads converted models and runs them, driven
+// by Python (py/tfjs_bridge/worker.py) over the framed protocol of
+// lib/protocol.js on stdin/stdout. One backend per process:
+//
+//   node node/worker.js --backend tensorflow|cpu|wasm|onnxruntime
+//
+// Requests: hello | load {model_dir, format} | predict {handle} + 1 tensor |
+// bench {handle, warmup, budget_ms, ...} + 1 tensor | memory | dispose {handle}.
+// Replies: {id, ok: true, ...} or {id, ok: false, error}.
+// stdout carries frames only; anything a library prints goes to stderr.
+const { parseArgs } = require('util');
+const { performance } = require('perf_hooks');
+const { main, UsageError } = require('./lib/cli');
+const { encodeFrame, FrameReader } = require('./lib/protocol');
+
+const protocolOut = process.stdout;
+console.log = console.error;
+console.info = console.error;
+
+function parse() {
+  try {
+    return parseArgs({ options: { backend: { type: 'string', default: 'tensorflow' } } }).values;
+  } catch (err) {
+    throw new UsageError(`${err.message}\nusage: worker.js [--backend tensorflow|cpu|wasm|onnxruntime]`);
+  }
+}
+
+function runtimeInfo(tf, backend) {
+  if (tf.ort) {
+    const { version } = require('onnxruntime-node/package.json');
+    return { backend, node: process.versions.node, onnxruntime_node: version, pid: process.pid };
+  }
+  const info = { backend: tf.getBackend(), node: process.versions.node, tfjs: tf.version.tfjs, pid: process.pid };
+  if (backend === 'tensorflow') Object.assign(info, require('./lib/tfnode').runtimeInfo());
+  if (backend === 'wasm') {
+    info.wasm_simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
+    info.wasm_threads = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
+  }
+  return info;
+}
+
+/** Peak resident memory of this process: VmHWM. (getrusage's maxRSS is
+ * inherited across exec on Linux, so it would report the Python parent's.) */
+function peakRss() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) * 1024 : null;
+}
+
+function memoryFigures(tf) {
+  const { numTensors, numBytes } = tf.ort ? {} : tf.memory();
+  const { rss, heapUsed } = process.memoryUsage();
+  return { num_tensors: numTensors ?? null, num_bytes: numBytes ?? null, rss, heap_used: heapUsed, peak_rss: peakRss() };
+}
+
+function makeHandlers(tf, backend) {
+  const { loadModel, bind } = require('./lib/models');
+  const models = new Map();
+  let nextHandle = 1;
+  const get = (handle) => {
+    const runner = models.get(handle);
+    if (!runner) throw new Error(`no model loaded under handle ${handle}`);
+    return runner;
+  };
+
+  return {
+    hello: () => ({ result: runtimeInfo(tf, backend) }),
+
+    // Without a format, the fastest verified tfjs-node path (lib/choose.js).
+    load: async ({ model_dir: modelDir, format, batch = 32 }) => {
+      const started = performance.now();
+      let why = 'asked for';
+      if (!format) {
+        if (backend !== 'tensorflow') throw new Error(`load needs a format on the ${backend} backend`);
+        ({ format, why } = require('./lib/choose').chooseFormat(modelDir, { batch }));
+      }
+      const runner = await loadModel(tf, modelDir, format);
+      const handle = nextHandle++;
+      models.set(handle, runner);
+      return { result: { handle, format, why, outputs: runner.outputs, load_ms: performance.now() - started } };
+    },
+
+    predict: async ({ handle, tensors }) => {
+      if (tensors.length !== 1) throw new Error(`predict takes 1 input tensor, got ${tensors.length}`);
+      const bound = bind(tf, get(handle), tensors[0]);
+      try {
+        const started = performance.now();
+        const out = await bound.call();
+        return { result: { ms: performance.now() - started, outputs: get(handle).outputs }, tensors: out };
+      } finally {
+        bound.release();
+      }
+    },
+
+    // Timed inside this process: `warmup` untimed calls, then calls until
+    // `budget_ms` is spent (at least min_reps, at most max_reps), each timed
+    // from the call to the values read back.
+    bench: async ({ handle, tensors, warmup = 3, budget_ms: budget = 2000, min_reps: minReps = 5, max_reps: maxReps = 200 }) => {
+      const bound = bind(tf, get(handle), tensors[0]);
+      const once = async () => {
+        const started = performance.now();
+        await bound.call();
+        return performance.now() - started;
+      };
+      try {
+        const first = await once();
+        for (let i = 1; i < warmup; i++) await once();
+        const times = [];
+        const until = performance.now() + budget;
+        while (times.length < maxReps && (times.length < minReps || performance.now() < until)) {
+          times.push(await once());
+        }
+        return { result: { first_ms: first, ms: times, ...memoryFigures(tf) } };
+      } finally {
+        bound.release();
+      }
+    },
+
+    memory: () => ({ result: memoryFigures(tf) }),
+
+    dispose: ({ handle }) => {
+      get(handle).dispose();
+      models.delete(handle);
+      return { result: { handle } };
+    },
+  };
+}
+
+main(async () => {
+  const { backend } = parse();
+  const { loadBackend } = require('./lib/backends');
+  const tf = await loadBackend(backend);
+  const handlers = makeHandlers(tf, backend);
+  const reader = new FrameReader();
+  let queue = Promise.resolve();
+
+  const answer = async (request) => {
+    const handler = handlers[request.op];
+    let reply;
+    try {
+      if (!handler) throw new Error(`unknown op '${request.op}'`);
+      const { result, tensors } = await handler(request);
+      reply = encodeFrame({ id: request.id, ok: true, result }, tensors);
+    } catch (err) {
+      // One line for the reply (tfjs errors run to paragraphs); the rest to stderr.
+      const message = String(err && err.message ? err.message : err);
+      if (message.includes('\n')) process.stderr.write(`${message}\n`);
+      reply = encodeFrame({ id: request.id, ok: false, error: message.split('\n')[0] });
+    }
+    protocolOut.write(reply);
+  };
+
+  await new Promise((resolve, reject) => {
+    process.stdin.on('data', (chunk) => {
+      let frames;
+      try {
+        frames = reader.push(chunk);
+      } catch (err) {
+        reject(new Error(`bad frame on stdin: ${err.message}`));
+        return;
+      }
+      for (const request of frames) queue = queue.then(() => answer(request));
+    });
+    // Python closed our stdin: finish what was asked, then leave.
+    process.stdin.on('end', () => queue.then(resolve));
+  });
+});

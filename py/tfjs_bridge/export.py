@@ -1,0 +1,192 @@
+"""Any user's Keras model -> a model folder like the registry's, ready for
+every Node path: `tfjs-bridge export PATH OUT` (and `verify --keras-model`).
+
+  .h5 / .hdf5   a tf-keras model
+  .keras        a Keras 3 model: rebuilt in tf-keras by keras3.py
+  a folder      a SavedModel: a tf-keras one is treated as Keras; any other is
+                served as is (graph and saved_model formats only)
+
+The folder holds keras.h5 (for the layers converter), saved_model/ (an
+unrolled twin with the same weights, for the graph converter and
+tf.node.loadSavedModel), tfjs_layers/, tfjs_graph/ and manifest.json, whose
+"reference" says which Python model is the truth for verify."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import artifacts, keras3
+from .convert import convert_in_place
+from .errors import BridgeError, UsageError, first_line
+from .tfimport import import_tensorflow
+from .versions import python_versions
+
+RNN_CLASSES = {"GRU", "LSTM", "SimpleRNN", "RNN"}
+
+
+def _with_unroll(config):
+    if isinstance(config, dict):
+        out = {k: _with_unroll(v) for k, v in config.items()}
+        if out.get("class_name") in RNN_CLASSES and isinstance(out.get("config"), dict):
+            out["config"]["unroll"] = True
+        return out
+    if isinstance(config, list):
+        return [_with_unroll(v) for v in config]
+    return config
+
+
+def unrolled_twin(model):
+    """The same tf-keras model with every RNN unrolled (no While loop in its
+    graph: the tfjs graph executor runs loops only slowly through
+    executeAsync, and tf-keras 2.19's not at all). None if a time axis is not fixed."""
+    import tf_keras
+
+    if any(shape[1] is None for shape in _input_shapes(model) if len(shape) >= 3):
+        return None
+    cls = tf_keras.Sequential if isinstance(model, tf_keras.Sequential) else tf_keras.Model
+    twin = cls.from_config(_with_unroll(model.get_config()), custom_objects=keras3.CUSTOM_OBJECTS)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _input_shapes(model) -> list[tuple]:
+    return [tuple(t.shape) for t in model.inputs]
+
+
+def save_h5(model, path: Path) -> None:
+    with warnings.catch_warnings():
+        # HDF5 is "legacy" to tf-keras, but it is what the converter's keras input reads.
+        warnings.filterwarnings("ignore", message="You are saving your model as an HDF5")
+        model.save(path, include_optimizer=False, save_format="h5")
+
+
+def save_serving(model, model_dir: Path) -> bool:
+    """model_dir/saved_model/ and saved_model_xla/: SavedModels serving `model`
+    (an unrolled twin when possible, built once for both) under
+    serving_default, input "input", outputs "output" (or the output names when
+    several): names Node reads from the signature. The XLA one compiles the
+    serving function (jit_compile), which tf.node.loadSavedModel runs too,
+    several times faster for small batches. Returns whether it is unrolled."""
+    tf = import_tensorflow()
+    (shape,) = _input_shapes(model)
+    twin = unrolled_twin(model)
+    served = twin if twin is not None else model
+    names = list(model.output_names)
+
+    def outputs(x):
+        ys = served(x, training=False)
+        ys = ys if isinstance(ys, list | tuple) else [ys]
+        return {"output": ys[0]} if len(ys) == 1 else dict(zip(names, ys, strict=True))
+
+    spec = [tf.TensorSpec(shape, tf.float32, name="input")]
+    for folder, xla in ((artifacts.SAVED_MODEL, None), (artifacts.SAVED_MODEL_XLA, True)):
+        serve = tf.function(outputs, input_signature=spec, jit_compile=xla)
+        tf.saved_model.save(served, str(model_dir / folder), signatures={"serving_default": serve})
+    return twin is not None
+
+
+def _classifier(model) -> bool:
+    """Its first output comes from a softmax: verify then also compares argmax."""
+    first = model.get_layer(model.output_names[0])
+    activation = getattr(first, "activation", None)
+    return getattr(activation, "__name__", None) == "softmax"
+
+
+def _load_source(source: Path):
+    """(tf-keras model or None, reference kind)."""
+    import_tensorflow()
+    import tf_keras
+
+    if source.is_dir():
+        if not (source / "saved_model.pb").exists():
+            raise UsageError(f"{source}: a folder, but not a SavedModel (no saved_model.pb)")
+        try:
+            model = tf_keras.models.load_model(source, compile=False)
+        except Exception:
+            model = None
+        # Anything else (a Keras 3 export, a tf.Module) is served by its signature.
+        return (model, "tf_keras") if isinstance(model, tf_keras.Model) else (None, "saved_model")
+    suffix = source.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        try:
+            return (
+                tf_keras.models.load_model(
+                    source, compile=False, custom_objects=keras3.CUSTOM_OBJECTS
+                ),
+                "tf_keras",
+            )
+        except Exception as exc:
+            raise BridgeError(
+                f"{source}: not a loadable tf-keras .h5 model ({first_line(exc)})"
+            ) from None
+    if suffix == ".keras":
+        return keras3.to_tf_keras(keras3.load(source)), "keras3"
+    raise UsageError(f"{source}: expected a .h5, a .keras file or a SavedModel folder")
+
+
+def export_model(source: Path, out_dir: Path, name: str | None = None) -> dict:
+    """Write out_dir (atomically) from a user's model; returns the manifest."""
+    if not source.exists():
+        raise UsageError(f"{source}: no such file or folder")
+    model, kind = _load_source(source)
+    name = name or out_dir.name
+    notes = []
+    with artifacts.model_lock(out_dir), artifacts.staged_dir(out_dir) as staging:
+        if model is not None:
+            if len(model.inputs) != 1:
+                raise BridgeError(
+                    f"{source}: {len(model.inputs)} inputs; tfjs-bridge handles one-input models"
+                )
+            save_h5(model, staging / artifacts.KERAS_H5)
+            if not save_serving(model, staging):
+                notes.append("time axis not fixed: the SavedModel keeps its While loop")
+            input_shape = list(model.inputs[0].shape[1:])
+            classifier = _classifier(model)
+            formats = ("layers", "graph")
+        else:
+            shutil.copytree(source, staging / artifacts.SAVED_MODEL)
+            input_shape = _signature_input_shape(staging / artifacts.SAVED_MODEL)
+            classifier = False
+            formats = ("graph",)
+        reference = {
+            "tf_keras": {"kind": "tf_keras", "file": artifacts.KERAS_H5},
+            "keras3": {"kind": "keras3", "file": "source.keras"},
+            "saved_model": {"kind": "saved_model", "file": artifacts.SAVED_MODEL},
+        }[kind]
+        if kind == "keras3":
+            shutil.copyfile(source, staging / "source.keras")
+        manifest = {
+            "model": name,
+            "spec": {
+                "name": name,
+                "input_shape": input_shape,
+                "task": "classification" if classifier else "unknown",
+                "data": None,
+                "atol": 1e-5,
+                "rtol": 1e-5,
+            },
+            "reference": reference,
+            "source": {"path": str(source.resolve()), "kind": kind},
+            "notes": notes,
+            "versions": python_versions(),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        manifest["files"] = artifacts.file_hashes(staging)  # what the converters may read
+        artifacts.write_json_atomic(staging / artifacts.MANIFEST, manifest)
+        manifest = convert_in_place(staging, formats)
+        hashes = artifacts.file_hashes(staging)
+        manifest["files"] = {k: v for k, v in hashes.items() if k != artifacts.MANIFEST}
+        artifacts.write_json_atomic(staging / artifacts.MANIFEST, manifest)
+    return manifest
+
+
+def _signature_input_shape(folder: Path) -> list:
+    tf = import_tensorflow()
+    serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    specs = list(serve.structured_input_signature[1].values())
+    if len(specs) != 1:
+        raise BridgeError(f"{folder}: {len(specs)} inputs; tfjs-bridge handles one-input models")
+    return list(specs[0].shape[1:])

@@ -1,0 +1,141 @@
+"""The Python side of a parity check: a model folder's truth, computed by the
+framework that trained it, and the output names each format should carry.
+
+A folder's manifest says what the truth is ("reference"):
+  tf_keras     keras.h5 loaded in tf-keras (registry models, user .h5 files)
+  keras3       source.keras loaded in Keras 3 (user .keras files)
+  saved_model  saved_model/ served by TensorFlow (user SavedModels that are not Keras)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import artifacts
+from .errors import BridgeError
+from .tfimport import import_tensorflow
+
+FORMAT_PATHS = {
+    "layers": f"{artifacts.TFJS_LAYERS}/model.json",
+    "graph": f"{artifacts.TFJS_GRAPH}/model.json",
+    "saved_model": f"{artifacts.SAVED_MODEL}/saved_model.pb",
+    "saved_model_xla": f"{artifacts.SAVED_MODEL_XLA}/saved_model.pb",
+    "onnx": "onnx/model.onnx",
+}
+CHUNK = 1000  # samples per call, on both sides
+
+
+@dataclass
+class Subject:
+    """One model folder to verify, as its manifest describes it."""
+
+    name: str
+    model_dir: Path
+    input_shape: tuple[int | None, ...]
+    data: str | None  # registry data set for real inputs, or None
+    classifier: bool
+    atol: float
+    rtol: float
+    reference_kind: str
+    reference_file: str
+
+    @property
+    def formats(self) -> list[str]:
+        return [f for f, rel in FORMAT_PATHS.items() if (self.model_dir / rel).exists()]
+
+
+def subject_from_folder(model_dir: Path) -> Subject:
+    manifest = artifacts.read_manifest(model_dir)
+    spec = manifest.get("spec")
+    if not isinstance(spec, dict) or "input_shape" not in spec:
+        raise BridgeError(f"{model_dir / artifacts.MANIFEST}: has no model spec (input_shape)")
+    reference = manifest.get("reference", {"kind": "tf_keras", "file": artifacts.KERAS_H5})
+    return Subject(
+        name=spec.get("name", model_dir.name),
+        model_dir=model_dir,
+        input_shape=tuple(spec["input_shape"]),
+        data=spec.get("data"),
+        classifier=spec.get("task") == "classification",
+        atol=float(spec.get("atol", 1e-5)),
+        rtol=float(spec.get("rtol", 1e-5)),
+        reference_kind=reference["kind"],
+        reference_file=reference["file"],
+    )
+
+
+class Reference:
+    """Runs the subject's original model in Python."""
+
+    def __init__(self, subject: Subject):
+        self.subject = subject
+        tf = import_tensorflow()
+        path = subject.model_dir / subject.reference_file
+        kind = subject.reference_kind
+        self.keras_model = None  # the Keras model itself, when the truth is one (bench times it)
+        # The truth must be the file that was trained, not a tampered copy.
+        if path.is_dir():
+            artifacts.check_folder_integrity(subject.model_dir, subject.reference_file)
+        else:
+            artifacts.check_integrity(subject.model_dir, [subject.reference_file])
+        if kind == "tf_keras":
+            import tf_keras
+
+            from .keras3 import CUSTOM_OBJECTS
+
+            model = tf_keras.models.load_model(path, compile=False, custom_objects=CUSTOM_OBJECTS)
+            self.keras_model = model
+            self.output_names = list(model.output_names)
+            self._call = lambda x: _as_list(model(x, training=False))
+        elif kind == "keras3":
+            from . import keras3
+
+            model = keras3.load(path)
+            self.keras_model = model
+            self.output_names = keras3.output_names(model)
+            self._call = lambda x: _as_list(model(x, training=False))
+        elif kind == "saved_model":
+            serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+            (input_key,) = serve.structured_input_signature[1].keys()
+            self.output_names = sorted(serve.structured_outputs)
+            self._call = lambda x: [
+                serve(**{input_key: tf.constant(x)})[k] for k in self.output_names
+            ]
+        else:
+            raise BridgeError(f"{subject.model_dir}: unknown reference kind '{kind}'")
+        self.signature_names = self._signature_names(tf)
+
+    def _signature_names(self, tf) -> list[str] | None:
+        """Output keys of the SavedModel's serving signature, sorted (Node sorts them too)."""
+        folder = self.subject.model_dir / artifacts.SAVED_MODEL
+        if not folder.exists():
+            return None
+        serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+        return sorted(serve.structured_outputs)
+
+    def expected_names(self, fmt: str) -> list[str]:
+        return self.output_names if fmt == "layers" else self.signature_names or self.output_names
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        """Outputs in output_names order, computed in chunks."""
+        parts = [
+            [np.asarray(y) for y in self._call(x[i : i + CHUNK])] for i in range(0, len(x), CHUNK)
+        ]
+        return [np.concatenate(ys) for ys in zip(*parts, strict=True)]
+
+    def for_format(self, fmt: str, outputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Python's outputs ordered and named as the format names them."""
+        names = self.expected_names(fmt)
+        if names == self.output_names:
+            return outputs
+        if len(outputs) == 1:
+            return outputs
+        return [outputs[self.output_names.index(n)] for n in names]
+
+
+def _as_list(y) -> list:
+    if isinstance(y, dict):
+        return [y[k] for k in sorted(y)]
+    return list(y) if isinstance(y, list | tuple) else [y]

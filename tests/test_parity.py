@@ -1,0 +1,150 @@
+"""Cross-runtime parity, CI-sized: every registry model x every Node path
+(real converter, real Node processes, real backends) against Python."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tfjs_bridge import parity
+from tfjs_bridge.cli import main
+from tfjs_bridge.reference import subject_from_folder
+from tfjs_bridge.registry import MODELS
+from tfjs_bridge.runtimes import RUNTIMES, optional_missing, resolve_runtimes
+from tfjs_bridge.verify import verify
+
+SAMPLES = 300
+TFJS_NODE_TARGET = 1e-5  # issue #4: max |error| on every tfjs-node path
+
+
+AVAILABLE = [rt for rt in RUNTIMES.values() if not optional_missing(rt)]
+
+
+@pytest.fixture(scope="module")
+def matrix(node_runtime, small_models):
+    subjects = [subject_from_folder(small_models / name) for name in MODELS]
+    report = verify(subjects, AVAILABLE, SAMPLES)
+    return report, {(r.model, r.runtime): r for r in report.results}
+
+
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
+@pytest.mark.parametrize("model", list(MODELS))
+def test_node_path_matches_python(matrix, model, runtime):
+    missing = optional_missing(RUNTIMES[runtime])
+    if missing:
+        pytest.skip(missing)  # an optional extra, never installed by `make test`
+    report, results = matrix
+    result = results[(model, runtime)]
+    assert result.status == "pass", result.reason
+    figures = result.figures
+    assert figures["samples"] == report.samples[model] > 0
+    assert figures["outside"] == 0 and figures["elements"] > 0
+    assert figures["max_abs"] <= report.tolerances[model]["atol"] + 1e-12 or figures["outside"] == 0
+    if runtime.startswith("tfjs-node/"):
+        assert figures["max_abs"] <= TFJS_NODE_TARGET
+    if MODELS[model].task == "classification":
+        assert figures["argmax_agree"] == figures["argmax_total"] == SAMPLES
+        assert figures["accuracy_node"] == figures["accuracy_python"]
+
+
+def test_report_records_versions_and_tolerances(matrix, tmp_path):
+    from tfjs_bridge.report import read_report, write_report
+
+    report, _ = matrix
+    written = write_report(report, tmp_path)
+    assert [p.name for p in written] == ["report.json", "errors.png"]
+    assert written[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = read_report(tmp_path)
+    assert saved["ok"] is True
+    assert saved["versions"]["converter"]["tensorflowjs"] == "4.22.0"
+    assert saved["versions"]["node"]["tensorflow"]["tensorflow"] == "2.19.0"
+    assert saved["versions"]["node"]["wasm"]["backend"] == "wasm"
+    assert saved["tolerances"]["gru"] == {"atol": 1e-5, "rtol": 1e-5}
+    assert len(saved["results"]) == len(MODELS) * len(AVAILABLE)
+
+
+# -- the comparison rules themselves ------------------------------------------
+
+
+def _compare(expected, got, **kw):
+    return parity.compare([expected], [got], ["y"], kw.pop("names", ["y"]), 1e-5, 1e-5, **kw)
+
+
+def test_compare_passes_identical_outputs():
+    y = np.random.default_rng(0).random((4, 3), dtype=np.float32)
+    result = _compare(y, y.copy())
+    assert result["passed"] and result["max_abs"] == 0 and result["outside"] == 0
+
+
+def test_compare_finds_one_value_off_and_says_where():
+    y = np.zeros((4, 6, 3), dtype=np.float32)
+    got = y.copy()
+    got[2, 5, 1] = 1e-3
+    result = _compare(y, got)
+    assert not result["passed"] and result["outside"] == 1
+    assert result["outputs"][0]["first_outside"][0]["index"] == [2, 5, 1]
+    per_step = result["outputs"][0]["max_abs_per_timestep"]
+    assert per_step[5] == pytest.approx(1e-3) and max(per_step[:5]) == 0
+
+
+@pytest.mark.parametrize(
+    "got, names, reason",
+    [
+        (np.zeros((4, 3), np.float32), ["z"], "output names"),
+        (np.zeros((4, 2), np.float32), ["y"], "float32[4, 2]"),
+        (np.zeros((4, 3), np.float64), ["y"], "float64"),
+        (np.full((4, 3), np.nan, np.float32), ["y"], "12 of 12 values outside"),
+    ],
+    ids=["name", "shape", "dtype", "nan"],
+)
+def test_compare_refuses_mismatches(got, names, reason):
+    result = _compare(np.zeros((4, 3), np.float32), got, names=names)
+    assert not result["passed"] and reason in result["reason"]
+
+
+def test_compare_counts_argmax_disagreements():
+    y = np.float32([[0.6, 0.4], [0.2, 0.8]])
+    got = np.float32([[0.6, 0.4], [0.8, 0.2]])
+    result = _compare(y, got, classifier=True, labels=np.array([0, 1]))
+    assert (result["argmax_agree"], result["disagreements"]) == (1, [1])
+    assert (result["accuracy_python"], result["accuracy_node"]) == (1.0, 0.5)
+
+
+def test_runtime_names_select_backends():
+    assert [r.name for r in resolve_runtimes(["tfjs-wasm"])] == [
+        "tfjs-wasm/layers",
+        "tfjs-wasm/graph",
+    ]
+    result = CliRunner().invoke(main, ["verify", "--runtime", "tfjs-gpu"])
+    assert result.exit_code == 2 and "unknown runtime 'tfjs-gpu'" in result.output
+
+
+# -- never silent ----------------------------------------------------------------
+
+
+def test_verify_catches_a_model_that_computes_something_else(
+    node_runtime, small_models, tmp_path, rerecord
+):
+    """gru_keras's converted layers model, edited to tfjs's default hard sigmoid
+    (what a hand-written port would use): it still loads and runs, and verify fails it."""
+    import shutil
+
+    folder = tmp_path / "gru_keras"
+    shutil.copytree(small_models / "gru_keras", folder)
+    model_json = folder / "tfjs_layers" / "model.json"
+    model = json.loads(model_json.read_text())
+    gru = model["modelTopology"]["model_config"]["config"]["layers"][1]["config"]
+    assert gru["recurrent_activation"] == "sigmoid"
+    gru["recurrent_activation"] = "hard_sigmoid"
+    model_json.write_text(json.dumps(model))
+    rerecord(folder, "tfjs_layers/model.json")
+    result = CliRunner().invoke(
+        main, ["verify", "--model-dir", str(folder), "--runtime", "tfjs-node/layers",
+               "--samples", "100", "--report", str(tmp_path / "report")],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "error: 1 of 1 paths did not pass: gru_keras tfjs-node/layers" in result.output
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    (only,) = saved["results"]
+    assert only["status"] == "fail" and only["outside"] > 0 and only["max_abs"] > 1e-3
