@@ -3,7 +3,9 @@
 // Keras's default GRU (reset_after=True) and Keras 3's hard_sigmoid, which
 // py/tfjs_bridge/keras3.py renames to keras3_hard_sigmoid (tfjs reads it as
 // keras3HardSigmoid) because tfjs's hardSigmoid is tf-keras's, another formula.
+// It also puts in the faster GRU and LSTM time loop of fast_rnn.js.
 const { installResetAfterGRU } = require('./gru_reset_after');
+const { installFastRNN } = require('./fast_rnn');
 
 const installed = new WeakSet();
 
@@ -11,6 +13,7 @@ function installKerasCompat(tf) {
   if (installed.has(tf.serialization)) return;
   installed.add(tf.serialization);
   installResetAfterGRU(tf);
+  installFastRNN(tf); // registered last: its GRU extends the reset-after one
 
   class Keras3HardSigmoid extends tf.serialization.Serializable {
     apply(x) {

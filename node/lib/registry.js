@@ -4,7 +4,7 @@
 // buildModel() is the tfjs-layers twin of the Python build_keras().
 const fs = require('fs');
 const path = require('path');
-const { resetAfterGRU } = require('./gru_reset_after');
+const { recurrentLayers } = require('./fast_rnn');
 
 const REGISTRY_PATH = path.join(__dirname, '..', 'registry.json');
 const registry = JSON.parse(fs.readFileSync(REGISTRY_PATH, 'utf8'));
@@ -35,16 +35,18 @@ const KERAS_DEFAULTS = {
   LSTM: { recurrentActivation: 'sigmoid', unitForgetBias: true },
 };
 
-// Keras layer classes -> tf.layers factories (GRU is ours: gru_reset_after.js).
-const TFJS_FACTORIES = { LSTM: 'lstm', SimpleRNN: 'simpleRNN', Dense: 'dense', Bidirectional: 'bidirectional', Dropout: 'dropout' };
+// Keras layer classes -> tf.layers factories. GRU and LSTM are ours
+// (fast_rnn.js: Keras's reset-after GRU, and a faster time loop for both).
+const TFJS_FACTORIES = { SimpleRNN: 'simpleRNN', Dense: 'dense', Bidirectional: 'bidirectional', Dropout: 'dropout' };
 
 /** One registry layer ({kind, config, wraps}) as a tfjs layer. */
 function buildLayer(tf, layer, extra = {}) {
   const config = { ...KERAS_DEFAULTS[layer.kind], ...tfjsLayerConfig(layer.config), ...extra };
   if (layer.wraps) config.layer = buildLayer(tf, layer.wraps);
-  if (layer.kind === 'GRU') return new (resetAfterGRU(tf).GRU)(config);
+  const ours = recurrentLayers(tf)[layer.kind];
+  if (ours) return new ours(config);
   const factory = TFJS_FACTORIES[layer.kind];
-  if (!factory) throw new Error(`layer kind ${layer.kind} is not mapped to tfjs (known: GRU, ${Object.keys(TFJS_FACTORIES).join(', ')})`);
+  if (!factory) throw new Error(`layer kind ${layer.kind} is not mapped to tfjs (known: GRU, LSTM, ${Object.keys(TFJS_FACTORIES).join(', ')})`);
   return tf.layers[factory](config);
 }
 
