@@ -1,0 +1,118 @@
+'use strict';
+// The fast GRU/LSTM time loop (lib/fast_rnn.js) against tfjs's stock loop, on
+// every backend: outputs and gradients agree, and it runs fewer kernels. The
+// stock loop is the reference because tfjs-layers' cells are what the parity
+// matrix and runtime.test.js check against Keras and the textbook equations.
+//
+// Each backend runs in a process of its own (tfjs-node takes over every tfjs
+// it shares a process with): this file re-runs itself with FAST_RNN_BACKEND set.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('path');
+const { execFileSync } = require('child_process');
+const { seededRandom } = require('./helpers');
+
+const BATCH = 3, STEPS = 6, FEATURES = 4, UNITS = 5;
+
+// Each case: a name and a function (tf, layers) -> layers of a Sequential model.
+const CASES = {
+  'GRU reset before, hard sigmoid (tfjs defaults)': ({ GRU }) => [
+    new GRU({ units: UNITS, inputShape: [STEPS, FEATURES] })],
+  'GRU reset after, sigmoid, sequences, backwards (Keras defaults)': ({ GRU }) => [
+    new GRU({ units: UNITS, resetAfter: true, recurrentActivation: 'sigmoid', returnSequences: true, goBackwards: true, inputShape: [STEPS, FEATURES] })],
+  'GRU reset after, no bias': ({ GRU }) => [
+    new GRU({ units: UNITS, resetAfter: true, useBias: false, inputShape: [STEPS, FEATURES] })],
+  'LSTM hard sigmoid (tfjs defaults)': ({ LSTM }) => [
+    new LSTM({ units: UNITS, inputShape: [STEPS, FEATURES] })],
+  'LSTM sigmoid, sequences, relu activation': ({ LSTM }) => [
+    new LSTM({ units: UNITS, recurrentActivation: 'sigmoid', activation: 'relu', returnSequences: true, inputShape: [STEPS, FEATURES] })],
+  'Bidirectional GRU -> LSTM (rnn_stack)': ({ GRU, LSTM }, tf) => [
+    tf.layers.bidirectional({ layer: new GRU({ units: UNITS, resetAfter: true, returnSequences: true }), inputShape: [STEPS, FEATURES] }),
+    new LSTM({ units: UNITS })],
+};
+
+function buildModel(tf, layers, makeLayers, rand) {
+  const model = tf.sequential({ layers: makeLayers(layers, tf) });
+  model.setWeights(model.getWeights().map((w) => tf.randomUniform(w.shape, -1, 1, 'float32', Math.floor(rand() * 1e6))));
+  return model;
+}
+
+/** Runs fn with the stock loop (TFJS_BRIDGE_STOCK_RNN=1) or the fast one. */
+function withLoop(stock, fn) {
+  const before = process.env.TFJS_BRIDGE_STOCK_RNN;
+  process.env.TFJS_BRIDGE_STOCK_RNN = stock ? '1' : '0';
+  try {
+    return fn();
+  } finally {
+    if (before === undefined) delete process.env.TFJS_BRIDGE_STOCK_RNN;
+    else process.env.TFJS_BRIDGE_STOCK_RNN = before;
+  }
+}
+
+const maxAbsDiff = (tf, a, b) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+
+/** Every case on one backend: output and gradient differences, kernel counts. */
+async function compareLoops(backend) {
+  const { loadBackend } = require('../lib/backends');
+  const { recurrentLayers } = require('../lib/fast_rnn');
+  const tf = await loadBackend(backend);
+  const layers = recurrentLayers(tf);
+  const results = {};
+  for (const [name, makeLayers] of Object.entries(CASES)) {
+    const rand = seededRandom(name.length);
+    const model = buildModel(tf, layers, makeLayers, rand);
+    const x = tf.randomUniform([BATCH, STEPS, FEATURES], -1, 1, 'float32', 17);
+    const [stockY, fastY] = [true, false].map((stock) => withLoop(stock, () => model.predict(x)));
+    const kernels = {};
+    for (const stock of [true, false]) {
+      const profile = await tf.profile(() => withLoop(stock, () => tf.dispose(model.predict(x))));
+      kernels[stock ? 'stock' : 'fast'] = profile.kernels.length;
+    }
+    // Gradients of a fixed projection of the output, for every weight.
+    const weights = model.trainableWeights.map((w) => w.val);
+    const probe = tf.randomUniform(fastY.shape, -1, 1, 'float32', 5);
+    const grads = [true, false].map((stock) => withLoop(stock, () => tf.variableGrads(
+      () => tf.sum(tf.mul(model.apply(x, { training: true }), probe)), weights).grads));
+    const gradDiff = Math.max(...Object.keys(grads[0]).map((k) => maxAbsDiff(tf, grads[0][k], grads[1][k])));
+    const gradScale = Math.max(...Object.values(grads[0]).map((g) => tf.max(tf.abs(g)).dataSync()[0]));
+    results[name] = {
+      outputDiff: maxAbsDiff(tf, stockY, fastY), shape: fastY.shape, gradDiff, gradScale, ...kernels,
+    };
+  }
+  // A mask sends the layer to the stock loop: padded steps are skipped either way.
+  const masked = tf.sequential({ layers: [
+    tf.layers.masking({ maskValue: 0, inputShape: [STEPS, FEATURES] }), new layers.GRU({ units: UNITS })] });
+  const padded = tf.concat([tf.randomUniform([BATCH, 3, FEATURES], -1, 1, 'float32', 3), tf.zeros([BATCH, 3, FEATURES])], 1);
+  const unpadded = padded.slice([0, 0, 0], [BATCH, 3, FEATURES]);
+  const short = tf.sequential({ layers: [new layers.GRU({ units: UNITS, inputShape: [3, FEATURES] })] });
+  short.setWeights(masked.layers[1].getWeights());
+  results.mask = { diff: maxAbsDiff(tf, masked.predict(padded), short.predict(unpadded)) };
+  return { backend: tf.getBackend(), results };
+}
+
+if (process.env.FAST_RNN_BACKEND) {
+  compareLoops(process.env.FAST_RNN_BACKEND).then((out) => process.stdout.write(JSON.stringify(out)));
+} else {
+  for (const backend of ['tensorflow', 'cpu', 'wasm']) {
+    test(`the fast RNN loop computes what the stock loop computes (${backend} backend)`, () => {
+      const out = JSON.parse(execFileSync(process.execPath, [__filename], {
+        cwd: path.join(__dirname, '..', '..'),
+        env: { ...process.env, FAST_RNN_BACKEND: backend },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }));
+      assert.equal(out.backend, backend);
+      for (const [name, r] of Object.entries(out.results)) {
+        if (name === 'mask') continue;
+        assert.ok(r.outputDiff <= 1e-5, `${name}: outputs differ by ${r.outputDiff}`);
+        assert.ok(r.gradScale > 1e-3, `${name}: gradients are all ~0 (${r.gradScale})`);
+        assert.ok(r.gradDiff <= 1e-4 * Math.max(1, r.gradScale), `${name}: gradients differ by ${r.gradDiff}`);
+        // tfjs-node's direct TensorFlow ops bypass tfjs's kernel registry, so
+        // there the count is what is left around the loop.
+        const fewer = backend === 'tensorflow' ? r.fast * 4 < r.stock : r.fast < r.stock;
+        assert.ok(fewer, `${name}: ${r.fast} kernels, the stock loop ${r.stock}`);
+      }
+      assert.deepEqual(out.results['GRU reset after, sigmoid, sequences, backwards (Keras defaults)'].shape, [BATCH, STEPS, UNITS]);
+      assert.ok(out.results.mask.diff <= 1e-6, `masked steps changed the result by ${out.results.mask.diff}`);
+    });
+  }
+}
