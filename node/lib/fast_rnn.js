@@ -116,8 +116,9 @@ function inputProjection(tf, ops, layer, x, kernel, bias, sizes) {
   if (tf.getBackend() === 'tensorflow') {
     let projected = tf.matMul(tf.reshape(x, [batch * steps, depth]), kernel);
     if (bias) projected = tf.add(projected, bias);
-    const parts = tf.split(timeMajor(tf.reshape(projected, [batch, steps, -1])), sizes, 2)
-      .map((part) => tf.unstack(part, 0));
+    const whole = timeMajor(tf.reshape(projected, [batch, steps, -1]));
+    // (a one-part tf.split breaks tfjs's gradient of split: no split then)
+    const parts = (sizes.length > 1 ? tf.split(whole, sizes, 2) : [whole]).map((part) => tf.unstack(part, 0));
     return (t) => parts.map((part) => part[t]);
   }
   const inputs = tf.unstack(timeMajor(x), 0);
