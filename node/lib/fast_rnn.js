@@ -13,17 +13,24 @@
 //
 // It handles what the registry and typical Keras exports need: no mask, no
 // initial state, not stateful, no returnState, and no dropout while training.
-// Anything else goes to the stock loop, as does everything when
-// TFJS_BRIDGE_STOCK_RNN=1 (kept so the benchmark can measure both).
+// Anything else goes to the stock loop. By default it runs on tfjs-node only:
+// on the pure-JS and WASM backends the stock loop measured faster for most
+// models (README, Performance). TFJS_BRIDGE_RNN_LOOP=stock or =fast forces
+// one loop everywhere (the benchmark and the tests use it).
 const { resetAfterGRU } = require('./gru_reset_after');
 
 const classes = new WeakMap();
 
-const stockLoopWanted = () => process.env.TFJS_BRIDGE_STOCK_RNN === '1';
+/** Whether this call may take the fast loop, by TFJS_BRIDGE_RNN_LOOP and backend. */
+function fastLoopWanted(tf) {
+  const forced = process.env.TFJS_BRIDGE_RNN_LOOP;
+  if (forced === 'stock' || forced === 'fast') return forced === 'fast';
+  return tf.getBackend() === 'tensorflow';
+}
 
 /** The input tensor when the fast loop applies to this call, else null. */
-function fastLoopInput(layer, inputs, kwargs = {}) {
-  if (stockLoopWanted()) return null;
+function fastLoopInput(tf, layer, inputs, kwargs = {}) {
+  if (!fastLoopWanted(tf)) return null;
   const cell = layer.cell;
   const dropping = kwargs.training && (cell.dropout > 0 || cell.recurrentDropout > 0);
   if (kwargs.mask != null || kwargs.initialState != null || layer.stateful || layer.returnState || dropping) {
@@ -220,7 +227,7 @@ function installFastRNN(tf) {
 
   class GRU extends ResetAfterGRU {
     call(inputs, kwargs) {
-      const x = fastLoopInput(this, inputs, kwargs);
+      const x = fastLoopInput(tf, this, inputs, kwargs);
       return x ? tf.tidy(() => gruLoop(tf, this, x)) : super.call(inputs, kwargs);
     }
   }
@@ -228,7 +235,7 @@ function installFastRNN(tf) {
 
   class LSTM extends StockLSTM {
     call(inputs, kwargs) {
-      const x = fastLoopInput(this, inputs, kwargs);
+      const x = fastLoopInput(tf, this, inputs, kwargs);
       return x ? tf.tidy(() => lstmLoop(tf, this, x)) : super.call(inputs, kwargs);
     }
   }

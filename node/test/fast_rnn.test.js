@@ -37,15 +37,15 @@ function buildModel(tf, layers, makeLayers, rand) {
   return model;
 }
 
-/** Runs fn with the stock loop (TFJS_BRIDGE_STOCK_RNN=1) or the fast one. */
+/** Runs fn with the stock loop or the fast one (TFJS_BRIDGE_RNN_LOOP forces either). */
 function withLoop(stock, fn) {
-  const before = process.env.TFJS_BRIDGE_STOCK_RNN;
-  process.env.TFJS_BRIDGE_STOCK_RNN = stock ? '1' : '0';
+  const before = process.env.TFJS_BRIDGE_RNN_LOOP;
+  process.env.TFJS_BRIDGE_RNN_LOOP = stock ? 'stock' : 'fast';
   try {
     return fn();
   } finally {
-    if (before === undefined) delete process.env.TFJS_BRIDGE_STOCK_RNN;
-    else process.env.TFJS_BRIDGE_STOCK_RNN = before;
+    if (before === undefined) delete process.env.TFJS_BRIDGE_RNN_LOOP;
+    else process.env.TFJS_BRIDGE_RNN_LOOP = before;
   }
 }
 
@@ -87,6 +87,21 @@ async function compareLoops(backend) {
   const short = tf.sequential({ layers: [new layers.GRU({ units: UNITS, inputShape: [3, FEATURES] })] });
   short.setWeights(masked.layers[1].getWeights());
   results.mask = { diff: maxAbsDiff(tf, masked.predict(padded), short.predict(unpadded)) };
+  // Unforced, the fast loop runs on tfjs-node only.
+  const gru = buildModel(tf, layers, CASES['GRU reset before, hard sigmoid (tfjs defaults)'], seededRandom(1));
+  const x = tf.zeros([1, STEPS, FEATURES]);
+  const kernels = async (loop) => {
+    const before = process.env.TFJS_BRIDGE_RNN_LOOP;
+    delete process.env.TFJS_BRIDGE_RNN_LOOP;
+    if (loop) process.env.TFJS_BRIDGE_RNN_LOOP = loop;
+    try {
+      return (await tf.profile(() => tf.dispose(gru.predict(x)))).kernels.length;
+    } finally {
+      if (before === undefined) delete process.env.TFJS_BRIDGE_RNN_LOOP;
+      else process.env.TFJS_BRIDGE_RNN_LOOP = before;
+    }
+  };
+  results.unforced = { kernels: await kernels(null), fast: await kernels('fast'), stock: await kernels('stock') };
   return { backend: tf.getBackend(), results };
 }
 
@@ -102,7 +117,7 @@ if (process.env.FAST_RNN_BACKEND) {
       }));
       assert.equal(out.backend, backend);
       for (const [name, r] of Object.entries(out.results)) {
-        if (name === 'mask') continue;
+        if (name === 'mask' || name === 'unforced') continue;
         assert.ok(r.outputDiff <= 1e-5, `${name}: outputs differ by ${r.outputDiff}`);
         assert.ok(r.gradScale > 1e-3, `${name}: gradients are all ~0 (${r.gradScale})`);
         assert.ok(r.gradDiff <= 1e-4 * Math.max(1, r.gradScale), `${name}: gradients differ by ${r.gradDiff}`);
@@ -113,6 +128,8 @@ if (process.env.FAST_RNN_BACKEND) {
       }
       assert.deepEqual(out.results['GRU reset after, sigmoid, sequences, backwards (Keras defaults)'].shape, [BATCH, STEPS, UNITS]);
       assert.ok(out.results.mask.diff <= 1e-6, `masked steps changed the result by ${out.results.mask.diff}`);
+      const { unforced } = out.results;
+      assert.equal(unforced.kernels, backend === 'tensorflow' ? unforced.fast : unforced.stock, JSON.stringify(unforced));
     });
   }
 }
