@@ -114,6 +114,15 @@ function activationOf(tf, ops, activation) {
  * GRU(64)'s [28, 256, 192] projection into steps, against 12 ms for all its
  * matMuls; measured), so there each step is projected from the input's step.
  */
+/**
+ * [T, B, G] as T tensors [B, G]. One step is a reshape: tfjs's gradient of a
+ * one-output unstack fails ("tensors passed to stack must be a Tensor[]").
+ */
+function unstackSteps(tf, timeMajor) {
+  const [steps, ...rest] = timeMajor.shape;
+  return steps === 1 ? [tf.reshape(timeMajor, rest)] : tf.unstack(timeMajor, 0);
+}
+
 function inputProjection(tf, ops, layer, x, kernel, bias, sizes) {
   const [batch, steps, depth] = x.shape;
   const timeMajor = (t) => {
@@ -125,10 +134,10 @@ function inputProjection(tf, ops, layer, x, kernel, bias, sizes) {
     if (bias) projected = tf.add(projected, bias);
     const whole = timeMajor(tf.reshape(projected, [batch, steps, -1]));
     // (a one-part tf.split breaks tfjs's gradient of split: no split then)
-    const parts = (sizes.length > 1 ? tf.split(whole, sizes, 2) : [whole]).map((part) => tf.unstack(part, 0));
+    const parts = (sizes.length > 1 ? tf.split(whole, sizes, 2) : [whole]).map((part) => unstackSteps(tf, part));
     return (t) => parts.map((part) => part[t]);
   }
-  const inputs = tf.unstack(timeMajor(x), 0);
+  const inputs = unstackSteps(tf, timeMajor(x));
   return (t) => {
     let projected = ops.matMul(inputs[t], kernel);
     if (bias) projected = ops.add(projected, bias);
