@@ -150,17 +150,26 @@ function layerOutput(tf, layer, perStep, last) {
   return layer.returnSequences ? tf.stack(perStep, 1) : last;
 }
 
+/** What both loops start from: the cell, its ops and its two activations. */
+function loopParts(tf, layer) {
+  const cell = layer.cell;
+  const ops = opsFor(tf);
+  return {
+    cell,
+    units: cell.units,
+    ops,
+    act: activationOf(tf, ops, cell.activation),
+    recAct: activationOf(tf, ops, cell.recurrentActivation),
+  };
+}
+
 // tfjs and Keras's GRU with reset before (tfjs default; Keras reset_after=False):
 //   z, r = σ(x·W_zr + h·U_zr + b_zr)   h~ = tanh(x·W_h + (r ⊙ h)·U_h + b_h)
 //   h' = z ⊙ h + (1 − z) ⊙ h~, computed as h~ + z ⊙ (h − h~)
 // and with reset after (Keras default), bias [2, 3U] (input, recurrent):
 //   [hz, hr, hh] = h·U + b_rec   h~ = tanh(x·W_h + b_in_h + r ⊙ hh)
 function gruLoop(tf, layer, x) {
-  const cell = layer.cell;
-  const units = cell.units;
-  const ops = opsFor(tf);
-  const act = activationOf(tf, ops, cell.activation);
-  const recAct = activationOf(tf, ops, cell.recurrentActivation);
+  const { cell, units, ops, act, recAct } = loopParts(tf, layer);
   const kernel = cell.kernel.read();
   const recurrent = cell.recurrentKernel.read();
   const bias = cell.useBias ? cell.bias.read() : null;
@@ -202,11 +211,7 @@ function gruLoop(tf, layer, x) {
 // The weights' columns are put in the order i, f, o, g once per call, so the
 // three sigmoid gates take one activation per step.
 function lstmLoop(tf, layer, x) {
-  const cell = layer.cell;
-  const units = cell.units;
-  const ops = opsFor(tf);
-  const act = activationOf(tf, ops, cell.activation);
-  const recAct = activationOf(tf, ops, cell.recurrentActivation);
+  const { cell, units, ops, act, recAct } = loopParts(tf, layer);
   const sigmoidGatesFirst = (w) => {
     const [i, f, g, o] = tf.split(w, 4, w.rank - 1);
     return tf.concat([i, f, o, g], w.rank - 1);

@@ -39,10 +39,11 @@ function buildModel(tf, layers, makeLayers, rand) {
   return model;
 }
 
-/** Runs fn with the stock loop or the fast one (TFJS_BRIDGE_RNN_LOOP forces either). */
-function withLoop(stock, fn) {
+/** Runs fn with TFJS_BRIDGE_RNN_LOOP set to loop ('stock', 'fast'), or unset for null. */
+function withLoop(loop, fn) {
   const before = process.env.TFJS_BRIDGE_RNN_LOOP;
-  process.env.TFJS_BRIDGE_RNN_LOOP = stock ? 'stock' : 'fast';
+  if (loop) process.env.TFJS_BRIDGE_RNN_LOOP = loop;
+  else delete process.env.TFJS_BRIDGE_RNN_LOOP;
   try {
     return fn();
   } finally {
@@ -64,16 +65,16 @@ async function compareLoops(backend) {
     const rand = seededRandom(name.length);
     const model = buildModel(tf, layers, makeLayers, rand);
     const x = tf.randomUniform([BATCH, ...model.inputs[0].shape.slice(1)], -1, 1, 'float32', 17);
-    const [stockY, fastY] = [true, false].map((stock) => withLoop(stock, () => model.predict(x)));
+    const [stockY, fastY] = ['stock', 'fast'].map((loop) => withLoop(loop, () => model.predict(x)));
     const kernels = {};
-    for (const stock of [true, false]) {
-      const profile = await tf.profile(() => withLoop(stock, () => tf.dispose(model.predict(x))));
-      kernels[stock ? 'stock' : 'fast'] = profile.kernels.length;
+    for (const loop of ['stock', 'fast']) {
+      const profile = await tf.profile(() => withLoop(loop, () => tf.dispose(model.predict(x))));
+      kernels[loop] = profile.kernels.length;
     }
     // Gradients of a fixed projection of the output, for every weight.
     const weights = model.trainableWeights.map((w) => w.val);
     const probe = tf.randomUniform(fastY.shape, -1, 1, 'float32', 5);
-    const grads = [true, false].map((stock) => withLoop(stock, () => tf.variableGrads(
+    const grads = ['stock', 'fast'].map((loop) => withLoop(loop, () => tf.variableGrads(
       () => tf.sum(tf.mul(model.apply(x, { training: true }), probe)), weights).grads));
     const gradDiff = Math.max(...Object.keys(grads[0]).map((k) => maxAbsDiff(tf, grads[0][k], grads[1][k])));
     const gradScale = Math.max(...Object.values(grads[0]).map((g) => tf.max(tf.abs(g)).dataSync()[0]));
@@ -92,17 +93,9 @@ async function compareLoops(backend) {
   // Unforced, the fast loop runs on tfjs-node only.
   const gru = buildModel(tf, layers, CASES['GRU reset before, hard sigmoid (tfjs defaults)'], seededRandom(1));
   const x = tf.zeros([1, STEPS, FEATURES]);
-  const kernels = async (loop) => {
-    const before = process.env.TFJS_BRIDGE_RNN_LOOP;
-    delete process.env.TFJS_BRIDGE_RNN_LOOP;
-    if (loop) process.env.TFJS_BRIDGE_RNN_LOOP = loop;
-    try {
-      return (await tf.profile(() => tf.dispose(gru.predict(x)))).kernels.length;
-    } finally {
-      if (before === undefined) delete process.env.TFJS_BRIDGE_RNN_LOOP;
-      else process.env.TFJS_BRIDGE_RNN_LOOP = before;
-    }
-  };
+  // (tf.profile runs its function before its first await: withLoop covers it)
+  const kernels = async (loop) =>
+    (await tf.profile(() => withLoop(loop, () => tf.dispose(gru.predict(x))))).kernels.length;
   results.unforced = { kernels: await kernels(null), fast: await kernels('fast'), stock: await kernels('stock') };
   return { backend: tf.getBackend(), results };
 }
