@@ -77,20 +77,20 @@ main(async () => {
 
   const epochSeconds = [];
   let epochStart;
+  const callbacks = [{
+    onEpochBegin: async () => { epochStart = Date.now(); },
+    onEpochEnd: async (epoch, logs) => {
+      epochSeconds.push((Date.now() - epochStart) / 1000);
+      const shown = Object.entries(logs).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+      process.stderr.write(`train ${spec.name} (node) epoch ${epoch + 1}/${epochs}: ${shown}\n`);
+    },
+  }];
+  if (spec.ema_momentum !== null) {
+    callbacks.push(require('./lib/averaging').weightAveraging(tf, model, spec.ema_momentum));
+  }
   const started = Date.now();
   const history = await model.fit(data.train[0], data.train[1], {
-    epochs,
-    batchSize: spec.batch_size,
-    shuffle: true,
-    verbose: 0,
-    callbacks: {
-      onEpochBegin: async () => { epochStart = Date.now(); },
-      onEpochEnd: async (epoch, logs) => {
-        epochSeconds.push((Date.now() - epochStart) / 1000);
-        const shown = Object.entries(logs).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
-        process.stderr.write(`train ${spec.name} (node) epoch ${epoch + 1}/${epochs}: ${shown}\n`);
-      },
-    },
+    epochs, batchSize: spec.batch_size, shuffle: true, verbose: 0, callbacks,
   });
   const trainSeconds = (Date.now() - started) / 1000;
   const scores = [].concat(model.evaluate(data.test[0], data.test[1], { batchSize: 256 }));

@@ -48,6 +48,9 @@ class ModelSpec:
     # the LSTMs here, but ~60x slower for Keras's reset-after GRU, whose
     # backend-selecting implementation XLA handles badly: measured, not assumed.
     jit_compile: bool = False
+    # Evaluate and save an exponential moving average of the weights (tf-keras
+    # optimizer `use_ema`) instead of the last step's weights; None: plain.
+    ema_momentum: float | None = None
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -89,6 +92,10 @@ MODELS: dict[str, ModelSpec] = {
             **MNIST_DIGITS,
             epochs=10,
             jit_compile=True,
+            # Seeds 0-4: the last step's weights score 98.27-98.55 % (mean
+            # 98.42 %), their moving average over ~1,000 steps 98.71-98.80 %
+            # (mean 98.77 %). Same architecture, Adam, epochs and batch.
+            ema_momentum=0.999,
         ),
         ModelSpec(
             name="lstm",

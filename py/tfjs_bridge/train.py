@@ -15,6 +15,7 @@ import click
 import numpy as np
 
 from . import artifacts, data
+from .averaging import averaged_weights, averaging_optimizer
 from .export import save_h5, save_serving
 from .registry import ModelSpec, build_keras
 from .tfimport import import_tensorflow, native_stderr_hidden
@@ -49,7 +50,8 @@ def _epoch_log(tf_keras, log_path: Path, x_test, y_test, classifier: bool):
             for key, value in (logs or {}).items():
                 self.record["history"].setdefault(key, []).append(float(value))
             if classifier:
-                scores = self.model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
+                with averaged_weights(self.model):  # what training will save
+                    scores = self.model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
                 self.record["test_accuracy"].append(float(scores[1]))
             artifacts.write_json_atomic(log_path, self.record)
 
@@ -130,8 +132,8 @@ def _train_locked(spec, out_root, target, epochs, limit, seed, progress, resume,
     backup.mkdir(parents=True, exist_ok=True)
 
     model = build_keras(spec)
-    optimizer = tf_keras.optimizers.get(
-        {"class_name": spec.optimizer, "config": {"learning_rate": spec.learning_rate}}
+    optimizer = averaging_optimizer(
+        tf, tf_keras, spec.optimizer, spec.learning_rate, spec.ema_momentum
     )
     # steps_per_execution runs 50 steps per call from Python (about 2x faster
     # for these small models); XLA where the spec says it helps.
@@ -187,7 +189,11 @@ def _train_locked(spec, out_root, target, epochs, limit, seed, progress, resume,
         "history": record["history"],
         "epoch_seconds": record["epoch_seconds"],
         "test_accuracy_per_epoch": record["test_accuracy"] or None,
-        "training": {"jit_compile": spec.jit_compile, "steps_per_execution": STEPS_PER_EXECUTION},
+        "training": {
+            "jit_compile": spec.jit_compile,
+            "steps_per_execution": STEPS_PER_EXECUTION,
+            "ema_momentum": spec.ema_momentum,
+        },
         "train_seconds": train_seconds,
         "test": test,
         "versions": python_versions(),
