@@ -18,6 +18,8 @@
 // models (README, Performance). TFJS_BRIDGE_RNN_LOOP=stock or =fast forces
 // one loop everywhere (the benchmark and the tests use it).
 const { resetAfterGRU } = require('./gru_reset_after');
+const { directOps } = require('./tf_direct');
+const { backpropSupported, recurrenceWithBackprop } = require('./rnn_backprop');
 
 const classes = new WeakMap();
 
@@ -40,17 +42,20 @@ function fastLoopInput(tf, layer, inputs, kwargs = {}) {
   return x && x.rank === 3 && x.dtype === 'float32' ? x : null;
 }
 
+/** Whether a gradient tape is recording the ops run now (fit, tf.grad). */
+function tapeOn(tf) {
+  const { gradientDepth, kernelDepth } = tf.engine().state;
+  return gradientDepth > 0 && kernelDepth === 0;
+}
+
 /**
- * The ops a loop step uses, as the tfjs ops (any backend, differentiable) or,
- * on tfjs-node when no gradient is being recorded, as TensorFlow eager ops
- * called directly: tfjs's matMul is four TensorFlow ops (reshapes to 3-D
- * around a BatchMatMulV2), clipByValue two plus two new scalars, split makes
- * its size and axis tensors afresh. Measured at batch 1: matMul 170 -> 25 µs,
- * clip 83 -> 21, split 57 -> 22, add 20 -> 8. While a tape records (fit,
- * tf.grad) the tfjs ops keep autodiff whole.
+ * The ops a loop step uses: on tfjs-node with no tape recording, TensorFlow's
+ * ops called directly (tf_direct.js); else the tfjs ops (any backend,
+ * differentiable).
  */
 function opsFor(tf) {
-  const portable = {
+  if (tf.getBackend() === 'tensorflow' && !tapeOn(tf)) return directOps(tf);
+  return {
     matMul: (a, b) => tf.matMul(a, b),
     add: (a, b) => tf.add(a, b),
     sub: (a, b) => tf.sub(a, b),
@@ -59,32 +64,6 @@ function opsFor(tf) {
     sigmoid: (v) => tf.sigmoid(v),
     clip01: (v) => tf.clipByValue(v, 0, 1),
     split: (v, sizes) => tf.split(v, sizes, 1), // along axis 1 of [B, N]
-  };
-  if (tf.getBackend() !== 'tensorflow' || tf.engine().state.gradientDepth > 0) return portable;
-
-  const backend = tf.backend();
-  const { binding } = backend;
-  const attr = (name, type, value) => ({ name, type: binding[type], value });
-  const float = [attr('T', 'TF_ATTR_TYPE', binding.TF_FLOAT)];
-  const matMulAttrs = [...float, attr('transpose_a', 'TF_ATTR_BOOL', false), attr('transpose_b', 'TF_ATTR_BOOL', false)];
-  const run = (op, inputs, attrs = float) => backend.executeSingleOutput(op, attrs, inputs);
-  // Made once per loop (the caller's tidy disposes them), not once per step.
-  const [zero, one, axis1] = [tf.scalar(0), tf.scalar(1), tf.scalar(1, 'int32')];
-  const splitSizes = new Map();
-  return {
-    matMul: (a, b) => run('MatMul', [a, b], matMulAttrs),
-    add: (a, b) => run('AddV2', [a, b]),
-    sub: (a, b) => run('Sub', [a, b]),
-    mul: (a, b) => run('Mul', [a, b]),
-    tanh: (v) => run('Tanh', [v]),
-    sigmoid: (v) => run('Sigmoid', [v]),
-    clip01: (v) => run('ClipByValue', [v, zero, one]),
-    split: (v, sizes) => {
-      const key = sizes.join(',');
-      if (!splitSizes.has(key)) splitSizes.set(key, tf.tensor1d(sizes, 'int32'));
-      const attrs = [...float, attr('Tlen', 'TF_ATTR_TYPE', binding.TF_INT32), attr('num_split', 'TF_ATTR_INT', sizes.length)];
-      return backend.executeMultipleOutputs('SplitV', attrs, [v, splitSizes.get(key), axis1], sizes.length);
-    },
   };
 }
 
@@ -106,15 +85,6 @@ function activationOf(tf, ops, activation) {
 }
 
 /**
- * The input's projection x_t·kernel + bias for each step t, in the order the
- * layer reads the steps (reversed for goBackwards, as stock rnn() does), cut
- * into parts of `sizes` columns: xAt(t) -> [part, ...], each [B, size].
- * On tfjs-node the whole sequence is projected by one matMul before the loop.
- * The pure-JS and WASM backends copy slices slowly (WASM: 119 ms to cut a
- * GRU(64)'s [28, 256, 192] projection into steps, against 12 ms for all its
- * matMuls; measured), so there each step is projected from the input's step.
- */
-/**
  * [T, B, G] as T tensors [B, G]. One step is a reshape: tfjs's gradient of a
  * one-output unstack fails ("tensors passed to stack must be a Tensor[]").
  */
@@ -123,21 +93,37 @@ function unstackSteps(tf, timeMajor) {
   return steps === 1 ? [tf.reshape(timeMajor, rest)] : tf.unstack(timeMajor, 0);
 }
 
-function inputProjection(tf, ops, layer, x, kernel, bias, sizes) {
+/** [B, T, F] as [T, B, F], steps in the order the layer reads them. */
+function timeMajor(tf, layer, t) {
+  const major = tf.transpose(t, [1, 0, 2]);
+  return layer.goBackwards ? tf.reverse(major, 0) : major;
+}
+
+/** x·kernel + bias for the whole sequence, time-major: [T, B, G]. */
+function wholeProjection(tf, layer, x, kernel, bias) {
   const [batch, steps, depth] = x.shape;
-  const timeMajor = (t) => {
-    const major = tf.transpose(t, [1, 0, 2]);
-    return layer.goBackwards ? tf.reverse(major, 0) : major;
-  };
+  let projected = tf.matMul(tf.reshape(x, [batch * steps, depth]), kernel);
+  if (bias) projected = tf.add(projected, bias);
+  return timeMajor(tf, layer, tf.reshape(projected, [batch, steps, -1]));
+}
+
+/**
+ * The input's projection x_t·kernel + bias for each step t, in the order the
+ * layer reads the steps (reversed for goBackwards, as stock rnn() does), cut
+ * into parts of `sizes` columns: xAt(t) -> [part, ...], each [B, size].
+ * On tfjs-node the whole sequence is projected by one matMul before the loop.
+ * The pure-JS and WASM backends copy slices slowly (WASM: 119 ms to cut a
+ * GRU(64)'s [28, 256, 192] projection into steps, against 12 ms for all its
+ * matMuls; measured), so there each step is projected from the input's step.
+ */
+function inputProjection(tf, ops, layer, x, kernel, bias, sizes) {
   if (tf.getBackend() === 'tensorflow') {
-    let projected = tf.matMul(tf.reshape(x, [batch * steps, depth]), kernel);
-    if (bias) projected = tf.add(projected, bias);
-    const whole = timeMajor(tf.reshape(projected, [batch, steps, -1]));
+    const whole = wholeProjection(tf, layer, x, kernel, bias);
     // (a one-part tf.split breaks tfjs's gradient of split: no split then)
     const parts = (sizes.length > 1 ? tf.split(whole, sizes, 2) : [whole]).map((part) => unstackSteps(tf, part));
     return (t) => parts.map((part) => part[t]);
   }
-  const inputs = unstackSteps(tf, timeMajor(x));
+  const inputs = unstackSteps(tf, timeMajor(tf, layer, x));
   return (t) => {
     let projected = ops.matMul(inputs[t], kernel);
     if (bias) projected = ops.add(projected, bias);
@@ -148,6 +134,18 @@ function inputProjection(tf, ops, layer, x, kernel, bias, sizes) {
 /** The layer's output: the last state, or every step's as [B, T, U]. */
 function layerOutput(tf, layer, perStep, last) {
   return layer.returnSequences ? tf.stack(perStep, 1) : last;
+}
+
+/** Training on tfjs-node: the recurrence as one op with its own gradient. */
+function backpropWanted(tf, layer) {
+  return process.env.NOBP ? false : tapeOn(tf) && backpropSupported(tf, layer);
+}
+
+/** The recurrence over the time-major projection as one customGrad op (rnn_backprop.js). */
+function backpropLoop(tf, layer, kind, projection, weights) {
+  const recurrence = recurrenceWithBackprop(tf, layer, kind, { directOps, activationOf });
+  const out = recurrence(projection, ...weights);
+  return layer.returnSequences ? tf.transpose(out, [1, 0, 2]) : out;
 }
 
 /** What both loops start from: the cell, its ops and its two activations. */
@@ -169,11 +167,17 @@ function loopParts(tf, layer) {
 // and with reset after (Keras default), bias [2, 3U] (input, recurrent):
 //   [hz, hr, hh] = h·U + b_rec   h~ = tanh(x·W_h + b_in_h + r ⊙ hh)
 function gruLoop(tf, layer, x) {
-  const { cell, units, ops, act, recAct } = loopParts(tf, layer);
+  const { cell } = layer;
   const kernel = cell.kernel.read();
   const recurrent = cell.recurrentKernel.read();
   const bias = cell.useBias ? cell.bias.read() : null;
   const [inputBias, recurrentBias] = cell.resetAfter && bias ? tf.unstack(bias, 0) : [bias, null];
+  if (backpropWanted(tf, layer)) {
+    const weights = recurrentBias ? [recurrent, recurrentBias] : [recurrent];
+    return backpropLoop(tf, layer, 'GRU', wholeProjection(tf, layer, x, kernel, inputBias), weights);
+  }
+
+  const { units, ops, act, recAct } = loopParts(tf, layer);
 
   const xAt = inputProjection(tf, ops, layer, x, kernel, inputBias, [2 * units, units]);
   const [recurrentGates, recurrentCandidate] = tf.split(recurrent, [2 * units, units], 1);
@@ -211,7 +215,7 @@ function gruLoop(tf, layer, x) {
 // The weights' columns are put in the order i, f, o, g once per call, so the
 // three sigmoid gates take one activation per step.
 function lstmLoop(tf, layer, x) {
-  const { cell, units, ops, act, recAct } = loopParts(tf, layer);
+  const { cell } = layer;
   const sigmoidGatesFirst = (w) => {
     const [i, f, g, o] = tf.split(w, 4, w.rank - 1);
     return tf.concat([i, f, o, g], w.rank - 1);
@@ -219,7 +223,11 @@ function lstmLoop(tf, layer, x) {
   const kernel = sigmoidGatesFirst(cell.kernel.read());
   const recurrent = sigmoidGatesFirst(cell.recurrentKernel.read());
   const bias = cell.useBias ? sigmoidGatesFirst(cell.bias.read()) : null;
+  if (backpropWanted(tf, layer)) {
+    return backpropLoop(tf, layer, 'LSTM', wholeProjection(tf, layer, x, kernel, bias), [recurrent]);
+  }
 
+  const { units, ops, act, recAct } = loopParts(tf, layer);
   const xAt = inputProjection(tf, ops, layer, x, kernel, bias, [4 * units]);
   let h = tf.zeros([x.shape[0], units]);
   let c = h;

@@ -1,0 +1,46 @@
+'use strict';
+// Node training through the fast loop's own gradient (lib/rnn_backprop.js) in
+// real child processes on tfjs-node.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawnSync } = require('child_process');
+
+const ROOT = path.join(__dirname, '..', '..');
+
+// Fits a registry model for 2 epochs on random data; prints the live tensor
+// count after each epoch.
+const FIT = `
+const { tf } = require('./node/lib/tfnode');
+const { getSpec, buildModel } = require('./node/lib/registry');
+(async () => {
+  const spec = getSpec(process.argv[1]);
+  const model = buildModel(tf, spec);
+  const x = tf.randomUniform([640, ...spec.input_shape]);
+  const y = tf.oneHot(tf.randomUniform([640], 0, 10, 'int32'), 10).toFloat();
+  const counts = [];
+  const history = await model.fit(x, y, { epochs: 2, batchSize: 32, verbose: 0,
+    callbacks: { onEpochEnd: async () => { counts.push(tf.memory().numTensors); } } });
+  process.stdout.write(JSON.stringify({ counts, loss: history.history.loss }));
+})();`;
+
+for (const model of ['gru', 'rnn_stack']) {
+  test(`${model} trains under Node's CPU profiler without crashing or leaking tensors`, () => {
+    // With MatMul's transpose attributes in the backward pass, this aborted
+    // with glibc heap corruption (inside oneDNN's sgemm) in most runs.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-bridge-prof-'));
+    try {
+      const run = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '-e', FIT, model], {
+        cwd: ROOT, encoding: 'utf8', timeout: 120_000,
+      });
+      assert.equal(run.status, 0, `exit ${run.status} ${run.signal || ''}: ${run.stderr.split('\n').slice(-3).join(' | ')}`);
+      const out = JSON.parse(run.stdout);
+      assert.equal(out.counts[0], out.counts[1], `tensors leaked: ${out.counts}`);
+      assert.ok(out.loss.every(Number.isFinite), `loss ${out.loss}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
