@@ -21,7 +21,7 @@ const { resetAfterGRU } = require('./gru_reset_after');
 const { directOps } = require('./tf_direct');
 const { backpropSupported, recurrenceWithBackprop } = require('./rnn_backprop');
 
-const classes = new WeakMap();
+const { oncePerTf } = require('./per_tf');
 
 /** Whether this call may take the fast loop, by TFJS_BRIDGE_RNN_LOOP and backend. */
 function fastLoopWanted(tf) {
@@ -242,8 +242,8 @@ function lstmLoop(tf, layer, x) {
   return layerOutput(tf, layer, perStep, h);
 }
 
-function installFastRNN(tf) {
-  if (classes.has(tf.serialization)) return;
+/** tfjs-bridge's recurrent layers for this tf: `new GRU({units, resetAfter, ...})`, `new LSTM(...)`. */
+const recurrentLayers = oncePerTf((tf) => {
   const ResetAfterGRU = resetAfterGRU(tf).GRU;
   const StockLSTM = tf.layers.lstm({ units: 1 }).constructor;
 
@@ -265,13 +265,11 @@ function installFastRNN(tf) {
 
   tf.serialization.registerClass(GRU);
   tf.serialization.registerClass(LSTM);
-  classes.set(tf.serialization, { GRU, LSTM });
-}
+  return { GRU, LSTM };
+});
 
-/** tfjs-bridge's recurrent layers for this tf: `new GRU({units, resetAfter, ...})`, `new LSTM(...)`. */
-function recurrentLayers(tf) {
-  installFastRNN(tf);
-  return classes.get(tf.serialization);
+function installFastRNN(tf) {
+  recurrentLayers(tf);
 }
 
 module.exports = { installFastRNN, recurrentLayers };

@@ -14,10 +14,10 @@
 //   h' = z ⊙ h + (1 − z) ⊙ h~
 // Reset before (tfjs): h~ = tanh(xh + (r ⊙ h)·U_h), one bias of shape [3U].
 
-const classes = new WeakMap();
+const { oncePerTf } = require('./per_tf');
 
-function installResetAfterGRU(tf) {
-  if (classes.has(tf.serialization)) return;
+/** The registered classes for this tf; `new GRU({units, resetAfter: true, ...})`. */
+const resetAfterGRU = oncePerTf((tf) => {
 
   // The stock classes are not exported by name; their instances are.
   const StockGRUCell = tf.layers.gruCell({ units: 1 }).constructor;
@@ -112,13 +112,11 @@ function installResetAfterGRU(tf) {
 
   tf.serialization.registerClass(GRUCell);
   tf.serialization.registerClass(GRU);
-  classes.set(tf.serialization, { GRU, GRUCell });
-}
+  return { GRU, GRUCell };
+});
 
-/** The registered classes for this tf; `new GRU({units, resetAfter: true, ...})`. */
-function resetAfterGRU(tf) {
-  installResetAfterGRU(tf);
-  return classes.get(tf.serialization);
+function installResetAfterGRU(tf) {
+  resetAfterGRU(tf);
 }
 
 module.exports = { installResetAfterGRU, resetAfterGRU };

@@ -7,11 +7,9 @@
 const { installResetAfterGRU } = require('./gru_reset_after');
 const { installFastRNN } = require('./fast_rnn');
 
-const installed = new WeakSet();
+const { oncePerTf } = require('./per_tf');
 
-function installKerasCompat(tf) {
-  if (installed.has(tf.serialization)) return;
-  installed.add(tf.serialization);
+const installKerasCompat = oncePerTf((tf) => {
   installResetAfterGRU(tf);
   installFastRNN(tf); // registered last: its GRU extends the reset-after one
 
@@ -26,6 +24,6 @@ function installKerasCompat(tf) {
   }
   Keras3HardSigmoid.className = 'keras3HardSigmoid';
   tf.serialization.registerClass(Keras3HardSigmoid);
-}
+});
 
 module.exports = { installKerasCompat };
