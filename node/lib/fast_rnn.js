@@ -209,25 +209,6 @@ function gruLoop(tf, layer, x) {
   return layerOutput(tf, layer, perStep, h);
 }
 
-/** Keras's default LSTM (sigmoid gates, tanh) on tfjs-node with no tape recording. */
-function blockLstmApplies(tf, cell) {
-  return tf.getBackend() === 'tensorflow' && !tapeOn(tf)
-    && cell.recurrentActivation.getClassName() === 'sigmoid' && cell.activation.getClassName() === 'tanh';
-}
-
-/** The whole sequence as TensorFlow's BlockLSTMV2: one op instead of ~14 per step. */
-function blockLstm(tf, layer, x) {
-  const { cell } = layer;
-  const [batch, steps] = x.shape;
-  const ops = directOps(tf);
-  const w = ops.concat([cell.kernel.read(), cell.recurrentKernel.read()], 0);
-  const b = cell.useBias ? cell.bias.read() : tf.zeros([4 * cell.units]);
-  const zeros = tf.zeros([batch, cell.units]);
-  const h = ops.blockLstm(timeMajor(tf, layer, x), zeros, zeros, w, b); // [T, B, U], steps as read
-  if (layer.returnSequences) return tf.transpose(h, [1, 0, 2]);
-  return tf.reshape(tf.slice(h, [steps - 1, 0, 0], [1, batch, cell.units]), [batch, cell.units]);
-}
-
 // tfjs and Keras's LSTM, gates in the order i, f, c, o:
 //   [i, f, g, o] = x·W + h·U + b   i, f, o = σ(·)   g = tanh(·)
 //   c' = f ⊙ c + i ⊙ g   h' = o ⊙ tanh(c')
@@ -235,7 +216,6 @@ function blockLstm(tf, layer, x) {
 // three sigmoid gates take one activation per step.
 function lstmLoop(tf, layer, x) {
   const { cell } = layer;
-  if (blockLstmApplies(tf, cell)) return blockLstm(tf, layer, x);
   const sigmoidGatesFirst = (w) => {
     const [i, f, g, o] = tf.split(w, 4, w.rank - 1);
     return tf.concat([i, f, o, g], w.rank - 1);

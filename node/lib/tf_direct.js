@@ -36,7 +36,7 @@ function directOps(tf) {
   };
   const concatAttrs = (n) => [...float, attr('N', 'TF_ATTR_INT', n), attr('Tidx', 'TF_ATTR_TYPE', binding.TF_INT32)];
 
-  const ops = {
+  return {
     matMul: (a, b) => run('MatMul', [a, b], plain),
     /** aᵀ·b */
     matMulTA: (a, b) => run('BatchMatMulV2', [a, b], transA),
@@ -67,33 +67,9 @@ function directOps(tf) {
     tanhGrad: (y, dy) => run('TanhGrad', [y, dy]),
     sigmoidGrad: (y, dy) => run('SigmoidGrad', [y, dy]),
     reluGrad: (y, dy) => run('ReluGrad', [dy, y]),
-    /** A scalar int64, which tfjs cannot make: an int32 cast by TensorFlow. */
-    int64: (value) => {
-      const warn = console.warn; // tfjs-node warns on every int64 output
-      console.warn = () => {};
-      try {
-        return run('Cast', [tf.scalar(value, 'int32')], [attr('SrcT', 'TF_ATTR_TYPE', binding.TF_INT32),
-          attr('DstT', 'TF_ATTR_TYPE', binding.TF_INT64), attr('Truncate', 'TF_ATTR_BOOL', false)]);
-      } finally {
-        console.warn = warn;
-      }
-    },
-    /**
-     * TensorFlow's BlockLSTMV2: a whole LSTM sequence in one op (sigmoid
-     * gates, tanh; gates in Keras's order i, f, c, o). x [T, B, F], w the
-     * kernel over the recurrent kernel [F + U, 4U], b [4U]; returns every
-     * step's h, [T, B, U].
-     */
-    blockLstm: (x, h0, c0, w, b) => {
-      const noPeephole = tf.zeros([h0.shape[1]]);
-      const attrs = [...float, attr('cell_clip', 'TF_ATTR_FLOAT', -1), attr('use_peephole', 'TF_ATTR_BOOL', false)];
-      const inputs = [ops.int64(x.shape[0]), x, c0, h0, w, noPeephole, noPeephole, noPeephole, b];
-      return backend.executeMultipleOutputs('BlockLSTMV2', attrs, inputs, 7)[6];
-    },
     /** dy where 0 < y < 1, else 0 (TensorFlow's Relu6Grad on 6y). */
     insideUnitGrad: (y, dy) => run('Relu6Grad', [dy, run('Mul', [y, six])]),
   };
-  return ops;
 }
 
 module.exports = { directOps };
