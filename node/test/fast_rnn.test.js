@@ -27,11 +27,15 @@ const CASES = {
     new LSTM({ units: UNITS, inputShape: [STEPS, FEATURES] })],
   'LSTM on one step (seed 095)': ({ LSTM }) => [
     new LSTM({ units: UNITS, inputShape: [1, FEATURES] })],
+  'LSTM Keras defaults (sigmoid, tanh)': ({ LSTM }) => [
+    new LSTM({ units: UNITS, recurrentActivation: 'sigmoid', inputShape: [STEPS, FEATURES] })],
+  'LSTM Keras defaults, sequences, backwards, no bias': ({ LSTM }) => [
+    new LSTM({ units: UNITS, recurrentActivation: 'sigmoid', returnSequences: true, goBackwards: true, useBias: false, inputShape: [STEPS, FEATURES] })],
   'LSTM sigmoid, sequences, relu activation': ({ LSTM }) => [
     new LSTM({ units: UNITS, recurrentActivation: 'sigmoid', activation: 'relu', returnSequences: true, inputShape: [STEPS, FEATURES] })],
   'Bidirectional GRU -> LSTM (rnn_stack)': ({ GRU, LSTM }, tf) => [
     tf.layers.bidirectional({ layer: new GRU({ units: UNITS, resetAfter: true, returnSequences: true }), inputShape: [STEPS, FEATURES] }),
-    new LSTM({ units: UNITS })],
+    new LSTM({ units: UNITS, recurrentActivation: 'sigmoid' })],
 };
 
 function buildModel(tf, layers, makeLayers, rand) {
