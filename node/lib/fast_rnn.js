@@ -8,8 +8,8 @@
 // LSTM (the input projection redone every step, weights split every step,
 // hard_sigmoid's scalars made afresh, 1 − z as two ops). This loop projects
 // the whole input sequence with one matMul before the loop and keeps 11–14
-// kernels per step. Gradients flow through the same ops, so training uses it
-// too.
+// kernels per step. Training uses it too: on tfjs-node as one op with its own
+// gradient (rnn_backprop.js), elsewhere through tfjs's autodiff of the loop.
 //
 // It handles what the registry and typical Keras exports need: no mask, no
 // initial state, not stateful, no returnState, and no dropout while training.

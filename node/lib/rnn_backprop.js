@@ -4,10 +4,10 @@
 // time, written out below) call TensorFlow's ops directly (tf_direct.js).
 //
 // Under a gradient tape (fit, tf.grad) tfjs records every op of the loop and
-// replays each one's gradient, all through tfjs's slower op wrappers: for the
-// seed GRU that is 12 ops forward and about 40 backward per time step. Here
+// replays each one's gradient, all through tfjs's slower op wrappers. Here
 // the tape records one op per layer; the backward pass is 15-20 direct ops per
-// step, and the weights' gradients are two matMuls over all steps at once.
+// step, and the recurrent weights' gradients are one matMul per weight over
+// all steps at once. One epoch of the seed GRU in Node: 70.1 -> 27.7 s.
 //
 // What stays outside, as taped tfjs ops: the input projection x·W + b (one
 // matMul for the whole sequence), goBackwards, the LSTM's gate reordering and
@@ -55,7 +55,7 @@ function recurrenceOp(tf, { directOps, forward, backward, sequences }) {
     const weights = rest;
     const ops = directOps(tf);
     const { hs, saved } = forward(ops, ops.unstack(xp), weights);
-    save([xp, ...weights, ...saved]); // kept until the backward pass runs
+    save([...weights, ...saved]); // kept until the backward pass runs
     const value = sequences ? ops.stack(hs) : hs[hs.length - 1];
     return {
       value,
@@ -65,8 +65,8 @@ function recurrenceOp(tf, { directOps, forward, backward, sequences }) {
         const dOut = sequences ? bops.unstack(dy) : null;
         // dh arriving at step t from the layer's output
         const outputGrad = (t) => (sequences ? dOut[t] : (t === steps - 1 ? dy : null));
-        const keptWeights = kept.slice(1, 1 + weights.length);
-        const keptSaved = kept.slice(1 + weights.length);
+        const keptWeights = kept.slice(0, weights.length);
+        const keptSaved = kept.slice(weights.length);
         const { dxp, dWeights } = backward(bops, keptWeights, keptSaved, outputGrad, steps);
         return [bops.stack(dxp), ...dWeights];
       },
