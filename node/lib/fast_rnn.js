@@ -20,7 +20,6 @@
 const { resetAfterGRU } = require('./gru_reset_after');
 const { directOps } = require('./tf_direct');
 const { backpropSupported, recurrenceWithBackprop } = require('./rnn_backprop');
-
 const { oncePerTf } = require('./per_tf');
 
 /** Whether this call may take the fast loop, by TFJS_BRIDGE_RNN_LOOP and backend. */
@@ -138,7 +137,7 @@ function layerOutput(tf, layer, perStep, last) {
 
 /** Training on tfjs-node: the recurrence as one op with its own gradient. */
 function backpropWanted(tf, layer) {
-  return process.env.NOBP ? false : tapeOn(tf) && backpropSupported(tf, layer);
+  return tapeOn(tf) && backpropSupported(tf, layer);
 }
 
 /** The recurrence over the time-major projection as one customGrad op (rnn_backprop.js). */
@@ -242,7 +241,11 @@ function lstmLoop(tf, layer, x) {
   return layerOutput(tf, layer, perStep, h);
 }
 
-/** tfjs-bridge's recurrent layers for this tf: `new GRU({units, resetAfter, ...})`, `new LSTM(...)`. */
+/**
+ * tfjs-bridge's recurrent layers for this tf, registered under the converter's
+ * class names (after the reset-after GRU they extend, so they win):
+ * `new GRU({units, resetAfter, ...})`, `new LSTM(...)`.
+ */
 const recurrentLayers = oncePerTf((tf) => {
   const ResetAfterGRU = resetAfterGRU(tf).GRU;
   const StockLSTM = tf.layers.lstm({ units: 1 }).constructor;
@@ -268,8 +271,4 @@ const recurrentLayers = oncePerTf((tf) => {
   return { GRU, LSTM };
 });
 
-function installFastRNN(tf) {
-  recurrentLayers(tf);
-}
-
-module.exports = { installFastRNN, recurrentLayers };
+module.exports = { recurrentLayers };

@@ -18,7 +18,6 @@ const { oncePerTf } = require('./per_tf');
 
 /** The registered classes for this tf; `new GRU({units, resetAfter: true, ...})`. */
 const resetAfterGRU = oncePerTf((tf) => {
-
   // The stock classes are not exported by name; their instances are.
   const StockGRUCell = tf.layers.gruCell({ units: 1 }).constructor;
   const StockGRU = tf.layers.gru({ units: 1 }).constructor;
@@ -115,8 +114,4 @@ const resetAfterGRU = oncePerTf((tf) => {
   return { GRU, GRUCell };
 });
 
-function installResetAfterGRU(tf) {
-  resetAfterGRU(tf);
-}
-
-module.exports = { installResetAfterGRU, resetAfterGRU };
+module.exports = { resetAfterGRU };

@@ -4,14 +4,11 @@
 // py/tfjs_bridge/keras3.py renames to keras3_hard_sigmoid (tfjs reads it as
 // keras3HardSigmoid) because tfjs's hardSigmoid is tf-keras's, another formula.
 // It also puts in the faster GRU and LSTM time loop of fast_rnn.js.
-const { installResetAfterGRU } = require('./gru_reset_after');
-const { installFastRNN } = require('./fast_rnn');
-
+const { recurrentLayers } = require('./fast_rnn');
 const { oncePerTf } = require('./per_tf');
 
 const installKerasCompat = oncePerTf((tf) => {
-  installResetAfterGRU(tf);
-  installFastRNN(tf); // registered last: its GRU extends the reset-after one
+  recurrentLayers(tf); // the reset-after GRU, then the fast loop's GRU and LSTM over it
 
   class Keras3HardSigmoid extends tf.serialization.Serializable {
     apply(x) {

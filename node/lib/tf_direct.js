@@ -47,7 +47,6 @@ function directOps(tf) {
     mul: (a, b) => run('Mul', [a, b]),
     tanh: (v) => run('Tanh', [v]),
     sigmoid: (v) => run('Sigmoid', [v]),
-    relu: (v) => run('Relu', [v]),
     clip01: (v) => run('ClipByValue', [v, zero, one]),
     /** [B, N] cut along axis 1 into parts of `sizes` columns. */
     split: (v, sizes) => {

@@ -48,8 +48,9 @@ class ModelSpec:
     # the LSTMs here, but ~60x slower for Keras's reset-after GRU, whose
     # backend-selecting implementation XLA handles badly: measured, not assumed.
     jit_compile: bool = False
-    # Evaluate and save an exponential moving average of the weights (tf-keras
-    # optimizer `use_ema`) instead of the last step's weights; None: plain.
+    # Evaluate and save an exponential moving average of the weights
+    # (averaging.py: tf-keras's `use_ema` with a warm-up) instead of the last
+    # step's weights; None: plain.
     ema_momentum: float | None = None
     extra: dict = field(default_factory=dict)
 
