@@ -53,7 +53,11 @@ function tapeOn(tf) {
  * differentiable).
  */
 function opsFor(tf) {
-  if (tf.getBackend() === 'tensorflow' && !tapeOn(tf)) return directOps(tf);
+  return tf.getBackend() === 'tensorflow' && !tapeOn(tf) ? directOps(tf) : tfjsOps(tf);
+}
+
+/** The loop's ops as tfjs ops: any backend, differentiable. */
+function tfjsOps(tf) {
   return {
     matMul: (a, b) => tf.matMul(a, b),
     add: (a, b) => tf.add(a, b),
@@ -92,47 +96,81 @@ function unstackSteps(tf, timeMajor) {
   return steps === 1 ? [tf.reshape(timeMajor, rest)] : tf.unstack(timeMajor, 0);
 }
 
-/** [B, T, F] as [T, B, F], steps in the order the layer reads them. */
-function timeMajor(tf, layer, t) {
-  const major = tf.transpose(t, [1, 0, 2]);
-  return layer.goBackwards ? tf.reverse(major, 0) : major;
-}
-
-/** x·kernel + bias for the whole sequence, time-major: [T, B, G]. */
-function wholeProjection(tf, layer, x, kernel, bias) {
+/**
+ * x·kernel + bias for the whole sequence, time-major and in the order the
+ * layer reads the steps (reversed for goBackwards, as stock rnn() does):
+ * [T, B, G]. The narrower of the input and the projection is the one
+ * transposed and reversed: for lstm_sine [256, 24, 1] rather than
+ * [256, 24, 128] (at B=256 the transpose after the product cost 0.33 ms of
+ * a 5.4 ms prediction).
+ */
+function wholeProjection(tf, ops, layer, x, kernel, bias) {
   const [batch, steps, depth] = x.shape;
-  let projected = tf.matMul(tf.reshape(x, [batch * steps, depth]), kernel);
-  if (bias) projected = tf.add(projected, bias);
-  return timeMajor(tf, layer, tf.reshape(projected, [batch, steps, -1]));
+  const width = kernel.shape[1];
+  const readOrder = (major) => (layer.goBackwards ? tf.reverse(major, 0) : major);
+  const inputFirst = depth <= width;
+  const rows = inputFirst ? readOrder(tf.transpose(x, [1, 0, 2])) : x;
+  let projected = ops.matMul(tf.reshape(rows, [batch * steps, depth]), kernel);
+  if (bias) projected = ops.add(projected, bias);
+  return inputFirst
+    ? tf.reshape(projected, [steps, batch, width])
+    : readOrder(tf.transpose(tf.reshape(projected, [batch, steps, width]), [1, 0, 2]));
 }
 
 /**
- * The input's projection x_t·kernel + bias for each step t, in the order the
- * layer reads the steps (reversed for goBackwards, as stock rnn() does), cut
- * into parts of `sizes` columns: xAt(t) -> [part, ...], each [B, size].
- * On tfjs-node the whole sequence is projected by one matMul before the loop.
- * The pure-JS and WASM backends copy slices slowly (WASM: 119 ms to cut a
- * GRU(64)'s [28, 256, 192] projection into steps, against 12 ms for all its
- * matMuls; measured), so there each step is projected from the input's step.
+ * Tensors [..., gates·U] side by side gate by gate: [..., gates·(n·U)], gate
+ * j's columns being [t0_j, t1_j, ...]. A Bidirectional layer's two
+ * directions then run as one loop of the same ops on states [B, 2U]: each
+ * elementwise op of a step sees its gate's columns of both directions.
  */
-function inputProjection(tf, ops, layer, x, kernel, bias, sizes) {
-  if (tf.getBackend() === 'tensorflow') {
-    const whole = wholeProjection(tf, layer, x, kernel, bias);
-    // (a one-part tf.split breaks tfjs's gradient of split: no split then)
-    const parts = (sizes.length > 1 ? tf.split(whole, sizes, 2) : [whole]).map((part) => unstackSteps(tf, part));
-    return (t) => parts.map((part) => part[t]);
-  }
-  const inputs = unstackSteps(tf, timeMajor(tf, layer, x));
-  return (t) => {
-    let projected = ops.matMul(inputs[t], kernel);
-    if (bias) projected = ops.add(projected, bias);
-    return sizes.length > 1 ? ops.split(projected, sizes) : [projected];
-  };
+function sideBySide(tf, tensors, gates) {
+  if (tensors.length === 1) return tensors[0];
+  const split = (t) => tf.reshape(t, [...t.shape.slice(0, -1), gates, t.shape[t.rank - 1] / gates]);
+  const joined = tf.concat(tensors.map(split), -1);
+  return tf.reshape(joined, [...joined.shape.slice(0, -2), -1]);
 }
 
-/** The layer's output: the last state, or every step's as [B, T, U]. */
-function layerOutput(tf, layer, perStep, last) {
-  return layer.returnSequences ? tf.stack(perStep, 1) : last;
+/** Recurrent kernels [U, gates·U] of n directions as one [n·U, gates·n·U], zero across directions. */
+function blockDiagonal(tf, kernels, gates) {
+  if (kernels.length === 1) return kernels[0];
+  return tf.concat(kernels.map((kernel, d) => sideBySide(tf,
+    kernels.map((other, e) => (e === d ? kernel : tf.zerosLike(other))), gates)), 0);
+}
+
+/**
+ * What the loop reads, for one direction or a Bidirectional's two side by
+ * side (`directions`: [{layer, weights}]): the state width W (n·U), the
+ * recurrent kernel and bias, and xAt(t) -> each step's input projection cut
+ * into parts of `parts` × W columns, [B, part·W] each.
+ * On tfjs-node the whole sequence is projected by one matMul before the
+ * loop. The pure-JS and WASM backends copy slices slowly (WASM: 119 ms to cut
+ * a GRU(64)'s [28, 256, 192] projection into steps, against 12 ms for all its
+ * matMuls; measured), so there each step is projected from the input's step.
+ */
+function loopInputs(tf, ops, directions, x, gates, parts) {
+  const width = directions.length * directions[0].layer.cell.units;
+  const sizes = parts.map((part) => part * width);
+  const { recurrent, recurrentBias } = {
+    recurrent: blockDiagonal(tf, directions.map((d) => d.weights.recurrent), gates),
+    recurrentBias: directions[0].weights.recurrentBias
+      ? sideBySide(tf, directions.map((d) => d.weights.recurrentBias), gates) : null,
+  };
+  if (tf.getBackend() === 'tensorflow') {
+    const whole = sideBySide(tf, directions.map(({ layer, weights }) =>
+      wholeProjection(tf, ops, layer, x, weights.kernel, weights.inputBias)), gates);
+    // (a one-part tf.split breaks tfjs's gradient of split: no split then)
+    const steps = (sizes.length > 1 ? tf.split(whole, sizes, 2) : [whole]).map((part) => unstackSteps(tf, part));
+    return { width, recurrent, recurrentBias, xAt: (t) => steps.map((part) => part[t]) };
+  }
+  const [{ layer, weights: { kernel, inputBias } }] = directions; // one direction here
+  const major = tf.transpose(x, [1, 0, 2]);
+  const inputs = unstackSteps(tf, layer.goBackwards ? tf.reverse(major, 0) : major);
+  const xAt = (t) => {
+    let projected = ops.matMul(inputs[t], kernel);
+    if (inputBias) projected = ops.add(projected, inputBias);
+    return sizes.length > 1 ? ops.split(projected, sizes) : [projected];
+  };
+  return { width, recurrent, recurrentBias, xAt };
 }
 
 /** Training on tfjs-node: the recurrence as one op with its own gradient. */
@@ -141,22 +179,49 @@ function backpropWanted(tf, layer) {
 }
 
 /** The recurrence over the time-major projection as one customGrad op (rnn_backprop.js). */
-function backpropLoop(tf, layer, kind, projection, weights) {
+function backpropLoop(tf, layer, kind, weights, x) {
+  const projection = wholeProjection(tf, tfjsOps(tf), layer, x, weights.kernel, weights.inputBias);
   const recurrence = recurrenceWithBackprop(tf, layer, kind, { directOps, activationOf });
-  const out = recurrence(projection, ...weights);
+  const extra = weights.recurrentBias ? [weights.recurrent, weights.recurrentBias] : [weights.recurrent];
+  const out = recurrence(projection, ...extra);
   return layer.returnSequences ? tf.transpose(out, [1, 0, 2]) : out;
 }
 
-/** What both loops start from: the cell, its ops and its two activations. */
+/** What every loop starts from: its ops and the cell's two activations. */
 function loopParts(tf, layer) {
-  const cell = layer.cell;
+  const { cell } = layer;
   const ops = opsFor(tf);
   return {
-    cell,
-    units: cell.units,
     ops,
     act: activationOf(tf, ops, cell.activation),
     recAct: activationOf(tf, ops, cell.recurrentActivation),
+  };
+}
+
+/** A GRU layer's weights as its loop reads them (Keras's reset-after bias is [2, 3U]). */
+function gruWeights(tf, layer) {
+  const { cell } = layer;
+  const bias = cell.useBias ? cell.bias.read() : null;
+  const [inputBias, recurrentBias] = cell.resetAfter && bias ? tf.unstack(bias, 0) : [bias, null];
+  return { kernel: cell.kernel.read(), recurrent: cell.recurrentKernel.read(), inputBias, recurrentBias };
+}
+
+/**
+ * An LSTM layer's weights with their gate columns put in the order i, f, o,
+ * g (Keras and tfjs: i, f, g, o), so the three sigmoid gates take one
+ * activation per step.
+ */
+function lstmWeights(tf, layer) {
+  const { cell } = layer;
+  const sigmoidGatesFirst = (w) => {
+    const [i, f, g, o] = tf.split(w, 4, w.rank - 1);
+    return tf.concat([i, f, o, g], w.rank - 1);
+  };
+  return {
+    kernel: sigmoidGatesFirst(cell.kernel.read()),
+    recurrent: sigmoidGatesFirst(cell.recurrentKernel.read()),
+    inputBias: cell.useBias ? sigmoidGatesFirst(cell.bias.read()) : null,
+    recurrentBias: null,
   };
 }
 
@@ -165,21 +230,12 @@ function loopParts(tf, layer) {
 //   h' = z ⊙ h + (1 − z) ⊙ h~, computed as h~ + z ⊙ (h − h~)
 // and with reset after (Keras default), bias [2, 3U] (input, recurrent):
 //   [hz, hr, hh] = h·U + b_rec   h~ = tanh(x·W_h + b_in_h + r ⊙ hh)
-function gruLoop(tf, layer, x) {
+// Returns every step's state [B, W] in the order the steps were read.
+function gruSteps(tf, layer, directions, x) {
   const { cell } = layer;
-  const kernel = cell.kernel.read();
-  const recurrent = cell.recurrentKernel.read();
-  const bias = cell.useBias ? cell.bias.read() : null;
-  const [inputBias, recurrentBias] = cell.resetAfter && bias ? tf.unstack(bias, 0) : [bias, null];
-  if (backpropWanted(tf, layer)) {
-    const weights = recurrentBias ? [recurrent, recurrentBias] : [recurrent];
-    return backpropLoop(tf, layer, 'GRU', wholeProjection(tf, layer, x, kernel, inputBias), weights);
-  }
-
-  const { units, ops, act, recAct } = loopParts(tf, layer);
-
-  const xAt = inputProjection(tf, ops, layer, x, kernel, inputBias, [2 * units, units]);
-  const [recurrentGates, recurrentCandidate] = tf.split(recurrent, [2 * units, units], 1);
+  const { ops, act, recAct } = loopParts(tf, layer);
+  const { width, recurrent, recurrentBias, xAt } = loopInputs(tf, ops, directions, x, 3, [2, 1]);
+  const [recurrentGates, recurrentCandidate] = tf.split(recurrent, [2 * width, width], 1);
 
   // One step's update gate z and candidate pre-activation, from h.
   const gatesAndCandidate = cell.resetAfter
@@ -187,73 +243,122 @@ function gruLoop(tf, layer, x) {
       const [xGates, xCandidate] = xAt(t);
       let inner = ops.matMul(h, recurrent);
       if (recurrentBias) inner = ops.add(inner, recurrentBias);
-      const [innerGates, innerCandidate] = ops.split(inner, [2 * units, units]);
-      const [z, r] = ops.split(recAct(ops.add(xGates, innerGates)), [units, units]);
+      const [innerGates, innerCandidate] = ops.split(inner, [2 * width, width]);
+      const [z, r] = ops.split(recAct(ops.add(xGates, innerGates)), [width, width]);
       return [z, ops.add(xCandidate, ops.mul(r, innerCandidate))];
     }
     : (t, h) => {
       const [xGates, xCandidate] = xAt(t);
-      const [z, r] = ops.split(recAct(ops.add(xGates, ops.matMul(h, recurrentGates))), [units, units]);
+      const [z, r] = ops.split(recAct(ops.add(xGates, ops.matMul(h, recurrentGates))), [width, width]);
       return [z, ops.add(xCandidate, ops.matMul(ops.mul(r, h), recurrentCandidate))];
     };
 
-  let h = tf.zeros([x.shape[0], units]);
-  const perStep = [];
+  let h = tf.zeros([x.shape[0], width]);
+  const states = [];
   for (let t = 0; t < x.shape[1]; t++) {
     const [z, candidateIn] = gatesAndCandidate(t, h);
     const candidate = act(candidateIn);
     h = ops.add(candidate, ops.mul(z, ops.sub(h, candidate)));
-    if (layer.returnSequences) perStep.push(h);
+    states.push(h);
   }
-  return layerOutput(tf, layer, perStep, h);
+  return states;
 }
 
 // tfjs and Keras's LSTM, gates in the order i, f, c, o:
 //   [i, f, g, o] = x·W + h·U + b   i, f, o = σ(·)   g = tanh(·)
 //   c' = f ⊙ c + i ⊙ g   h' = o ⊙ tanh(c')
-// The weights' columns are put in the order i, f, o, g once per call, so the
-// three sigmoid gates take one activation per step.
-function lstmLoop(tf, layer, x) {
-  const { cell } = layer;
-  const sigmoidGatesFirst = (w) => {
-    const [i, f, g, o] = tf.split(w, 4, w.rank - 1);
-    return tf.concat([i, f, o, g], w.rank - 1);
-  };
-  const kernel = sigmoidGatesFirst(cell.kernel.read());
-  const recurrent = sigmoidGatesFirst(cell.recurrentKernel.read());
-  const bias = cell.useBias ? sigmoidGatesFirst(cell.bias.read()) : null;
-  if (backpropWanted(tf, layer)) {
-    return backpropLoop(tf, layer, 'LSTM', wholeProjection(tf, layer, x, kernel, bias), [recurrent]);
-  }
-
-  const { units, ops, act, recAct } = loopParts(tf, layer);
-  const xAt = inputProjection(tf, ops, layer, x, kernel, bias, [4 * units]);
-  let h = tf.zeros([x.shape[0], units]);
+// run with the gates reordered to i, f, o, g (lstmWeights).
+// Returns every step's state h [B, W] in the order the steps were read.
+function lstmSteps(tf, layer, directions, x) {
+  const { ops, act, recAct } = loopParts(tf, layer);
+  const { width, recurrent, xAt } = loopInputs(tf, ops, directions, x, 4, [4]);
+  let h = tf.zeros([x.shape[0], width]);
   let c = h;
-  const perStep = [];
+  const states = [];
   for (let t = 0; t < x.shape[1]; t++) {
-    const [sigmoidIn, candidateIn] = ops.split(ops.add(xAt(t)[0], ops.matMul(h, recurrent)), [3 * units, units]);
-    const [i, f, o] = ops.split(recAct(sigmoidIn), [units, units, units]);
+    const [sigmoidIn, candidateIn] = ops.split(ops.add(xAt(t)[0], ops.matMul(h, recurrent)), [3 * width, width]);
+    const [i, f, o] = ops.split(recAct(sigmoidIn), [width, width, width]);
     c = ops.add(ops.mul(f, c), ops.mul(i, act(candidateIn)));
     h = ops.mul(o, act(c));
-    if (layer.returnSequences) perStep.push(h);
+    states.push(h);
   }
-  return layerOutput(tf, layer, perStep, h);
+  return states;
+}
+
+const KINDS = {
+  GRU: { weights: gruWeights, steps: gruSteps },
+  LSTM: { weights: lstmWeights, steps: lstmSteps },
+};
+
+/** One GRU or LSTM layer's output by the fast loop. */
+function fastLayer(tf, layer, kind, x) {
+  const weights = KINDS[kind].weights(tf, layer);
+  if (backpropWanted(tf, layer)) return backpropLoop(tf, layer, kind, weights, x);
+  const states = KINDS[kind].steps(tf, layer, [{ layer, weights }], x);
+  return layer.returnSequences ? tf.stack(states, 1) : states[states.length - 1];
+}
+
+const MERGES = {
+  concat: (tf, a, b) => tf.concat([a, b], -1),
+  sum: (tf, a, b) => tf.add(a, b),
+  ave: (tf, a, b) => tf.mul(0.5, tf.add(a, b)),
+  mul: (tf, a, b) => tf.mul(a, b),
+};
+
+/**
+ * The input tensor when a Bidirectional layer's two directions may run as
+ * one loop (tfjs-node, no tape: inference), else null. Both are this
+ * module's GRU or LSTM by construction; they must take the fast loop alone.
+ */
+function bothDirectionsInput(tf, bidirectional, inputs, kwargs, kind) {
+  const { forwardLayer: fwd, backwardLayer: bwd } = bidirectional;
+  if (tf.getBackend() !== 'tensorflow' || tapeOn(tf) || !Object.hasOwn(MERGES, bidirectional.mergeMode)) return null;
+  if (!KINDS[kind] || bwd.getClassName() !== fwd.getClassName()) return null;
+  const same = (get) => get(fwd.cell) === get(bwd.cell);
+  const alike = [(c) => c.units, (c) => c.useBias, (c) => Boolean(c.resetAfter),
+    (c) => c.activation.getClassName(), (c) => c.recurrentActivation.getClassName()].every(same);
+  const x = alike && fwd.returnSequences === bwd.returnSequences ? fastLoopInput(tf, fwd, inputs, kwargs) : null;
+  return x && fastLoopInput(tf, bwd, inputs, kwargs) ? x : null;
+}
+
+/**
+ * Keras's Bidirectional over two fast loops run as one (sideBySide): the
+ * states are [B, 2U], forward then backward, and each step's ops serve both
+ * directions: half the dispatches of running them one after the other.
+ * The output is what tfjs's Bidirectional.call makes of the two layers'.
+ */
+function bidirectionalLoop(tf, bidirectional, kind, x) {
+  const { forwardLayer: fwd, backwardLayer: bwd, mergeMode } = bidirectional;
+  const directions = [fwd, bwd].map((layer) => ({ layer, weights: KINDS[kind].weights(tf, layer) }));
+  const states = KINDS[kind].steps(tf, fwd, directions, x);
+  const merge = (joined, timeAxis) => {
+    const [forward, backward] = tf.split(joined, 2, -1);
+    // the backward layer's sequence runs back in time: Bidirectional reverses it
+    const aligned = timeAxis === null ? backward : tf.reverse(backward, timeAxis);
+    return MERGES[mergeMode](tf, forward, aligned);
+  };
+  if (!fwd.returnSequences) {
+    const last = states[states.length - 1];
+    return mergeMode === 'concat' ? last : merge(last, null);
+  }
+  return tf.transpose(merge(tf.stack(states, 0), 0), [1, 0, 2]);
 }
 
 /**
  * tfjs-bridge's recurrent layers for this tf, registered under the converter's
  * class names (after the reset-after GRU they extend, so they win):
- * `new GRU({units, resetAfter, ...})`, `new LSTM(...)`.
+ * `new GRU({units, resetAfter, ...})`, `new LSTM(...)`, and a Bidirectional
+ * that runs its two directions as one loop where it can.
  */
 const recurrentLayers = oncePerTf((tf) => {
   const ResetAfterGRU = resetAfterGRU(tf).GRU;
   const StockLSTM = tf.layers.lstm({ units: 1 }).constructor;
+  const StockBidirectional = tf.layers.bidirectional({ layer: tf.layers.lstm({ units: 1 }) }).constructor;
 
   class GRU extends ResetAfterGRU {
     call(inputs, kwargs) {
       const x = fastLoopInput(tf, this, inputs, kwargs);
-      return x ? tf.tidy(() => gruLoop(tf, this, x)) : super.call(inputs, kwargs);
+      return x ? tf.tidy(() => fastLayer(tf, this, 'GRU', x)) : super.call(inputs, kwargs);
     }
   }
   GRU.className = 'GRU';
@@ -261,14 +366,24 @@ const recurrentLayers = oncePerTf((tf) => {
   class LSTM extends StockLSTM {
     call(inputs, kwargs) {
       const x = fastLoopInput(tf, this, inputs, kwargs);
-      return x ? tf.tidy(() => lstmLoop(tf, this, x)) : super.call(inputs, kwargs);
+      return x ? tf.tidy(() => fastLayer(tf, this, 'LSTM', x)) : super.call(inputs, kwargs);
     }
   }
   LSTM.className = 'LSTM';
 
+  class Bidirectional extends StockBidirectional {
+    call(inputs, kwargs = {}) {
+      const kind = this.forwardLayer instanceof GRU ? 'GRU' : this.forwardLayer instanceof LSTM ? 'LSTM' : null;
+      const x = kind && bothDirectionsInput(tf, this, inputs, kwargs, kind);
+      return x ? tf.tidy(() => bidirectionalLoop(tf, this, kind, x)) : super.call(inputs, kwargs);
+    }
+  }
+  Bidirectional.className = 'Bidirectional';
+
   tf.serialization.registerClass(GRU);
   tf.serialization.registerClass(LSTM);
-  return { GRU, LSTM };
+  tf.serialization.registerClass(Bidirectional);
+  return { GRU, LSTM, Bidirectional };
 });
 
 module.exports = { recurrentLayers };

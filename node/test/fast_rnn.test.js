@@ -33,9 +33,13 @@ const CASES = {
     new LSTM({ units: UNITS, recurrentActivation: 'sigmoid', returnSequences: true, goBackwards: true, useBias: false, inputShape: [STEPS, FEATURES] })],
   'LSTM sigmoid, sequences, relu activation': ({ LSTM }) => [
     new LSTM({ units: UNITS, recurrentActivation: 'sigmoid', activation: 'relu', returnSequences: true, inputShape: [STEPS, FEATURES] })],
-  'Bidirectional GRU -> LSTM (rnn_stack)': ({ GRU, LSTM }, tf) => [
-    tf.layers.bidirectional({ layer: new GRU({ units: UNITS, resetAfter: true, returnSequences: true }), inputShape: [STEPS, FEATURES] }),
+  'Bidirectional GRU -> LSTM (rnn_stack)': ({ GRU, LSTM, Bidirectional }) => [
+    new Bidirectional({ layer: new GRU({ units: UNITS, resetAfter: true, returnSequences: true }), inputShape: [STEPS, FEATURES] }),
     new LSTM({ units: UNITS, recurrentActivation: 'sigmoid' })],
+  'Bidirectional LSTM, last state, sum': ({ LSTM, Bidirectional }) => [
+    new Bidirectional({ layer: new LSTM({ units: UNITS }), mergeMode: 'sum', inputShape: [STEPS, FEATURES] })],
+  'Bidirectional GRU reset before, sequences, backwards first, ave': ({ GRU, Bidirectional }) => [
+    new Bidirectional({ layer: new GRU({ units: UNITS, returnSequences: true, goBackwards: true }), mergeMode: 'ave', inputShape: [STEPS, FEATURES] })],
 };
 
 function buildModel(tf, layers, makeLayers, rand) {
