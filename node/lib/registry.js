@@ -35,9 +35,10 @@ const KERAS_DEFAULTS = {
   LSTM: { recurrentActivation: 'sigmoid', unitForgetBias: true },
 };
 
-// Keras layer classes -> tf.layers factories. GRU and LSTM are ours
-// (fast_rnn.js: Keras's reset-after GRU, and a faster time loop for both).
-const TFJS_FACTORIES = { SimpleRNN: 'simpleRNN', Dense: 'dense', Bidirectional: 'bidirectional', Dropout: 'dropout' };
+// Keras layer classes -> tf.layers factories. GRU, LSTM and Bidirectional
+// are ours (fast_rnn.js: Keras's reset-after GRU, a faster time loop for
+// both, and both directions of a Bidirectional in one loop).
+const TFJS_FACTORIES = { SimpleRNN: 'simpleRNN', Dense: 'dense', Dropout: 'dropout' };
 
 /** One registry layer ({kind, config, wraps}) as a tfjs layer. */
 function buildLayer(tf, layer, extra = {}) {
@@ -46,7 +47,7 @@ function buildLayer(tf, layer, extra = {}) {
   const ours = recurrentLayers(tf)[layer.kind];
   if (ours) return new ours(config);
   const factory = TFJS_FACTORIES[layer.kind];
-  if (!factory) throw new Error(`layer kind ${layer.kind} is not mapped to tfjs (known: GRU, LSTM, ${Object.keys(TFJS_FACTORIES).join(', ')})`);
+  if (!factory) throw new Error(`layer kind ${layer.kind} is not mapped to tfjs (known: GRU, LSTM, Bidirectional, ${Object.keys(TFJS_FACTORIES).join(', ')})`);
   return tf.layers[factory](config);
 }
 
