@@ -11,6 +11,10 @@
 // kernels per step. Training uses it too: on tfjs-node as one op with its own
 // gradient (rnn_backprop.js), elsewhere through tfjs's autodiff of the loop.
 //
+// A Bidirectional over two such layers runs both directions as one loop on
+// states [B, 2U] (sideBySide below), so each step's ops serve both: at
+// batch 1 rnn_stack's prediction went from 7.6 to 4.9 ms.
+//
 // It handles what the registry and typical Keras exports need: no mask, no
 // initial state, not stateful, no returnState, and no dropout while training.
 // Anything else goes to the stock loop. By default it runs on tfjs-node only:

@@ -1,9 +1,10 @@
 'use strict';
 // Prediction and training on tfjs-node under Node's CPU profiler (--cpu-prof),
-// in real child processes. The profiler's signals exposed heap corruption
-// (glibc aborts inside oneDNN's sgemm) with TensorFlow's MatMul on transposed
-// operands and with its BlockLSTMV2 op: the fast loop and its gradient use
-// neither, and these tests keep it so.
+// in real child processes. The profiler's signals corrupt the heap when they
+// land inside oneDNN's AVX-512 JIT sgemm, which TensorFlow's MatMul on
+// transposed operands, LSTMBlockCell and BlockLSTMV2 run on this machine
+// (oneDNN issue #4845; see tf_direct.js): the fast loop and its gradient use
+// none of them, and these tests keep it so.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('fs');
