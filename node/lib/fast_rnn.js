@@ -142,39 +142,89 @@ function blockDiagonal(tf, kernels, gates) {
 }
 
 /**
- * What the loop reads, for one direction or a Bidirectional's two side by
- * side (`directions`: [{layer, weights}]): the state width W (n·U), the
- * recurrent kernel and bias, and xAt(t) -> each step's input projection cut
- * into parts of `parts` × W columns, [B, part·W] each.
- * On tfjs-node the whole sequence is projected by one matMul before the
- * loop. The pure-JS and WASM backends copy slices slowly (WASM: 119 ms to cut
- * a GRU(64)'s [28, 256, 192] projection into steps, against 12 ms for all its
- * matMuls; measured), so there each step is projected from the input's step.
+ * The weights one loop reads, for one direction or a Bidirectional's two side
+ * by side (`layers`): each direction's kernel and input bias (for its
+ * projection), the recurrent kernel and bias of the joined state [B, W]
+ * (W = n·U), and for the reset-before GRU the recurrent kernel cut into its
+ * gates and candidate parts.
  */
-function loopInputs(tf, ops, directions, x, gates, parts) {
-  const width = directions.length * directions[0].layer.cell.units;
-  const sizes = parts.map((part) => part * width);
-  const { recurrent, recurrentBias } = {
-    recurrent: blockDiagonal(tf, directions.map((d) => d.weights.recurrent), gates),
-    recurrentBias: directions[0].weights.recurrentBias
-      ? sideBySide(tf, directions.map((d) => d.weights.recurrentBias), gates) : null,
+function loopWeights(tf, layers, kind) {
+  const directions = layers.map((layer) => stepWeights(tf, layer, kind));
+  const gates = KINDS[kind].blocks;
+  const width = layers.length * layers[0].cell.units;
+  const recurrent = blockDiagonal(tf, directions.map((d) => d.recurrent), gates);
+  return {
+    kernels: directions.map((d) => d.kernel),
+    inputBiases: directions.map((d) => d.inputBias),
+    recurrent,
+    recurrentBias: directions[0].recurrentBias
+      ? sideBySide(tf, directions.map((d) => d.recurrentBias), gates) : null,
+    recurrentParts: kind === 'GRU' && !layers[0].cell.resetAfter ? tf.split(recurrent, [2 * width, width], 1) : null,
   };
+}
+
+// Prepared weights per layer (or Bidirectional), reused while its variables
+// hold the same tensors: preparing them is 10-30 tfjs kernels, a third of a
+// batch-1 prediction of gru before this cache (0.8 of 2.3 ms).
+const preparedWeights = new WeakMap();
+
+/** The variables' current data (assign() and setWeights() give a variable new data). */
+const variableData = (layers) => layers.flatMap((layer) => layer.cell.weights.map((w) => w.read().dataId));
+
+/**
+ * loopWeights of `layers`, built once per change of their variables and kept
+ * on `owner` outside every tidy (dropPreparedWeights frees them). While a tape
+ * records they are rebuilt each call, so the tape sees them made from the
+ * variables.
+ */
+function cachedLoopWeights(tf, owner, layers, kind) {
+  if (tapeOn(tf)) return loopWeights(tf, layers, kind);
+  const key = [tf.getBackend(), ...variableData(layers)];
+  const hit = preparedWeights.get(owner);
+  if (hit && hit.key.length === key.length && hit.key.every((k, i) => k === key[i])) return hit.weights;
+  dropPreparedWeights(tf, owner);
+  const weights = tf.tidy(() => loopWeights(tf, layers, kind));
+  const tensors = Object.values(weights).flat().filter((t) => t instanceof tf.Tensor);
+  tensors.forEach((t) => tf.keep(t));
+  preparedWeights.set(owner, { key, weights, tensors });
+  return weights;
+}
+
+function dropPreparedWeights(tf, owner) {
+  const hit = preparedWeights.get(owner);
+  if (hit) tf.dispose(hit.tensors);
+  preparedWeights.delete(owner);
+}
+
+/**
+ * What the loop reads: the state width W, the recurrent weights, and xAt(t)
+ * -> each step's input projection cut into parts of `parts` × W columns,
+ * [B, part·W] each. On tfjs-node the whole sequence is projected by one
+ * matMul before the loop. The pure-JS and WASM backends copy slices slowly
+ * (WASM: 119 ms to cut a GRU(64)'s [28, 256, 192] projection into steps,
+ * against 12 ms for all its matMuls; measured), so there each step is
+ * projected from the input's step.
+ */
+function loopInputs(tf, ops, layers, weights, x, gates, parts) {
+  const width = layers.length * layers[0].cell.units;
+  const sizes = parts.map((part) => part * width);
+  const { kernels, inputBiases } = weights;
   if (tf.getBackend() === 'tensorflow') {
-    const whole = sideBySide(tf, directions.map(({ layer, weights }) =>
-      wholeProjection(tf, ops, layer, x, weights.kernel, weights.inputBias)), gates);
+    const whole = sideBySide(tf, layers.map((layer, d) =>
+      wholeProjection(tf, ops, layer, x, kernels[d], inputBiases[d])), gates);
     // (a one-part tf.split breaks tfjs's gradient of split: no split then)
     const steps = (sizes.length > 1 ? tf.split(whole, sizes, 2) : [whole]).map((part) => unstackSteps(tf, part));
-    return { width, recurrent, recurrentBias, xAt: (t) => steps.map((part) => part[t]) };
+    return { width, xAt: (t) => steps.map((part) => part[t]) };
   }
-  const [{ layer, weights: { kernel, inputBias } }] = directions; // one direction here
+  const [layer] = layers; // one direction here
   const major = tf.transpose(x, [1, 0, 2]);
   const inputs = unstackSteps(tf, layer.goBackwards ? tf.reverse(major, 0) : major);
   const xAt = (t) => {
-    let projected = ops.matMul(inputs[t], kernel);
-    if (inputBias) projected = ops.add(projected, inputBias);
+    let projected = ops.matMul(inputs[t], kernels[0]);
+    if (inputBiases[0]) projected = ops.add(projected, inputBiases[0]);
     return sizes.length > 1 ? ops.split(projected, sizes) : [projected];
   };
-  return { width, recurrent, recurrentBias, xAt };
+  return { width, xAt };
 }
 
 /** Training on tfjs-node: the recurrence as one op with its own gradient. */
@@ -198,7 +248,31 @@ function loopParts(tf, layer) {
   return {
     ops,
     act: activationOf(tf, ops, cell.activation),
-    recAct: activationOf(tf, ops, cell.recurrentActivation),
+    // its slope and offset are in the weights (stepWeights)
+    recAct: foldsHardSigmoid(layer) ? ops.clip01 : activationOf(tf, ops, cell.recurrentActivation),
+  };
+}
+
+const foldsHardSigmoid = (layer) => layer.cell.recurrentActivation.getClassName() === 'hardSigmoid';
+
+/**
+ * The weights the step loops read. A hard-sigmoid gate clip(0.2v + 0.5, 0, 1)
+ * is linear up to its clip, so its slope and offset go into the gate columns
+ * of the weights once per call (offset into the input bias), and each step
+ * takes one clip instead of three ops.
+ */
+function stepWeights(tf, layer, kind) {
+  const weights = KINDS[kind].weights(tf, layer);
+  if (!foldsHardSigmoid(layer)) return weights;
+  const width = weights.kernel.shape[1];
+  const gateColumns = KINDS[kind].sigmoidGates * layer.cell.units;
+  const column = (gate, other) => tf.concat([tf.fill([gateColumns], gate), tf.fill([width - gateColumns], other)]);
+  const [scale, offset] = [column(0.2, 1), column(0.5, 0)];
+  return {
+    kernel: tf.mul(weights.kernel, scale),
+    recurrent: tf.mul(weights.recurrent, scale),
+    inputBias: weights.inputBias ? tf.add(tf.mul(weights.inputBias, scale), offset) : offset,
+    recurrentBias: weights.recurrentBias ? tf.mul(weights.recurrentBias, scale) : null,
   };
 }
 
@@ -235,11 +309,12 @@ function lstmWeights(tf, layer) {
 // and with reset after (Keras default), bias [2, 3U] (input, recurrent):
 //   [hz, hr, hh] = h·U + b_rec   h~ = tanh(x·W_h + b_in_h + r ⊙ hh)
 // Returns every step's state [B, W] in the order the steps were read.
-function gruSteps(tf, layer, directions, x) {
-  const { cell } = layer;
-  const { ops, act, recAct } = loopParts(tf, layer);
-  const { width, recurrent, recurrentBias, xAt } = loopInputs(tf, ops, directions, x, 3, [2, 1]);
-  const [recurrentGates, recurrentCandidate] = tf.split(recurrent, [2 * width, width], 1);
+function gruSteps(tf, layers, weights, x) {
+  const [{ cell }] = layers;
+  const { ops, act, recAct } = loopParts(tf, layers[0]);
+  const { width, xAt } = loopInputs(tf, ops, layers, weights, x, 3, [2, 1]);
+  const { recurrent, recurrentBias } = weights;
+  const [recurrentGates, recurrentCandidate] = weights.recurrentParts || [];
 
   // One step's update gate z and candidate pre-activation, from h.
   const gatesAndCandidate = cell.resetAfter
@@ -273,9 +348,10 @@ function gruSteps(tf, layer, directions, x) {
 //   c' = f ⊙ c + i ⊙ g   h' = o ⊙ tanh(c')
 // run with the gates reordered to i, f, o, g (lstmWeights).
 // Returns every step's state h [B, W] in the order the steps were read.
-function lstmSteps(tf, layer, directions, x) {
-  const { ops, act, recAct } = loopParts(tf, layer);
-  const { width, recurrent, xAt } = loopInputs(tf, ops, directions, x, 4, [4]);
+function lstmSteps(tf, layers, weights, x) {
+  const { ops, act, recAct } = loopParts(tf, layers[0]);
+  const { width, xAt } = loopInputs(tf, ops, layers, weights, x, 4, [4]);
+  const { recurrent } = weights;
   let h = tf.zeros([x.shape[0], width]);
   let c = h;
   const states = [];
@@ -289,16 +365,18 @@ function lstmSteps(tf, layer, directions, x) {
   return states;
 }
 
+// blocks: the weights' column groups of U; sigmoidGates: how many of them,
+// first, go through recAct (GRU: z, r of z, r, h; LSTM in the loop's order:
+// i, f, o of i, f, o, g).
 const KINDS = {
-  GRU: { weights: gruWeights, steps: gruSteps },
-  LSTM: { weights: lstmWeights, steps: lstmSteps },
+  GRU: { weights: gruWeights, steps: gruSteps, blocks: 3, sigmoidGates: 2 },
+  LSTM: { weights: lstmWeights, steps: lstmSteps, blocks: 4, sigmoidGates: 3 },
 };
 
 /** One GRU or LSTM layer's output by the fast loop. */
 function fastLayer(tf, layer, kind, x) {
-  const weights = KINDS[kind].weights(tf, layer);
-  if (backpropWanted(tf, layer)) return backpropLoop(tf, layer, kind, weights, x);
-  const states = KINDS[kind].steps(tf, layer, [{ layer, weights }], x);
+  if (backpropWanted(tf, layer)) return backpropLoop(tf, layer, kind, KINDS[kind].weights(tf, layer), x);
+  const states = KINDS[kind].steps(tf, [layer], cachedLoopWeights(tf, layer, [layer], kind), x);
   return layer.returnSequences ? tf.stack(states, 1) : states[states.length - 1];
 }
 
@@ -333,8 +411,8 @@ function bothDirectionsInput(tf, bidirectional, inputs, kwargs, kind) {
  */
 function bidirectionalLoop(tf, bidirectional, kind, x) {
   const { forwardLayer: fwd, backwardLayer: bwd, mergeMode } = bidirectional;
-  const directions = [fwd, bwd].map((layer) => ({ layer, weights: KINDS[kind].weights(tf, layer) }));
-  const states = KINDS[kind].steps(tf, fwd, directions, x);
+  const layers = [fwd, bwd];
+  const states = KINDS[kind].steps(tf, layers, cachedLoopWeights(tf, bidirectional, layers, kind), x);
   const merge = (joined, timeAxis) => {
     const [forward, backward] = tf.split(joined, 2, -1);
     // the backward layer's sequence runs back in time: Bidirectional reverses it
@@ -364,6 +442,11 @@ const recurrentLayers = oncePerTf((tf) => {
       const x = fastLoopInput(tf, this, inputs, kwargs);
       return x ? tf.tidy(() => fastLayer(tf, this, 'GRU', x)) : super.call(inputs, kwargs);
     }
+
+    dispose() {
+      dropPreparedWeights(tf, this);
+      return super.dispose();
+    }
   }
   GRU.className = 'GRU';
 
@@ -371,6 +454,11 @@ const recurrentLayers = oncePerTf((tf) => {
     call(inputs, kwargs) {
       const x = fastLoopInput(tf, this, inputs, kwargs);
       return x ? tf.tidy(() => fastLayer(tf, this, 'LSTM', x)) : super.call(inputs, kwargs);
+    }
+
+    dispose() {
+      dropPreparedWeights(tf, this);
+      return super.dispose();
     }
   }
   LSTM.className = 'LSTM';
@@ -380,6 +468,11 @@ const recurrentLayers = oncePerTf((tf) => {
       const kind = this.forwardLayer instanceof GRU ? 'GRU' : this.forwardLayer instanceof LSTM ? 'LSTM' : null;
       const x = kind && bothDirectionsInput(tf, this, inputs, kwargs, kind);
       return x ? tf.tidy(() => bidirectionalLoop(tf, this, kind, x)) : super.call(inputs, kwargs);
+    }
+
+    dispose() {
+      dropPreparedWeights(tf, this);
+      return super.dispose();
     }
   }
   Bidirectional.className = 'Bidirectional';

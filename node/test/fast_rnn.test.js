@@ -106,11 +106,35 @@ async function compareLoops(backend) {
   // Unforced, the fast loop runs on tfjs-node only.
   const gru = buildModel(tf, layers, CASES['GRU reset before, hard sigmoid (tfjs defaults)'], seededRandom(1));
   const x = tf.zeros([1, STEPS, FEATURES]);
+  withLoop('fast', () => tf.dispose(gru.predict(x))); // (its prepared weights: made once, then kept)
   // (tf.profile runs its function before its first await: withLoop covers it)
   const kernels = async (loop) =>
     (await tf.profile(() => withLoop(loop, () => tf.dispose(gru.predict(x))))).kernels.length;
   results.unforced = { kernels: await kernels(null), fast: await kernels('fast'), stock: await kernels('stock') };
+  results.cache = await preparedWeightsCache(tf, layers);
   return { backend: tf.getBackend(), results };
+}
+
+/**
+ * The fast loop keeps its prepared weights between predictions: new weights
+ * must replace them, repeated predictions must not add tensors, and dispose
+ * must free them.
+ */
+async function preparedWeightsCache(tf, layers) {
+  const make = CASES['Bidirectional GRU -> LSTM (rnn_stack)'];
+  const model = buildModel(tf, layers, make, seededRandom(7));
+  const twin = buildModel(tf, layers, make, seededRandom(8));
+  const x = tf.randomUniform([BATCH, STEPS, FEATURES], -1, 1, 'float32', 4);
+  const fastPredict = () => withLoop('fast', () => model.predict(x));
+  tf.dispose(fastPredict());
+  model.setWeights(twin.getWeights());
+  const afterSetWeights = maxAbsDiff(tf, fastPredict(), withLoop('stock', () => twin.predict(x)));
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) tf.dispose(fastPredict());
+  const added = tf.memory().numTensors - before;
+  const beforeDispose = tf.memory().numTensors;
+  const { numDisposedVariables } = model.dispose();
+  return { afterSetWeights, added, freed: beforeDispose - tf.memory().numTensors, numDisposedVariables };
 }
 
 if (process.env.FAST_RNN_BACKEND) {
@@ -125,7 +149,7 @@ if (process.env.FAST_RNN_BACKEND) {
       }));
       assert.equal(out.backend, backend);
       for (const [name, r] of Object.entries(out.results)) {
-        if (name === 'mask' || name === 'unforced') continue;
+        if (name === 'mask' || name === 'unforced' || name === 'cache') continue;
         assert.ok(r.outputDiff <= 1e-5, `${name}: outputs differ by ${r.outputDiff}`);
         assert.ok(r.gradScale > 1e-3, `${name}: gradients are all ~0 (${r.gradScale})`);
         assert.ok(r.gradDiff <= 1e-4 * Math.max(1, r.gradScale), `${name}: gradients differ by ${r.gradDiff}`);
@@ -140,6 +164,13 @@ if (process.env.FAST_RNN_BACKEND) {
       }
       assert.deepEqual(out.results['GRU reset after, sigmoid, sequences, backwards (Keras defaults)'].shape, [BATCH, STEPS, UNITS]);
       assert.ok(out.results.mask.diff <= 1e-6, `masked steps changed the result by ${out.results.mask.diff}`);
+      const { cache } = out.results;
+      assert.ok(cache.afterSetWeights <= 1e-5, `after setWeights the outputs differ by ${cache.afterSetWeights}`);
+      assert.equal(cache.added, 0, 'repeated predictions added tensors');
+      if (backend === 'tensorflow') {
+        // the variables, and the prepared weights kept beside them
+        assert.ok(cache.freed > cache.numDisposedVariables, JSON.stringify(cache));
+      }
       const { unforced } = out.results;
       assert.equal(unforced.kernels, backend === 'tensorflow' ? unforced.fast : unforced.stock, JSON.stringify(unforced));
     });
