@@ -184,7 +184,9 @@ function cachedLoopWeights(tf, owner, layers, kind) {
   if (hit && hit.key.length === key.length && hit.key.every((k, i) => k === key[i])) return hit.weights;
   dropPreparedWeights(tf, owner);
   const weights = tf.tidy(() => loopWeights(tf, layers, kind));
-  const tensors = Object.values(weights).flat().filter((t) => t instanceof tf.Tensor);
+  // Only what was made here: a weight used as it is is the layer's own variable.
+  const variables = new Set(layers.flatMap((layer) => layer.cell.weights.map((w) => w.read())));
+  const tensors = Object.values(weights).flat().filter((t) => t instanceof tf.Tensor && !variables.has(t));
   tensors.forEach((t) => tf.keep(t));
   preparedWeights.set(owner, { key, weights, tensors });
   return weights;

@@ -134,7 +134,21 @@ async function preparedWeightsCache(tf, layers) {
   const added = tf.memory().numTensors - before;
   const beforeDispose = tf.memory().numTensors;
   const { numDisposedVariables } = model.dispose();
-  return { afterSetWeights, added, freed: beforeDispose - tf.memory().numTensors, numDisposedVariables };
+  const freed = beforeDispose - tf.memory().numTensors;
+  // A layer whose prepared weights include its own kernel as it is (sigmoid,
+  // nothing to fold or reorder): those must stay the layer's to dispose.
+  const plain = buildModel(tf, layers, CASES['GRU reset after, sigmoid, sequences, backwards (Keras defaults)'], seededRandom(9));
+  const plainX = tf.randomUniform([BATCH, STEPS, FEATURES], -1, 1, 'float32', 6);
+  tf.dispose(withLoop('fast', () => plain.predict(plainX)));
+  plain.setWeights(plain.getWeights().map((w) => tf.mul(w, 0.5)));
+  const plainAfter = maxAbsDiff(tf, withLoop('fast', () => plain.predict(plainX)), withLoop('stock', () => plain.predict(plainX)));
+  let plainDispose = 'ok';
+  try {
+    plain.dispose();
+  } catch (err) {
+    plainDispose = err.message;
+  }
+  return { afterSetWeights, added, freed, numDisposedVariables, plainAfter, plainDispose };
 }
 
 if (process.env.FAST_RNN_BACKEND) {
@@ -167,6 +181,8 @@ if (process.env.FAST_RNN_BACKEND) {
       const { cache } = out.results;
       assert.ok(cache.afterSetWeights <= 1e-5, `after setWeights the outputs differ by ${cache.afterSetWeights}`);
       assert.equal(cache.added, 0, 'repeated predictions added tensors');
+      assert.ok(cache.plainAfter <= 1e-5, `a layer's own kernel, after setWeights: outputs differ by ${cache.plainAfter}`);
+      assert.equal(cache.plainDispose, 'ok');
       if (backend === 'tensorflow') {
         // the variables, and the prepared weights kept beside them
         assert.ok(cache.freed > cache.numDisposedVariables, JSON.stringify(cache));
