@@ -148,3 +148,26 @@ def test_verify_catches_a_model_that_computes_something_else(
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     (only,) = saved["results"]
     assert only["status"] == "fail" and only["outside"] > 0 and only["max_abs"] > 1e-3
+
+
+def test_verify_also_predicts_one_sample_at_a_time(node_runtime, small_models, monkeypatch):
+    """A batch of one can take another code path (the fast RNN loop on the
+    pure-JS and WASM backends): a runtime that is right in chunks and wrong one
+    sample at a time fails verify."""
+    from tfjs_bridge.worker import NodeWorker
+
+    real_predict = NodeWorker.predict
+
+    def off_by_one_sample(self, handle, x):
+        ys, timing = real_predict(self, handle, x)
+        return ([y + 1e-3 for y in ys] if len(x) == 1 else ys), timing
+
+    subject = subject_from_folder(small_models / "gru_keras")
+    runtime = [RUNTIMES["tfjs-node/layers"]]
+    assert verify([subject], runtime, 20).results[0].status == "pass"
+    monkeypatch.setattr(NodeWorker, "predict", off_by_one_sample)
+    (result,) = verify([subject], runtime, 20).results
+    assert result.status == "fail"
+    assert (
+        result.reason.startswith("one sample at a time: ") and "outside tolerance" in result.reason
+    )

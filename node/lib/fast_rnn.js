@@ -17,32 +17,32 @@
 //
 // It handles what the registry and typical Keras exports need: no mask, no
 // initial state, not stateful, no returnState, and no dropout while training.
-// Anything else goes to the stock loop. By default it runs on tfjs-node only:
-// on the pure-JS and WASM backends the stock loop measured faster for most
-// models (README, Performance). TFJS_BRIDGE_RNN_LOOP=stock or =fast forces
-// one loop everywhere (the benchmark and the tests use it).
+// Anything else goes to the stock loop. By default it runs on tfjs-node, and
+// on the pure-JS and WASM backends for batches of one only: there it was
+// faster for all five registry models at batch 1 (1.1-63x) and the stock
+// loop for most at 32 and 256 (README, Performance). TFJS_BRIDGE_RNN_LOOP=
+// stock or =fast forces one loop everywhere (the benchmark and the tests use it).
 const { resetAfterGRU } = require('./gru_reset_after');
 const { directOps } = require('./tf_direct');
 const { backpropSupported, recurrenceWithBackprop } = require('./rnn_backprop');
 const { oncePerTf } = require('./per_tf');
 
-/** Whether this call may take the fast loop, by TFJS_BRIDGE_RNN_LOOP and backend. */
-function fastLoopWanted(tf) {
+/** Whether a call on `batch` samples may take the fast loop, by TFJS_BRIDGE_RNN_LOOP and backend. */
+function fastLoopWanted(tf, batch) {
   const forced = process.env.TFJS_BRIDGE_RNN_LOOP;
   if (forced === 'stock' || forced === 'fast') return forced === 'fast';
-  return tf.getBackend() === 'tensorflow';
+  return tf.getBackend() === 'tensorflow' || batch === 1;
 }
 
 /** The input tensor when the fast loop applies to this call, else null. */
 function fastLoopInput(tf, layer, inputs, kwargs = {}) {
-  if (!fastLoopWanted(tf)) return null;
   const cell = layer.cell;
   const dropping = kwargs.training && (cell.dropout > 0 || cell.recurrentDropout > 0);
   if (kwargs.mask != null || kwargs.initialState != null || layer.stateful || layer.returnState || dropping) {
     return null;
   }
   const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : null) : inputs;
-  return x && x.rank === 3 && x.dtype === 'float32' ? x : null;
+  return x && x.rank === 3 && x.dtype === 'float32' && fastLoopWanted(tf, x.shape[0]) ? x : null;
 }
 
 /** Whether a gradient tape is recording the ops run now (fit, tf.grad). */

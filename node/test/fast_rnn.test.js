@@ -103,14 +103,17 @@ async function compareLoops(backend) {
   const short = tf.sequential({ layers: [new layers.GRU({ units: UNITS, inputShape: [3, FEATURES] })] });
   short.setWeights(masked.layers[1].getWeights());
   results.mask = { diff: maxAbsDiff(tf, masked.predict(padded), short.predict(unpadded)) };
-  // Unforced, the fast loop runs on tfjs-node only.
+  // Unforced, the fast loop runs on tfjs-node, and elsewhere for a batch of one.
   const gru = buildModel(tf, layers, CASES['GRU reset before, hard sigmoid (tfjs defaults)'], seededRandom(1));
-  const x = tf.zeros([1, STEPS, FEATURES]);
-  withLoop('fast', () => tf.dispose(gru.predict(x))); // (its prepared weights: made once, then kept)
-  // (tf.profile runs its function before its first await: withLoop covers it)
-  const kernels = async (loop) =>
-    (await tf.profile(() => withLoop(loop, () => tf.dispose(gru.predict(x))))).kernels.length;
-  results.unforced = { kernels: await kernels(null), fast: await kernels('fast'), stock: await kernels('stock') };
+  results.unforced = {};
+  for (const batch of [1, BATCH]) {
+    const x = tf.zeros([batch, STEPS, FEATURES]);
+    withLoop('fast', () => tf.dispose(gru.predict(x))); // (its prepared weights: made once, then kept)
+    // (tf.profile runs its function before its first await: withLoop covers it)
+    const kernels = async (loop) =>
+      (await tf.profile(() => withLoop(loop, () => tf.dispose(gru.predict(x))))).kernels.length;
+    results.unforced[batch] = { kernels: await kernels(null), fast: await kernels('fast'), stock: await kernels('stock') };
+  }
   results.cache = await preparedWeightsCache(tf, layers);
   return { backend: tf.getBackend(), results };
 }
@@ -188,7 +191,9 @@ if (process.env.FAST_RNN_BACKEND) {
         assert.ok(cache.freed > cache.numDisposedVariables, JSON.stringify(cache));
       }
       const { unforced } = out.results;
-      assert.equal(unforced.kernels, backend === 'tensorflow' ? unforced.fast : unforced.stock, JSON.stringify(unforced));
+      assert.equal(unforced[1].kernels, unforced[1].fast, JSON.stringify(unforced));
+      const many = unforced[BATCH];
+      assert.equal(many.kernels, backend === 'tensorflow' ? many.fast : many.stock, JSON.stringify(unforced));
     });
   }
 }
