@@ -473,7 +473,9 @@ const recurrentLayers = oncePerTf((tf) => {
     }
 
     dispose() {
-      dropPreparedWeights(tf, this);
+      // tfjs disposes the two layers' variables, not the layers: their own
+      // prepared weights (kept when they ran one by one) go here.
+      [this, this.forwardLayer, this.backwardLayer].forEach((layer) => dropPreparedWeights(tf, layer));
       return super.dispose();
     }
   }

@@ -44,7 +44,9 @@ const CASES = {
 
 function buildModel(tf, layers, makeLayers, rand) {
   const model = tf.sequential({ layers: makeLayers(layers, tf) });
-  model.setWeights(model.getWeights().map((w) => tf.randomUniform(w.shape, -1, 1, 'float32', Math.floor(rand() * 1e6))));
+  const weights = model.getWeights().map((w) => tf.randomUniform(w.shape, -1, 1, 'float32', Math.floor(rand() * 1e6)));
+  model.setWeights(weights);
+  tf.dispose(weights); // (the variables hold their own reference)
   return model;
 }
 
@@ -151,7 +153,15 @@ async function preparedWeightsCache(tf, layers) {
   } catch (err) {
     plainDispose = err.message;
   }
-  return { afterSetWeights, added, freed, numDisposedVariables, plainAfter, plainDispose };
+  // Built, used at batch 1 (the fast loop's default on every backend) and
+  // disposed, a model leaves no tensor behind.
+  const baseline = tf.memory().numTensors;
+  const one = buildModel(tf, layers, make, seededRandom(10));
+  const oneX = tf.randomUniform([1, STEPS, FEATURES], -1, 1, 'float32', 8);
+  tf.dispose([one.predict(oneX), oneX]);
+  one.dispose();
+  const leftAfterDispose = tf.memory().numTensors - baseline;
+  return { afterSetWeights, added, freed, numDisposedVariables, plainAfter, plainDispose, leftAfterDispose };
 }
 
 if (process.env.FAST_RNN_BACKEND) {
@@ -186,6 +196,7 @@ if (process.env.FAST_RNN_BACKEND) {
       assert.equal(cache.added, 0, 'repeated predictions added tensors');
       assert.ok(cache.plainAfter <= 1e-5, `a layer's own kernel, after setWeights: outputs differ by ${cache.plainAfter}`);
       assert.equal(cache.plainDispose, 'ok');
+      assert.equal(cache.leftAfterDispose, 0, 'a disposed model left tensors behind');
       if (backend === 'tensorflow') {
         // the variables, and the prepared weights kept beside them
         assert.ok(cache.freed > cache.numDisposedVariables, JSON.stringify(cache));
