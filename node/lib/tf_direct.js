@@ -18,15 +18,17 @@ function directOps(tf) {
   const attr = (name, type, value) => ({ name, type: binding[type], value });
   const float = [attr('T', 'TF_ATTR_TYPE', binding.TF_FLOAT)];
   // The transposed products use BatchMatMulV2, the kernel tfjs's own matMul
-  // runs. MatMul with transpose_a/transpose_b at training's shapes went to
-  // oneDNN's AVX-512 JIT sgemm (jit_avx512_common_gemm_f32), which points the
-  // stack pointer into the heap while it runs: a signal arriving then (Node's
-  // --cpu-prof, or any handled signal: a SIGUSR2 storm did it too) writes its
-  // frame over heap memory, and glibc aborts later ("corrupted size vs.
-  // prev_size"). oneDNN issue #4845, fixed in oneDNN 3.11.2, newer than the
-  // one TensorFlow 2.19 bundles. ONEDNN_MAX_CPU_ISA=AVX2 avoids it, but cost
-  // 8-34 % at B=256 on every path; BatchMatMulV2 ran 14 of 14 profiled runs
-  // clean (MatMul was ~25 % faster per training batch; not worth a crash).
+  // runs (oneDNN's brgemm). MatMul goes to oneDNN's sgemm (gemm_api), whose
+  // JIT kernels point the stack pointer into the heap while they run: a
+  // signal arriving then (Node's --cpu-prof, or any handled signal) writes
+  // its frame over heap memory, and glibc aborts later ("corrupted size vs.
+  // prev_size"; oneDNN issue #4845, fixed in oneDNN 3.11.2, newer than the
+  // one TensorFlow 2.19 bundles). Which shapes reach it varies: under SIGUSR2
+  // storms 32x96x64, 32x128x128 and 256x192x64 aborted, 32x64x192 and the
+  // loop's own shapes did not. tfnode.js's AVX2 cap saved those three, not
+  // the backward pass's 64x896x192 (weights' gradients), nor a transposed
+  // product there, so training keeps BatchMatMulV2 (90 µs a call against
+  // 18 µs for MatMul; node/test/profiler.test.js fails without it).
   const batchAttrs = (ta, tb) => [...float, attr('adj_x', 'TF_ATTR_BOOL', ta), attr('adj_y', 'TF_ATTR_BOOL', tb)];
   const plain = [...float, attr('transpose_a', 'TF_ATTR_BOOL', false), attr('transpose_b', 'TF_ATTR_BOOL', false)];
   const [transA, transB] = [batchAttrs(true, false), batchAttrs(false, true)];
