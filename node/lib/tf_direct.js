@@ -25,10 +25,10 @@ function directOps(tf) {
   // prev_size"; oneDNN issue #4845, fixed in oneDNN 3.11.2, newer than the
   // one TensorFlow 2.19 bundles). Which shapes reach it varies: under SIGUSR2
   // storms 32x96x64, 32x128x128 and 256x192x64 aborted, 32x64x192 and the
-  // loop's own shapes did not. tfnode.js's AVX2 cap saved those three, not
-  // the backward pass's 64x896x192 (weights' gradients), nor a transposed
-  // product there, so training keeps BatchMatMulV2 (90 µs a call against
-  // 18 µs for MatMul; node/test/profiler.test.js fails without it).
+  // registry models' loop shapes did not. ONEDNN_MAX_CPU_ISA=AVX2 saved those
+  // three, not the backward pass's 64x896x192 (weights' gradients), nor a
+  // transposed product there, so training keeps BatchMatMulV2 (90 µs a call
+  // against 18 µs for MatMul; node/test/profiler.test.js fails without it).
   const batchAttrs = (ta, tb) => [...float, attr('adj_x', 'TF_ATTR_BOOL', ta), attr('adj_y', 'TF_ATTR_BOOL', tb)];
   const plain = [...float, attr('transpose_a', 'TF_ATTR_BOOL', false), attr('transpose_b', 'TF_ATTR_BOOL', false)];
   const [transA, transB] = [batchAttrs(true, false), batchAttrs(false, true)];

@@ -2,15 +2,10 @@
 // Loads @tensorflow/tfjs-node (the native TensorFlow backend) and says what
 // it is running on. Every Node script of the project gets `tf` from here.
 process.env.TF_CPP_MIN_LOG_LEVEL = process.env.TF_CPP_MIN_LOG_LEVEL || '3';
-// oneDNN's AVX-512 sgemm (the gemm_api that TensorFlow's MatMul uses for
-// many shapes) points the stack pointer into the heap while it runs, so any
-// signal landing then corrupts the heap (oneDNN issue #4845, fixed in a
-// oneDNN newer than TensorFlow 2.19's). With MatMul at 32x96x64, 32x128x128
-// or 256x192x64 a SIGUSR2 storm aborted Node every time; capped at AVX2 it
-// did not (64x896x192 still did: see tf_direct.js). The cap cost the layers
-// path 7-9 % at B=256 and nothing measurable at B=1. Set
-// ONEDNN_MAX_CPU_ISA yourself (e.g. ALL) to choose otherwise.
-process.env.ONEDNN_MAX_CPU_ISA = process.env.ONEDNN_MAX_CPU_ISA || 'AVX2';
+// ONEDNN_MAX_CPU_ISA=AVX2 in the environment narrows which TensorFlow
+// matMuls can corrupt the heap when a signal arrives (oneDNN issue #4845;
+// see tf_direct.js and the README's Performance section); it is not set
+// here because it cost the SavedModel paths up to 45 % at B=256.
 
 const fs = require('fs');
 
