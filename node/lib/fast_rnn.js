@@ -143,10 +143,10 @@ function blockDiagonal(tf, kernels, gates) {
 
 /**
  * The weights one loop reads, for one direction or a Bidirectional's two side
- * by side (`layers`): each direction's kernel and input bias (for its
- * projection), the recurrent kernel and bias of the joined state [B, W]
- * (W = n·U), and for the reset-before GRU the recurrent kernel cut into its
- * gates and candidate parts.
+ * by side (`layers`): the width W (n·U) of the joined state [B, W], each
+ * direction's kernel and input bias (for its projection), the recurrent
+ * kernel and bias of the joined state, and for the reset-before GRU the
+ * recurrent kernel cut into its gates and candidate parts.
  */
 function loopWeights(tf, layers, kind) {
   const directions = layers.map((layer) => stepWeights(tf, layer, kind));
@@ -154,6 +154,7 @@ function loopWeights(tf, layers, kind) {
   const width = layers.length * layers[0].cell.units;
   const recurrent = blockDiagonal(tf, directions.map((d) => d.recurrent), gates);
   return {
+    width,
     kernels: directions.map((d) => d.kernel),
     inputBiases: directions.map((d) => d.inputBias),
     recurrent,
@@ -168,8 +169,8 @@ function loopWeights(tf, layers, kind) {
 // batch-1 prediction of gru before this cache (0.8 of 2.3 ms).
 const preparedWeights = new WeakMap();
 
-/** The variables' current data (assign() and setWeights() give a variable new data). */
-const variableData = (layers) => layers.flatMap((layer) => layer.cell.weights.map((w) => w.read().dataId));
+/** The layers' variables, as tensors. */
+const variablesOf = (layers) => layers.flatMap((layer) => layer.cell.weights.map((w) => w.read()));
 
 /**
  * loopWeights of `layers`, built once per change of their variables and kept
@@ -179,14 +180,16 @@ const variableData = (layers) => layers.flatMap((layer) => layer.cell.weights.ma
  */
 function cachedLoopWeights(tf, owner, layers, kind) {
   if (tapeOn(tf)) return loopWeights(tf, layers, kind);
-  const key = [tf.getBackend(), ...variableData(layers)];
+  const variables = variablesOf(layers);
+  // (assign() and setWeights() give a variable new data)
+  const key = [tf.getBackend(), ...variables.map((v) => v.dataId)];
   const hit = preparedWeights.get(owner);
   if (hit && hit.key.length === key.length && hit.key.every((k, i) => k === key[i])) return hit.weights;
   dropPreparedWeights(tf, owner);
   const weights = tf.tidy(() => loopWeights(tf, layers, kind));
   // Only what was made here: a weight used as it is is the layer's own variable.
-  const variables = new Set(layers.flatMap((layer) => layer.cell.weights.map((w) => w.read())));
-  const tensors = Object.values(weights).flat().filter((t) => t instanceof tf.Tensor && !variables.has(t));
+  const own = new Set(variables);
+  const tensors = Object.values(weights).flat().filter((t) => t instanceof tf.Tensor && !own.has(t));
   tensors.forEach((t) => tf.keep(t));
   preparedWeights.set(owner, { key, weights, tensors });
   return weights;
@@ -199,34 +202,32 @@ function dropPreparedWeights(tf, owner) {
 }
 
 /**
- * What the loop reads: the state width W, the recurrent weights, and xAt(t)
- * -> each step's input projection cut into parts of `parts` × W columns,
- * [B, part·W] each. On tfjs-node the whole sequence is projected by one
- * matMul before the loop. The pure-JS and WASM backends copy slices slowly
+ * xAt(t) -> each step's input projection cut into parts of `parts` × W
+ * columns, [B, part·W] each (W: the loop's state width, weights.width). On
+ * tfjs-node the whole sequence is projected by one matMul before the loop.
+ * The pure-JS and WASM backends copy slices slowly
  * (WASM: 119 ms to cut a GRU(64)'s [28, 256, 192] projection into steps,
  * against 12 ms for all its matMuls; measured), so there each step is
  * projected from the input's step.
  */
 function loopInputs(tf, ops, layers, weights, x, gates, parts) {
-  const width = layers.length * layers[0].cell.units;
+  const { width, kernels, inputBiases } = weights;
   const sizes = parts.map((part) => part * width);
-  const { kernels, inputBiases } = weights;
   if (tf.getBackend() === 'tensorflow') {
     const whole = sideBySide(tf, layers.map((layer, d) =>
       wholeProjection(tf, ops, layer, x, kernels[d], inputBiases[d])), gates);
     // (a one-part tf.split breaks tfjs's gradient of split: no split then)
     const steps = (sizes.length > 1 ? tf.split(whole, sizes, 2) : [whole]).map((part) => unstackSteps(tf, part));
-    return { width, xAt: (t) => steps.map((part) => part[t]) };
+    return (t) => steps.map((part) => part[t]);
   }
   const [layer] = layers; // one direction here
   const major = tf.transpose(x, [1, 0, 2]);
   const inputs = unstackSteps(tf, layer.goBackwards ? tf.reverse(major, 0) : major);
-  const xAt = (t) => {
+  return (t) => {
     let projected = ops.matMul(inputs[t], kernels[0]);
     if (inputBiases[0]) projected = ops.add(projected, inputBiases[0]);
     return sizes.length > 1 ? ops.split(projected, sizes) : [projected];
   };
-  return { width, xAt };
 }
 
 /** Training on tfjs-node: the recurrence as one op with its own gradient. */
@@ -314,8 +315,8 @@ function lstmWeights(tf, layer) {
 function gruSteps(tf, layers, weights, x) {
   const [{ cell }] = layers;
   const { ops, act, recAct } = loopParts(tf, layers[0]);
-  const { width, xAt } = loopInputs(tf, ops, layers, weights, x, 3, [2, 1]);
-  const { recurrent, recurrentBias } = weights;
+  const xAt = loopInputs(tf, ops, layers, weights, x, 3, [2, 1]);
+  const { width, recurrent, recurrentBias } = weights;
   const [recurrentGates, recurrentCandidate] = weights.recurrentParts || [];
 
   // One step's update gate z and candidate pre-activation, from h.
@@ -352,8 +353,8 @@ function gruSteps(tf, layers, weights, x) {
 // Returns every step's state h [B, W] in the order the steps were read.
 function lstmSteps(tf, layers, weights, x) {
   const { ops, act, recAct } = loopParts(tf, layers[0]);
-  const { width, xAt } = loopInputs(tf, ops, layers, weights, x, 4, [4]);
-  const { recurrent } = weights;
+  const xAt = loopInputs(tf, ops, layers, weights, x, 4, [4]);
+  const { width, recurrent } = weights;
   let h = tf.zeros([x.shape[0], width]);
   let c = h;
   const states = [];
@@ -397,7 +398,7 @@ const MERGES = {
 function bothDirectionsInput(tf, bidirectional, inputs, kwargs, kind) {
   const { forwardLayer: fwd, backwardLayer: bwd } = bidirectional;
   if (tf.getBackend() !== 'tensorflow' || tapeOn(tf) || !Object.hasOwn(MERGES, bidirectional.mergeMode)) return null;
-  if (!KINDS[kind] || bwd.getClassName() !== fwd.getClassName()) return null;
+  if (bwd.getClassName() !== fwd.getClassName()) return null;
   const same = (get) => get(fwd.cell) === get(bwd.cell);
   const alike = [(c) => c.units, (c) => c.useBias, (c) => Boolean(c.resetAfter),
     (c) => c.activation.getClassName(), (c) => c.recurrentActivation.getClassName()].every(same);
@@ -439,31 +440,24 @@ const recurrentLayers = oncePerTf((tf) => {
   const StockLSTM = tf.layers.lstm({ units: 1 }).constructor;
   const StockBidirectional = tf.layers.bidirectional({ layer: tf.layers.lstm({ units: 1 }) }).constructor;
 
-  class GRU extends ResetAfterGRU {
-    call(inputs, kwargs) {
-      const x = fastLoopInput(tf, this, inputs, kwargs);
-      return x ? tf.tidy(() => fastLayer(tf, this, 'GRU', x)) : super.call(inputs, kwargs);
-    }
+  /** `Stock` with the fast loop wherever fastLoopInput allows, as class `kind`. */
+  const withFastLoop = (Stock, kind) => {
+    class Fast extends Stock {
+      call(inputs, kwargs) {
+        const x = fastLoopInput(tf, this, inputs, kwargs);
+        return x ? tf.tidy(() => fastLayer(tf, this, kind, x)) : super.call(inputs, kwargs);
+      }
 
-    dispose() {
-      dropPreparedWeights(tf, this);
-      return super.dispose();
+      dispose() {
+        dropPreparedWeights(tf, this);
+        return super.dispose();
+      }
     }
-  }
-  GRU.className = 'GRU';
-
-  class LSTM extends StockLSTM {
-    call(inputs, kwargs) {
-      const x = fastLoopInput(tf, this, inputs, kwargs);
-      return x ? tf.tidy(() => fastLayer(tf, this, 'LSTM', x)) : super.call(inputs, kwargs);
-    }
-
-    dispose() {
-      dropPreparedWeights(tf, this);
-      return super.dispose();
-    }
-  }
-  LSTM.className = 'LSTM';
+    Fast.className = kind;
+    return Fast;
+  };
+  const GRU = withFastLoop(ResetAfterGRU, 'GRU');
+  const LSTM = withFastLoop(StockLSTM, 'LSTM');
 
   class Bidirectional extends StockBidirectional {
     call(inputs, kwargs = {}) {

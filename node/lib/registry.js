@@ -44,10 +44,12 @@ const TFJS_FACTORIES = { SimpleRNN: 'simpleRNN', Dense: 'dense', Dropout: 'dropo
 function buildLayer(tf, layer, extra = {}) {
   const config = { ...KERAS_DEFAULTS[layer.kind], ...tfjsLayerConfig(layer.config), ...extra };
   if (layer.wraps) config.layer = buildLayer(tf, layer.wraps);
-  const ours = recurrentLayers(tf)[layer.kind];
+  const ourLayers = recurrentLayers(tf);
+  const ours = ourLayers[layer.kind];
   if (ours) return new ours(config);
   const factory = TFJS_FACTORIES[layer.kind];
-  if (!factory) throw new Error(`layer kind ${layer.kind} is not mapped to tfjs (known: GRU, LSTM, Bidirectional, ${Object.keys(TFJS_FACTORIES).join(', ')})`);
+  const known = [...Object.keys(ourLayers), ...Object.keys(TFJS_FACTORIES)].join(', ');
+  if (!factory) throw new Error(`layer kind ${layer.kind} is not mapped to tfjs (known: ${known})`);
   return tf.layers[factory](config);
 }
 

@@ -179,17 +179,17 @@ def _run_path(worker, subject, rt, inputs, reference, truth, tol, bar) -> PathRe
         # A batch of one can take another code path (the fast RNN loop on the
         # pure-JS and WASM backends): the first few samples go in one by one too.
         singles = [
-            worker.predict(loaded["handle"], x[i : i + 1])[0] for i in range(len(x))[:ONE_BY_ONE]
+            worker.predict(loaded["handle"], x[i : i + 1])[0]
+            for i in range(min(ONE_BY_ONE, len(x)))
         ]
         worker.dispose(loaded["handle"])
     except NodeError as err:
         return PathResult(subject.name, rt.name, "fail", str(err))
     expected = reference.for_format(rt.format, truth)
     names = (reference.expected_names(rt.format), loaded["outputs"])
-    got = [np.concatenate(ys) for ys in zip(*parts, strict=True)]
     figures = parity.compare(
         expected,
-        got,
+        _joined(parts),
         *names,
         atol=tol["atol"],
         rtol=tol["rtol"],
@@ -202,7 +202,7 @@ def _run_path(worker, subject, rt, inputs, reference, truth, tol, bar) -> PathRe
     if passed:
         one_by_one = parity.compare(
             [e[: len(singles)] for e in expected],
-            [np.concatenate(ys) for ys in zip(*singles, strict=True)],
+            _joined(singles),
             *names,
             atol=tol["atol"],
             rtol=tol["rtol"],
@@ -210,6 +210,11 @@ def _run_path(worker, subject, rt, inputs, reference, truth, tol, bar) -> PathRe
         passed = one_by_one["passed"]
         reason = "" if passed else f"one sample at a time: {one_by_one['reason']}"
     return PathResult(subject.name, rt.name, "pass" if passed else "fail", reason, figures)
+
+
+def _joined(calls: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Each output's parts from several predict calls, joined along the batch."""
+    return [np.concatenate(ys) for ys in zip(*calls, strict=True)]
 
 
 PARITY_FILE = "parity.json"
