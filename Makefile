@@ -9,7 +9,7 @@ BRIDGE := $(VENV)/bin/tfjs-bridge
 STAMPS := .stamps
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup test test-python test-node lint train convert verify bench onnx clean constraints
+.PHONY: setup test test-python test-node lint format train convert verify bench onnx clean constraints
 
 setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/addon
 
@@ -53,10 +53,20 @@ test: setup
 verify: train convert
 	$(VENV)/bin/pytest -m slow -s
 
+# Python: ruff (lint and format). JavaScript: ESLint (eslint.config.js) and
+# Prettier (.prettierrc.json), both pinned in package-lock.json.
+JS_FILES := "node/**/*.js" eslint.config.js
+
 lint: setup
 	$(VENV)/bin/ruff check py tests
 	$(VENV)/bin/ruff format --check py tests
-	@for f in $$(find node -name '*.js'); do node --check $$f || exit 1; done
+	node_modules/.bin/eslint --max-warnings 0 .
+	node_modules/.bin/prettier --check $(JS_FILES)
+
+# Rewrite both languages' files in their formatter's style.
+format: setup
+	$(VENV)/bin/ruff format py tests
+	node_modules/.bin/prettier --write $(JS_FILES)
 
 # The main job: train every registry model in Python, then convert each to a
 # tfjs layers model and a tfjs graph model. File targets: only what is missing

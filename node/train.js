@@ -4,18 +4,20 @@
 //
 //   node node/train.js gru --epochs 1 --limit 5000
 //   node node/train.js lstm
-//   node node/train.js gru_keras --epochs 1   (Keras's reset-after GRU, node/lib/gru_reset_after.js)
+//   node node/train.js gru_keras --epochs 1   (Keras's reset-after GRU: lib/layers/)
 const fs = require('fs');
 const path = require('path');
 const { parseArgs } = require('util');
-const { main, UsageError } = require('./lib/cli');
+const { main, UsageError } = require('./lib/runtime/cli');
 
-const USAGE = 'usage: train.js MODEL [--epochs N] [--limit N] [--out DIR] [--json]  (MODEL: a registry model on MNIST or the seed LSTM data)';
+const USAGE =
+  'usage: train.js MODEL [--epochs N] [--limit N] [--out DIR] [--json]  (MODEL: a registry model on MNIST or the seed LSTM data)';
 
 function positiveInt(text, flag) {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} wants a positive integer, got '${text}'`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`${flag} wants a positive integer, got '${text}'`);
   return n;
 }
 
@@ -32,7 +34,7 @@ function parse() {
       },
     });
   } catch (err) {
-    throw new UsageError(`${err.message}\n${USAGE}`);
+    throw new UsageError(`${err.message} (${USAGE})`);
   }
   if (parsed.positionals.length !== 1) throw new UsageError(USAGE);
   const { values } = parsed;
@@ -48,10 +50,13 @@ function parse() {
 /** Training and test tensors for a spec's data, the same data Python uses. */
 function loadData(tf, spec, limit) {
   if (spec.data === 'mnist') {
-    const { loadMnist } = require('./lib/mnist');
+    const { loadMnist } = require('./lib/io/mnist');
     const split = (name) => {
       const d = loadMnist(name, 0, limit);
-      return [tf.tensor(d.images, [d.count, 28, 28]), tf.oneHot(tf.tensor1d(d.labels, 'int32'), 10).toFloat()];
+      return [
+        tf.tensor(d.images, [d.count, 28, 28]),
+        tf.oneHot(tf.tensor1d(d.labels, 'int32'), 10).toFloat(),
+      ];
     };
     return { train: split('train'), test: split('test') };
   }
@@ -61,76 +66,105 @@ function loadData(tf, spec, limit) {
     const ys = tf.tensor2d([[1], [2]]);
     return { train: [xs, ys], test: [tf.tensor3d([[[3]]]), tf.tensor2d([[3]])] };
   }
-  throw new UsageError(`node training supports MNIST and seed-LSTM models; ${spec.name} uses '${spec.data}'`);
+  throw new UsageError(
+    `node training supports MNIST and seed-LSTM models; ${spec.name} uses '${spec.data}'`,
+  );
 }
 
 main(async () => {
   const args = parse();
-  const { getSpec, buildModel } = require('./lib/registry');
+  const { getSpec, buildModel } = require('./lib/layers/registry');
   const spec = getSpec(args.name);
-  const { tf, runtimeInfo } = require('./lib/tfnode');
+  const { tf, runtimeInfo } = require('./lib/runtime/tfnode');
   if (!spec.node_trainable) throw new UsageError(`${spec.name} cannot be built with tfjs-layers`);
   const epochs = args.epochs || spec.epochs;
-  const out = path.resolve(args.out || path.join(__dirname, '..', 'shared_models', `${spec.name}_node`));
+  const out = path.resolve(
+    args.out || path.join(__dirname, '..', 'shared_models', `${spec.name}_node`),
+  );
   const data = loadData(tf, spec, args.limit);
   const model = buildModel(tf, spec);
 
   const epochSeconds = [];
   let epochStart;
-  const callbacks = [{
-    onEpochBegin: async () => { epochStart = Date.now(); },
-    onEpochEnd: async (epoch, logs) => {
-      epochSeconds.push((Date.now() - epochStart) / 1000);
-      const shown = Object.entries(logs).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
-      process.stderr.write(`train ${spec.name} (node) epoch ${epoch + 1}/${epochs}: ${shown}\n`);
+  const callbacks = [
+    {
+      onEpochBegin: async () => {
+        epochStart = Date.now();
+      },
+      onEpochEnd: async (epoch, logs) => {
+        epochSeconds.push((Date.now() - epochStart) / 1000);
+        const shown = Object.entries(logs)
+          .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+          .join(', ');
+        process.stderr.write(`train ${spec.name} (node) epoch ${epoch + 1}/${epochs}: ${shown}\n`);
+      },
     },
-  }];
+  ];
   if (spec.ema_momentum !== null) {
-    callbacks.push(require('./lib/averaging').weightAveraging(tf, model, spec.ema_momentum));
+    callbacks.push(require('./lib/layers/averaging').weightAveraging(tf, model, spec.ema_momentum));
   }
   const started = Date.now();
   const history = await model.fit(data.train[0], data.train[1], {
-    epochs, batchSize: spec.batch_size, shuffle: true, verbose: 0, callbacks,
+    epochs,
+    batchSize: spec.batch_size,
+    shuffle: true,
+    verbose: 0,
+    callbacks,
   });
   const trainSeconds = (Date.now() - started) / 1000;
   const scores = [].concat(model.evaluate(data.test[0], data.test[1], { batchSize: 256 }));
   const test = {};
-  ['loss', ...spec.metrics].forEach((name, i) => { test[name] = scores[i].dataSync()[0]; });
+  ['loss', ...spec.metrics].forEach((name, i) => {
+    test[name] = scores[i].dataSync()[0];
+  });
   if (spec.extra && spec.extra.predict_value !== undefined) {
     const probe = tf.fill([1, ...spec.input_shape], spec.extra.predict_value);
     test.prediction = model.predict(probe).dataSync()[0];
   }
 
-  // Write beside the target, then rename: a killed run leaves the old model.
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  const staging = fs.mkdtempSync(path.join(path.dirname(out), `.${path.basename(out)}.`));
-  await model.save(`file://${path.join(staging, 'tfjs_layers')}`);
-  const manifest = {
-    model: spec.name,
-    trained_in: 'node',
-    spec,
-    epochs,
-    limit: args.limit || null,
-    history: history.history,
-    epoch_seconds: epochSeconds,
-    train_seconds: trainSeconds,
-    test,
-    versions: runtimeInfo(),
-    created: new Date().toISOString(),
-  };
-  // sha256 of what was written, as the Python side records its conversions:
-  // loaders refuse files that differ (node/lib/modelfiles.js).
-  const { sha256 } = require('./lib/modelfiles');
-  const layersDir = path.join(staging, 'tfjs_layers');
-  const files = Object.fromEntries(fs.readdirSync(layersDir).sort().map((f) => [f, sha256(path.join(layersDir, f))]));
-  manifest.conversions = { layers: { converter: 'tfjs-layers model.save', output: 'tfjs_layers', files } };
-  fs.writeFileSync(path.join(staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-  const old = `${out}.old-${process.pid}`;
-  if (fs.existsSync(out)) fs.renameSync(out, old);
-  fs.renameSync(staging, out);
-  fs.rmSync(old, { recursive: true, force: true });
+  // Written beside the target, then swapped in as a whole: a run killed at
+  // any moment leaves the old model or the new one (lib/io/swap.js).
+  const { stagingDir, swapIn } = require('./lib/io/swap');
+  const staging = stagingDir(out);
+  try {
+    await model.save(`file://${path.join(staging, 'tfjs_layers')}`);
+    const manifest = {
+      model: spec.name,
+      trained_in: 'node',
+      spec,
+      epochs,
+      limit: args.limit || null,
+      history: history.history,
+      epoch_seconds: epochSeconds,
+      train_seconds: trainSeconds,
+      test,
+      versions: runtimeInfo(),
+      created: new Date().toISOString(),
+    };
+    // sha256 of what was written, as the Python side records its conversions:
+    // loaders refuse files that differ (lib/io/modelfiles.js).
+    const { sha256 } = require('./lib/io/modelfiles');
+    const layersDir = path.join(staging, 'tfjs_layers');
+    const files = Object.fromEntries(
+      fs
+        .readdirSync(layersDir)
+        .sort()
+        .map((f) => [f, sha256(path.join(layersDir, f))]),
+    );
+    manifest.conversions = {
+      layers: { converter: 'tfjs-layers model.save', output: 'tfjs_layers', files },
+    };
+    fs.writeFileSync(path.join(staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    swapIn(staging, out);
+  } catch (err) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    throw err;
+  }
 
   const summary = { model: spec.name, out, epochs, train_seconds: trainSeconds, test };
   if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else process.stdout.write(`${spec.name} trained in node: ${epochs} epochs in ${trainSeconds.toFixed(1)} s; test ${JSON.stringify(test)} -> ${out}\n`);
-});
+  else
+    process.stdout.write(
+      `${spec.name} trained in node: ${epochs} epochs in ${trainSeconds.toFixed(1)} s; test ${JSON.stringify(test)} -> ${out}\n`,
+    );
+}, USAGE);

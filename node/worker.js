@@ -1,7 +1,7 @@
 'use strict';
 // A long-lived Node process that loads converted models and runs them, driven
 // by Python (py/tfjs_bridge/worker.py) over the framed protocol of
-// lib/protocol.js on stdin/stdout. One backend per process:
+// lib/io/protocol.js on stdin/stdout. One backend per process:
 //
 //   node node/worker.js --backend tensorflow|cpu|wasm|onnxruntime
 //
@@ -11,8 +11,11 @@
 // stdout carries frames only; anything a library prints goes to stderr.
 const { parseArgs } = require('util');
 const { performance } = require('perf_hooks');
-const { main, UsageError } = require('./lib/cli');
-const { encodeFrame, FrameReader } = require('./lib/protocol');
+const { main, UsageError } = require('./lib/runtime/cli');
+const { encodeFrame, FrameReader } = require('./lib/io/protocol');
+
+const USAGE =
+  'usage: worker.js [--backend tensorflow|cpu|wasm|onnxruntime]  (framed requests on stdin, replies on stdout)';
 
 const protocolOut = process.stdout;
 console.log = console.error;
@@ -22,7 +25,7 @@ function parse() {
   try {
     return parseArgs({ options: { backend: { type: 'string', default: 'tensorflow' } } }).values;
   } catch (err) {
-    throw new UsageError(`${err.message}\nusage: worker.js [--backend tensorflow|cpu|wasm|onnxruntime]`);
+    throw new UsageError(`${err.message} (${USAGE})`);
   }
 }
 
@@ -31,8 +34,13 @@ function runtimeInfo(tf, backend) {
     const { version } = require('onnxruntime-node/package.json');
     return { backend, node: process.versions.node, onnxruntime_node: version, pid: process.pid };
   }
-  const info = { backend: tf.getBackend(), node: process.versions.node, tfjs: tf.version.tfjs, pid: process.pid };
-  if (backend === 'tensorflow') Object.assign(info, require('./lib/tfnode').runtimeInfo());
+  const info = {
+    backend: tf.getBackend(),
+    node: process.versions.node,
+    tfjs: tf.version.tfjs,
+    pid: process.pid,
+  };
+  if (backend === 'tensorflow') Object.assign(info, require('./lib/runtime/tfnode').runtimeInfo());
   if (backend === 'wasm') {
     info.wasm_simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
     info.wasm_threads = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
@@ -50,11 +58,17 @@ function peakRss() {
 function memoryFigures(tf) {
   const { numTensors, numBytes } = tf.ort ? {} : tf.memory();
   const { rss, heapUsed } = process.memoryUsage();
-  return { num_tensors: numTensors ?? null, num_bytes: numBytes ?? null, rss, heap_used: heapUsed, peak_rss: peakRss() };
+  return {
+    num_tensors: numTensors ?? null,
+    num_bytes: numBytes ?? null,
+    rss,
+    heap_used: heapUsed,
+    peak_rss: peakRss(),
+  };
 }
 
 function makeHandlers(tf, backend) {
-  const { loadModel, bind } = require('./lib/models');
+  const { loadModel, bind } = require('./lib/runtime/models');
   const models = new Map();
   let nextHandle = 1;
   const get = (handle) => {
@@ -66,27 +80,43 @@ function makeHandlers(tf, backend) {
   return {
     hello: () => ({ result: runtimeInfo(tf, backend) }),
 
-    // Without a format, the fastest verified tfjs-node path (lib/choose.js).
+    // Without a format, the fastest verified path of this worker's backend (lib/runtime/choose.js).
     load: async ({ model_dir: modelDir, format, batch = 32 }) => {
       const started = performance.now();
       let why = 'asked for';
       if (!format) {
-        if (backend !== 'tensorflow') throw new Error(`load needs a format on the ${backend} backend`);
-        ({ format, why } = require('./lib/choose').chooseFormat(modelDir, { batch }));
+        if (backend !== 'tensorflow')
+          throw new Error(`load needs a format on the ${backend} backend`);
+        ({ format, why } = require('./lib/runtime/choose').chooseFormat(modelDir, {
+          batch,
+          backends: [backend],
+        }));
       }
       const runner = await loadModel(tf, modelDir, format);
       const handle = nextHandle++;
       models.set(handle, runner);
-      return { result: { handle, format, why, outputs: runner.outputs, load_ms: performance.now() - started } };
+      return {
+        result: {
+          handle,
+          format,
+          why,
+          outputs: runner.outputs,
+          load_ms: performance.now() - started,
+        },
+      };
     },
 
     predict: async ({ handle, tensors }) => {
-      if (tensors.length !== 1) throw new Error(`predict takes 1 input tensor, got ${tensors.length}`);
+      if (tensors.length !== 1)
+        throw new Error(`predict takes 1 input tensor, got ${tensors.length}`);
       const bound = bind(tf, get(handle), tensors[0]);
       try {
         const started = performance.now();
         const out = await bound.call();
-        return { result: { ms: performance.now() - started, outputs: get(handle).outputs }, tensors: out };
+        return {
+          result: { ms: performance.now() - started, outputs: get(handle).outputs },
+          tensors: out,
+        };
       } finally {
         bound.release();
       }
@@ -95,7 +125,14 @@ function makeHandlers(tf, backend) {
     // Timed inside this process: `warmup` untimed calls, then calls until
     // `budget_ms` is spent (at least min_reps, at most max_reps), each timed
     // from the call to the values read back.
-    bench: async ({ handle, tensors, warmup = 3, budget_ms: budget = 2000, min_reps: minReps = 5, max_reps: maxReps = 200 }) => {
+    bench: async ({
+      handle,
+      tensors,
+      warmup = 3,
+      budget_ms: budget = 2000,
+      min_reps: minReps = 5,
+      max_reps: maxReps = 200,
+    }) => {
       const bound = bind(tf, get(handle), tensors[0]);
       const once = async () => {
         const started = performance.now();
@@ -128,7 +165,7 @@ function makeHandlers(tf, backend) {
 
 main(async () => {
   const { backend } = parse();
-  const { loadBackend } = require('./lib/backends');
+  const { loadBackend } = require('./lib/runtime/backends');
   const tf = await loadBackend(backend);
   const handlers = makeHandlers(tf, backend);
   const reader = new FrameReader();
@@ -164,4 +201,4 @@ main(async () => {
     // Python closed our stdin: finish what was asked, then leave.
     process.stdin.on('end', () => queue.then(resolve));
   });
-});
+}, USAGE);

@@ -50,7 +50,7 @@ def small_models(tmp_path_factory):
     onnx = ("onnx",) if importlib.util.find_spec("tf2onnx") else ()  # `make onnx` only
     for name, spec in MODELS.items():
         epochs, limit = SMALL_TRAINING[name]
-        train(spec, root, epochs=epochs, limit=limit, progress=False)
+        train(spec, root, epochs=epochs, limit=limit)
         convert(root / name, ("layers", "graph", *onnx))
     return root
 

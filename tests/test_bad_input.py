@@ -248,3 +248,12 @@ def test_missing_node_says_how_to_fix(lstm_dir, tmp_path):
     assert _one_error_line(proc.stderr) == (
         "error: Node.js was not found on PATH: install Node.js 20, then run `make setup`"
     )
+
+
+@pytest.mark.parametrize("batches", ["0", "1,x", "", "32,-1", "1,,2"])
+def test_bench_batch_sizes_are_positive_integers(batches):
+    result = CliRunner().invoke(main, ["bench", "--batch", batches])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: --batch wants positive integers like 1,32,256, got '{batches}'"
+    )

@@ -4,12 +4,14 @@ Writes reports/verify/ (report.json, errors.png) and prints the table."""
 
 import pytest
 
+from tfjs_bridge.cli import terminal_progress
+from tfjs_bridge.parity_record import record_parity
 from tfjs_bridge.paths import MODELS_DIR, PROJECT_ROOT
 from tfjs_bridge.reference import subject_from_folder
 from tfjs_bridge.registry import MODELS
 from tfjs_bridge.report import print_table, write_report
 from tfjs_bridge.runtimes import RUNTIMES, optional_missing
-from tfjs_bridge.verify import record_parity, verify
+from tfjs_bridge.verify import verify
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +22,8 @@ def test_every_path_agrees_on_the_full_test_sets(node_runtime):
         pytest.fail(f"no converted models for {missing}: run `make train convert`")
     subjects = [subject_from_folder(MODELS_DIR / name) for name in MODELS]
     runtimes = [rt for rt in RUNTIMES.values() if not optional_missing(rt)]
-    report = verify(subjects, runtimes, samples=None, progress=True)
+    with terminal_progress() as progress:  # `make verify` runs pytest -s: a bar on a terminal
+        report = verify(subjects, runtimes, samples=None, progress=progress)
     print_table(report)
     write_report(report, PROJECT_ROOT / "reports" / "verify")
     record_parity(report, subjects)  # the default Node path is chosen among these

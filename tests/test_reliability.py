@@ -56,7 +56,7 @@ KILL_DELAYS = [0.0, 0.3, 1.0, 2.5]  # after the staging folder appears
 @pytest.fixture
 def trained(tmp_path):
     root = tmp_path / "models"
-    train(get_spec("lstm"), root, progress=False)
+    train(get_spec("lstm"), root)
     return root
 
 

@@ -13,7 +13,8 @@ from tfjs_bridge.artifacts import read_manifest
 from tfjs_bridge.cli import main
 from tfjs_bridge.convert import import_layers_model
 from tfjs_bridge.node import run_node_json
-from tfjs_bridge.registry import MODELS, REGISTRY_JSON, build_keras, get_spec, registry_json
+from tfjs_bridge.node_contract import REGISTRY_JSON, registry_json
+from tfjs_bridge.registry import MODELS, build_keras, get_spec
 from tfjs_bridge.tfimport import import_tensorflow
 from tfjs_bridge.train import train
 
@@ -104,9 +105,9 @@ def test_node_writes_outputs_as_npy(node_runtime, lstm_seed, tmp_path):
 
 
 def test_training_is_reproducible_for_a_seed(tmp_path):
-    first = train(get_spec("lstm"), tmp_path / "a", seed=7, progress=False)
-    second = train(get_spec("lstm"), tmp_path / "b", seed=7, progress=False)
-    other = train(get_spec("lstm"), tmp_path / "c", seed=8, progress=False)
+    first = train(get_spec("lstm"), tmp_path / "a", seed=7)
+    second = train(get_spec("lstm"), tmp_path / "b", seed=7)
+    other = train(get_spec("lstm"), tmp_path / "c", seed=8)
     assert first["history"] == second["history"]
     assert first["test"]["prediction"] == second["test"]["prediction"]
     assert other["test"]["prediction"] != first["test"]["prediction"]

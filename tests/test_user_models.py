@@ -145,7 +145,7 @@ def test_bad_user_model_gives_one_line_error(tmp_path, make, code, message):
 
 
 def test_node_trained_keras_gru_round_trips_to_keras(node_runtime, tmp_path):
-    """Keras's reset-after GRU, trained in Node by tfjs-layers (node/lib/gru_reset_after.js),
+    """Keras's reset-after GRU, trained in Node by tfjs-layers (node/lib/layers/gru_reset_after.js),
     imported to Keras by the converter: both compute the same."""
     from tfjs_bridge.convert import import_layers_model
     from tfjs_bridge.node import run_node_json

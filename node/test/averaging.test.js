@@ -4,7 +4,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const tf = require('@tensorflow/tfjs');
-const { warmupMomentum, weightAveraging } = require('../lib/averaging');
+const { warmupMomentum, weightAveraging } = require('../lib/layers/averaging');
 
 test('the warm-up momentum is (1 + t) / (10 + t) until it reaches the momentum', () => {
   assert.equal(warmupMomentum(0.999, 1), 2 / 11);
@@ -33,14 +33,22 @@ test('fit() ends holding the moving average of the weights after each batch', as
     },
   };
   await model.fit(xs, ys, {
-    epochs: 3, batchSize: 8, shuffle: false, verbose: 0,
+    epochs: 3,
+    batchSize: 8,
+    shuffle: false,
+    verbose: 0,
     callbacks: [recorder, weightAveraging(tf, model, momentum)],
   });
   assert.equal(step, 15); // 5 batches x 3 epochs
   const got = flat();
-  got.forEach((w, i) => w.forEach((v, j) => {
-    assert.ok(Math.abs(v - expected[i][j]) <= 1e-6, `weight ${i}[${j}]: ${v} vs ${expected[i][j]}`);
-  }));
+  got.forEach((w, i) =>
+    w.forEach((v, j) => {
+      assert.ok(
+        Math.abs(v - expected[i][j]) <= 1e-6,
+        `weight ${i}[${j}]: ${v} vs ${expected[i][j]}`,
+      );
+    }),
+  );
   // The average is not the last step's weights: averaging took place.
   assert.ok(got.some((w, i) => w.some((v, j) => Math.abs(v - last[i][j]) > 1e-3)));
 });

@@ -1,6 +1,6 @@
 'use strict';
-// The fast GRU/LSTM time loop (lib/fast_rnn.js, and on tfjs-node under a
-// gradient tape lib/rnn_backprop.js) against tfjs's stock loop, on every
+// The fast GRU/LSTM time loop (lib/layers/fast_loop.js, and on tfjs-node under a
+// gradient tape lib/layers/backprop.js) against tfjs's stock loop, on every
 // backend: outputs and gradients agree, and it runs fewer kernels. The
 // stock loop is the reference because tfjs-layers' cells are what the parity
 // matrix and runtime.test.js check against Keras and the textbook equations.
@@ -13,38 +13,85 @@ const path = require('path');
 const { execFileSync } = require('child_process');
 const { seededRandom } = require('./helpers');
 
-const BATCH = 3, STEPS = 6, FEATURES = 4, UNITS = 5;
+const BATCH = 3,
+  STEPS = 6,
+  FEATURES = 4,
+  UNITS = 5;
 
 // Each case: a name and a function (tf, layers) -> layers of a Sequential model.
 const CASES = {
   'GRU reset before, hard sigmoid (tfjs defaults)': ({ GRU }) => [
-    new GRU({ units: UNITS, inputShape: [STEPS, FEATURES] })],
+    new GRU({ units: UNITS, inputShape: [STEPS, FEATURES] }),
+  ],
   'GRU reset after, sigmoid, sequences, backwards (Keras defaults)': ({ GRU }) => [
-    new GRU({ units: UNITS, resetAfter: true, recurrentActivation: 'sigmoid', returnSequences: true, goBackwards: true, inputShape: [STEPS, FEATURES] })],
+    new GRU({
+      units: UNITS,
+      resetAfter: true,
+      recurrentActivation: 'sigmoid',
+      returnSequences: true,
+      goBackwards: true,
+      inputShape: [STEPS, FEATURES],
+    }),
+  ],
   'GRU reset after, no bias': ({ GRU }) => [
-    new GRU({ units: UNITS, resetAfter: true, useBias: false, inputShape: [STEPS, FEATURES] })],
+    new GRU({ units: UNITS, resetAfter: true, useBias: false, inputShape: [STEPS, FEATURES] }),
+  ],
   'LSTM hard sigmoid (tfjs defaults)': ({ LSTM }) => [
-    new LSTM({ units: UNITS, inputShape: [STEPS, FEATURES] })],
+    new LSTM({ units: UNITS, inputShape: [STEPS, FEATURES] }),
+  ],
   'LSTM on one step (seed 095)': ({ LSTM }) => [
-    new LSTM({ units: UNITS, inputShape: [1, FEATURES] })],
+    new LSTM({ units: UNITS, inputShape: [1, FEATURES] }),
+  ],
   'LSTM Keras defaults (sigmoid, tanh)': ({ LSTM }) => [
-    new LSTM({ units: UNITS, recurrentActivation: 'sigmoid', inputShape: [STEPS, FEATURES] })],
+    new LSTM({ units: UNITS, recurrentActivation: 'sigmoid', inputShape: [STEPS, FEATURES] }),
+  ],
   'LSTM Keras defaults, sequences, backwards, no bias': ({ LSTM }) => [
-    new LSTM({ units: UNITS, recurrentActivation: 'sigmoid', returnSequences: true, goBackwards: true, useBias: false, inputShape: [STEPS, FEATURES] })],
+    new LSTM({
+      units: UNITS,
+      recurrentActivation: 'sigmoid',
+      returnSequences: true,
+      goBackwards: true,
+      useBias: false,
+      inputShape: [STEPS, FEATURES],
+    }),
+  ],
   'LSTM sigmoid, sequences, relu activation': ({ LSTM }) => [
-    new LSTM({ units: UNITS, recurrentActivation: 'sigmoid', activation: 'relu', returnSequences: true, inputShape: [STEPS, FEATURES] })],
+    new LSTM({
+      units: UNITS,
+      recurrentActivation: 'sigmoid',
+      activation: 'relu',
+      returnSequences: true,
+      inputShape: [STEPS, FEATURES],
+    }),
+  ],
   'Bidirectional GRU -> LSTM (rnn_stack)': ({ GRU, LSTM, Bidirectional }) => [
-    new Bidirectional({ layer: new GRU({ units: UNITS, resetAfter: true, returnSequences: true }), inputShape: [STEPS, FEATURES] }),
-    new LSTM({ units: UNITS, recurrentActivation: 'sigmoid' })],
+    new Bidirectional({
+      layer: new GRU({ units: UNITS, resetAfter: true, returnSequences: true }),
+      inputShape: [STEPS, FEATURES],
+    }),
+    new LSTM({ units: UNITS, recurrentActivation: 'sigmoid' }),
+  ],
   'Bidirectional LSTM, last state, sum': ({ LSTM, Bidirectional }) => [
-    new Bidirectional({ layer: new LSTM({ units: UNITS }), mergeMode: 'sum', inputShape: [STEPS, FEATURES] })],
+    new Bidirectional({
+      layer: new LSTM({ units: UNITS }),
+      mergeMode: 'sum',
+      inputShape: [STEPS, FEATURES],
+    }),
+  ],
   'Bidirectional GRU reset before, sequences, backwards first, ave': ({ GRU, Bidirectional }) => [
-    new Bidirectional({ layer: new GRU({ units: UNITS, returnSequences: true, goBackwards: true }), mergeMode: 'ave', inputShape: [STEPS, FEATURES] })],
+    new Bidirectional({
+      layer: new GRU({ units: UNITS, returnSequences: true, goBackwards: true }),
+      mergeMode: 'ave',
+      inputShape: [STEPS, FEATURES],
+    }),
+  ],
 };
 
 function buildModel(tf, layers, makeLayers, rand) {
   const model = tf.sequential({ layers: makeLayers(layers, tf) });
-  const weights = model.getWeights().map((w) => tf.randomUniform(w.shape, -1, 1, 'float32', Math.floor(rand() * 1e6)));
+  const weights = model
+    .getWeights()
+    .map((w) => tf.randomUniform(w.shape, -1, 1, 'float32', Math.floor(rand() * 1e6)));
   model.setWeights(weights);
   tf.dispose(weights); // (the variables hold their own reference)
   return model;
@@ -67,10 +114,10 @@ const maxAbsDiff = (tf, a, b) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).data
 
 /** Every case on one backend: output and gradient differences, kernel counts. */
 async function compareLoops(backend) {
-  const { loadBackend } = require('../lib/backends');
-  const { recurrentLayers } = require('../lib/fast_rnn');
+  const { loadBackend } = require('../lib/runtime/backends');
+  const { installKerasLayers } = require('../lib/layers');
   const tf = await loadBackend(backend);
-  const layers = recurrentLayers(tf);
+  const layers = installKerasLayers(tf);
   const results = {};
   for (const [name, makeLayers] of Object.entries(CASES)) {
     const rand = seededRandom(name.length);
@@ -85,36 +132,65 @@ async function compareLoops(backend) {
     // Gradients of a fixed projection of the output, for every weight.
     const weights = model.trainableWeights.map((w) => w.val);
     const probe = tf.randomUniform(fastY.shape, -1, 1, 'float32', 5);
-    const gradsOf = () => tf.variableGrads(() => tf.sum(tf.mul(model.apply(x, { training: true }), probe)), weights).grads;
+    const gradsOf = () =>
+      tf.variableGrads(() => tf.sum(tf.mul(model.apply(x, { training: true }), probe)), weights)
+        .grads;
     const grads = ['stock', 'fast'].map((loop) => withLoop(loop, gradsOf));
     for (const loop of ['stock', 'fast']) {
       const profile = await tf.profile(() => withLoop(loop, () => tf.dispose(gradsOf())));
       kernels[`${loop}Training`] = profile.kernels.length;
     }
-    const gradDiff = Math.max(...Object.keys(grads[0]).map((k) => maxAbsDiff(tf, grads[0][k], grads[1][k])));
-    const gradScale = Math.max(...Object.values(grads[0]).map((g) => tf.max(tf.abs(g)).dataSync()[0]));
+    const gradDiff = Math.max(
+      ...Object.keys(grads[0]).map((k) => maxAbsDiff(tf, grads[0][k], grads[1][k])),
+    );
+    const gradScale = Math.max(
+      ...Object.values(grads[0]).map((g) => tf.max(tf.abs(g)).dataSync()[0]),
+    );
     results[name] = {
-      outputDiff: maxAbsDiff(tf, stockY, fastY), shape: fastY.shape, gradDiff, gradScale, ...kernels,
+      outputDiff: maxAbsDiff(tf, stockY, fastY),
+      shape: fastY.shape,
+      gradDiff,
+      gradScale,
+      ...kernels,
     };
   }
   // A mask sends the layer to the stock loop: padded steps are skipped either way.
-  const masked = tf.sequential({ layers: [
-    tf.layers.masking({ maskValue: 0, inputShape: [STEPS, FEATURES] }), new layers.GRU({ units: UNITS })] });
-  const padded = tf.concat([tf.randomUniform([BATCH, 3, FEATURES], -1, 1, 'float32', 3), tf.zeros([BATCH, 3, FEATURES])], 1);
+  const masked = tf.sequential({
+    layers: [
+      tf.layers.masking({ maskValue: 0, inputShape: [STEPS, FEATURES] }),
+      new layers.GRU({ units: UNITS }),
+    ],
+  });
+  const padded = tf.concat(
+    [tf.randomUniform([BATCH, 3, FEATURES], -1, 1, 'float32', 3), tf.zeros([BATCH, 3, FEATURES])],
+    1,
+  );
   const unpadded = padded.slice([0, 0, 0], [BATCH, 3, FEATURES]);
-  const short = tf.sequential({ layers: [new layers.GRU({ units: UNITS, inputShape: [3, FEATURES] })] });
+  const short = tf.sequential({
+    layers: [new layers.GRU({ units: UNITS, inputShape: [3, FEATURES] })],
+  });
   short.setWeights(masked.layers[1].getWeights());
   results.mask = { diff: maxAbsDiff(tf, masked.predict(padded), short.predict(unpadded)) };
   // Unforced, the fast loop runs on tfjs-node, and elsewhere for a batch of one.
-  const gru = buildModel(tf, layers, CASES['GRU reset before, hard sigmoid (tfjs defaults)'], seededRandom(1));
+  const gru = buildModel(
+    tf,
+    layers,
+    CASES['GRU reset before, hard sigmoid (tfjs defaults)'],
+    seededRandom(1),
+  );
   results.unforced = {};
   for (const batch of [1, BATCH]) {
     const x = tf.zeros([batch, STEPS, FEATURES]);
-    withLoop('fast', () => tf.dispose(gru.predict(x))); // (its prepared weights: made once, then kept)
+    // (its prepared weights: made once, then kept)
+    withLoop('fast', () => tf.dispose(gru.predict(x)));
     // (tf.profile runs its function before its first await: withLoop covers it)
     const kernels = async (loop) =>
       (await tf.profile(() => withLoop(loop, () => tf.dispose(gru.predict(x))))).kernels.length;
-    results.unforced[batch] = { kernels: await kernels(null), fast: await kernels('fast'), stock: await kernels('stock') };
+    results.unforced[batch] = {
+      kernels: await kernels(null),
+      fast: await kernels('fast'),
+      stock: await kernels('stock'),
+    };
   }
   results.cache = await preparedWeightsCache(tf, layers);
   return { backend: tf.getBackend(), results };
@@ -133,7 +209,11 @@ async function preparedWeightsCache(tf, layers) {
   const fastPredict = () => withLoop('fast', () => model.predict(x));
   tf.dispose(fastPredict());
   model.setWeights(twin.getWeights());
-  const afterSetWeights = maxAbsDiff(tf, fastPredict(), withLoop('stock', () => twin.predict(x)));
+  const afterSetWeights = maxAbsDiff(
+    tf,
+    fastPredict(),
+    withLoop('stock', () => twin.predict(x)),
+  );
   const before = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) tf.dispose(fastPredict());
   const added = tf.memory().numTensors - before;
@@ -142,11 +222,20 @@ async function preparedWeightsCache(tf, layers) {
   const freed = beforeDispose - tf.memory().numTensors;
   // A layer whose prepared weights include its own kernel as it is (sigmoid,
   // nothing to fold or reorder): those must stay the layer's to dispose.
-  const plain = buildModel(tf, layers, CASES['GRU reset after, sigmoid, sequences, backwards (Keras defaults)'], seededRandom(9));
+  const plain = buildModel(
+    tf,
+    layers,
+    CASES['GRU reset after, sigmoid, sequences, backwards (Keras defaults)'],
+    seededRandom(9),
+  );
   const plainX = tf.randomUniform([BATCH, STEPS, FEATURES], -1, 1, 'float32', 6);
   tf.dispose(withLoop('fast', () => plain.predict(plainX)));
   plain.setWeights(plain.getWeights().map((w) => tf.mul(w, 0.5)));
-  const plainAfter = maxAbsDiff(tf, withLoop('fast', () => plain.predict(plainX)), withLoop('stock', () => plain.predict(plainX)));
+  const plainAfter = maxAbsDiff(
+    tf,
+    withLoop('fast', () => plain.predict(plainX)),
+    withLoop('stock', () => plain.predict(plainX)),
+  );
   let plainDispose = 'ok';
   try {
     plain.dispose();
@@ -161,40 +250,69 @@ async function preparedWeightsCache(tf, layers) {
   tf.dispose([one.predict(oneX), oneX]);
   one.dispose();
   const leftAfterDispose = tf.memory().numTensors - baseline;
-  return { afterSetWeights, added, freed, numDisposedVariables, plainAfter, plainDispose, leftAfterDispose };
+  return {
+    afterSetWeights,
+    added,
+    freed,
+    numDisposedVariables,
+    plainAfter,
+    plainDispose,
+    leftAfterDispose,
+  };
 }
 
 if (process.env.FAST_RNN_BACKEND) {
-  compareLoops(process.env.FAST_RNN_BACKEND).then((out) => process.stdout.write(JSON.stringify(out)));
+  compareLoops(process.env.FAST_RNN_BACKEND).then((out) =>
+    process.stdout.write(JSON.stringify(out)),
+  );
 } else {
   for (const backend of ['tensorflow', 'cpu', 'wasm']) {
     test(`the fast RNN loop computes what the stock loop computes (${backend} backend)`, () => {
-      const out = JSON.parse(execFileSync(process.execPath, [__filename], {
-        cwd: path.join(__dirname, '..', '..'),
-        env: { ...process.env, FAST_RNN_BACKEND: backend },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }));
+      const out = JSON.parse(
+        execFileSync(process.execPath, [__filename], {
+          cwd: path.join(__dirname, '..', '..'),
+          env: { ...process.env, FAST_RNN_BACKEND: backend },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
       assert.equal(out.backend, backend);
       for (const [name, r] of Object.entries(out.results)) {
         if (name === 'mask' || name === 'unforced' || name === 'cache') continue;
         assert.ok(r.outputDiff <= 1e-5, `${name}: outputs differ by ${r.outputDiff}`);
         assert.ok(r.gradScale > 1e-3, `${name}: gradients are all ~0 (${r.gradScale})`);
-        assert.ok(r.gradDiff <= 1e-4 * Math.max(1, r.gradScale), `${name}: gradients differ by ${r.gradDiff}`);
+        assert.ok(
+          r.gradDiff <= 1e-4 * Math.max(1, r.gradScale),
+          `${name}: gradients differ by ${r.gradDiff}`,
+        );
         // tfjs-node's direct TensorFlow ops bypass tfjs's kernel registry, so
         // there the count is what is left around the loop.
         // Under a tape on tfjs-node the recurrence is one op with its own
         // gradient (rnn_backprop.js); a silent fallback would count far more.
         const fewer = (fast, stock) => (backend === 'tensorflow' ? fast * 2 < stock : fast < stock);
         assert.ok(fewer(r.fast, r.stock), `${name}: ${r.fast} kernels, the stock loop ${r.stock}`);
-        assert.ok(fewer(r.fastTraining, r.stockTraining),
-          `${name}, with gradients: ${r.fastTraining} kernels, the stock loop ${r.stockTraining}`);
+        assert.ok(
+          fewer(r.fastTraining, r.stockTraining),
+          `${name}, with gradients: ${r.fastTraining} kernels, the stock loop ${r.stockTraining}`,
+        );
       }
-      assert.deepEqual(out.results['GRU reset after, sigmoid, sequences, backwards (Keras defaults)'].shape, [BATCH, STEPS, UNITS]);
-      assert.ok(out.results.mask.diff <= 1e-6, `masked steps changed the result by ${out.results.mask.diff}`);
+      assert.deepEqual(
+        out.results['GRU reset after, sigmoid, sequences, backwards (Keras defaults)'].shape,
+        [BATCH, STEPS, UNITS],
+      );
+      assert.ok(
+        out.results.mask.diff <= 1e-6,
+        `masked steps changed the result by ${out.results.mask.diff}`,
+      );
       const { cache } = out.results;
-      assert.ok(cache.afterSetWeights <= 1e-5, `after setWeights the outputs differ by ${cache.afterSetWeights}`);
+      assert.ok(
+        cache.afterSetWeights <= 1e-5,
+        `after setWeights the outputs differ by ${cache.afterSetWeights}`,
+      );
       assert.equal(cache.added, 0, 'repeated predictions added tensors');
-      assert.ok(cache.plainAfter <= 1e-5, `a layer's own kernel, after setWeights: outputs differ by ${cache.plainAfter}`);
+      assert.ok(
+        cache.plainAfter <= 1e-5,
+        `a layer's own kernel, after setWeights: outputs differ by ${cache.plainAfter}`,
+      );
       assert.equal(cache.plainDispose, 'ok');
       assert.equal(cache.leftAfterDispose, 0, 'a disposed model left tensors behind');
       if (backend === 'tensorflow') {
@@ -204,7 +322,11 @@ if (process.env.FAST_RNN_BACKEND) {
       const { unforced } = out.results;
       assert.equal(unforced[1].kernels, unforced[1].fast, JSON.stringify(unforced));
       const many = unforced[BATCH];
-      assert.equal(many.kernels, backend === 'tensorflow' ? many.fast : many.stock, JSON.stringify(unforced));
+      assert.equal(
+        many.kernels,
+        backend === 'tensorflow' ? many.fast : many.stock,
+        JSON.stringify(unforced),
+      );
     });
   }
 }

@@ -25,10 +25,14 @@ const dot = (v, m, offset, units) =>
 
 function assertClose(got, expected, atol) {
   assert.equal(got.length, expected.length);
-  got.forEach((row, b) => row.forEach((v, j) => {
-    assert.ok(Math.abs(v - expected[b][j]) <= atol,
-      `[${b}][${j}]: tfjs ${v} vs reference ${expected[b][j]}`);
-  }));
+  got.forEach((row, b) =>
+    row.forEach((v, j) => {
+      assert.ok(
+        Math.abs(v - expected[b][j]) <= atol,
+        `[${b}][${j}]: tfjs ${v} vs reference ${expected[b][j]}`,
+      );
+    }),
+  );
 }
 
 module.exports = { seededRandom, randomMatrix, hardSigmoid, sigmoid, dot, assertClose };

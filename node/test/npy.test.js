@@ -6,11 +6,13 @@ const assert = require('node:assert/strict');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { readNpy, writeNpy, encodeNpy } = require('../lib/npy');
+const { readNpy, writeNpy, encodeNpy } = require('../lib/io/npy');
 
 test('float32 special values survive write + read bit-exactly', () => {
-  const bits = new Uint32Array([0x7fc00000, 0xffc00000, 0x7f800000, 0xff800000, 0x80000000,
-    0x00000001, 0x00400000, 0x807fffff, 0x7f7fffff, 0x7fc00001]);
+  const bits = new Uint32Array([
+    0x7fc00000, 0xffc00000, 0x7f800000, 0xff800000, 0x80000000, 0x00000001, 0x00400000, 0x807fffff,
+    0x7f7fffff, 0x7fc00001,
+  ]);
   const data = new Float32Array(bits.buffer);
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'npy-')), 'x.npy');
   writeNpy(file, data, [2, 5]);
@@ -63,13 +65,24 @@ function lyingNpy(shapeText, payload) {
 
 for (const [name, bytes, message] of [
   ['not npy', Buffer.from('1,2,3\n'), /not a \.npy file \(no NUMPY magic\)/],
-  ['header lies', lyingNpy('(1000, 1, 1)', 12), /header declares shape \[1000, 1, 1\] \(4000 bytes\) but the file holds 12/],
+  [
+    'header lies',
+    lyingNpy('(1000, 1, 1)', 12),
+    /header declares shape \[1000, 1, 1\] \(4000 bytes\) but the file holds 12/,
+  ],
   ['memory bomb', lyingNpy('(1000000000000, 1, 1)', 12), /over the 2147483648-byte limit/],
   ['negative dim', lyingNpy('(-1, 3)', 12), /impossible shape/],
-  ['header past the end', Buffer.concat([lyingNpy('(3,)', 12).subarray(0, 20)]), /header runs past the end/],
+  [
+    'header past the end',
+    Buffer.concat([lyingNpy('(3,)', 12).subarray(0, 20)]),
+    /header runs past the end/,
+  ],
 ]) {
   test(`readNpy refuses a file that is ${name}`, () => {
     const file = writeTemp('x.npy', bytes);
-    assert.throws(() => readNpy(file), (err) => err.message.startsWith(`${file}: `) && message.test(err.message));
+    assert.throws(
+      () => readNpy(file),
+      (err) => err.message.startsWith(`${file}: `) && message.test(err.message),
+    );
   });
 }

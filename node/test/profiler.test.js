@@ -17,8 +17,8 @@ const ROOT = path.join(__dirname, '..', '..');
 // Predicts a registry model at batch 1, 32 and 256, then fits it for 2 epochs
 // on random data; prints the live tensor count after each epoch.
 const FIT = `
-const { tf } = require('./node/lib/tfnode');
-const { getSpec, buildModel } = require('./node/lib/registry');
+const { tf } = require('./node/lib/runtime/tfnode');
+const { getSpec, buildModel } = require('./node/lib/layers/registry');
 (async () => {
   const spec = getSpec(process.argv[1]);
   const model = buildModel(tf, spec);
@@ -37,10 +37,20 @@ for (const model of ['gru', 'rnn_stack']) {
   test(`${model} predicts and trains under Node's CPU profiler without crashing or leaking tensors`, () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-bridge-prof-'));
     try {
-      const run = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '-e', FIT, model], {
-        cwd: ROOT, encoding: 'utf8', timeout: 120_000,
-      });
-      assert.equal(run.status, 0, `exit ${run.status} ${run.signal || ''}: ${run.stderr.split('\n').slice(-3).join(' | ')}`);
+      const run = spawnSync(
+        process.execPath,
+        ['--cpu-prof', `--cpu-prof-dir=${dir}`, '-e', FIT, model],
+        {
+          cwd: ROOT,
+          encoding: 'utf8',
+          timeout: 120_000,
+        },
+      );
+      assert.equal(
+        run.status,
+        0,
+        `exit ${run.status} ${run.signal || ''}: ${run.stderr.split('\n').slice(-3).join(' | ')}`,
+      );
       const out = JSON.parse(run.stdout);
       assert.equal(out.counts[0], out.counts[1], `tensors leaked: ${out.counts}`);
       assert.ok(out.loss.every(Number.isFinite), `loss ${out.loss}`);

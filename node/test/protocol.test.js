@@ -2,7 +2,7 @@
 // The worker's frames: split anywhere by the pipe, they come back whole and bit-exact.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { encodeFrame, FrameReader } = require('../lib/protocol');
+const { encodeFrame, FrameReader } = require('../lib/io/protocol');
 
 test('frames survive being split at every byte', () => {
   const data = new Float32Array([1.5, -0, NaN, 3.4e38, 1e-45]);
@@ -24,10 +24,19 @@ test('frames survive being split at every byte', () => {
 });
 
 test('a header that lies about a tensor is refused', () => {
-  const head = Buffer.from(JSON.stringify({ id: 1, op: 'predict', tensors: [{ dtype: 'float32', shape: [1000], nbytes: 4 }] }));
+  const head = Buffer.from(
+    JSON.stringify({
+      id: 1,
+      op: 'predict',
+      tensors: [{ dtype: 'float32', shape: [1000], nbytes: 4 }],
+    }),
+  );
   const len = Buffer.alloc(4);
   len.writeUInt32LE(head.length);
-  assert.throws(() => new FrameReader().push(Buffer.concat([len, head, Buffer.alloc(4)])), /cannot hold 4 bytes/);
+  assert.throws(
+    () => new FrameReader().push(Buffer.concat([len, head, Buffer.alloc(4)])),
+    /cannot hold 4 bytes/,
+  );
 });
 
 test('unknown dtypes and giant headers are refused', () => {
@@ -35,8 +44,13 @@ test('unknown dtypes and giant headers are refused', () => {
   const lying = Buffer.from(bad);
   lying.writeUInt32LE(1 << 30, 0);
   assert.throws(() => new FrameReader().push(lying), /too large/);
-  const head = Buffer.from(JSON.stringify({ id: 1, tensors: [{ dtype: 'complex64', shape: [1], nbytes: 8 }] }));
+  const head = Buffer.from(
+    JSON.stringify({ id: 1, tensors: [{ dtype: 'complex64', shape: [1], nbytes: 8 }] }),
+  );
   const len = Buffer.alloc(4);
   len.writeUInt32LE(head.length);
-  assert.throws(() => new FrameReader().push(Buffer.concat([len, head, Buffer.alloc(8)])), /unsupported dtype/);
+  assert.throws(
+    () => new FrameReader().push(Buffer.concat([len, head, Buffer.alloc(8)])),
+    /unsupported dtype/,
+  );
 });

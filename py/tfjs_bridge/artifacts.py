@@ -1,4 +1,6 @@
-"""Model folders under shared_models/ and their manifest.json.
+"""Model folders under shared_models/ and their manifest.json: how they are
+written, locked and checked. The folders of the Node formats inside them are
+formats.py's.
 
 Every write goes to a temporary sibling and is renamed into place when it is
 complete, so an interrupted run leaves the previous good artifact readable."""
@@ -19,11 +21,7 @@ from pathlib import Path
 from .errors import BridgeError
 
 MANIFEST = "manifest.json"
-KERAS_H5 = "keras.h5"
-SAVED_MODEL = "saved_model"
-SAVED_MODEL_XLA = "saved_model_xla"  # the same, its serving function compiled by XLA
-TFJS_LAYERS = "tfjs_layers"
-TFJS_GRAPH = "tfjs_graph"
+KERAS_H5 = "keras.h5"  # what the layers and onnx conversions read; no Node format
 
 
 def sha256(path: Path) -> str:

@@ -6,7 +6,7 @@ tf-keras's optimizers average from step one with a fixed momentum, so a short
 run (a test, ``--limit``) would save weights still close to the initial ones.
 As TensorFlow's ``tf.train.ExponentialMovingAverage`` does with
 ``num_updates``, the momentum here grows with the step count:
-``min(momentum, (1 + t) / (10 + t))``. ``node/lib/averaging.js`` applies the
+``min(momentum, (1 + t) / (10 + t))``. ``node/lib/layers/averaging.js`` applies the
 same rule to Node training."""
 
 from __future__ import annotations

@@ -1,16 +1,18 @@
 """`tfjs-bridge bench`: what each route costs, side by side in one run.
 
 Python routes run in this process; every Node path runs inside one long-lived
-worker per backend (worker.py), timed there (warm-up, then repetitions for a
+worker per backend (workers.py), timed there (warm-up, then repetitions for a
 time budget; medians and p99), so process start is not in the figures; it is
 measured apart, as cold start. Only routes that pass the parity check on the
-same run are offered as the default (verified) path."""
+same run are offered as the default (verified) path: run_bench verifies,
+times, and records the figures in each folder's parity.json for Node's choice."""
 
 from __future__ import annotations
 
 import json
 import statistics
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,16 +21,20 @@ from pathlib import Path
 import numpy as np
 
 from . import data
+from .artifacts import write_json_atomic
 from .errors import NodeError
 from .node import node_env, node_executable
+from .parity_record import PASS, record_parity, record_speed
 from .paths import NODE_DIR, PROJECT_ROOT
 from .reference import Reference, Subject
 from .runtimes import Runtime
 from .tfimport import import_tensorflow, native_stderr_hidden
+from .verify import verify
 from .versions import python_versions
-from .worker import NodeWorker
+from .workers import on_workers
 
 PYTHON_BASELINE = "python/tf.function"
+VERIFY_SAMPLES = 500  # what run_bench verifies each path on before timing it
 
 
 @dataclass
@@ -66,6 +72,7 @@ class Timing:
 
 @dataclass
 class BenchReport:
+    batches: list[int] = field(default_factory=list)
     timings: list[Timing] = field(default_factory=list)
     cold_start: dict[str, dict] = field(default_factory=dict)  # what -> figures
     # (model, route) -> `node predict.js --format F` from process start to first prediction
@@ -74,6 +81,8 @@ class BenchReport:
     skipped: dict[str, str] = field(default_factory=dict)  # route -> reason
     training: dict[str, dict] = field(default_factory=dict)
     node: dict[str, dict] = field(default_factory=dict)
+    # (model, runtime) -> passed the parity check of the same run (run_bench)
+    verified: dict[tuple[str, str], bool] = field(default_factory=dict)
 
     def get(self, model: str, route: str, batch: int) -> Timing | None:
         for t in self.timings:
@@ -103,6 +112,7 @@ class BenchReport:
             "skipped": self.skipped,
             "training": self.training,
             "versions": {"python": python_versions(), "node": self.node},
+            "verified": [f"{m} {r}" for (m, r), ok in self.verified.items() if ok],
         }
 
 
@@ -157,8 +167,10 @@ def bench(
     budget_s: float = 1.0,
     log=lambda message: None,
 ) -> BenchReport:
+    """Time the Python routes of each subject, and each runtime on every
+    subject that has its format (one Node worker per backend)."""
     tf = import_tensorflow()
-    report = BenchReport()
+    report = BenchReport(batches=list(batches))
     inputs = {
         s.name: data.reference_inputs(s.data, s.input_shape, max(batches))[0] for s in subjects
     }
@@ -177,24 +189,21 @@ def bench(
                 log(f"{subject.name} {route} batch {batch}: {report.timings[-1].throughput:,.0f}/s")
     report.peak_rss["python"] = peak_rss()
 
-    for backend in dict.fromkeys(rt.backend for rt in runtimes):
+    def run(worker, subject: Subject, rt: Runtime) -> None:
         try:
-            worker = NodeWorker(backend)
+            _bench_node_path(worker, subject, rt, inputs[subject.name], batches, budget_s, report,
+                             log)  # fmt: skip
         except NodeError as err:
-            for rt in runtimes:
-                if rt.backend == backend:
-                    report.skipped[rt.name] = str(err)
-            continue
-        with worker:
-            report.node[backend] = worker.info
-            for rt in (r for r in runtimes if r.backend == backend):
-                for subject in (s for s in subjects if rt.format in s.formats):
-                    try:
-                        _bench_node_path(worker, subject, rt, inputs[subject.name], batches,
-                                         budget_s, report, log)  # fmt: skip
-                    except NodeError as err:
-                        report.skipped[f"{rt.name} ({subject.name})"] = str(err)
-            report.peak_rss[f"node/{backend}"] = worker.memory()["peak_rss"]
+            report.skipped[f"{rt.name} ({subject.name})"] = str(err)
+
+    def unavailable(subject: Subject, rt: Runtime, err: NodeError) -> None:
+        report.skipped[rt.name] = str(err)
+
+    def finish(worker) -> None:
+        report.peak_rss[f"node/{worker.backend}"] = worker.memory()["peak_rss"]
+
+    pairs = [(s, rt) for rt in runtimes for s in subjects if rt.format in s.formats]
+    report.node.update(on_workers(pairs, run, unavailable, finish=finish))
     return report
 
 
@@ -261,28 +270,51 @@ def node_training_figures(spec_name: str, out: Path, epochs: int = 1) -> dict:
     return {"epochs": epochs, "train_seconds": result["train_seconds"], "test": result["test"]}
 
 
-def record_speed(report: BenchReport, subjects: list[Subject]) -> None:
-    """Samples/s per Node path and batch into each folder's parity.json, for
-    node/lib/choose.js to pick the fastest verified path."""
-    from .artifacts import write_json_atomic
-    from .verify import PARITY_FILE
-
+def run_bench(
+    subjects: list[Subject],
+    runtimes: list[Runtime],
+    batches: list[int],
+    budget_s: float = 1.0,
+    node_training: bool = False,
+    log=lambda message: None,
+) -> BenchReport:
+    """What `tfjs-bridge bench` does: verify every path (its parity.json
+    records which passed), time every route, time cold starts, and record
+    the Node figures in parity.json for Node to pick the fastest verified path."""
+    checked = verify(subjects, runtimes, VERIFY_SAMPLES)
+    record_parity(checked, subjects)
+    report = bench(subjects, runtimes, batches, budget_s, log=log)
+    report.verified = {(r.model, r.runtime): r.status == PASS for r in checked.results}
+    # One-shot runs (node predict.js) pay the load: cold start per verified
+    # path, for the paths Node may choose by default.
     for subject in subjects:
-        path = subject.model_dir / PARITY_FILE
-        if not path.exists():
-            continue
-        record = json.loads(path.read_text())
-        speed = record.setdefault("speed", {})
-        for t in report.timings:
-            if t.model == subject.name and not t.route.startswith("python/"):
-                speed.setdefault(t.route, {})[str(t.batch)] = t.throughput
-        for (model, route), figures in report.cold_start_by_path.items():
-            if model == subject.name:
-                speed.setdefault(route, {})["cold_start_s"] = figures["median_s"]
-        write_json_atomic(path, record)
+        for rt in runtimes:
+            one_shot = rt.default_rank is not None and rt.format in subject.formats
+            if one_shot and report.verified.get((subject.name, rt.name)):
+                report.cold_start_by_path[(subject.name, rt.name)] = cold_start(
+                    subject.model_dir, rt.format, runs=2
+                )
+    record_speed(report, subjects)
+    for subject in subjects:
+        report.cold_start[f"node predict.js {subject.name}"] = cold_start(subject.model_dir)
+        figures = training_figures(subject.model_dir)
+        if figures and figures.get("final_test_accuracy") is not None:
+            report.training[f"{subject.name} python"] = figures
+    if node_training:
+        with tempfile.TemporaryDirectory() as tmp:
+            report.training["gru node"] = node_training_figures("gru", Path(tmp) / "gru")
+    return report
 
 
-def print_bench(report: BenchReport, batches: list[int], verified: dict, console=None) -> None:
+def write_bench_report(report: BenchReport, folder: Path) -> list[Path]:
+    """folder/bench.json and bench.png."""
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / "bench.json"
+    write_json_atomic(json_path, report.to_json())
+    return [json_path, plot_bench(report, folder / "bench.png")]
+
+
+def print_bench(report: BenchReport, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -290,6 +322,7 @@ def print_bench(report: BenchReport, batches: list[int], verified: dict, console
         console = Console()
         if not console.is_terminal:
             console = Console(width=140)
+    batches, verified = report.batches, report.verified
     table = Table(
         title="tfjs-bridge bench: samples/s (× Python tf.function), p50 latency at batch 1"
     )
@@ -344,7 +377,7 @@ def print_bench(report: BenchReport, batches: list[int], verified: dict, console
         console.print(f"skipped {route}: {reason}", highlight=False)
 
 
-def plot_bench(report: BenchReport, batches: list[int], path: Path) -> Path:
+def plot_bench(report: BenchReport, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -352,6 +385,7 @@ def plot_bench(report: BenchReport, batches: list[int], path: Path) -> Path:
 
     from .report import save_figure
 
+    batches = report.batches
     models = list(dict.fromkeys(t.model for t in report.timings))
     routes = list(dict.fromkeys(t.route for t in report.timings))
     fig, axes = plt.subplots(1, len(batches), figsize=(6 * len(batches), 5), squeeze=False)

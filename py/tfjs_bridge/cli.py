@@ -3,13 +3,17 @@ the library modules, which the tests call directly."""
 
 from __future__ import annotations
 
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from . import __version__
+from .convert import CONVERTIBLE
 from .errors import BridgeError, UsageError
+from .progress import NO_PROGRESS, Progress
 
 
 class BridgeGroup(click.Group):
@@ -74,6 +78,49 @@ models_dir_option = click.option(
 )
 
 
+class ClickProgress:
+    """progress.Progress as a click progress bar on `stream`."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.bar = None
+
+    def start(self, total: int, label: str) -> None:
+        self.close()
+        self.bar = click.progressbar(length=total, label=label, file=self.stream)
+        self.bar.__enter__()
+
+    def advance(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def set_label(self, label: str) -> None:
+        if self.bar is not None:
+            self.bar.label = label
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@contextmanager
+def terminal_progress():
+    """A progress bar when stderr is a terminal, else none. The bar writes to
+    a duplicate of stderr taken now: training hides fd 2 while it runs
+    (TensorFlow's native logging, tfimport.py), and the bar must still show."""
+    if not sys.stderr.isatty():
+        yield NO_PROGRESS
+        return
+    sys.stderr.flush()
+    with os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1) as stream:
+        progress: Progress = ClickProgress(stream)
+        try:
+            yield progress
+        finally:
+            progress.close()
+
+
 def _note(message: str) -> None:
     click.echo(f"note: {message}", err=True)
 
@@ -112,9 +159,11 @@ def train(models, epochs, limit, seed, resume, out):
 
     root = _models_root(out)
     for spec in resolve(models):
-        manifest = train_model(
-            spec, root, epochs=epochs, limit=limit, seed=seed, resume=resume, log=_note
-        )
+        with terminal_progress() as progress:
+            manifest = train_model(
+                spec, root, epochs=epochs, limit=limit, seed=seed, resume=resume, log=_note,
+                progress=progress,
+            )  # fmt: skip
         if manifest.get("resumed_from_epoch"):
             click.echo(f"{spec.name}: resumed after epoch {manifest['resumed_from_epoch']}")
         shown = ", ".join(f"{k} {v:.4g}" for k, v in manifest["test"].items())
@@ -129,7 +178,7 @@ def train(models, epochs, limit, seed, resume, out):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["layers", "graph", "onnx", "all"]),
+    type=click.Choice([*CONVERTIBLE, "all"]),
     default="all",
     show_default=True,
     help="layers: keras.h5 -> tfjs_layers/; graph: saved_model/ -> tfjs_graph/; "
@@ -140,11 +189,11 @@ def convert(models, fmt, out):
     """Convert trained MODELS (default: all) with tensorflowjs_converter.
 
     Example: tfjs-bridge convert gru --format layers"""
-    from .convert import FORMATS
+    from .convert import DEFAULT_FORMATS
     from .convert import convert as convert_model
     from .registry import resolve
 
-    formats = FORMATS if fmt == "all" else (fmt,)
+    formats = DEFAULT_FORMATS if fmt == "all" else (fmt,)
     root = _models_root(out)
     for spec in resolve(models):
         manifest = convert_model(root / spec.name, formats, log=_note)
@@ -170,18 +219,22 @@ def import_cmd(model_dir: Path):
 
 
 @main.command()
-@click.option("--check", is_flag=True, help="Fail if node/registry.json is out of date.")
+@click.option(
+    "--check", is_flag=True, help="Fail if node/registry.json or node/vocabulary.json is stale."
+)
 def registry(check: bool):
-    """List the registry models and write node/registry.json for the Node side."""
-    from .registry import MODELS, REGISTRY_JSON, registry_json, write_registry_json
+    """List the registry models and write what Node knows of Python's
+    definitions: node/registry.json and node/vocabulary.json."""
+    from .node_contract import check_contract, write_contract
+    from .registry import MODELS
 
     for spec in MODELS.values():
         click.echo(f"{spec.name:<10} {spec.description}")
     if check:
-        if not REGISTRY_JSON.exists() or REGISTRY_JSON.read_text() != registry_json():
-            raise BridgeError(f"{REGISTRY_JSON} is out of date: run `tfjs-bridge registry`")
+        check_contract()
         return
-    click.echo(f"wrote {write_registry_json()}")
+    for path in write_contract():
+        click.echo(f"wrote {path}")
 
 
 @main.command()
@@ -257,15 +310,10 @@ def verify(models, runtimes, samples, full, atol, rtol, keras_models, model_dirs
 
     Examples: tfjs-bridge verify gru --full;
     tfjs-bridge verify --keras-model my_model.keras --report reports/mine"""
-    import tempfile
-
-    from .export import export_model
-    from .reference import subject_from_folder
     from .registry import resolve
     from .report import print_table, write_report
     from .runtimes import resolve_runtimes
-    from .verify import record_parity
-    from .verify import verify as run_verify
+    from .verify import verify_models
 
     chosen = resolve_runtimes(runtimes)
     root = _models_root(out)
@@ -274,25 +322,18 @@ def verify(models, runtimes, samples, full, atol, rtol, keras_models, model_dirs
         if models or not (keras_models or model_dirs)
         else []
     )
-    dirs += list(model_dirs)
-    with tempfile.TemporaryDirectory(prefix="tfjs-bridge-verify-") as tmp:
-        for i, source in enumerate(keras_models):
-            target = Path(tmp) / f"{i}-{source.stem or 'model'}"
-            export_model(source, target, name=source.stem or source.name)
-            dirs.append(target)
-        subjects = [subject_from_folder(d) for d in dirs]
-        report = run_verify(
-            subjects,
+    with terminal_progress() as progress:
+        report = verify_models(
+            [*dirs, *model_dirs],
+            list(keras_models),
             chosen,
             None if full else samples,
             atol=atol,
             rtol=rtol,
             explicit_runtimes=bool(runtimes),
-            progress=sys.stderr.isatty(),
+            progress=progress,
         )
     print_table(report)
-    # Folders that outlive this run learn which of their paths passed (node/lib/choose.js).
-    record_parity(report, [s for s in subjects if s.model_dir.parent != Path(tmp)])
     if report_dir is not None:
         for path in write_report(report, report_dir):
             click.echo(f"wrote {path}")
@@ -303,9 +344,29 @@ def verify(models, runtimes, samples, full, atol, rtol, keras_models, model_dirs
         )
 
 
+class BatchSizes(click.ParamType):
+    """--batch 1,32,256: positive integers, comma-separated."""
+
+    name = "sizes"
+
+    def convert(self, value, param, ctx) -> list[int]:
+        if isinstance(value, list):
+            return value
+        try:
+            sizes = [int(b) for b in value.split(",")]
+        except ValueError:
+            sizes = []
+        if not sizes or any(b <= 0 for b in sizes):
+            raise UsageError(f"--batch wants positive integers like 1,32,256, got '{value}'")
+        return sizes
+
+
 @main.command()
 @click.argument("models", nargs=-1)
-@click.option("--batch", "batches", default="1,32,256", show_default=True, help="Batch sizes.")
+@click.option(
+    "--batch", "batches", type=BatchSizes(), default="1,32,256", show_default=True,
+    help="Batch sizes.",
+)  # fmt: skip
 @click.option(
     "--runtime", "runtimes", multiple=True,
     help="Node paths or backends to time (as in verify) [default: all].",
@@ -324,59 +385,22 @@ def bench(models, batches, runtimes, budget, node_training, report_dir, out):
     Paths are verified first (500 samples); the fastest verified one becomes
     each model's default in Node (parity.json). Example:
     tfjs-bridge bench gru --batch 1,32,256 --report reports/bench"""
-    import tempfile
-
-    from . import bench as benchmarks
-    from .artifacts import write_json_atomic
+    from .bench import print_bench, run_bench, write_bench_report
     from .reference import subject_from_folder
     from .registry import resolve
     from .runtimes import resolve_runtimes
-    from .verify import record_parity
-    from .verify import verify as run_verify
 
-    try:
-        sizes = [int(b) for b in batches.split(",")]
-        assert sizes and all(b > 0 for b in sizes)
-    except (ValueError, AssertionError):
-        raise UsageError(
-            f"--batch wants positive integers like 1,32,256, got '{batches}'"
-        ) from None
     chosen = resolve_runtimes(runtimes)
     root = _models_root(out)
     subjects = [subject_from_folder(root / spec.name) for spec in resolve(models)]
-    checked = run_verify(subjects, chosen, 500)
-    record_parity(checked, subjects)
-    verified = {(r.model, r.runtime): r.status == "pass" for r in checked.results}
-    report = benchmarks.bench(
-        subjects, chosen, sizes, budget, log=lambda m: click.echo(m, err=True)
-    )
-    # One-shot runs (node predict.js) pay the load: cold start per verified path.
-    for subject in subjects:
-        for rt in chosen:
-            one_shot = rt.backend in ("tensorflow", "onnxruntime") and rt.format in subject.formats
-            if one_shot and verified.get((subject.name, rt.name)):
-                report.cold_start_by_path[(subject.name, rt.name)] = benchmarks.cold_start(
-                    subject.model_dir, rt.format, runs=2
-                )
-    benchmarks.record_speed(report, subjects)
-    for subject in subjects:
-        report.cold_start[f"node predict.js {subject.name}"] = benchmarks.cold_start(
-            subject.model_dir
-        )
-        figures = benchmarks.training_figures(subject.model_dir)
-        if figures and figures.get("final_test_accuracy") is not None:
-            report.training[f"{subject.name} python"] = figures
-    if node_training:
-        with tempfile.TemporaryDirectory() as tmp:
-            report.training["gru node"] = benchmarks.node_training_figures("gru", Path(tmp) / "gru")
-    benchmarks.print_bench(report, sizes, verified)
+    report = run_bench(
+        subjects, chosen, batches, budget, node_training=node_training,
+        log=lambda m: click.echo(m, err=True),
+    )  # fmt: skip
+    print_bench(report)
     if report_dir is not None:
-        data = report.to_json()
-        data["verified"] = [f"{m} {r}" for (m, r), ok in verified.items() if ok]
-        report_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(report_dir / "bench.json", data)
-        click.echo(f"wrote {report_dir / 'bench.json'}")
-        click.echo(f"wrote {benchmarks.plot_bench(report, sizes, report_dir / 'bench.png')}")
+        for path in write_bench_report(report, report_dir):
+            click.echo(f"wrote {path}")
 
 
 @main.command()

@@ -2,8 +2,10 @@
 
 layers: keras.h5 -> tfjs_layers/ (tf.loadLayersModel)
 graph:  saved_model/ -> tfjs_graph/ (tf.loadGraphModel)
-Each output is written to a temporary folder and renamed into place; the
-converter's version and the sha256 of every file it wrote go to manifest.json."""
+onnx:   keras.h5 -> onnx/ (onnx_export.py; optional, `make onnx`)
+(the folders are formats.py's). Each output is written to a temporary folder
+and renamed into place; the converter's version and the sha256 of every file
+it wrote go to manifest.json."""
 
 from __future__ import annotations
 
@@ -16,8 +18,12 @@ from pathlib import Path
 
 from . import artifacts
 from .errors import BridgeError, last_line
+from .formats import FORMATS
 
-FORMATS = ("layers", "graph")
+DEFAULT_FORMATS = ("layers", "graph")  # `convert --format all`: onnx is optional
+CONVERTIBLE = (*DEFAULT_FORMATS, "onnx")  # what `convert` makes (train makes the SavedModels)
+SAVED_MODEL = FORMATS["saved_model"].folder  # what the graph converter reads
+LAYERS = FORMATS["layers"]
 
 
 def converter_path() -> Path:
@@ -56,10 +62,10 @@ def converter_args(fmt: str, model_dir: Path, out_dir: Path) -> list[str]:
             "--output_format=tfjs_graph_model",
             "--signature_name=serving_default",
             "--saved_model_tags=serve",
-            str(model_dir / artifacts.SAVED_MODEL),
+            str(model_dir / SAVED_MODEL),
             str(out_dir),
         ]
-    raise BridgeError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
+    raise BridgeError(f"unknown format '{fmt}' (known: {', '.join(DEFAULT_FORMATS)})")
 
 
 def _named(value):
@@ -81,10 +87,7 @@ def name_custom_activations(model_json: Path) -> None:
     artifacts.write_json_atomic(model_json, model)
 
 
-OUTPUT_DIRS = {"layers": artifacts.TFJS_LAYERS, "graph": artifacts.TFJS_GRAPH, "onnx": "onnx"}
-
-
-def convert(model_dir: Path, formats: tuple[str, ...] = FORMATS, log=None) -> dict:
+def convert(model_dir: Path, formats: tuple[str, ...] = DEFAULT_FORMATS, log=None) -> dict:
     """Convert one trained model folder to each format; returns the manifest.
 
     The whole folder is updated in one atomic exchange (a staged copy made of
@@ -106,30 +109,31 @@ def convert_in_place(model_dir: Path, formats: tuple[str, ...]) -> dict:
         if fmt in sources:
             artifacts.check_integrity(model_dir, [sources[fmt]], manifest)
         else:
-            artifacts.check_folder_integrity(model_dir, artifacts.SAVED_MODEL, manifest)
+            artifacts.check_folder_integrity(model_dir, SAVED_MODEL, manifest)
     # The installed package's version: starting the converter just to ask
     # costs ~5 s per call, and the conversion itself fails loudly if it is broken.
     version = importlib.metadata.version("tensorflowjs")
     conversions = manifest.setdefault("conversions", {})
     for fmt in formats:
-        out = model_dir / OUTPUT_DIRS[fmt]
+        output = FORMATS[fmt].folder
+        out = model_dir / output
         shutil.rmtree(out, ignore_errors=True)  # links to the old files: the original keeps them
         out.mkdir()
         if fmt == "onnx":
             from .onnx_export import export_onnx
 
             done = export_onnx(model_dir, out)
-            conversions[fmt] = {**done, "output": "onnx", "files": artifacts.file_hashes(out)}
+            conversions[fmt] = {**done, "output": output, "files": artifacts.file_hashes(out)}
             continue
         args = converter_args(fmt, model_dir, out)
         run_converter(args)
         if fmt == "layers":
-            name_custom_activations(out / "model.json")
+            name_custom_activations(out / LAYERS.entry)
         conversions[fmt] = {
             "converter": "tensorflowjs_converter",
             "converter_version": version,
             "args": args[:-2],
-            "output": OUTPUT_DIRS[fmt],
+            "output": output,
             "files": artifacts.file_hashes(out),
         }
     artifacts.write_json_atomic(model_dir / artifacts.MANIFEST, manifest)
@@ -139,12 +143,12 @@ def convert_in_place(model_dir: Path, formats: tuple[str, ...]) -> dict:
 def import_layers_model(model_dir: Path) -> Path:
     """tfjs layers model (e.g. trained by node/train.js) -> model_dir/keras.h5,
     recorded in the manifest; the folder is updated in one atomic exchange."""
-    model_json = model_dir / artifacts.TFJS_LAYERS / "model.json"
+    model_json = LAYERS.path(model_dir)
     if not model_json.exists():
         raise BridgeError(f"{model_json}: not found: train with `node node/train.js` first")
     with artifacts.model_lock(model_dir):
         manifest = artifacts.read_manifest(model_dir)
-        artifacts.check_integrity(model_dir, [f"{artifacts.TFJS_LAYERS}/model.json"], manifest)
+        artifacts.check_integrity(model_dir, [f"{LAYERS.folder}/{LAYERS.entry}"], manifest)
         with artifacts.staged_update(model_dir) as staging:
             target = staging / artifacts.KERAS_H5
             target.unlink(missing_ok=True)
@@ -152,7 +156,7 @@ def import_layers_model(model_dir: Path) -> Path:
                 [
                     "--input_format=tfjs_layers_model",
                     "--output_format=keras",
-                    str(staging / artifacts.TFJS_LAYERS / "model.json"),
+                    str(LAYERS.path(staging)),
                     str(target),
                 ]
             )

@@ -3,7 +3,7 @@
 ``.npy`` stores raw little-endian bytes plus dtype and shape, so every float32
 bit pattern (NaN payloads, -0.0, denormals, ±Inf) survives the trip; decimal
 text would not. Node reads them with ``npyjs`` and writes them with
-``node/lib/npy.js``."""
+``node/lib/io/npy.js``."""
 
 from __future__ import annotations
 

@@ -21,10 +21,13 @@ from pathlib import Path
 from . import artifacts, keras3
 from .convert import convert_in_place
 from .errors import BridgeError, UsageError, first_line
+from .formats import FORMATS
 from .tfimport import import_tensorflow
 from .versions import python_versions
 
 RNN_CLASSES = {"GRU", "LSTM", "SimpleRNN", "RNN"}
+SAVED_MODEL = FORMATS["saved_model"].folder
+SAVED_MODEL_XLA = FORMATS["saved_model_xla"].folder
 
 
 def _with_unroll(config):
@@ -82,7 +85,7 @@ def save_serving(model, model_dir: Path) -> bool:
         return {"output": ys[0]} if len(ys) == 1 else dict(zip(names, ys, strict=True))
 
     spec = [tf.TensorSpec(shape, tf.float32, name="input")]
-    for folder, xla in ((artifacts.SAVED_MODEL, None), (artifacts.SAVED_MODEL_XLA, True)):
+    for folder, xla in ((SAVED_MODEL, None), (SAVED_MODEL_XLA, True)):
         serve = tf.function(outputs, input_signature=spec, jit_compile=xla)
         tf.saved_model.save(served, str(model_dir / folder), signatures={"serving_default": serve})
     return twin is not None
@@ -147,14 +150,14 @@ def export_model(source: Path, out_dir: Path, name: str | None = None) -> dict:
             classifier = _classifier(model)
             formats = ("layers", "graph")
         else:
-            shutil.copytree(source, staging / artifacts.SAVED_MODEL)
-            input_shape = _signature_input_shape(staging / artifacts.SAVED_MODEL)
+            shutil.copytree(source, staging / SAVED_MODEL)
+            input_shape = _signature_input_shape(staging / SAVED_MODEL)
             classifier = False
             formats = ("graph",)
         reference = {
             "tf_keras": {"kind": "tf_keras", "file": artifacts.KERAS_H5},
             "keras3": {"kind": "keras3", "file": "source.keras"},
-            "saved_model": {"kind": "saved_model", "file": artifacts.SAVED_MODEL},
+            "saved_model": {"kind": "saved_model", "file": SAVED_MODEL},
         }[kind]
         if kind == "keras3":
             shutil.copyfile(source, staging / "source.keras")

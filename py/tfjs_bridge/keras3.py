@@ -8,7 +8,7 @@ as is, it would silently compute something else.
 
 So a Keras 3 model is rebuilt as a tf-keras model from its translated config,
 its weights copied over, and its hard_sigmoid renamed to `keras3_hard_sigmoid`,
-an activation with Keras 3's formula that node/lib/keras_compat.js registers in
+an activation with Keras 3's formula that node/lib/layers/activations.js defines in
 tfjs. verify then checks the result against the Keras 3 model itself."""
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from . import artifacts
 from .errors import BridgeError
+from .formats import FORMATS
 from .tfimport import import_tensorflow, native_stderr_hidden
 
-ONNX_DIR = "onnx"
 OPSET = 17
 
 
@@ -25,7 +25,8 @@ def tf2onnx_version() -> str:
 
 
 def export_onnx(model_dir: Path, out_dir: Path) -> dict:
-    """Write out_dir/model.onnx from model_dir/keras.h5; returns what to record."""
+    """Write out_dir/model.onnx (out_dir: the onnx format's folder) from
+    model_dir/keras.h5; returns what to record."""
     version = tf2onnx_version()
     tf = import_tensorflow()
     import tf2onnx
@@ -45,9 +46,10 @@ def export_onnx(model_dir: Path, out_dir: Path) -> dict:
         ys = ys if isinstance(ys, list | tuple) else [ys]
         return {"output": ys[0]} if len(ys) == 1 else dict(zip(names, ys, strict=True))
 
+    output = out_dir / FORMATS["onnx"].entry
     with native_stderr_hidden():
         proto, _ = tf2onnx.convert.from_function(
-            serve, input_signature=spec, opset=OPSET, output_path=str(out_dir / "model.onnx")
+            serve, input_signature=spec, opset=OPSET, output_path=str(output)
         )
     return {
         "converter": "tf2onnx",

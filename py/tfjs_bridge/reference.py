@@ -16,15 +16,9 @@ import numpy as np
 
 from . import artifacts
 from .errors import BridgeError
+from .formats import FORMATS
 from .tfimport import import_tensorflow
 
-FORMAT_PATHS = {
-    "layers": f"{artifacts.TFJS_LAYERS}/model.json",
-    "graph": f"{artifacts.TFJS_GRAPH}/model.json",
-    "saved_model": f"{artifacts.SAVED_MODEL}/saved_model.pb",
-    "saved_model_xla": f"{artifacts.SAVED_MODEL_XLA}/saved_model.pb",
-    "onnx": "onnx/model.onnx",
-}
 CHUNK = 1000  # samples per call, on both sides
 
 
@@ -44,7 +38,8 @@ class Subject:
 
     @property
     def formats(self) -> list[str]:
-        return [f for f, rel in FORMAT_PATHS.items() if (self.model_dir / rel).exists()]
+        """The formats its folder holds, in FORMATS order."""
+        return [name for name, f in FORMATS.items() if f.present(self.model_dir)]
 
 
 def subject_from_folder(model_dir: Path) -> Subject:
@@ -109,7 +104,7 @@ class Reference:
 
     def _signature_names(self, tf) -> list[str] | None:
         """Output keys of the SavedModel's serving signature, sorted (Node sorts them too)."""
-        folder = self.subject.model_dir / artifacts.SAVED_MODEL
+        folder = self.subject.model_dir / FORMATS["saved_model"].folder
         if not folder.exists():
             return None
         serve = tf.saved_model.load(str(folder)).signatures["serving_default"]

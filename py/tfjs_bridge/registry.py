@@ -1,21 +1,16 @@
 """The one registry of models. Training, conversion, the Node scripts (through
-the generated ``node/registry.json``) and the parity tests all iterate it;
-adding a model is adding one entry to ``MODELS``.
+``node/registry.json``, which node_contract.py generates from it) and the
+parity tests all iterate it; adding a model is adding one entry to ``MODELS``.
 
 Architectures are declared as data (Keras layer class names and configs) so
 that one generic builder per runtime can construct them: ``build_keras`` here,
-and ``buildModel`` in ``node/lib/registry.js`` for Node-side training."""
+and Node's ``buildModel`` for Node-side training."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from .errors import UsageError
-from .paths import NODE_DIR
-
-REGISTRY_JSON = NODE_DIR / "registry.json"
 
 
 @dataclass(frozen=True)
@@ -196,12 +191,3 @@ def build_keras(spec: ModelSpec):
     for layer in spec.layers:
         model.add(make(layer))
     return model
-
-
-def registry_json() -> str:
-    return json.dumps({n: s.to_json() for n, s in MODELS.items()}, indent=2) + "\n"
-
-
-def write_registry_json(path: Path = REGISTRY_JSON) -> Path:
-    path.write_text(registry_json())
-    return path

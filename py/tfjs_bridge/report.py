@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 from .artifacts import write_json_atomic
+from .parity_record import FAIL, PASS, SKIP
 
-MARKS = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skip": "[yellow]–[/]"}
+MARKS = {PASS: "[green]✓[/]", FAIL: "[red]✗[/]", SKIP: "[yellow]–[/]"}
 
 
 def _sci(value) -> str:
@@ -41,7 +42,7 @@ def print_table(report, console=None) -> None:
         )
     console.print(table)
     for r in report.results:
-        if r.status != "pass":
+        if r.status != PASS:
             console.print(f"{MARKS[r.status]} {r.model} {r.runtime}: {r.reason}", highlight=False)
     accuracy = {}
     for r in report.results:
@@ -55,7 +56,7 @@ def print_table(report, console=None) -> None:
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
     counts = {s: sum(r.status == s for r in report.results) for s in MARKS}
-    console.print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
+    console.print(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped")
 
 
 def plot(report, path: Path) -> Path:

@@ -1,6 +1,8 @@
 """The Node paths a converted model can run on: a tfjs backend (one per Node
-process) and a model format. verify and bench iterate this table; a path that
-is not here is not verified, and so is not offered."""
+process) and a format (formats.py). This module owns both tables, the
+backends (which npm package, and how to get it) and the runtimes (the paths);
+Node reads them from the generated node/vocabulary.json. verify and bench
+iterate RUNTIMES; a path that is not here is not verified, and so is not offered."""
 
 from __future__ import annotations
 
@@ -10,51 +12,77 @@ from .errors import UsageError
 
 
 @dataclass(frozen=True)
+class Backend:
+    name: str
+    package: str  # the npm package Node requires for it
+    optional: bool  # not installed by `make setup`: absent, its runtimes are not offered
+    install: str  # what installs the package
+
+
+BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in [
+        # The native TensorFlow, linked to the Python one (`tfjs-bridge build-addon`).
+        Backend("tensorflow", "@tensorflow/tfjs-node", False, "make setup"),
+        Backend("cpu", "@tensorflow/tfjs", False, "make setup"),  # pure JavaScript
+        Backend("wasm", "@tensorflow/tfjs-backend-wasm", False, "make setup"),
+        # No tfjs at all: runs the tf2onnx export (290 MB, hence optional).
+        Backend("onnxruntime", "onnxruntime-node", True, "make onnx"),
+    ]
+}
+
+
+@dataclass(frozen=True)
 class Runtime:
     name: str
-    backend: str  # node/lib/backends.js: tensorflow | cpu | wasm | onnxruntime
-    format: str  # node/lib/models.js: layers | graph | saved_model[_xla] | onnx
+    backend: str  # a key of BACKENDS
+    format: str  # a key of formats.FORMATS
     description: str
+    # Node's order of preference when a model folder has no speed figures
+    # (parity.json, from `tfjs-bridge bench`): 0 first. What bench measured
+    # on this machine kind. None: never chosen by default (the pure-JS and
+    # WASM backends are for users who cannot install tfjs-node).
+    default_rank: int | None = None
 
 
 RUNTIMES: dict[str, Runtime] = {
     rt.name: rt
     for rt in [
-        Runtime("tfjs-node/layers", "tensorflow", "layers", "tfjs-node, tf.loadLayersModel"),
-        Runtime("tfjs-node/graph", "tensorflow", "graph", "tfjs-node, tf.loadGraphModel"),
+        Runtime("tfjs-node/layers", "tensorflow", "layers", "tfjs-node, tf.loadLayersModel", 4),
+        Runtime("tfjs-node/graph", "tensorflow", "graph", "tfjs-node, tf.loadGraphModel", 3),
         Runtime(
             "tfjs-node/saved_model",
             "tensorflow",
             "saved_model",
             "tfjs-node, tf.node.loadSavedModel",
+            0,
         ),
         Runtime(
             "tfjs-node/saved_model_xla",
             "tensorflow",
             "saved_model_xla",
             "tfjs-node, tf.node.loadSavedModel of an XLA-compiled serving function",
+            1,
         ),
         Runtime("tfjs-cpu/layers", "cpu", "layers", "@tensorflow/tfjs pure-JS CPU backend"),
         Runtime("tfjs-cpu/graph", "cpu", "graph", "@tensorflow/tfjs pure-JS CPU backend"),
         Runtime("tfjs-wasm/layers", "wasm", "layers", "@tensorflow/tfjs-backend-wasm"),
         Runtime("tfjs-wasm/graph", "wasm", "graph", "@tensorflow/tfjs-backend-wasm"),
         # Optional (`make onnx`): tf2onnx export, run by onnxruntime-node.
-        Runtime("onnxruntime-node/onnx", "onnxruntime", "onnx", "onnxruntime-node, tf2onnx export"),
+        Runtime(
+            "onnxruntime-node/onnx", "onnxruntime", "onnx", "onnxruntime-node, tf2onnx export", 2
+        ),
     ]
 }
-
-
-# Installed by `make onnx` only: absent, their runtimes are not offered.
-OPTIONAL_BACKENDS = {"onnxruntime": "onnxruntime-node"}
 
 
 def optional_missing(rt: Runtime) -> str | None:
     """Why an optional runtime cannot run here (None when it can)."""
     from .paths import NODE_MODULES
 
-    package = OPTIONAL_BACKENDS.get(rt.backend)
-    if package and not (NODE_MODULES / package / "package.json").exists():
-        return f"{package} is not installed: run `make onnx`"
+    backend = BACKENDS[rt.backend]
+    if backend.optional and not (NODE_MODULES / backend.package / "package.json").exists():
+        return f"{backend.package} is not installed: run `{backend.install}`"
     return None
 
 

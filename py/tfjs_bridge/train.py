@@ -11,12 +11,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import click
 import numpy as np
 
 from . import artifacts, data
 from .averaging import averaged_weights, averaging_optimizer
 from .export import save_h5, save_serving
+from .progress import NO_PROGRESS, Progress
 from .registry import ModelSpec, build_keras
 from .tfimport import import_tensorflow, native_stderr_hidden
 from .versions import python_versions
@@ -58,30 +58,29 @@ def _epoch_log(tf_keras, log_path: Path, x_test, y_test, classifier: bool):
     return EpochLog()
 
 
-def _progress_callback(tf_keras, total_steps: int, name: str, stream):
-    class ClickProgress(tf_keras.callbacks.Callback):
-        """One click progress bar over every batch of every epoch."""
+def _progress_callback(tf_keras, total_steps: int, name: str, progress: Progress):
+    class StepProgress(tf_keras.callbacks.Callback):
+        """One progress task over every batch of every epoch."""
 
         def on_train_begin(self, logs=None):
-            self.bar = click.progressbar(length=total_steps, label=f"train {name}", file=stream)
-            self.bar.__enter__()
+            progress.start(total_steps, f"train {name}")
 
         def on_epoch_begin(self, epoch, logs=None):
             self.steps_done = 0
 
         def on_train_batch_end(self, batch, logs=None):
             # With steps_per_execution, Keras reports only every Nth batch.
-            self.bar.update(batch + 1 - self.steps_done)
+            progress.advance(batch + 1 - self.steps_done)
             self.steps_done = batch + 1
 
         def on_epoch_end(self, epoch, logs=None):
             shown = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-            self.bar.label = f"train {name} (epoch {epoch + 1}: {shown})"
+            progress.set_label(f"train {name} (epoch {epoch + 1}: {shown})")
 
         def on_train_end(self, logs=None):
-            self.bar.__exit__(None, None, None)
+            progress.close()
 
-    return ClickProgress()
+    return StepProgress()
 
 
 def save_model(model, folder: Path) -> None:
@@ -101,7 +100,7 @@ def train(
     epochs: int | None = None,
     limit: int | None = None,
     seed: int = 0,
-    progress: bool = True,
+    progress: Progress = NO_PROGRESS,
     resume: bool = False,
     log=None,
 ) -> dict:
@@ -153,11 +152,11 @@ def _train_locked(spec, out_root, target, epochs, limit, seed, progress, resume,
         epoch_log,
         tf_keras.callbacks.BackupAndRestore(str(backup / "checkpoint"), delete_checkpoint=False),
     ]
+    if progress is not NO_PROGRESS:  # a callback on every step costs a little: only when shown
+        steps = math.ceil(len(dataset.x_train) / spec.batch_size) * epochs
+        callbacks.append(_progress_callback(tf_keras, steps, spec.name, progress))
     started = time.perf_counter()
-    with native_stderr_hidden() as stderr:  # XLA logs each compilation through absl
-        if progress:
-            steps = math.ceil(len(dataset.x_train) / spec.batch_size) * epochs
-            callbacks.append(_progress_callback(tf_keras, steps, spec.name, stderr))
+    with native_stderr_hidden():  # XLA logs each compilation through absl
         model.fit(
             dataset.x_train,
             dataset.y_train,

@@ -1,27 +1,28 @@
 """`tfjs-bridge verify`: the same inputs through Python and through every Node
 path (runtimes.py), compared by parity.compare. Node runs in one long-lived
-worker per backend (worker.py), so a path is timed and checked, not started."""
+worker per backend (workers.py), so a path is timed and checked, not started.
+verify_models also takes users' own Keras files and records what passed in
+each model folder's parity.json (parity_record.py)."""
 
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import math
-import sys
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import click
 import numpy as np
 
 from . import data, parity
-from .artifacts import write_json_atomic
 from .errors import NodeError
-from .reference import CHUNK, Reference, Subject
+from .parity_record import FAIL, PASS, SKIP, record_parity
+from .progress import NO_PROGRESS, Progress
+from .reference import CHUNK, Reference, Subject, subject_from_folder
 from .runtimes import Runtime
 from .versions import python_versions
-from .worker import NodeWorker
+from .workers import on_workers
 
 ONE_BY_ONE = 4  # samples also predicted in batches of one, on every path
 
@@ -30,7 +31,7 @@ ONE_BY_ONE = 4  # samples also predicted in batches of one, on every path
 class PathResult:
     model: str
     runtime: str
-    status: str  # pass | fail | skip
+    status: str  # parity_record.STATUSES: pass | fail | skip
     reason: str = ""
     figures: dict = field(default_factory=dict)
 
@@ -55,7 +56,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return bool(self.results) and all(r.status == "pass" for r in self.results)
+        return bool(self.results) and all(r.status == PASS for r in self.results)
 
     def to_json(self) -> dict:
         return {
@@ -95,7 +96,7 @@ def verify(
     atol: float | None = None,
     rtol: float | None = None,
     explicit_runtimes: bool = False,
-    progress: bool = False,
+    progress: Progress = NO_PROGRESS,
     timeout: float | None = None,
 ) -> VerifyReport:
     pairs, notes = plan(subjects, runtimes, explicit_runtimes)
@@ -115,42 +116,24 @@ def verify(
         truth[subject.name] = references[subject.name](x)
 
     chunks = {s.name: math.ceil(len(inputs[s.name][0]) / CHUNK) for s in subjects}
-    bar = click.progressbar(
-        length=sum(chunks[s.name] for s, _ in pairs),
-        label="verify",
-        file=sys.stderr,
-    )
-    if not progress:
-        bar.is_hidden = True
     results: list[PathResult] = []
-    runtime_info: dict[str, dict] = {}
-    with bar:
-        for backend in dict.fromkeys(rt.backend for _, rt in pairs):
-            todo = [(s, rt) for s, rt in pairs if rt.backend == backend]
-            try:
-                worker = NodeWorker(backend, timeout=timeout)
-            except NodeError as err:
-                for subject, rt in todo:
-                    results.append(
-                        PathResult(subject.name, rt.name, "skip", f"backend {backend}: {err}")
-                    )
-                    bar.update(chunks[subject.name])
-                continue
-            with worker:
-                runtime_info[backend] = worker.info
-                for subject, rt in todo:
-                    results.append(
-                        _run_path(
-                            worker,
-                            subject,
-                            rt,
-                            inputs[subject.name],
-                            references[subject.name],
-                            truth[subject.name],
-                            tolerances[subject.name],
-                            bar,
-                        )
-                    )
+
+    def run(worker, subject: Subject, rt: Runtime) -> None:
+        name = subject.name
+        results.append(
+            _run_path(worker, subject, rt, inputs[name], references[name], truth[name],
+                      tolerances[name], progress)
+        )  # fmt: skip
+
+    def unavailable(subject: Subject, rt: Runtime, err: NodeError) -> None:
+        results.append(PathResult(subject.name, rt.name, SKIP, f"backend {rt.backend}: {err}"))
+        progress.advance(chunks[subject.name])
+
+    progress.start(sum(chunks[s.name] for s, _ in pairs), "verify")
+    try:
+        runtime_info = on_workers(pairs, run, unavailable, timeout=timeout)
+    finally:
+        progress.close()
     return VerifyReport(
         results=results,
         samples={s.name: len(inputs[s.name][0]) for s in subjects},
@@ -161,13 +144,11 @@ def verify(
     )
 
 
-def _run_path(worker, subject, rt, inputs, reference, truth, tol, bar) -> PathResult:
+def _run_path(worker, subject, rt, inputs, reference, truth, tol, progress) -> PathResult:
     x, labels = inputs
     if rt.format not in subject.formats:
-        bar.update(math.ceil(len(x) / CHUNK))
-        return PathResult(
-            subject.name, rt.name, "skip", f"the model folder has no {rt.format} model"
-        )
+        progress.advance(math.ceil(len(x) / CHUNK))
+        return PathResult(subject.name, rt.name, SKIP, f"the model folder has no {rt.format} model")
     try:
         loaded = worker.load(subject.model_dir, rt.format)
         parts, predict_ms = [], 0.0
@@ -175,7 +156,7 @@ def _run_path(worker, subject, rt, inputs, reference, truth, tol, bar) -> PathRe
             ys, timing = worker.predict(loaded["handle"], x[i : i + CHUNK])
             parts.append(ys)
             predict_ms += timing["ms"]
-            bar.update(1)
+            progress.advance()
         # A batch of one can take another code path (the fast RNN loop on the
         # pure-JS and WASM backends): the first few samples go in one by one too.
         singles = [
@@ -184,7 +165,7 @@ def _run_path(worker, subject, rt, inputs, reference, truth, tol, bar) -> PathRe
         ]
         worker.dispose(loaded["handle"])
     except NodeError as err:
-        return PathResult(subject.name, rt.name, "fail", str(err))
+        return PathResult(subject.name, rt.name, FAIL, str(err))
     expected = reference.for_format(rt.format, truth)
     names = (reference.expected_names(rt.format), loaded["outputs"])
     figures = parity.compare(
@@ -209,7 +190,7 @@ def _run_path(worker, subject, rt, inputs, reference, truth, tol, bar) -> PathRe
         )
         passed = one_by_one["passed"]
         reason = "" if passed else f"one sample at a time: {one_by_one['reason']}"
-    return PathResult(subject.name, rt.name, "pass" if passed else "fail", reason, figures)
+    return PathResult(subject.name, rt.name, PASS if passed else FAIL, reason, figures)
 
 
 def _joined(calls: list[list[np.ndarray]]) -> list[np.ndarray]:
@@ -217,32 +198,36 @@ def _joined(calls: list[list[np.ndarray]]) -> list[np.ndarray]:
     return [np.concatenate(ys) for ys in zip(*calls, strict=True)]
 
 
-PARITY_FILE = "parity.json"
+def verify_models(
+    model_dirs: list[Path],
+    keras_models: list[Path],
+    runtimes: list[Runtime],
+    samples: int | None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    explicit_runtimes: bool = False,
+    progress: Progress = NO_PROGRESS,
+) -> VerifyReport:
+    """verify for model folders and for users' own models (.h5, .keras or
+    SavedModel folders), each exported to a temporary folder for the run.
+    The folders that outlive it learn which of their paths passed (parity.json)."""
+    from .export import export_model
 
-
-def record_parity(report: VerifyReport, subjects: list[Subject]) -> list[Path]:
-    """Write each model folder's parity.json: which Node paths passed, on how
-    many samples. node/lib/choose.js runs only paths recorded as passed."""
-    written = []
-    for subject in subjects:
-        path = subject.model_dir / PARITY_FILE
-        old = json.loads(path.read_text()) if path.exists() else {}
-        mine = [r for r in report.results if r.model == subject.name]
-        if not mine:
-            continue
-        results = old.get("results", {})
-        for r in mine:
-            results[r.runtime] = {
-                "status": r.status,
-                "reason": r.reason,
-                "samples": r.figures.get("samples"),
-                "max_abs": r.figures.get("max_abs"),
-            }
-        record = {
-            **old,
-            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-            "results": results,
-        }
-        write_json_atomic(path, record)
-        written.append(path)
-    return written
+    kept = [subject_from_folder(d) for d in model_dirs]  # a bad folder fails before any export
+    with tempfile.TemporaryDirectory(prefix="tfjs-bridge-verify-") as tmp:
+        exported = []
+        for i, source in enumerate(keras_models):
+            target = Path(tmp) / f"{i}-{source.stem or 'model'}"
+            export_model(source, target, name=source.stem or source.name)
+            exported.append(subject_from_folder(target))
+        report = verify(
+            kept + exported,
+            runtimes,
+            samples,
+            atol=atol,
+            rtol=rtol,
+            explicit_runtimes=explicit_runtimes,
+            progress=progress,
+        )
+    record_parity(report, kept)
+    return report

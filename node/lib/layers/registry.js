@@ -4,16 +4,17 @@
 // buildModel() is the tfjs-layers twin of the Python build_keras().
 const fs = require('fs');
 const path = require('path');
-const { recurrentLayers } = require('./fast_rnn');
+const { installKerasLayers } = require('./index');
 
-const REGISTRY_PATH = path.join(__dirname, '..', 'registry.json');
+const REGISTRY_PATH = path.join(__dirname, '..', '..', 'registry.json');
 const registry = JSON.parse(fs.readFileSync(REGISTRY_PATH, 'utf8'));
 
 const camel = (s) => s.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 
 function getSpec(name) {
   const spec = registry[name];
-  if (!spec) throw new Error(`unknown model '${name}' (known: ${Object.keys(registry).join(', ')})`);
+  if (!spec)
+    throw new Error(`unknown model '${name}' (known: ${Object.keys(registry).join(', ')})`);
   return spec;
 }
 
@@ -26,7 +27,10 @@ function tfjsLayerConfig(config) {
   return out;
 }
 
-const LOSSES = { categorical_crossentropy: 'categoricalCrossentropy', mean_squared_error: 'meanSquaredError' };
+const LOSSES = {
+  categorical_crossentropy: 'categoricalCrossentropy',
+  mean_squared_error: 'meanSquaredError',
+};
 
 // Keras's defaults where tfjs's differ, so a spec that leaves them out means
 // what it means in Python (registry.py states the tfjs ones explicitly).
@@ -36,15 +40,16 @@ const KERAS_DEFAULTS = {
 };
 
 // Keras layer classes -> tf.layers factories. GRU, LSTM and Bidirectional
-// are ours (fast_rnn.js: Keras's reset-after GRU, a faster time loop for
-// both, and both directions of a Bidirectional in one loop).
+// are ours (index.js: Keras's reset-after GRU, a faster time loop for both,
+// and both directions of a Bidirectional in one loop).
 const TFJS_FACTORIES = { SimpleRNN: 'simpleRNN', Dense: 'dense', Dropout: 'dropout' };
 
 /** One registry layer ({kind, config, wraps}) as a tfjs layer. */
 function buildLayer(tf, layer, extra = {}) {
   const config = { ...KERAS_DEFAULTS[layer.kind], ...tfjsLayerConfig(layer.config), ...extra };
   if (layer.wraps) config.layer = buildLayer(tf, layer.wraps);
-  const ourLayers = recurrentLayers(tf);
+  const { GRU, LSTM, Bidirectional } = installKerasLayers(tf);
+  const ourLayers = { GRU, LSTM, Bidirectional };
   const ours = ourLayers[layer.kind];
   if (ours) return new ours(config);
   const factory = TFJS_FACTORIES[layer.kind];
@@ -58,7 +63,8 @@ function buildModel(tf, spec) {
   spec.layers.forEach((layer, i) => {
     model.add(buildLayer(tf, layer, i === 0 ? { inputShape: spec.input_shape } : {}));
   });
-  if (spec.optimizer !== 'adam') throw new Error(`optimizer ${spec.optimizer} is not mapped to tfjs`);
+  if (spec.optimizer !== 'adam')
+    throw new Error(`optimizer ${spec.optimizer} is not mapped to tfjs`);
   model.compile({
     optimizer: tf.train.adam(spec.learning_rate),
     loss: LOSSES[spec.loss],

@@ -6,16 +6,20 @@
 //   onnxruntime onnxruntime-node, no tfjs at all (optional: `make onnx`)
 // Loading tfjs-node makes it the backend of every tfjs in the process, so the
 // others must be chosen in a process that never requires it.
-const { installKerasCompat } = require('./keras_compat');
+const { installKerasLayers } = require('../layers');
+const { BACKENDS: KNOWN } = require('./vocabulary');
 
-const BACKENDS = ['tensorflow', 'cpu', 'wasm', 'onnxruntime'];
+const BACKENDS = Object.keys(KNOWN);
 
 /** onnxruntime-node, or a clear error saying how to get it. */
 function loadOnnxRuntime() {
   try {
     return require('onnxruntime-node');
   } catch (err) {
-    throw new Error('onnxruntime-node is not installed: run `make onnx` (an optional extra)');
+    const { package: name, install } = KNOWN.onnxruntime;
+    throw new Error(`${name} is not installed: run \`${install}\` (an optional extra)`, {
+      cause: err,
+    });
   }
 }
 
@@ -23,7 +27,8 @@ function loadOnnxRuntime() {
 async function loadBackend(name) {
   if (name === 'tensorflow') return require('./tfnode').tf;
   if (name === 'onnxruntime') return { ort: loadOnnxRuntime() };
-  if (!BACKENDS.includes(name)) throw new Error(`unknown backend '${name}' (known: ${BACKENDS.join(', ')})`);
+  if (!BACKENDS.includes(name))
+    throw new Error(`unknown backend '${name}' (known: ${BACKENDS.join(', ')})`);
   // tfjs greets Node users with advice to install tfjs-node (console.warn):
   // running without it is the point here, so keep the greeting out of stderr.
   const warn = console.warn;
@@ -33,7 +38,7 @@ async function loadBackend(name) {
     if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
     if (!(await tf.setBackend(name))) throw new Error(`the ${name} backend failed to initialise`);
     tf.tidy(() => tf.add(1, 1).dataSync());
-    installKerasCompat(tf);
+    installKerasLayers(tf);
     return tf;
   } finally {
     console.warn = warn;

@@ -8,11 +8,17 @@ const DTYPES = { float32: Float32Array, int32: Int32Array };
 const MAX_HEADER_BYTES = 1 << 20;
 
 function encodeFrame(header, arrays = []) {
-  const tensors = arrays.map(({ dtype, shape, data }) => ({ dtype, shape, nbytes: data.byteLength }));
+  const tensors = arrays.map(({ dtype, shape, data }) => ({
+    dtype,
+    shape,
+    nbytes: data.byteLength,
+  }));
   const head = Buffer.from(JSON.stringify({ ...header, tensors }), 'utf8');
   const length = Buffer.alloc(4);
   length.writeUInt32LE(head.length, 0);
-  const payload = arrays.map(({ data }) => Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  const payload = arrays.map(({ data }) =>
+    Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+  );
   return Buffer.concat([length, head, ...payload]);
 }
 
@@ -37,7 +43,8 @@ class FrameReader {
       this.needed = 4;
       if (this.buffer.length < 4) break;
       const headLength = this.buffer.readUInt32LE(0);
-      if (headLength > MAX_HEADER_BYTES) throw new Error(`frame header of ${headLength} bytes is too large`);
+      if (headLength > MAX_HEADER_BYTES)
+        throw new Error(`frame header of ${headLength} bytes is too large`);
       this.needed = 4 + headLength;
       if (this.buffer.length < 4 + headLength) break;
       const header = JSON.parse(this.buffer.subarray(4, 4 + headLength).toString('utf8'));
@@ -49,7 +56,10 @@ class FrameReader {
       let offset = 4 + headLength;
       header.tensors = specs.map((t) => {
         const Type = DTYPES[t.dtype];
-        if (!Type) throw new Error(`unsupported dtype '${t.dtype}' (known: ${Object.keys(DTYPES).join(', ')})`);
+        if (!Type)
+          throw new Error(
+            `unsupported dtype '${t.dtype}' (known: ${Object.keys(DTYPES).join(', ')})`,
+          );
         const count = t.shape.reduce((a, b) => a * b, 1);
         if (count * Type.BYTES_PER_ELEMENT !== t.nbytes) {
           throw new Error(`tensor of shape [${t.shape}] ${t.dtype} cannot hold ${t.nbytes} bytes`);

@@ -41,14 +41,18 @@ function checkIntegrity(modelDir, folder, manifest) {
   const expected = recordedHashes(manifest, folder);
   const where = path.join(modelDir, folder);
   if (!Object.keys(expected).length) {
-    throw new Error(`${where}: manifest.json has no sha256 record for it: re-run \`tfjs-bridge convert\``);
+    throw new Error(
+      `${where}: manifest.json has no sha256 record for it: re-run \`tfjs-bridge convert\``,
+    );
   }
   for (const [rel, hash] of Object.entries(expected)) {
     const file = path.join(where, rel);
     insideFolder(modelDir, file, `manifest entry '${rel}'`);
     if (!fs.existsSync(file)) throw new Error(`${file}: missing (listed in manifest.json)`);
     if (sha256(file) !== hash) {
-      throw new Error(`${file}: sha256 differs from manifest.json (corrupted or tampered with): refusing to load`);
+      throw new Error(
+        `${file}: sha256 differs from manifest.json (corrupted or tampered with): refusing to load`,
+      );
     }
   }
 }
@@ -66,10 +70,18 @@ function insideFolder(folder, file, what) {
 function declaredBytes(spec, file) {
   const size = DTYPE_BYTES[spec.dtype];
   const count = (spec.shape || []).reduce((a, b) => a * b, 1);
-  if (!size || !Number.isSafeInteger(count) || count < 0 || (spec.shape || []).some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new Error(`${file}: weight '${spec.name}' has an impossible shape [${spec.shape}] or dtype ${spec.dtype}`);
+  if (
+    !size ||
+    !Number.isSafeInteger(count) ||
+    count < 0 ||
+    (spec.shape || []).some((d) => !Number.isInteger(d) || d < 0)
+  ) {
+    throw new Error(
+      `${file}: weight '${spec.name}' has an impossible shape [${spec.shape}] or dtype ${spec.dtype}`,
+    );
   }
-  if (spec.quantization) throw new Error(`${file}: quantized weight '${spec.name}' is not supported`);
+  if (spec.quantization)
+    throw new Error(`${file}: quantized weight '${spec.name}' is not supported`);
   return count * size;
 }
 
@@ -79,10 +91,18 @@ function readModelArtifacts(modelJsonPath) {
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    if (err.code === 'ENOENT') throw new Error(`${file}: not found: run \`tfjs-bridge convert\` for this model`);
-    throw new Error(`${file}: not a readable model.json (${err.message})`);
+    if (err.code === 'ENOENT')
+      throw new Error(`${file}: not found: run \`tfjs-bridge convert\` for this model`, {
+        cause: err,
+      });
+    throw new Error(`${file}: not a readable model.json (${err.message})`, { cause: err });
   }
-  if (!json || typeof json !== 'object' || !json.modelTopology || !Array.isArray(json.weightsManifest)) {
+  if (
+    !json ||
+    typeof json !== 'object' ||
+    !json.modelTopology ||
+    !Array.isArray(json.weightsManifest)
+  ) {
     throw new Error(`${file}: not a tfjs model.json (needs modelTopology and weightsManifest)`);
   }
   const folder = path.dirname(file);
@@ -110,11 +130,15 @@ function readModelArtifacts(modelJsonPath) {
     try {
       held += fs.statSync(shardPath).size;
     } catch (err) {
-      throw new Error(`${shardPath}: weight shard missing (${err.code || err.message})`);
+      throw new Error(`${shardPath}: weight shard missing (${err.code || err.message})`, {
+        cause: err,
+      });
     }
   }
   if (held !== declared) {
-    throw new Error(`${file}: the weights declare ${declared} bytes but the shards hold ${held} (truncated or mismatched)`);
+    throw new Error(
+      `${file}: the weights declare ${declared} bytes but the shards hold ${held} (truncated or mismatched)`,
+    );
   }
   const weights = Buffer.concat(shards.map((s) => fs.readFileSync(s)));
   return {

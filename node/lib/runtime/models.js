@@ -2,35 +2,24 @@
 // Loading a converted model folder in Node, in each of its formats, behind one
 // interface: predict(x) -> Promise<Tensor[]> with outputs named in `outputs`,
 // in the order Python lists them (so the two sides can be compared by name).
-//   layers       tfjs_layers/model.json  tf.loadLayersModel      any backend
-//   graph        tfjs_graph/model.json   tf.loadGraphModel       any backend
-//   saved_model  saved_model/            tf.node.loadSavedModel  tfjs-node only
-//   saved_model_xla  saved_model_xla/    the same, XLA-compiled  tfjs-node only
+// Where each format lives in the folder is vocabulary.js's (FORMATS); how
+// each loads is here (LOADERS):
+//   layers           tf.loadLayersModel      any backend
+//   graph            tf.loadGraphModel       any backend
+//   saved_model      tf.node.loadSavedModel  tfjs-node only
+//   saved_model_xla  the same, XLA-compiled  tfjs-node only
+//   onnx             onnxruntime-node        the onnxruntime backend (`make onnx`)
 const fs = require('fs');
 const path = require('path');
-const { readModelArtifacts, checkIntegrity } = require('./modelfiles');
-
-const FORMATS = {
-  layers: 'tfjs_layers/model.json',
-  graph: 'tfjs_graph/model.json',
-  saved_model: 'saved_model',
-  saved_model_xla: 'saved_model_xla', // the same, its serving function XLA-compiled
-  onnx: 'onnx/model.onnx', // tf2onnx export, run by onnxruntime-node (`make onnx`)
-};
-
-function readManifest(modelDir) {
-  const file = path.join(modelDir, 'manifest.json');
-  if (!fs.existsSync(file)) throw new Error(`${file}: no manifest: train and convert the model first`);
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON (${err.message})`);
-  }
-}
+const { readModelArtifacts, checkIntegrity } = require('../io/modelfiles');
+const { readManifest } = require('../io/manifest');
+const { FORMATS, formatPath } = require('./vocabulary');
 
 /** Signature entries ({key: {name}}) as [{key, name}] sorted by key, as Python sorts them. */
-const sortedSignature = (entries) => Object.keys(entries || {}).sort()
-  .map((key) => ({ key, name: entries[key].name }));
+const sortedSignature = (entries) =>
+  Object.keys(entries || {})
+    .sort()
+    .map((key) => ({ key, name: entries[key].name }));
 
 async function loadLayers(tf, where) {
   const model = await tf.loadLayersModel(tf.io.fromMemory(readModelArtifacts(where)));
@@ -58,16 +47,27 @@ function unfuseTensorBias(topology) {
   const ops = new Map(nodes.map((n) => [n.name, n.op]));
   const out = [];
   for (const node of nodes) {
-    const fused = node.attr && node.attr.fused_ops && node.attr.fused_ops.list && node.attr.fused_ops.list.s;
-    const onlyBias = fused && fused.length === 1 && Buffer.from(fused[0], 'base64').toString() === 'BiasAdd';
+    const fused =
+      node.attr && node.attr.fused_ops && node.attr.fused_ops.list && node.attr.fused_ops.list.s;
+    const onlyBias =
+      fused && fused.length === 1 && Buffer.from(fused[0], 'base64').toString() === 'BiasAdd';
     const bias = node.input && node.input[2];
-    if (node.op !== '_FusedMatMul' || !onlyBias || ops.get(String(bias).split(':')[0]) === 'Const') {
+    if (
+      node.op !== '_FusedMatMul' ||
+      !onlyBias ||
+      ops.get(String(bias).split(':')[0]) === 'Const'
+    ) {
       out.push(node);
       continue;
     }
     const matmul = `${node.name}/unfused_matmul`;
     const { T, transpose_a: ta, transpose_b: tb } = node.attr;
-    out.push({ name: matmul, op: 'MatMul', input: node.input.slice(0, 2), attr: { T, transpose_a: ta, transpose_b: tb } });
+    out.push({
+      name: matmul,
+      op: 'MatMul',
+      input: node.input.slice(0, 2),
+      attr: { T, transpose_a: ta, transpose_b: tb },
+    });
     out.push({ name: node.name, op: 'AddV2', input: [matmul, bias], attr: { T } });
   }
   return { ...topology, node: out };
@@ -75,7 +75,8 @@ function unfuseTensorBias(topology) {
 
 async function loadGraph(tf, where) {
   const artifacts = readModelArtifacts(where);
-  if (tf.getBackend() === 'wasm') artifacts.modelTopology = unfuseTensorBias(artifacts.modelTopology);
+  if (tf.getBackend() === 'wasm')
+    artifacts.modelTopology = unfuseTensorBias(artifacts.modelTopology);
   const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
   const inputs = sortedSignature(artifacts.signature && artifacts.signature.inputs);
   const outputs = sortedSignature(artifacts.signature && artifacts.signature.outputs);
@@ -107,13 +108,16 @@ async function loadGraph(tf, where) {
   };
 }
 
-async function loadSavedModel(tf, where) {
-  if (!tf.node) throw new Error('the saved_model format needs tfjs-node (the tensorflow backend)');
-  if (!fs.existsSync(path.join(where, 'saved_model.pb'))) {
-    throw new Error(`${where}: no saved_model.pb: run \`tfjs-bridge train\` for this model`);
+async function loadSavedModel(tf, where, format) {
+  if (!tf.node) throw new Error(`the ${format} format needs tfjs-node (the tensorflow backend)`);
+  const { marker, made_by: madeBy } = FORMATS[format];
+  if (!fs.existsSync(path.join(where, marker))) {
+    throw new Error(`${where}: no ${marker}: run \`${madeBy}\` for this model`);
   }
   const metaGraphs = await tf.node.getMetaGraphsFromSavedModel(where);
-  const serving = metaGraphs.map((m) => m.signatureDefs && m.signatureDefs.serving_default).find(Boolean);
+  const serving = metaGraphs
+    .map((m) => m.signatureDefs && m.signatureDefs.serving_default)
+    .find(Boolean);
   if (!serving) throw new Error(`${where}: the SavedModel has no serving_default signature`);
   const inputKey = Object.keys(serving.inputs)[0];
   const outputs = Object.keys(serving.outputs).sort();
@@ -143,13 +147,22 @@ async function loadOnnx(ort, where) {
     run: async (input) => {
       const feeds = { [inputName]: new ort.Tensor(input.dtype, input.data, input.shape) };
       const result = await session.run(feeds);
-      return outputs.map((key) => ({ dtype: result[key].type, shape: result[key].dims.map(Number), data: result[key].data }));
+      return outputs.map((key) => ({
+        dtype: result[key].type,
+        shape: result[key].dims.map(Number),
+        data: result[key].data,
+      }));
     },
     dispose: () => session.release(),
   };
 }
 
-const LOADERS = { layers: loadLayers, graph: loadGraph, saved_model: loadSavedModel, saved_model_xla: loadSavedModel };
+const LOADERS = {
+  layers: loadLayers,
+  graph: loadGraph,
+  saved_model: loadSavedModel,
+  saved_model_xla: loadSavedModel,
+};
 
 /**
  * One input bound to a loaded model (any format, any backend): call() runs
@@ -177,19 +190,24 @@ function bind(tf, runner, input) {
 
 /** tf: a tfjs module, or {ort} (backends.js) for the onnx format. */
 async function loadModel(tf, modelDir, format = 'layers') {
-  if (!FORMATS[format]) throw new Error(`unknown format '${format}' (known: ${Object.keys(FORMATS).join(', ')})`);
-  const where = path.resolve(modelDir, FORMATS[format]);
+  if (!Object.hasOwn(FORMATS, format)) {
+    throw new Error(`unknown format '${format}' (known: ${Object.keys(FORMATS).join(', ')})`);
+  }
+  const where = formatPath(modelDir, format);
   if (!fs.existsSync(where)) {
-    const how = format === 'onnx' ? 'tfjs-bridge convert --format onnx' : 'tfjs-bridge convert';
-    throw new Error(`${where}: not found: run \`${how}\` for this model`);
+    throw new Error(`${where}: not found: run \`${FORMATS[format].made_by}\` for this model`);
   }
   // Refuse corrupted or tampered files before any of them is parsed.
-  checkIntegrity(modelDir, FORMATS[format].split('/')[0], readManifest(modelDir));
+  checkIntegrity(modelDir, FORMATS[format].folder, readManifest(modelDir));
   if ((format === 'onnx') !== Boolean(tf.ort)) {
-    throw new Error(format === 'onnx' ? 'the onnx format runs on the onnxruntime backend' : `the ${format} format needs tfjs, not onnxruntime`);
+    throw new Error(
+      format === 'onnx'
+        ? 'the onnx format runs on the onnxruntime backend'
+        : `the ${format} format needs tfjs, not onnxruntime`,
+    );
   }
   if (format === 'onnx') return { format, ...(await loadOnnx(tf.ort, where)) };
-  return { format, ...(await LOADERS[format](tf, where)) };
+  return { format, ...(await LOADERS[format](tf, where, format)) };
 }
 
-module.exports = { FORMATS, loadModel, readManifest, bind };
+module.exports = { loadModel, bind };

@@ -19,9 +19,11 @@ function weightAveraging(tf, model, momentum) {
     onBatchEnd: async () => {
       step += 1;
       const rate = warmupMomentum(momentum, step);
-      tf.tidy(() => model.trainableWeights.forEach((w, i) => {
-        averages[i].assign(averages[i].mul(rate).add(w.read().mul(1 - rate)));
-      }));
+      tf.tidy(() =>
+        model.trainableWeights.forEach((w, i) => {
+          averages[i].assign(averages[i].mul(rate).add(w.read().mul(1 - rate)));
+        }),
+      );
     },
     onTrainEnd: async () => {
       model.trainableWeights.forEach((w, i) => w.write(averages[i].clone()));

@@ -1,6 +1,6 @@
 'use strict';
 // TensorFlow eager ops called directly through tfjs-node's binding, the way
-// tfjs-node's own kernels call them, for the recurrent loops of fast_rnn.js.
+// tfjs-node's own kernels call them, for the recurrent loops (fast_loop.js, backprop.js).
 //
 // Several tfjs ops are more than one TensorFlow op on tfjs-node: matMul is
 // four (reshapes to 3-D around BatchMatMulV2), clipByValue two plus two new
@@ -29,19 +29,37 @@ function directOps(tf) {
   // three, not the backward pass's 64x896x192 (weights' gradients), nor a
   // transposed product there, so training keeps BatchMatMulV2 (90 µs a call
   // against 18 µs for MatMul; node/test/profiler.test.js fails without it).
-  const batchAttrs = (ta, tb) => [...float, attr('adj_x', 'TF_ATTR_BOOL', ta), attr('adj_y', 'TF_ATTR_BOOL', tb)];
-  const plain = [...float, attr('transpose_a', 'TF_ATTR_BOOL', false), attr('transpose_b', 'TF_ATTR_BOOL', false)];
+  const batchAttrs = (ta, tb) => [
+    ...float,
+    attr('adj_x', 'TF_ATTR_BOOL', ta),
+    attr('adj_y', 'TF_ATTR_BOOL', tb),
+  ];
+  const plain = [
+    ...float,
+    attr('transpose_a', 'TF_ATTR_BOOL', false),
+    attr('transpose_b', 'TF_ATTR_BOOL', false),
+  ];
   const [transA, transB] = [batchAttrs(true, false), batchAttrs(false, true)];
   const run = (op, inputs, attrs = float) => backend.executeSingleOutput(op, attrs, inputs);
   const int32 = (value) => tf.scalar(value, 'int32');
-  const [zero, one, six, axis0, axis1] = [tf.scalar(0), tf.scalar(1), tf.scalar(6), int32(0), int32(1)];
+  const [zero, one, six, axis0, axis1] = [
+    tf.scalar(0),
+    tf.scalar(1),
+    tf.scalar(6),
+    int32(0),
+    int32(1),
+  ];
   const splitSizes = new Map();
   const sizesTensor = (sizes) => {
     const key = sizes.join(',');
     if (!splitSizes.has(key)) splitSizes.set(key, tf.tensor1d(sizes, 'int32'));
     return splitSizes.get(key);
   };
-  const concatAttrs = (n) => [...float, attr('N', 'TF_ATTR_INT', n), attr('Tidx', 'TF_ATTR_TYPE', binding.TF_INT32)];
+  const concatAttrs = (n) => [
+    ...float,
+    attr('N', 'TF_ATTR_INT', n),
+    attr('Tidx', 'TF_ATTR_TYPE', binding.TF_INT32),
+  ];
 
   return {
     matMul: (a, b) => run('MatMul', [a, b], plain),
@@ -57,18 +75,48 @@ function directOps(tf) {
     clip01: (v) => run('ClipByValue', [v, zero, one]),
     /** [B, N] cut along axis 1 into parts of `sizes` columns. */
     split: (v, sizes) => {
-      const attrs = [...float, attr('Tlen', 'TF_ATTR_TYPE', binding.TF_INT32), attr('num_split', 'TF_ATTR_INT', sizes.length)];
-      return backend.executeMultipleOutputs('SplitV', attrs, [v, sizesTensor(sizes), axis1], sizes.length);
+      const attrs = [
+        ...float,
+        attr('Tlen', 'TF_ATTR_TYPE', binding.TF_INT32),
+        attr('num_split', 'TF_ATTR_INT', sizes.length),
+      ];
+      return backend.executeMultipleOutputs(
+        'SplitV',
+        attrs,
+        [v, sizesTensor(sizes), axis1],
+        sizes.length,
+      );
     },
     /** Tensors joined along axis 0 or 1. */
-    concat: (tensors, axis) => (tensors.length === 1
-      ? tensors[0]
-      : run('ConcatV2', [...tensors, axis === 0 ? axis0 : axis1], concatAttrs(tensors.length))),
+    concat: (tensors, axis) =>
+      tensors.length === 1
+        ? tensors[0]
+        : run('ConcatV2', [...tensors, axis === 0 ? axis0 : axis1], concatAttrs(tensors.length)),
     /** [T, ...] as T tensors [...]; and back. */
-    unstack: (v) => backend.executeMultipleOutputs('Unpack', [...float, attr('num', 'TF_ATTR_INT', v.shape[0]), attr('axis', 'TF_ATTR_INT', 0)], [v], v.shape[0]),
-    stack: (tensors) => run('Pack', tensors, [...float, attr('N', 'TF_ATTR_INT', tensors.length), attr('axis', 'TF_ATTR_INT', 0)]),
+    unstack: (v) =>
+      backend.executeMultipleOutputs(
+        'Unpack',
+        [...float, attr('num', 'TF_ATTR_INT', v.shape[0]), attr('axis', 'TF_ATTR_INT', 0)],
+        [v],
+        v.shape[0],
+      ),
+    stack: (tensors) =>
+      run('Pack', tensors, [
+        ...float,
+        attr('N', 'TF_ATTR_INT', tensors.length),
+        attr('axis', 'TF_ATTR_INT', 0),
+      ]),
     /** Column sums of [R, C]: [C]. */
-    sumRows: (v) => run('Sum', [v, axis0], [...float, attr('Tidx', 'TF_ATTR_TYPE', binding.TF_INT32), attr('keep_dims', 'TF_ATTR_BOOL', false)]),
+    sumRows: (v) =>
+      run(
+        'Sum',
+        [v, axis0],
+        [
+          ...float,
+          attr('Tidx', 'TF_ATTR_TYPE', binding.TF_INT32),
+          attr('keep_dims', 'TF_ATTR_BOOL', false),
+        ],
+      ),
     // Gradients of activations, from their outputs y and the incoming dy.
     tanhGrad: (y, dy) => run('TanhGrad', [y, dy]),
     sigmoidGrad: (y, dy) => run('SigmoidGrad', [y, dy]),

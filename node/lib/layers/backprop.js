@@ -2,6 +2,7 @@
 // Training the fast loop on tfjs-node: the recurrence of a GRU or LSTM as one
 // tf.customGrad op whose forward and backward passes (backpropagation through
 // time, written out below) call TensorFlow's ops directly (tf_direct.js).
+// The forward pass takes cells.js's steps and keeps their intermediates.
 //
 // Under a gradient tape (fit, tf.grad) tfjs records every op of the loop and
 // replays each one's gradient, all through tfjs's slower op wrappers. Here
@@ -15,6 +16,8 @@
 // (tanh, sigmoid, hardSigmoid, relu, linear); anything else keeps the taped
 // loop. node/test/fast_rnn.test.js checks every weight's gradient against
 // tfjs's stock loop.
+const { directOps, activationOf } = require('./ops');
+const { gruStep, lstmStep } = require('./cells');
 
 // d(activation)/d(input) times dy, from the activation's output y.
 const DERIVATIVES = {
@@ -34,12 +37,19 @@ const derivable = (activation) => Object.hasOwn(DERIVATIVES, activation.getClass
 /** Whether this layer's recurrence can run as one customGrad op. */
 function backpropSupported(tf, layer) {
   const { cell } = layer;
-  return tf.getBackend() === 'tensorflow' && derivable(cell.activation) && derivable(cell.recurrentActivation);
+  return (
+    tf.getBackend() === 'tensorflow' &&
+    derivable(cell.activation) &&
+    derivable(cell.recurrentActivation)
+  );
 }
 
 /** Forward and derivative of both activations, on direct ops. */
-function activations(tf, ops, cell, activationOf) {
-  const fn = (a) => ({ forward: activationOf(tf, ops, a), grad: DERIVATIVES[a.getClassName()](ops, tf) });
+function activations(tf, ops, cell) {
+  const fn = (a) => ({
+    forward: activationOf(tf, ops, a),
+    grad: DERIVATIVES[a.getClassName()](ops, tf),
+  });
   return { act: fn(cell.activation), recAct: fn(cell.recurrentActivation) };
 }
 
@@ -49,7 +59,7 @@ function activations(tf, ops, cell, activationOf) {
  * dWeights} as one customGrad op of (xp [T, B, G], ...weights); its value is
  * the last h [B, U], or every step's h as [T, B, U] when `sequences`.
  */
-function recurrenceOp(tf, { directOps, forward, backward, sequences }) {
+function recurrenceOp(tf, { forward, backward, sequences }) {
   return tf.customGrad((xp, ...rest) => {
     const save = rest.pop();
     const weights = rest;
@@ -64,7 +74,7 @@ function recurrenceOp(tf, { directOps, forward, backward, sequences }) {
         const steps = xp.shape[0];
         const dOut = sequences ? bops.unstack(dy) : null;
         // dh arriving at step t from the layer's output
-        const outputGrad = (t) => (sequences ? dOut[t] : (t === steps - 1 ? dy : null));
+        const outputGrad = (t) => (sequences ? dOut[t] : t === steps - 1 ? dy : null);
         const keptWeights = kept.slice(0, weights.length);
         const keptSaved = kept.slice(weights.length);
         const { dxp, dWeights } = backward(bops, keptWeights, keptSaved, outputGrad, steps);
@@ -76,50 +86,40 @@ function recurrenceOp(tf, { directOps, forward, backward, sequences }) {
 
 const addGrad = (ops, a, b) => (a === null ? b : b === null ? a : ops.add(a, b));
 
-// Reset-before GRU (tfjs default, Keras reset_after=False):
-//   zr = σ(x_zr + h·U_zr)   hh = tanh(x_h + (r ⊙ h)·U_h)   h' = hh + z ⊙ (h − hh)
-// and reset-after (Keras default), with the recurrent bias b_rec:
-//   [i_zr, i_h] = h·U + b_rec   zr = σ(x_zr + i_zr)   hh = tanh(x_h + r ⊙ i_h)
-function gruRecurrence(tf, layer, directOps, activationOf) {
+// The GRU's backward pass, for both variants (cells.js gruStep):
+//   reset before: zr = σ(x_zr + h·U_zr)   hh = tanh(x_h + (r ⊙ h)·U_h)
+//     h' = hh + z ⊙ (h − hh)
+//   reset after, with the recurrent bias b_rec:
+//     [i_zr, i_h] = h·U + b_rec   zr = σ(x_zr + i_zr)   hh = tanh(x_h + r ⊙ i_h)
+function gruRecurrence(tf, layer) {
   const { units, resetAfter } = layer.cell;
-  const unitsSplit = [units, units];
   const gateSplit = [2 * units, units];
-  const PER_STEP = 6; // saved per step: h, zr, z, r, hh, and r ⊙ h (reset-before) or i_h (reset-after)
+  // saved per step: h, zr, z, r, hh, and r ⊙ h (reset-before) or i_h (reset-after)
+  const PER_STEP = 6;
 
   const forward = (ops, xs, [recurrent, recurrentBias]) => {
-    const { act, recAct } = activations(tf, ops, layer.cell, activationOf);
-    const [recurrentGates, recurrentCandidate] = resetAfter ? [null, null] : ops.split(recurrent, gateSplit);
+    const { act, recAct } = activations(tf, ops, layer.cell);
+    const params = { act: act.forward, recAct: recAct.forward, resetAfter, width: units };
+    const weights = { recurrent, recurrentBias };
+    if (!resetAfter)
+      [weights.recurrentGates, weights.recurrentCandidate] = ops.split(recurrent, gateSplit);
     let h = tf.zeros([xs[0].shape[0], units]);
     const hs = [];
     const saved = [];
     xs.forEach((xt) => {
-      const [xGates, xCandidate] = ops.split(xt, gateSplit);
-      let [zr, z, r, candidate, kept] = [];
-      if (resetAfter) {
-        let inner = ops.matMul(h, recurrent);
-        if (recurrentBias) inner = ops.add(inner, recurrentBias);
-        const [innerGates, innerCandidate] = ops.split(inner, gateSplit);
-        zr = recAct.forward(ops.add(xGates, innerGates));
-        [z, r] = ops.split(zr, unitsSplit);
-        candidate = act.forward(ops.add(xCandidate, ops.mul(r, innerCandidate)));
-        kept = innerCandidate;
-      } else {
-        zr = recAct.forward(ops.add(xGates, ops.matMul(h, recurrentGates)));
-        [z, r] = ops.split(zr, unitsSplit);
-        const rh = ops.mul(r, h);
-        candidate = act.forward(ops.add(xCandidate, ops.matMul(rh, recurrentCandidate)));
-        kept = rh;
-      }
-      saved.push(h, zr, z, r, candidate, kept);
-      h = ops.add(candidate, ops.mul(z, ops.sub(h, candidate)));
+      const step = gruStep(ops, params, weights, ops.split(xt, gateSplit), h);
+      saved.push(h, step.zr, step.z, step.r, step.candidate, step.kept);
+      h = step.h;
       hs.push(h);
     });
     return { hs, saved };
   };
 
   const backward = (ops, [recurrent, recurrentBias], saved, outputGrad, steps) => {
-    const { act, recAct } = activations(tf, ops, layer.cell, activationOf);
-    const [recurrentGates, recurrentCandidate] = resetAfter ? [null, null] : ops.split(recurrent, gateSplit);
+    const { act, recAct } = activations(tf, ops, layer.cell);
+    const [recurrentGates, recurrentCandidate] = resetAfter
+      ? [null, null]
+      : ops.split(recurrent, gateSplit);
     const dxp = new Array(steps);
     const hs = [];
     const keptAll = [];
@@ -162,44 +162,42 @@ function gruRecurrence(tf, layer, directOps, activationOf) {
       const dRecurrent = ops.matMulTA(allH, allDInner);
       return { dxp, dWeights: recurrentBias ? [dRecurrent, ops.sumRows(allDInner)] : [dRecurrent] };
     }
-    const dRecurrent = ops.concat([
-      ops.matMulTA(allH, ops.concat(dGates, 0)),
-      ops.matMulTA(ops.concat(keptAll, 0), ops.concat(dCandidates, 0)),
-    ], 1);
+    const dRecurrent = ops.concat(
+      [
+        ops.matMulTA(allH, ops.concat(dGates, 0)),
+        ops.matMulTA(ops.concat(keptAll, 0), ops.concat(dCandidates, 0)),
+      ],
+      1,
+    );
     return { dxp, dWeights: [dRecurrent] };
   };
 
   return { forward, backward, PER_STEP };
 }
 
-// LSTM with its gates in the order i, f, o, g (fast_rnn.js reorders them):
+// The LSTM's backward pass, gates in the order i, f, o, g (cells.js lstmStep):
 //   [i, f, o] = σ(·)   g = tanh(·)   c' = f ⊙ c + i ⊙ g   h' = o ⊙ tanh(c')
-function lstmRecurrence(tf, layer, directOps, activationOf) {
+function lstmRecurrence(tf, layer) {
   const { units } = layer.cell;
   const PER_STEP = 8; // saved per step: h, c, [i, f, o], i, f, o, g, tanh(c')
   const forward = (ops, xs, [recurrent]) => {
-    const { act, recAct } = activations(tf, ops, layer.cell, activationOf);
+    const { act, recAct } = activations(tf, ops, layer.cell);
+    const params = { act: act.forward, recAct: recAct.forward, width: units };
     let h = tf.zeros([xs[0].shape[0], units]);
     let c = h;
     const hs = [];
     const saved = [];
     xs.forEach((xt) => {
-      const [sigmoidIn, candidateIn] = ops.split(ops.add(xt, ops.matMul(h, recurrent)), [3 * units, units]);
-      const ifo = recAct.forward(sigmoidIn);
-      const [i, f, o] = ops.split(ifo, [units, units, units]);
-      const g = act.forward(candidateIn);
-      const cNext = ops.add(ops.mul(f, c), ops.mul(i, g));
-      const tc = act.forward(cNext);
-      saved.push(h, c, ifo, i, f, o, g, tc);
-      c = cNext;
-      h = ops.mul(o, tc);
+      const step = lstmStep(ops, params, { recurrent }, xt, h, c);
+      saved.push(h, c, step.ifo, step.i, step.f, step.o, step.g, step.tc);
+      ({ h, c } = step);
       hs.push(h);
     });
     return { hs, saved };
   };
 
   const backward = (ops, [recurrent], saved, outputGrad, steps) => {
-    const { act, recAct } = activations(tf, ops, layer.cell, activationOf);
+    const { act, recAct } = activations(tf, ops, layer.cell);
     const dxp = new Array(steps);
     const hs = [];
     const dPre = [];
@@ -227,11 +225,9 @@ function lstmRecurrence(tf, layer, directOps, activationOf) {
  * differentiable op: (xp, recurrentKernel[, recurrentBias]) -> last h
  * [B, U], or every h as [T, B, U] with returnSequences.
  */
-function recurrenceWithBackprop(tf, layer, kind, { directOps, activationOf }) {
-  const parts = kind === 'GRU'
-    ? gruRecurrence(tf, layer, directOps, activationOf)
-    : lstmRecurrence(tf, layer, directOps, activationOf);
-  return recurrenceOp(tf, { directOps, sequences: layer.returnSequences, ...parts });
+function recurrenceWithBackprop(tf, layer, kind) {
+  const parts = kind === 'GRU' ? gruRecurrence(tf, layer) : lstmRecurrence(tf, layer);
+  return recurrenceOp(tf, { sequences: layer.returnSequences, ...parts });
 }
 
 module.exports = { backpropSupported, recurrenceWithBackprop };

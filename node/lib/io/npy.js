@@ -12,11 +12,34 @@ const DESCR_BY_ARRAY = new Map([
   [Uint8Array, '|u1'],
 ]);
 
-const ITEM_BYTES = { b1: 1, i1: 1, u1: 1, i2: 2, u2: 2, f2: 2, i4: 4, u4: 4, f4: 4, i8: 8, u8: 8, f8: 8 };
+const ITEM_BYTES = {
+  b1: 1,
+  i1: 1,
+  u1: 1,
+  i2: 2,
+  u2: 2,
+  f2: 2,
+  i4: 4,
+  u4: 4,
+  f4: 4,
+  i8: 8,
+  u8: 8,
+  f8: 8,
+};
 const MAX_NPY_BYTES = 2 * 2 ** 30;
 const DTYPE_NAMES = {
-  f2: 'float16', f4: 'float32', f8: 'float64', i1: 'int8', i2: 'int16', i4: 'int32', i8: 'int64',
-  u1: 'uint8', u2: 'uint16', u4: 'uint32', u8: 'uint64', b1: 'bool',
+  f2: 'float16',
+  f4: 'float32',
+  f8: 'float64',
+  i1: 'int8',
+  i2: 'int16',
+  i4: 'int32',
+  i8: 'int64',
+  u1: 'uint8',
+  u2: 'uint16',
+  u4: 'uint32',
+  u8: 'uint64',
+  b1: 'bool',
 };
 
 /**
@@ -31,27 +54,44 @@ function checkNpyHeader(path, bytes) {
   const major = bytes[6];
   const headerStart = major === 1 ? 10 : 12;
   const headerLength = major === 1 ? bytes.readUInt16LE(8) : bytes.readUInt32LE(8);
-  if (headerStart + headerLength > bytes.length) throw new Error(`${path}: .npy header runs past the end of the file`);
+  if (headerStart + headerLength > bytes.length)
+    throw new Error(`${path}: .npy header runs past the end of the file`);
   const header = bytes.toString('latin1', headerStart, headerStart + headerLength);
   const descr = /'descr':\s*'([<>|=])([a-z]\d+)'/.exec(header);
   const shape = /'shape':\s*\(([^)]*)\)/.exec(header);
-  if (!descr || !shape || !ITEM_BYTES[descr[2]]) throw new Error(`${path}: unreadable or unsupported .npy header ${header.trim()}`);
-  const dims = shape[1].split(',').map((d) => d.trim()).filter(Boolean).map(Number);
-  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new Error(`${path}: impossible shape (${shape[1]})`);
+  if (!descr || !shape || !ITEM_BYTES[descr[2]])
+    throw new Error(`${path}: unreadable or unsupported .npy header ${header.trim()}`);
+  const dims = shape[1]
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean)
+    .map(Number);
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0))
+    throw new Error(`${path}: impossible shape (${shape[1]})`);
   const declared = dims.reduce((a, b) => a * b, 1) * ITEM_BYTES[descr[2]];
   const held = bytes.length - headerStart - headerLength;
-  if (declared > MAX_NPY_BYTES) throw new Error(`${path}: header declares shape [${dims.join(', ')}] (${declared} bytes), over the ${MAX_NPY_BYTES}-byte limit`);
-  if (declared !== held) throw new Error(`${path}: header declares shape [${dims.join(', ')}] (${declared} bytes) but the file holds ${held}`);
+  if (declared > MAX_NPY_BYTES)
+    throw new Error(
+      `${path}: header declares shape [${dims.join(', ')}] (${declared} bytes), over the ${MAX_NPY_BYTES}-byte limit`,
+    );
+  if (declared !== held)
+    throw new Error(
+      `${path}: header declares shape [${dims.join(', ')}] (${declared} bytes) but the file holds ${held}`,
+    );
 }
 
 /** Reads a .npy file into {data: TypedArray, shape: number[], dtype: string}. */
 function readNpy(path) {
   let bytes;
   try {
-    if (fs.statSync(path).size > MAX_NPY_BYTES + 65536) throw new Error(`larger than ${MAX_NPY_BYTES} bytes`);
+    if (fs.statSync(path).size > MAX_NPY_BYTES + 65536)
+      throw new Error(`larger than ${MAX_NPY_BYTES} bytes`);
     bytes = fs.readFileSync(path);
   } catch (err) {
-    throw new Error(`${path}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'a folder, not a .npy file' : err.message}`);
+    throw new Error(
+      `${path}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'a folder, not a .npy file' : err.message}`,
+      { cause: err },
+    );
   }
   checkNpyHeader(path, bytes);
   const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
@@ -59,11 +99,15 @@ function readNpy(path) {
   try {
     parsed = parse(buffer);
   } catch (err) {
-    throw new Error(`${path}: not a readable .npy file (${err.message})`);
+    throw new Error(`${path}: not a readable .npy file (${err.message})`, { cause: err });
   }
   if (parsed.fortranOrder) throw new Error(`${path}: Fortran-ordered arrays are not supported`);
   // npyjs names dtypes as .npy does ('f4'); callers get numpy's names ('float32').
-  return { data: parsed.data, shape: parsed.shape, dtype: DTYPE_NAMES[parsed.dtype] || parsed.dtype };
+  return {
+    data: parsed.data,
+    shape: parsed.shape,
+    dtype: DTYPE_NAMES[parsed.dtype] || parsed.dtype,
+  };
 }
 
 /** Encodes a typed array and its shape as .npy bytes. */

@@ -1,0 +1,67 @@
+'use strict';
+// Keras's Bidirectional with both directions in one loop. When both are the
+// fast loop's GRUs or LSTMs (inference on tfjs-node: loop_policy.js), the
+// states are [B, 2U], forward then backward, gate columns side by side and
+// the recurrent kernel block-diagonal (loop_weights.js), so each step's ops
+// serve both directions: half the dispatches of running them one after the
+// other (rnn_stack at batch 1: 7.6 -> 4.9 ms). The output is what tfjs's
+// Bidirectional.call makes of the two layers'; anything else goes to it.
+const { bothDirectionsInput } = require('./loop_policy');
+const { cachedLoopWeights, dropPreparedWeights } = require('./loop_weights');
+const { runLoop } = require('./fast_loop');
+
+const MERGES = {
+  concat: (tf, a, b) => tf.concat([a, b], -1),
+  sum: (tf, a, b) => tf.add(a, b),
+  ave: (tf, a, b) => tf.mul(0.5, tf.add(a, b)),
+  mul: (tf, a, b) => tf.mul(a, b),
+};
+
+/** Both directions' output, merged, from one loop. */
+function bidirectionalLoop(tf, bidirectional, kind, x) {
+  const { forwardLayer: fwd, backwardLayer: bwd, mergeMode } = bidirectional;
+  const layers = [fwd, bwd];
+  const states = runLoop(tf, layers, cachedLoopWeights(tf, bidirectional, layers, kind), x, kind);
+  const merge = (joined, timeAxis) => {
+    const [forward, backward] = tf.split(joined, 2, -1);
+    // the backward layer's sequence runs back in time: Bidirectional reverses it
+    const aligned = timeAxis === null ? backward : tf.reverse(backward, timeAxis);
+    return MERGES[mergeMode](tf, forward, aligned);
+  };
+  if (!fwd.returnSequences) {
+    const last = states[states.length - 1];
+    return mergeMode === 'concat' ? last : merge(last, null);
+  }
+  return tf.transpose(merge(tf.stack(states, 0), 0), [1, 0, 2]);
+}
+
+/** The Bidirectional class for this tf, over the fast loop's GRU and LSTM classes. */
+function bidirectionalLayer(tf, { GRU, LSTM }) {
+  const Stock = tf.layers.bidirectional({ layer: tf.layers.lstm({ units: 1 }) }).constructor;
+
+  class Bidirectional extends Stock {
+    call(inputs, kwargs = {}) {
+      const kind =
+        this.forwardLayer instanceof GRU
+          ? 'GRU'
+          : this.forwardLayer instanceof LSTM
+            ? 'LSTM'
+            : null;
+      const x = kind && bothDirectionsInput(tf, this, inputs, kwargs, MERGES);
+      return x ? tf.tidy(() => bidirectionalLoop(tf, this, kind, x)) : super.call(inputs, kwargs);
+    }
+
+    dispose() {
+      // tfjs disposes the two layers' variables, not the layers: their own
+      // prepared weights (kept when they ran one by one) go here.
+      [this, this.forwardLayer, this.backwardLayer].forEach((layer) =>
+        dropPreparedWeights(tf, layer),
+      );
+      return super.dispose();
+    }
+  }
+  Bidirectional.className = 'Bidirectional';
+  return Bidirectional;
+}
+
+module.exports = { bidirectionalLayer };

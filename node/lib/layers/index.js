@@ -1,0 +1,35 @@
+'use strict';
+// tfjs-bridge's layers, installed into a tfjs: what tfjs-layers needs to load
+// and run the Keras models tfjs-bridge converts, and our faster loop.
+//
+//   GRUCell        Keras's reset-after GRU cell (gru_reset_after.js)
+//   GRU            that GRU with the fast loop (fast_loop.js)
+//   LSTM           tfjs's LSTM with the fast loop
+//   Bidirectional  both directions as one loop (bidirectional.js)
+//   keras3HardSigmoid  Keras 3's hard_sigmoid (activations.js)
+//
+// This is the one place classes are registered with tfjs's serialization,
+// each class name once, under the names the converter writes, so
+// tf.loadLayersModel picks them up. Registering a name replaces tfjs's own
+// class of that name: which class wins is stated here, not left to the order
+// in which modules happen to load.
+const { oncePerTf } = require('./per_tf');
+const { resetAfterGRU } = require('./gru_reset_after');
+const { withFastLoop } = require('./fast_loop');
+const { bidirectionalLayer } = require('./bidirectional');
+const { kerasActivations } = require('./activations');
+
+/** Installs the layers into `tf` (once per tfjs) and returns their classes. */
+const installKerasLayers = oncePerTf((tf) => {
+  const { GRU: ResetAfterGRU, GRUCell } = resetAfterGRU(tf);
+  const StockLSTM = tf.layers.lstm({ units: 1 }).constructor;
+  const GRU = withFastLoop(tf, ResetAfterGRU, 'GRU');
+  const LSTM = withFastLoop(tf, StockLSTM, 'LSTM');
+  const Bidirectional = bidirectionalLayer(tf, { GRU, LSTM });
+  const { Keras3HardSigmoid } = kerasActivations(tf);
+  const classes = { GRUCell, GRU, LSTM, Bidirectional, Keras3HardSigmoid };
+  Object.values(classes).forEach((cls) => tf.serialization.registerClass(cls));
+  return classes;
+});
+
+module.exports = { installKerasLayers };

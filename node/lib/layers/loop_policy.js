@@ -1,0 +1,67 @@
+'use strict';
+// When the fast loop (fast_loop.js) runs instead of tfjs's stock loop.
+//
+// It handles what the registry and typical Keras exports need: no mask, no
+// initial state, not stateful, no returnState, and no dropout while training.
+// Anything else goes to the stock loop. By default it runs on tfjs-node, and
+// on the pure-JS and WASM backends for batches of one only: there it was
+// faster for all five registry models at batch 1 (1.1-63x) and the stock
+// loop for most at 32 and 256 (docs/performance.md). TFJS_BRIDGE_RNN_LOOP=
+// stock or =fast forces one loop everywhere (the benchmark and the tests use it).
+const { tapeOn } = require('./ops');
+
+/** Whether a call on `batch` samples may take the fast loop (TFJS_BRIDGE_RNN_LOOP, backend). */
+function fastLoopWanted(tf, batch) {
+  const forced = process.env.TFJS_BRIDGE_RNN_LOOP;
+  if (forced === 'stock' || forced === 'fast') return forced === 'fast';
+  return tf.getBackend() === 'tensorflow' || batch === 1;
+}
+
+/** The input tensor when the fast loop applies to this call of `layer`, else null. */
+function fastLoopInput(tf, layer, inputs, kwargs = {}) {
+  const cell = layer.cell;
+  const dropping = kwargs.training && (cell.dropout > 0 || cell.recurrentDropout > 0);
+  if (
+    kwargs.mask != null ||
+    kwargs.initialState != null ||
+    layer.stateful ||
+    layer.returnState ||
+    dropping
+  ) {
+    return null;
+  }
+  const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : null) : inputs;
+  return x && x.rank === 3 && x.dtype === 'float32' && fastLoopWanted(tf, x.shape[0]) ? x : null;
+}
+
+/**
+ * Whether both directions of a Bidirectional may run as one loop: tfjs-node
+ * with no tape (inference), a merge mode we have, two alike layers (units,
+ * bias, activations, reset-after, returnSequences) that would each take the
+ * fast loop. Returns the input tensor then, else null.
+ */
+function bothDirectionsInput(tf, bidirectional, inputs, kwargs, merges) {
+  const { forwardLayer: fwd, backwardLayer: bwd } = bidirectional;
+  if (
+    tf.getBackend() !== 'tensorflow' ||
+    tapeOn(tf) ||
+    !Object.hasOwn(merges, bidirectional.mergeMode)
+  )
+    return null;
+  if (bwd.getClassName() !== fwd.getClassName()) return null;
+  const same = (get) => get(fwd.cell) === get(bwd.cell);
+  const alike = [
+    (c) => c.units,
+    (c) => c.useBias,
+    (c) => Boolean(c.resetAfter),
+    (c) => c.activation.getClassName(),
+    (c) => c.recurrentActivation.getClassName(),
+  ].every(same);
+  const x =
+    alike && fwd.returnSequences === bwd.returnSequences
+      ? fastLoopInput(tf, fwd, inputs, kwargs)
+      : null;
+  return x && fastLoopInput(tf, bwd, inputs, kwargs) ? x : null;
+}
+
+module.exports = { fastLoopInput, bothDirectionsInput };

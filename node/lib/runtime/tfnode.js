@@ -1,0 +1,89 @@
+'use strict';
+// Loads @tensorflow/tfjs-node (the native TensorFlow backend), quietly, with
+// tfjs-bridge's layers installed, and says what it is running on. Every Node
+// script of the project gets `tf` from here.
+//
+// The TensorFlow library in the Python wheel (which the addon links to) prints
+// CUDA-factory and "computation placer" lines on fd 2 from its C++ static
+// initialisers while it loads, before TF_CPP_MIN_LOG_LEVEL is read: a wall of
+// GPU errors on a CPU-only machine before anything of ours. So fd 2 points at
+// /dev/null while the addon loads, and back at the real stderr after; errors
+// (ours, tfjs's, TensorFlow's at run time) go to stderr as usual.
+// TFJS_BRIDGE_DEBUG=1 keeps the start-up lines.
+//
+// ONEDNN_MAX_CPU_ISA=AVX2 in the environment narrows which TensorFlow
+// matMuls can corrupt the heap when a signal arrives (oneDNN issue #4845;
+// see layers/tf_direct.js and docs/performance.md); it is not set here
+// because it cost the SavedModel paths up to 45 % at B=256.
+process.env.TF_CPP_MIN_LOG_LEVEL = process.env.TF_CPP_MIN_LOG_LEVEL || '3';
+
+const fs = require('fs');
+const { installKerasLayers } = require('../layers');
+
+/**
+ * Runs load() with file descriptor 2 on /dev/null. Node cannot dup(), so the
+ * real stderr is reopened through /proc/self/fd (a pipe, a file or a
+ * terminal; a socket cannot be reopened, and then nothing is hidden). The
+ * lowest free descriptor is the one open() returns: closing 2 first makes
+ * /dev/null, and later the real stderr again, land on 2.
+ */
+function withStderrHidden(load) {
+  if (process.env.TFJS_BRIDGE_DEBUG) return load();
+  let saved;
+  try {
+    [0, 1].forEach((fd) => fs.fstatSync(fd)); // both open, so 2 is the lowest free one
+    saved = fs.openSync('/proc/self/fd/2', 'a');
+  } catch {
+    return load();
+  }
+  fs.closeSync(2);
+  const sink = fs.openSync('/dev/null', 'w');
+  try {
+    return load();
+  } finally {
+    fs.closeSync(sink);
+    fs.openSync(`/proc/self/fd/${saved}`, 'a'); // fd 2 again
+    fs.closeSync(saved);
+  }
+}
+
+function loadTfjsNode() {
+  try {
+    return withStderrHidden(() => require('@tensorflow/tfjs-node'));
+  } catch (err) {
+    const first = String(err.message).split('\n')[0];
+    const fix = 'run `make setup` (it compiles the addon against the Python TensorFlow)';
+    throw new Error(`@tensorflow/tfjs-node failed to load (${first}): ${fix}`, { cause: err });
+  }
+}
+
+const tf = loadTfjsNode();
+installKerasLayers(tf);
+
+/** The shared libraries this process mapped whose name mentions libtensorflow. */
+function loadedLibtensorflow() {
+  const maps = fs.readFileSync('/proc/self/maps', 'utf8');
+  const paths = new Set();
+  for (const line of maps.split('\n')) {
+    const file = line.slice(line.indexOf('/'));
+    if (line.includes('/') && /libtensorflow[^/]*\.so/.test(file)) paths.add(fs.realpathSync(file));
+  }
+  return [...paths].sort();
+}
+
+/** Versions and the backend actually in use, for `tfjs-bridge doctor`. */
+function runtimeInfo() {
+  const backend = tf.getBackend();
+  const binding = backend === 'tensorflow' ? tf.backend().binding : null;
+  return {
+    node: process.versions.node,
+    napi: process.versions.napi,
+    tfjs: tf.version.tfjs,
+    tfjsNode: tf.version['tfjs-node'],
+    backend,
+    tensorflow: binding ? binding.TF_Version : null,
+    libtensorflow: loadedLibtensorflow(),
+  };
+}
+
+module.exports = { tf, runtimeInfo };

@@ -1,0 +1,35 @@
+'use strict';
+// The names Python and Node share, as Node reads them: node/vocabulary.json,
+// generated from py/tfjs_bridge/{formats,runtimes,parity_record}.py by
+// `tfjs-bridge registry` (make test fails when it drifts). Nothing here is
+// defined in Node:
+//   FORMATS   format -> {folder, entry, marker, made_by}: where it lives in a model folder
+//   BACKENDS  backend -> {package, optional, install}
+//   RUNTIMES  runtime (path) name -> {backend, format, description, default_rank}
+//   PARITY    parity.json: {file, version, statuses, cold_start_key}
+const fs = require('fs');
+const path = require('path');
+
+const VOCABULARY_PATH = path.join(__dirname, '..', '..', 'vocabulary.json');
+const vocabulary = JSON.parse(fs.readFileSync(VOCABULARY_PATH, 'utf8'));
+
+const FORMATS = vocabulary.formats;
+const BACKENDS = vocabulary.backends;
+const RUNTIMES = vocabulary.runtimes;
+const PARITY = vocabulary.parity;
+
+/** The path Node loads for a format inside a model folder: its entry file, or the folder itself. */
+function formatPath(modelDir, format) {
+  const { folder, entry } = FORMATS[format];
+  return path.resolve(modelDir, folder, entry || '');
+}
+
+/** The runtime name for a backend and a format ('tfjs-node/layers'), or null. */
+function runtimeName(backend, format) {
+  const found = Object.entries(RUNTIMES).find(
+    ([, rt]) => rt.backend === backend && rt.format === format,
+  );
+  return found ? found[0] : null;
+}
+
+module.exports = { FORMATS, BACKENDS, RUNTIMES, PARITY, formatPath, runtimeName };

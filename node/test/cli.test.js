@@ -1,0 +1,31 @@
+'use strict';
+// Every Node script answers --help with its usage on stdout, exit 0, and a
+// usage error with exactly one `error:` line on stderr, exit 2.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('path');
+const { spawnSync } = require('child_process');
+
+const NODE_DIR = path.join(__dirname, '..');
+const SCRIPTS = ['predict.js', 'train.js', 'worker.js', 'scripts/doctor.js', 'scripts/echo-npy.js'];
+
+const run = (script, args) =>
+  spawnSync(process.execPath, [path.join(NODE_DIR, script), ...args], { encoding: 'utf8' });
+
+for (const script of SCRIPTS) {
+  test(`${script} --help prints its usage`, () => {
+    const out = run(script, ['--help']);
+    assert.equal(out.status, 0, out.stderr);
+    assert.match(out.stdout, /^usage: /);
+    assert.equal(out.stderr, '');
+  });
+}
+
+for (const script of ['predict.js', 'train.js', 'worker.js']) {
+  test(`${script} with an unknown option: one error line, exit 2`, () => {
+    const out = run(script, ['--no-such-option']);
+    assert.equal(out.status, 2, out.stderr);
+    assert.equal(out.stderr.split('\n').filter(Boolean).length, 1, out.stderr);
+    assert.match(out.stderr, /^error: .*no-such-option.*usage: /);
+  });
+}
