@@ -73,7 +73,7 @@ format: setup
 # or older than the code that makes it is redone.
 MODELS := $(shell sed -n 's/^  "\([a-z_0-9]*\)": {$$/\1/p' node/registry.json)
 MODEL_ROOT := shared_models
-TRAIN_CODE := py/tfjs_bridge/registry.py py/tfjs_bridge/train.py py/tfjs_bridge/data.py \
+TRAIN_CODE := py/tfjs_bridge/registry.py py/tfjs_bridge/train.py py/tfjs_bridge/data.py py/tfjs_bridge/text.py \
 	py/tfjs_bridge/export.py
 
 train: $(MODELS:%=$(MODEL_ROOT)/%/keras.h5)
@@ -93,6 +93,7 @@ $(MODEL_ROOT)/%/tfjs_graph/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/c
 bench: train convert
 	if [ -f $(STAMPS)/onnx ]; then $(BRIDGE) convert --format onnx --out $(MODEL_ROOT); fi
 	$(BRIDGE) bench --node-training --report reports/bench --out $(MODEL_ROOT)
+	node node/scripts/bench-masks.js
 
 # Regenerate the exact Python pins from a fresh resolution of pyproject.toml.
 constraints:

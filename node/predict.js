@@ -4,6 +4,15 @@
 //   node node/predict.js --model shared_models/gru --input x.npy --output y.npy
 //   node node/predict.js --model shared_models/lstm --value 3
 //   node node/predict.js --model shared_models/gru --mnist-test 0:100
+//   node node/predict.js --model shared_models/spam --text "Subject line\nBody ..."
+//   node node/predict.js --model shared_models/spam --text-file mail.txt
+//
+// --text and --text-file (a file holds one mail, read as UTF-8) are for text
+// models, whose folder holds the tokenizer.json Python fitted (checked
+// against its sha256 in manifest.json, like every model file): the text is
+// encoded to token ids as in Python (lib/io/tokenizer.js), and the model's
+// probability printed. The model reads the text as given: for the spam model,
+// a mail's subject, a newline, and its body (text.py's mail_text), no headers.
 //
 // --format picks how the model is loaded: layers (tf.loadLayersModel),
 // graph (tf.loadGraphModel), saved_model or saved_model_xla
@@ -14,9 +23,12 @@ const path = require('path');
 const { parseArgs } = require('util');
 const { main, UsageError } = require('./lib/runtime/cli');
 
+const TOKENIZER_FILE = 'tokenizer.json'; // text.py's TOKENIZER_FILE
+
 const USAGE =
   'usage: predict.js --model DIR [--format layers|graph|saved_model|saved_model_xla|onnx] ' +
-  '(--input X.npy [--output Y.npy] [--allow-nonfinite] | --value V | --mnist-test START:END) [--json]';
+  '(--input X.npy | --input NAME=X.npy ... [--output Y.npy] [--allow-nonfinite] ' +
+  '| --value V | --mnist-test START:END | --text TEXT | --text-file FILE) [--json]';
 
 function parse() {
   let args;
@@ -25,10 +37,12 @@ function parse() {
       options: {
         model: { type: 'string' },
         format: { type: 'string' },
-        input: { type: 'string' },
+        input: { type: 'string', multiple: true },
         output: { type: 'string' },
         value: { type: 'string' },
         'mnist-test': { type: 'string' },
+        text: { type: 'string' },
+        'text-file': { type: 'string' },
         'allow-nonfinite': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
       },
@@ -36,33 +50,96 @@ function parse() {
   } catch (err) {
     throw new UsageError(`${err.message} (${USAGE})`);
   }
-  const modes = ['input', 'value', 'mnist-test'].filter((k) => args[k] !== undefined);
+  const modes = ['input', 'value', 'mnist-test', 'text', 'text-file'].filter(
+    (k) => args[k] !== undefined,
+  );
   if (!args.model || modes.length !== 1) throw new UsageError(USAGE);
   return args;
 }
 
-/** The model's input contract, as py/tfjs_bridge/inputs.py checks it. */
-function checkInput({ data, shape, dtype }, file, inputShape, allowNonfinite) {
-  const want = inputShape.map((d) => (d === null ? '*' : d)).join(', ');
-  if (dtype !== 'float32') throw new Error(`${file}: dtype ${dtype}, the model takes float32`);
-  const fits =
-    shape.length === inputShape.length + 1 &&
-    inputShape.every((d, i) => d === null || d === shape[i + 1]);
-  if (!fits)
-    throw new Error(
-      `${file}: shape [${shape.join(', ')}] does not fit the model's input [N, ${want}]`,
-    );
-  if (shape[0] === 0) throw new Error(`${file}: empty (0 samples)`);
-  if (!allowNonfinite) {
-    const first = data.findIndex((v) => !Number.isFinite(v));
-    if (first >= 0) {
-      const count = data.reduce((n, v) => n + (Number.isFinite(v) ? 0 : 1), 0);
-      throw new Error(
-        `${file}: ${count} NaN/Inf values (first at flat index ${first}); pass --allow-nonfinite to run them anyway`,
+/**
+ * The --input arrays, one per model input in the signature's order, each
+ * checked (lib/io/inputs.js). One input: --input X.npy; several: --input
+ * NAME=X.npy for each.
+ */
+function readInputs(given, signature, allowNonfinite, readNpy) {
+  const { checkInput } = require('./lib/io/inputs');
+  const names = signature.inputs.map((i) => i.name);
+  const files = new Map();
+  for (const text of given) {
+    const eq = text.indexOf('=');
+    const named = eq > 0 && names.includes(text.slice(0, eq));
+    const [name, file] = named ? [text.slice(0, eq), text.slice(eq + 1)] : [null, text];
+    if (!name && names.length > 1) {
+      throw new UsageError(
+        `the model has ${names.length} inputs: name each, --input NAME=FILE.npy (${names.join(', ')})`,
       );
     }
+    const key = name || names[0];
+    if (files.has(key)) throw new UsageError(`--input ${key} given twice`);
+    files.set(key, file);
   }
-  return { data, shape };
+  const missing = names.filter((n) => !files.has(n));
+  if (missing.length) throw new UsageError(`no --input for ${missing.join(', ')}`);
+  return signature.inputs.map((spec) => {
+    const file = files.get(spec.name);
+    return checkInput(readNpy(file), file, spec, allowNonfinite, names.length === 1);
+  });
+}
+
+/**
+ * The tokenizer.json of a text model's folder, refused unless its sha256 is
+ * the one manifest.json recorded and it makes the ids the model takes.
+ */
+function modelTokenizer(modelDir, manifest, signature) {
+  if (!manifest.tokenizer) {
+    throw new UsageError(
+      `--text needs a text model (one trained with a tokenizer); ${manifest.spec.name} is not one`,
+    );
+  }
+  const fs = require('fs');
+  const { sha256 } = require('./lib/io/modelfiles');
+  const { loadTokenizer } = require('./lib/io/tokenizer');
+  const file = path.join(modelDir, TOKENIZER_FILE);
+  const expected = (manifest.files || {})[TOKENIZER_FILE];
+  if (!expected) throw new Error(`${file}: manifest.json has no sha256 record for it`);
+  if (!fs.existsSync(file)) throw new Error(`${file}: missing (listed in manifest.json)`);
+  if (sha256(file) !== expected) {
+    throw new Error(
+      `${file}: sha256 differs from manifest.json (corrupted or tampered with): refusing to load`,
+    );
+  }
+  const tokenizer = loadTokenizer(file);
+  const [input] = signature.inputs;
+  const fits =
+    signature.inputs.length === 1 &&
+    input.kind === 'tokens' &&
+    input.shape.length === 1 &&
+    input.shape[0] === tokenizer.maxLen &&
+    tokenizer.vocabSize <= input.high;
+  if (!fits) {
+    throw new Error(
+      `${file}: makes ${tokenizer.maxLen} ids below ${tokenizer.vocabSize}, ` +
+        `but the model takes ${JSON.stringify(signature.inputs.map((i) => [i.kind, i.shape, i.high]))}`,
+    );
+  }
+  return tokenizer;
+}
+
+/** One mail: the whole file, as UTF-8. */
+function readTextFile(file) {
+  const fs = require('fs');
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason =
+      err.code === 'ENOENT'
+        ? 'no such file'
+        : err.code === 'EISDIR'
+          ? 'a folder, not a text file'
+          : err.message;
+    throw new Error(`${file}: ${reason}`, { cause: err });
+  }
 }
 
 function parseRange(text) {
@@ -80,39 +157,53 @@ main(async () => {
   const { readNpy, writeNpy } = require('./lib/io/npy');
   const manifest = readManifest(args.model);
   const spec = manifest.spec;
-  let x;
+  const signature = require('./lib/io/inputs').signatureOf(manifest);
+  const oneFloat = signature.inputs.length === 1 && signature.inputs[0].dtype === 'float32';
+  let inputs;
   let labels = null;
   let range = null;
+  let text = null;
   if (args.input !== undefined) {
-    const { data, shape } = checkInput(
-      readNpy(args.input),
-      args.input,
-      spec.input_shape,
-      args['allow-nonfinite'],
-    );
-    x = tf.tensor(data, shape, 'float32');
+    inputs = readInputs(args.input, signature, args['allow-nonfinite'], readNpy);
   } else if (args.value !== undefined) {
     const v = Number(args.value);
     if (!Number.isFinite(v))
       throw new UsageError(`--value wants a finite number, got '${args.value}'`);
-    x = tf.fill([1, ...spec.input_shape], v);
+    if (!oneFloat) throw new UsageError('--value needs a model with one float input');
+    const shape = [1, ...signature.inputs[0].shape];
+    inputs = [
+      { data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(v), shape, dtype: 'float32' },
+    ];
+  } else if (args.text !== undefined || args['text-file'] !== undefined) {
+    const tokenizer = modelTokenizer(args.model, manifest, signature);
+    const mail = args.text !== undefined ? args.text : readTextFile(args['text-file']);
+    const ids = tokenizer.encode(mail);
+    const length = ids.filter((id) => id !== 0).length; // padding is 0, after the ids
+    text = {
+      length,
+      max_len: tokenizer.maxLen,
+      tokens: tokenizer.tokens(mail).length,
+      oov: ids.filter((id) => id === 1).length,
+    };
+    inputs = [{ data: ids, shape: [1, ids.length], dtype: 'int32' }];
   } else {
     if (spec.data !== 'mnist')
       throw new UsageError(`--mnist-test needs an MNIST model; ${spec.name} is not one`);
     const { loadMnist } = require('./lib/io/mnist');
     const [start, end] = parseRange(args['mnist-test']);
     const test = loadMnist('test', start, end);
-    x = tf.tensor(test.images, [test.count, 28, 28]);
+    inputs = [{ data: test.images, shape: [test.count, 28, 28], dtype: 'float32' }];
     labels = test.labels;
     range = [start, start + test.count];
   }
+  const batch = inputs[0].shape[0];
 
   // The path is chosen once the batch size is known: for a one-shot run the
   // fastest is the one with the least load-plus-compute time (lib/runtime/choose.js).
   const { chooseFormat } = require('./lib/runtime/choose');
   const chosen = args.format
     ? { format: args.format, why: 'asked for' }
-    : chooseFormat(args.model, { batch: x.shape[0], oneShot: true });
+    : chooseFormat(args.model, { batch, oneShot: true });
   // The onnx format runs on onnxruntime-node; inputs are still made with tfjs.
   const runtime =
     chosen.format === 'onnx' ? { ort: require('./lib/runtime/backends').loadOnnxRuntime() } : tf;
@@ -125,19 +216,35 @@ main(async () => {
   };
   if (labels) summary.range = range;
 
-  const bound = bind(tf, runner, { dtype: 'float32', shape: x.shape, data: x.dataSync() });
-  const [out] = await bound.call();
+  const names = signature.inputs.map((i) => i.name);
+  const bound = bind(tf, runner, inputs, names);
+  const outputs = await bound.call();
   bound.release();
-  const y = tf.tensor(out.data, out.shape, out.dtype);
+  const [first] = outputs;
+  const y = tf.tensor(first.data, first.shape, first.dtype);
   const values = y.dataSync();
   summary.output_shape = y.shape;
-  if (args.output) writeNpy(args.output, Float32Array.from(values), y.shape);
+  summary.outputs = runner.outputs;
+  if (args.output) {
+    // several outputs: Y_NAME.npy for each, as `tfjs-bridge predict` writes them
+    const { dir, name, ext } = path.parse(args.output);
+    outputs.forEach((out, i) => {
+      const file =
+        outputs.length === 1 ? args.output : path.join(dir, `${name}_${runner.outputs[i]}${ext}`);
+      writeNpy(file, out.data, out.shape);
+      (summary.written = summary.written || []).push(path.resolve(file));
+    });
+  }
   if (labels) {
     const digits = Array.from(tf.tidy(() => y.argMax(-1)).dataSync());
     summary.digits = digits;
     summary.accuracy = digits.filter((d, i) => d === labels[i]).length / digits.length;
   } else if (args.value !== undefined) {
     summary.prediction = Array.from(values);
+  } else if (text) {
+    Object.assign(summary, text);
+    if (values.length === 1) summary.probability = values[0];
+    else summary.prediction = Array.from(values);
   }
   if (args.json) {
     process.stdout.write(`${JSON.stringify(summary)}\n`);
@@ -155,9 +262,17 @@ main(async () => {
     lines.push(
       `accuracy on test images ${summary.range[0]}:${summary.range[1]}: ${(100 * summary.accuracy).toFixed(2)} %`,
     );
+  } else if (text) {
+    const truncated = text.tokens > text.length ? `, of the text's ${text.tokens}` : '';
+    lines.push(`${text.length} token ids${truncated} (max ${text.max_len}; ${text.oov} unknown)`);
+    lines.push(
+      summary.probability !== undefined
+        ? `${spec.name} probability: ${summary.probability.toFixed(6)}`
+        : `prediction: ${summary.prediction.join(', ')}`,
+    );
   } else if (summary.prediction) {
     lines.push(`prediction for ${args.value}: ${summary.prediction.join(', ')}`);
   }
-  if (args.output) lines.push(`wrote ${path.resolve(args.output)}`);
+  (summary.written || []).forEach((file) => lines.push(`wrote ${file}`));
   process.stdout.write(`${lines.join('\n')}\n`);
 }, USAGE);

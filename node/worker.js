@@ -5,8 +5,8 @@
 //
 //   node node/worker.js --backend tensorflow|cpu|wasm|onnxruntime
 //
-// Requests: hello | load {model_dir, format} | predict {handle} + 1 tensor |
-// bench {handle, warmup, budget_ms, ...} + 1 tensor | memory | dispose {handle}.
+// Requests: hello | load {model_dir, format} | predict {handle, inputs?} + a tensor per input |
+// bench {handle, inputs?, warmup, budget_ms, ...} + a tensor per input | memory | dispose {handle}.
 // Replies: {id, ok: true, ...} or {id, ok: false, error}.
 // stdout carries frames only; anything a library prints goes to stderr.
 const { parseArgs } = require('util');
@@ -106,10 +106,10 @@ function makeHandlers(tf, backend) {
       };
     },
 
-    predict: async ({ handle, tensors }) => {
-      if (tensors.length !== 1)
-        throw new Error(`predict takes 1 input tensor, got ${tensors.length}`);
-      const bound = bind(tf, get(handle), tensors[0]);
+    // One tensor per model input; with several, `inputs` names them.
+    predict: async ({ handle, tensors, inputs = null }) => {
+      if (!tensors.length) throw new Error('predict takes at least 1 input tensor, got 0');
+      const bound = bind(tf, get(handle), tensors, inputs);
       try {
         const started = performance.now();
         const out = await bound.call();
@@ -128,12 +128,13 @@ function makeHandlers(tf, backend) {
     bench: async ({
       handle,
       tensors,
+      inputs = null,
       warmup = 3,
       budget_ms: budget = 2000,
       min_reps: minReps = 5,
       max_reps: maxReps = 200,
     }) => {
-      const bound = bind(tf, get(handle), tensors[0]);
+      const bound = bind(tf, get(handle), tensors, inputs);
       const once = async () => {
         const started = performance.now();
         await bound.call();

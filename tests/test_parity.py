@@ -183,9 +183,9 @@ def test_verify_also_predicts_one_sample_at_a_time(node_runtime, small_models, m
 
     real_predict = NodeWorker.predict
 
-    def off_by_one_sample(self, handle, x):
-        ys, timing = real_predict(self, handle, x)
-        return ([y + 1e-3 for y in ys] if len(x) == 1 else ys), timing
+    def off_by_one_sample(self, handle, xs, names=None):
+        ys, timing = real_predict(self, handle, xs, names)
+        return ([y + 1e-3 for y in ys] if len(xs[0]) == 1 else ys), timing
 
     subject = subject_from_folder(small_models / "gru_keras")
     runtime = [RUNTIMES["tfjs-node/layers"]]

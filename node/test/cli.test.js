@@ -7,7 +7,15 @@ const path = require('path');
 const { spawnSync } = require('child_process');
 
 const NODE_DIR = path.join(__dirname, '..');
-const SCRIPTS = ['predict.js', 'train.js', 'worker.js', 'scripts/doctor.js', 'scripts/echo-npy.js'];
+const SCRIPTS = [
+  'predict.js',
+  'train.js',
+  'worker.js',
+  'scripts/doctor.js',
+  'scripts/echo-npy.js',
+  'scripts/bench-masks.js',
+  'scripts/tokenize.js',
+];
 
 const run = (script, args) =>
   spawnSync(process.execPath, [path.join(NODE_DIR, script), ...args], { encoding: 'utf8' });

@@ -279,6 +279,19 @@ def export(source: Path, out_dir: Path, name: str | None):
     "--rtol", type=click.FloatRange(min=0), default=None, help="Override the spec's rtol."
 )
 @click.option(
+    "--input-range",
+    "input_ranges",
+    multiple=True,
+    help="An input's valid domain, NAME=LO:HI (token ids in [LO, HI)); repeatable.",
+)
+@click.option(
+    "--inputs",
+    "inputs_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Your own inputs for the one model verified: .npy, or .npz by input name.",
+)
+@click.option(
     "--keras-model",
     "keras_models",
     multiple=True,
@@ -300,21 +313,28 @@ def export(source: Path, out_dir: Path, name: str | None):
     help="Write report.json and errors.png here.",
 )
 @models_dir_option
-def verify(models, runtimes, samples, full, atol, rtol, keras_models, model_dirs, report_dir, out):
+def verify(
+    models, runtimes, samples, full, atol, rtol, input_ranges, inputs_file, keras_models,
+    model_dirs, report_dir, out,
+):  # fmt: skip
     """Check that every Node path computes what Python computes for MODELS.
 
     The same inputs go through Python (the original Keras model) and each Node
     path; names, shapes and dtypes must match exactly and every value within
-    atol + rtol*|python|; classifiers must agree on every argmax.
-    Exit 0 only when every path passes.
+    atol + rtol*|python|; classifiers must agree on every argmax. Inputs are
+    made within each input's domain (token ids for an Embedding, padded
+    samples for a mask) unless --inputs gives them; inputs that cannot tell
+    paths apart are refused. Exit 0 only when every path passes.
 
     Examples: tfjs-bridge verify gru --full;
     tfjs-bridge verify --keras-model my_model.keras --report reports/mine"""
     from .registry import resolve
     from .report import print_table, write_report
     from .runtimes import resolve_runtimes
+    from .signature import parse_ranges
     from .verify import verify_models
 
+    ranges = parse_ranges(input_ranges)
     chosen = resolve_runtimes(runtimes)
     root = _models_root(out)
     dirs = (
@@ -332,6 +352,8 @@ def verify(models, runtimes, samples, full, atol, rtol, keras_models, model_dirs
             rtol=rtol,
             explicit_runtimes=bool(runtimes),
             progress=progress,
+            ranges=ranges,
+            inputs_file=inputs_file,
         )
     print_table(report)
     if report_dir is not None:
@@ -406,7 +428,7 @@ def bench(models, batches, runtimes, budget, node_training, report_dir, out):
 @main.command()
 @click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
-              help="A float32 .npy of shape [N, *input_shape].")  # fmt: skip
+              help="A .npy [N, *input_shape], or an .npz of arrays by input name.")  # fmt: skip
 @click.option("--output", "output_path", required=True, type=click.Path(path_type=Path),
               help="Output .npy (several outputs: OUTPUT with _NAME).")  # fmt: skip
 @click.option("--runtime", default=None, help="A Node path [default: the fastest verified one].")
@@ -418,7 +440,7 @@ def predict(model_dir, input_path, output_path, runtime, allow_nonfinite, timeou
 
     Example: tfjs-bridge predict shared_models/lstm_sine --input x.npy --output y.npy"""
     from .exchange import save_array
-    from .inputs import load_input
+    from .inputs import load_inputs
     from .reference import subject_from_folder
     from .runtimes import RUNTIMES
     from .worker import NodeWorker
@@ -426,11 +448,11 @@ def predict(model_dir, input_path, output_path, runtime, allow_nonfinite, timeou
     if runtime is not None and runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime '{runtime}' (known: {', '.join(RUNTIMES)})")
     subject = subject_from_folder(model_dir)  # a missing folder or manifest fails here
-    x = load_input(input_path, subject.input_shape, allow_nonfinite)
+    xs = load_inputs(input_path, subject.signature, allow_nonfinite)
     rt = RUNTIMES.get(runtime)
     with NodeWorker(rt.backend if rt else "tensorflow", timeout=timeout) as worker:
         loaded = worker.load(model_dir, rt.format if rt else None)
-        ys, _ = worker.predict(loaded["handle"], x)
+        ys, _ = worker.predict(loaded["handle"], xs, subject.signature.names)
     names = loaded["outputs"]
     targets = (
         [output_path]

@@ -87,6 +87,36 @@ def name_custom_activations(model_json: Path) -> None:
     artifacts.write_json_atomic(model_json, model)
 
 
+def _node_index(name: str) -> int:
+    """Identity -> 0, Identity_2:0 -> 2: the order of a graph's output nodes."""
+    node = name.split(":")[0]
+    tail = node.rsplit("_", 1)[-1]
+    return int(tail) + 1 if "_" in node and tail.isdigit() else 0
+
+
+def name_graph_outputs(model_json: Path, keys: list[str]) -> None:
+    """The converter keeps a serving signature's output keys only in part:
+    keys such as lstm_3_1 come out as the tensor names Identity_1:0. The
+    SavedModel's outputs are its sorted keys, returned in that order through
+    Identity, Identity_1, ...; the signature gets its keys back from that order."""
+    model = json.loads(model_json.read_text())
+    outputs = (model.get("signature") or {}).get("outputs") or {}
+    if sorted(outputs) == sorted(keys) or len(outputs) != len(keys):
+        return
+    ordered = sorted(outputs.values(), key=lambda spec: _node_index(spec["name"]))
+    model["signature"]["outputs"] = dict(zip(sorted(keys), ordered, strict=True))
+    artifacts.write_json_atomic(model_json, model)
+
+
+def serving_output_keys(saved_model: Path) -> list[str]:
+    from .tfimport import import_tensorflow
+
+    tf = import_tensorflow()
+    return list(
+        tf.saved_model.load(str(saved_model)).signatures["serving_default"].structured_outputs
+    )
+
+
 def convert(model_dir: Path, formats: tuple[str, ...] = DEFAULT_FORMATS, log=None) -> dict:
     """Convert one trained model folder to each format; returns the manifest.
 
@@ -129,6 +159,9 @@ def convert_in_place(model_dir: Path, formats: tuple[str, ...]) -> dict:
         run_converter(args)
         if fmt == "layers":
             name_custom_activations(out / LAYERS.entry)
+        if fmt == "graph":
+            keys = serving_output_keys(model_dir / SAVED_MODEL)
+            name_graph_outputs(out / FORMATS["graph"].entry, keys)
         conversions[fmt] = {
             "converter": "tensorflowjs_converter",
             "converter_version": version,

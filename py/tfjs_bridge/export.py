@@ -22,6 +22,7 @@ from . import artifacts, keras3
 from .convert import convert_in_place
 from .errors import BridgeError, UsageError, first_line
 from .formats import FORMATS
+from .signature import InputSpec, Signature, float_input, read_signature
 from .tfimport import import_tensorflow
 from .versions import python_versions
 
@@ -47,12 +48,28 @@ def unrolled_twin(model):
     executeAsync, and tf-keras 2.19's not at all). None if a time axis is not fixed."""
     import tf_keras
 
-    if any(shape[1] is None for shape in _input_shapes(model) if len(shape) >= 3):
+    if any(len(shape) >= 2 and shape[1] is None for shape in _input_shapes(model)):
+        return None
+    masked = any(
+        type(layer).__name__ == "Masking" or getattr(layer, "mask_zero", False)
+        for layer in model.submodules
+    )
+    if masked and any(
+        getattr(layer, "zero_output_for_mask", False) for layer in _rnn_layers(model)
+    ):
+        # Masked steps of a return_sequences Bidirectional give 0 in the loop
+        # but the previous output once unrolled (tf-keras's unrolled rnn()
+        # ignores zero_output_for_mask): keep the loop, which tfjs-layers matches.
         return None
     cls = tf_keras.Sequential if isinstance(model, tf_keras.Sequential) else tf_keras.Model
     twin = cls.from_config(_with_unroll(model.get_config()), custom_objects=keras3.CUSTOM_OBJECTS)
     twin.set_weights(model.get_weights())
     return twin
+
+
+def _rnn_layers(model) -> list:
+    """Every recurrent layer, inside wrappers (Bidirectional) too."""
+    return [layer for layer in model.submodules if type(layer).__name__ in RNN_CLASSES]
 
 
 def _input_shapes(model) -> list[tuple]:
@@ -66,25 +83,47 @@ def save_h5(model, path: Path) -> None:
         model.save(path, include_optimizer=False, save_format="h5")
 
 
+def _unfuse_layer_norms(model) -> None:
+    """tf-keras runs LayerNormalization as a training-mode FusedBatchNormV3
+    over a reshaped input; the tfjs graph executor runs that op as inference
+    batch norm with empty statistics: wrong on the pure-JS and WASM backends,
+    an error on tfjs-node. The plain formula (moments, then the affine
+    normalisation) computes the same in ops every tfjs backend has."""
+    for layer in model.submodules:
+        if type(layer).__name__ == "LayerNormalization":
+            layer._fused = False
+
+
+def serving_keys(signature: Signature) -> list[str]:
+    """The serving signature's input keys: "input" for a one-input model (as
+    the registry's have always been), else the Keras input names."""
+    return ["input"] if len(signature.inputs) == 1 else signature.names
+
+
 def save_serving(model, model_dir: Path) -> bool:
     """model_dir/saved_model/ and saved_model_xla/: SavedModels serving `model`
     (an unrolled twin when possible, built once for both) under
-    serving_default, input "input", outputs "output" (or the output names when
-    several): names Node reads from the signature. The XLA one compiles the
-    serving function (jit_compile), which tf.node.loadSavedModel runs too,
-    several times faster for small batches. Returns whether it is unrolled."""
+    serving_default, inputs keyed by serving_keys, outputs "output" (or the
+    output names when several): names Node reads from the signature. The XLA
+    one compiles the serving function (jit_compile), which
+    tf.node.loadSavedModel runs too, several times faster for small batches.
+    Returns whether it is unrolled."""
     tf = import_tensorflow()
-    (shape,) = _input_shapes(model)
+    signature = read_signature(model)
     twin = unrolled_twin(model)
     served = twin if twin is not None else model
+    _unfuse_layer_norms(served)
     names = list(model.output_names)
 
-    def outputs(x):
-        ys = served(x, training=False)
+    def outputs(*xs):
+        ys = served(xs[0] if len(xs) == 1 else list(xs), training=False)
         ys = ys if isinstance(ys, list | tuple) else [ys]
         return {"output": ys[0]} if len(ys) == 1 else dict(zip(names, ys, strict=True))
 
-    spec = [tf.TensorSpec(shape, tf.float32, name="input")]
+    spec = [
+        tf.TensorSpec((None, *i.shape), i.dtype, name=key)
+        for i, key in zip(signature.inputs, serving_keys(signature), strict=True)
+    ]
     for folder, xla in ((SAVED_MODEL, None), (SAVED_MODEL_XLA, True)):
         serve = tf.function(outputs, input_signature=spec, jit_compile=xla)
         tf.saved_model.save(served, str(model_dir / folder), signatures={"serving_default": serve})
@@ -139,21 +178,23 @@ def export_model(source: Path, out_dir: Path, name: str | None = None) -> dict:
     notes = []
     with artifacts.model_lock(out_dir), artifacts.staged_dir(out_dir) as staging:
         if model is not None:
-            if len(model.inputs) != 1:
-                raise BridgeError(
-                    f"{source}: {len(model.inputs)} inputs; tfjs-bridge handles one-input models"
-                )
+            signature = read_signature(model)
             save_h5(model, staging / artifacts.KERAS_H5)
             if not save_serving(model, staging):
                 notes.append("time axis not fixed: the SavedModel keeps its While loop")
-            input_shape = list(model.inputs[0].shape[1:])
             classifier = _classifier(model)
             formats = ("layers", "graph")
         else:
             shutil.copytree(source, staging / SAVED_MODEL)
-            input_shape = _signature_input_shape(staging / SAVED_MODEL)
+            signature = _saved_model_signature(staging / SAVED_MODEL)
+            if any(i.kind == "tokens" for i in signature.inputs):
+                notes.append(
+                    "integer inputs of a SavedModel: their valid ids are unknown; "
+                    "give them with --input-range NAME=LO:HI"
+                )
             classifier = False
             formats = ("graph",)
+        input_shape = list(signature.inputs[0].shape)
         reference = {
             "tf_keras": {"kind": "tf_keras", "file": artifacts.KERAS_H5},
             "keras3": {"kind": "keras3", "file": "source.keras"},
@@ -171,6 +212,7 @@ def export_model(source: Path, out_dir: Path, name: str | None = None) -> dict:
                 "atol": 1e-5,
                 "rtol": 1e-5,
             },
+            "signature": signature.to_json(),
             "reference": reference,
             "source": {"path": str(source.resolve()), "kind": kind},
             "notes": notes,
@@ -186,10 +228,16 @@ def export_model(source: Path, out_dir: Path, name: str | None = None) -> dict:
     return manifest
 
 
-def _signature_input_shape(folder: Path) -> list:
+def _saved_model_signature(folder: Path) -> Signature:
+    """The I/O contract of a SavedModel that is not Keras: its serving
+    signature's inputs (sorted by key, as Node sorts them) and outputs."""
     tf = import_tensorflow()
     serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
-    specs = list(serve.structured_input_signature[1].values())
-    if len(specs) != 1:
-        raise BridgeError(f"{folder}: {len(specs)} inputs; tfjs-bridge handles one-input models")
-    return list(specs[0].shape[1:])
+    inputs = []
+    for key, spec in sorted(serve.structured_input_signature[1].items()):
+        shape = tuple(spec.shape[1:])
+        if spec.dtype.is_integer:
+            inputs.append(InputSpec(key, "int32", shape, "tokens", 0, 2))
+        else:
+            inputs.append(float_input(key, shape))
+    return Signature(tuple(inputs), tuple(sorted(serve.structured_outputs)))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BridgeError
+from .signature import InputSpec, Signature
 
 NPY_MAGIC = b"\x93NUMPY"
 MAX_INPUT_BYTES = 2 * 2**30  # refuse anything larger outright
@@ -58,7 +59,7 @@ def read_npy_checked(path: Path) -> np.ndarray:
 
 
 def check_input(
-    x: np.ndarray, path: Path, input_shape: tuple, allow_nonfinite: bool = False
+    x: np.ndarray, path: Path | str, input_shape: tuple, allow_nonfinite: bool = False
 ) -> np.ndarray:
     """The model's input contract: float32, [N, *input_shape] with N >= 1,
     finite unless allowed (then NaN and ±Inf pass through bit for bit)."""
@@ -89,3 +90,80 @@ def check_input(
 
 def load_input(path: Path, input_shape: tuple, allow_nonfinite: bool = False) -> np.ndarray:
     return check_input(read_npy_checked(path), path, input_shape, allow_nonfinite)
+
+
+def check_for(
+    x: np.ndarray, where: str, spec: InputSpec, allow_nonfinite: bool = False, only: bool = True
+):
+    """One input's contract (signature.py): its dtype, [N, *shape] with N >= 1,
+    token ids within [low, high), floats finite unless allowed. `only`: the
+    model's one input (messages say "the model"), else one of several."""
+    if spec.kind != "tokens":
+        if only:
+            return check_input(x, where, spec.shape, allow_nonfinite)
+        if x.dtype != np.float32:
+            raise BridgeError(
+                f"{where}: dtype {x.dtype}, input {spec.name} takes float32 "
+                "(cast with x.astype('float32'))"
+            )
+        return check_input(x, where, spec.shape, allow_nonfinite)
+    if x.dtype != np.int32:
+        raise BridgeError(
+            f"{where}: dtype {x.dtype}, input {spec.name} takes int32 token ids "
+            "(cast with x.astype('int32'))"
+        )
+    want = ", ".join(str(d) if d is not None else "*" for d in spec.shape)
+    fits = x.ndim == len(spec.shape) + 1 and all(
+        d is None or d == s for d, s in zip(spec.shape, x.shape[1:], strict=True)
+    )
+    if not fits:
+        raise BridgeError(
+            f"{where}: shape {list(x.shape)} does not fit input {spec.name} [N, {want}]"
+        )
+    if x.shape[0] == 0:
+        raise BridgeError(f"{where}: empty (0 samples)")
+    bad = (x < spec.low) | (x >= spec.high)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise BridgeError(
+            f"{where}: {int(bad.sum())} token ids outside [{spec.low:g}, {spec.high:g}) "
+            f"(first {int(x[first])} at {list(first)})"
+        )
+    return x
+
+
+def load_inputs(path: Path, signature: Signature, allow_nonfinite: bool = False) -> list:
+    """A .npy (one-input models) or an .npz of arrays named by input name:
+    one checked array per input, in the signature's order, all with the same
+    number of samples. A missing, extra, mistyped or out-of-range array is a
+    one-line error."""
+    if path.suffix != ".npz":
+        if len(signature.inputs) != 1:
+            raise BridgeError(
+                f"{path}: the model has {len(signature.inputs)} inputs "
+                f"({', '.join(signature.names)}): give an .npz with one array per input"
+            )
+        return [check_for(read_npy_checked(path), str(path), signature.inputs[0], allow_nonfinite)]
+    if not path.exists():
+        raise BridgeError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (ValueError, OSError) as exc:
+        raise BridgeError(f"{path}: not a readable .npz file ({exc})") from None
+    names = signature.names
+    missing = [n for n in names if n not in arrays]
+    extra = sorted(set(arrays) - set(names))
+    if missing or extra:
+        said = [f"no array for {', '.join(missing)}"] if missing else []
+        said += [f"arrays the model has no input for: {', '.join(extra)}"] if extra else []
+        raise BridgeError(f"{path}: {'; '.join(said)} (the model's inputs: {', '.join(names)})")
+    only = len(signature.inputs) == 1
+    xs = [
+        check_for(arrays[spec.name], f"{path}[{spec.name}]", spec, allow_nonfinite, only)
+        for spec in signature.inputs
+    ]
+    counts = {len(x) for x in xs}
+    if len(counts) > 1:
+        raise BridgeError(f"{path}: the arrays hold different numbers of samples {sorted(counts)}")
+    return xs

@@ -95,12 +95,28 @@ def _translate_node(node: dict) -> list:
         if isinstance(v, dict) and v.get("class_name") == "__keras_tensor__":
             name, node_index, index = v["config"]["keras_history"]
             tensors.append([name, node_index, index, {}])
-        elif isinstance(v, list):
+        elif isinstance(v, list | tuple):  # get_config() keeps args as tuples
             for item in v:
                 collect(item)
 
     collect(node.get("args", []))
     return tensors
+
+
+def _without_mask_ops(config: dict) -> list:
+    """Keras 3 writes the mask of an Embedding(mask_zero=True) as a NotEqual op
+    layer passed to the next layer as mask=...; tf-keras (and tfjs) carry that
+    mask along implicitly. Node kwargs are not translated (_translate_node), so
+    such a layer is left unused: drop it. verify compares against the Keras 3
+    model itself, so a mask computed otherwise would fail, not pass silently."""
+    used = {ref[0] for layer in config["layers"] for node in layer.get("inbound_nodes", [])
+            for ref in node}  # fmt: skip
+    used |= {ref[0] for ref in config.get("output_layers") or []}
+    return [
+        layer
+        for layer in config["layers"]
+        if layer.get("class_name") != "NotEqual" or layer.get("name") in used
+    ]
 
 
 def _nested_io(refs):
@@ -124,6 +140,7 @@ def to_tf_keras(model):
     if not is_sequential:
         config["input_layers"] = _nested_io(config.get("input_layers"))
         config["output_layers"] = _nested_io(config.get("output_layers"))
+        config["layers"] = _without_mask_ops(config)
     cls = tf_keras.Sequential if is_sequential else tf_keras.Model
     try:
         twin = cls.from_config(config, custom_objects=CUSTOM_OBJECTS)

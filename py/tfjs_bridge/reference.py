@@ -17,6 +17,7 @@ import numpy as np
 from . import artifacts
 from .errors import BridgeError
 from .formats import FORMATS
+from .signature import Signature, legacy_signature
 from .tfimport import import_tensorflow
 
 CHUNK = 1000  # samples per call, on both sides
@@ -35,6 +36,12 @@ class Subject:
     rtol: float
     reference_kind: str
     reference_file: str
+    # the model's inputs (names, dtypes, domains) and output names; None: one float input
+    signature: Signature | None = None
+
+    def __post_init__(self):
+        if self.signature is None:
+            self.signature = legacy_signature(self.input_shape, [])
 
     @property
     def formats(self) -> list[str]:
@@ -48,6 +55,10 @@ def subject_from_folder(model_dir: Path) -> Subject:
     if not isinstance(spec, dict) or "input_shape" not in spec:
         raise BridgeError(f"{model_dir / artifacts.MANIFEST}: has no model spec (input_shape)")
     reference = manifest.get("reference", {"kind": "tf_keras", "file": artifacts.KERAS_H5})
+    recorded = manifest.get("signature")
+    signature = (
+        Signature.from_json(recorded) if recorded else legacy_signature(spec["input_shape"], [])
+    )
     return Subject(
         name=spec.get("name", model_dir.name),
         model_dir=model_dir,
@@ -58,6 +69,7 @@ def subject_from_folder(model_dir: Path) -> Subject:
         rtol=float(spec.get("rtol", 1e-5)),
         reference_kind=reference["kind"],
         reference_file=reference["file"],
+        signature=signature,
     )
 
 
@@ -83,21 +95,24 @@ class Reference:
             model = tf_keras.models.load_model(path, compile=False, custom_objects=CUSTOM_OBJECTS)
             self.keras_model = model
             self.output_names = list(model.output_names)
-            self._call = lambda x: _as_list(model(x, training=False))
+            self._call = lambda xs: _as_list(model(_one_or_list(xs), training=False))
         elif kind == "keras3":
             from . import keras3
 
             model = keras3.load(path)
             self.keras_model = model
             self.output_names = keras3.output_names(model)
-            self._call = lambda x: _as_list(model(x, training=False))
+            self._call = lambda xs: _as_list(model(_one_or_list(xs), training=False))
         elif kind == "saved_model":
             serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-            (input_key,) = serve.structured_input_signature[1].keys()
+            keys = subject.signature.names
             self.output_names = sorted(serve.structured_outputs)
-            self._call = lambda x: [
-                serve(**{input_key: tf.constant(x)})[k] for k in self.output_names
-            ]
+
+            def call(xs):
+                ys = serve(**{k: tf.constant(x) for k, x in zip(keys, xs, strict=True)})
+                return [ys[k] for k in self.output_names]
+
+            self._call = call
         else:
             raise BridgeError(f"{subject.model_dir}: unknown reference kind '{kind}'")
         self.signature_names = self._signature_names(tf)
@@ -113,10 +128,13 @@ class Reference:
     def expected_names(self, fmt: str) -> list[str]:
         return self.output_names if fmt == "layers" else self.signature_names or self.output_names
 
-    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        """Outputs in output_names order, computed in chunks."""
+    def __call__(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        """Outputs in output_names order for the inputs (one array per input,
+        in the signature's order), computed in chunks."""
+        n = len(xs[0])
         parts = [
-            [np.asarray(y) for y in self._call(x[i : i + CHUNK])] for i in range(0, len(x), CHUNK)
+            [np.asarray(y) for y in self._call([x[i : i + CHUNK] for x in xs])]
+            for i in range(0, n, CHUNK)
         ]
         return [np.concatenate(ys) for ys in zip(*parts, strict=True)]
 
@@ -128,6 +146,11 @@ class Reference:
         if len(outputs) == 1:
             return outputs
         return [outputs[self.output_names.index(n)] for n in names]
+
+
+def _one_or_list(xs: list):
+    """What a Keras model takes: one tensor, or a list for several inputs."""
+    return xs[0] if len(xs) == 1 else list(xs)
 
 
 def _as_list(y) -> list:

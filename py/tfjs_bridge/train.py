@@ -18,6 +18,8 @@ from .averaging import averaged_weights, averaging_optimizer
 from .export import save_h5, save_serving
 from .progress import NO_PROGRESS, Progress
 from .registry import ModelSpec, build_keras
+from .signature import read_signature
+from .text import TOKENIZER_FILE
 from .tfimport import import_tensorflow, native_stderr_hidden
 from .versions import python_versions
 
@@ -180,6 +182,7 @@ def _train_locked(spec, out_root, target, epochs, limit, seed, progress, resume,
     manifest = {
         "model": spec.name,
         "spec": spec.to_json(),
+        "signature": read_signature(model).to_json(),
         "seed": seed,
         "epochs": len(record["epoch_seconds"]),
         "resumed_from_epoch": epoch_log.resumed_from or None,
@@ -198,8 +201,12 @@ def _train_locked(spec, out_root, target, epochs, limit, seed, progress, resume,
         "versions": python_versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if dataset.tokenizer is not None:  # text: the ids' tokenizer goes with the model
+        manifest["tokenizer"] = {"file": TOKENIZER_FILE, **dataset.tokenizer.settings()}
     with artifacts.staged_dir(target) as staging:
         save_model(model, staging)
+        if dataset.tokenizer is not None:
+            dataset.tokenizer.save(staging / TOKENIZER_FILE)
         manifest["files"] = artifacts.file_hashes(staging)
         artifacts.write_json_atomic(staging / artifacts.MANIFEST, manifest)
     shutil.rmtree(backup, ignore_errors=True)  # the model is in place: nothing to resume

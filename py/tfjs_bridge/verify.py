@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, parity
-from .errors import NodeError
+from . import data, parity, probes
+from .errors import NodeError, UsageError
 from .parity_record import FAIL, PASS, SKIP, record_parity
 from .progress import NO_PROGRESS, Progress
 from .reference import CHUNK, Reference, Subject, subject_from_folder
 from .runtimes import Runtime
+from .signature import Signature
 from .versions import python_versions
 from .workers import on_workers
 
@@ -53,6 +54,7 @@ class VerifyReport:
     runtimes: dict[str, dict]
     python: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    inputs: dict[str, list[dict]] = field(default_factory=dict)  # what was fed (probes.describe)
 
     @property
     def ok(self) -> bool:
@@ -70,6 +72,7 @@ class VerifyReport:
                 "node": self.runtimes,
             },
             "notes": self.notes,
+            "inputs": self.inputs,
             "results": [r.to_json() for r in self.results],
         }
 
@@ -98,7 +101,11 @@ def verify(
     explicit_runtimes: bool = False,
     progress: Progress = NO_PROGRESS,
     timeout: float | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    feeds: dict[str, list[np.ndarray]] | None = None,
 ) -> VerifyReport:
+    """Every (subject, runtime) pair on the same inputs. `ranges` overrides
+    input domains by input name; `feeds` gives a subject's inputs outright."""
     pairs, notes = plan(subjects, runtimes, explicit_runtimes)
     # The spec's tolerances unless the caller overrides them.
     tolerances = {
@@ -108,15 +115,23 @@ def verify(
         }
         for s in subjects
     }
-    inputs, references, truth = {}, {}, {}
+    inputs, references, truth, fed, refused = {}, {}, {}, {}, {}
     for subject in subjects:
-        x, labels = data.reference_inputs(subject.data, subject.input_shape, samples)
-        inputs[subject.name] = (x, labels)
+        xs, labels = _inputs_for(subject, samples, ranges or {}, (feeds or {}).get(subject.name))
+        inputs[subject.name] = (xs, labels)
+        fed[subject.name] = probes.describe(xs, subject.signature)
+        why = probes.vacuity(fed[subject.name], subject.signature)
+        if why:
+            refused[subject.name] = f"refused: the inputs cannot tell paths apart ({why})"
+            continue
         references[subject.name] = Reference(subject)
-        truth[subject.name] = references[subject.name](x)
+        truth[subject.name] = references[subject.name](xs)
+    results: list[PathResult] = [
+        PathResult(s.name, rt.name, FAIL, refused[s.name]) for s, rt in pairs if s.name in refused
+    ]
+    pairs = [(s, rt) for s, rt in pairs if s.name not in refused]
 
-    chunks = {s.name: math.ceil(len(inputs[s.name][0]) / CHUNK) for s in subjects}
-    results: list[PathResult] = []
+    chunks = {s.name: math.ceil(len(inputs[s.name][0][0]) / CHUNK) for s in subjects}
 
     def run(worker, subject: Subject, rt: Runtime) -> None:
         name = subject.name
@@ -136,32 +151,51 @@ def verify(
         progress.close()
     return VerifyReport(
         results=results,
-        samples={s.name: len(inputs[s.name][0]) for s in subjects},
+        samples={s.name: len(inputs[s.name][0][0]) for s in subjects},
         tolerances=tolerances,
         runtimes=runtime_info,
         python=python_versions(),
         notes=notes,
+        inputs=fed,
     )
 
 
+def _inputs_for(subject: Subject, samples, ranges, given) -> tuple[list[np.ndarray], object]:
+    """(one array per input, labels or None): the user's own (--inputs), the
+    registry data set's real inputs, or inputs made to exercise the model
+    within each input's domain (probes.py)."""
+    signature: Signature = subject.signature
+    if ranges:
+        signature = signature.with_ranges(ranges)
+    if given is not None:
+        return given, None
+    if subject.data is not None and len(signature.inputs) == 1 and not ranges:
+        x, labels = data.reference_inputs(subject.data, subject.input_shape, samples)
+        return [x], labels
+    return probes.probe_inputs(signature, samples), None
+
+
 def _run_path(worker, subject, rt, inputs, reference, truth, tol, progress) -> PathResult:
-    x, labels = inputs
+    xs, labels = inputs
+    n = len(xs[0])
+    names_in = subject.signature.names
     if rt.format not in subject.formats:
-        progress.advance(math.ceil(len(x) / CHUNK))
+        progress.advance(math.ceil(n / CHUNK))
         return PathResult(subject.name, rt.name, SKIP, f"the model folder has no {rt.format} model")
     try:
         loaded = worker.load(subject.model_dir, rt.format)
         parts, predict_ms = [], 0.0
-        for i in range(0, len(x), CHUNK):
-            ys, timing = worker.predict(loaded["handle"], x[i : i + CHUNK])
+        for i in range(0, n, CHUNK):
+            chunk = [x[i : i + CHUNK] for x in xs]
+            ys, timing = worker.predict(loaded["handle"], chunk, names_in)
             parts.append(ys)
             predict_ms += timing["ms"]
             progress.advance()
         # A batch of one can take another code path (the fast RNN loop on the
         # pure-JS and WASM backends): the first few samples go in one by one too.
         singles = [
-            worker.predict(loaded["handle"], x[i : i + 1])[0]
-            for i in range(min(ONE_BY_ONE, len(x)))
+            worker.predict(loaded["handle"], [x[i : i + 1] for x in xs], names_in)[0]
+            for i in range(min(ONE_BY_ONE, n))
         ]
         worker.dispose(loaded["handle"])
     except NodeError as err:
@@ -177,7 +211,7 @@ def _run_path(worker, subject, rt, inputs, reference, truth, tol, progress) -> P
         labels=labels,
         classifier=subject.classifier,
     )
-    figures.update(samples=len(x), load_ms=loaded["load_ms"], predict_ms=predict_ms)
+    figures.update(samples=n, load_ms=loaded["load_ms"], predict_ms=predict_ms)
     passed = figures.pop("passed")
     reason = figures.pop("reason", "")
     if passed:
@@ -207,12 +241,19 @@ def verify_models(
     rtol: float | None = None,
     explicit_runtimes: bool = False,
     progress: Progress = NO_PROGRESS,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    inputs_file: Path | None = None,
 ) -> VerifyReport:
     """verify for model folders and for users' own models (.h5, .keras or
     SavedModel folders), each exported to a temporary folder for the run.
-    The folders that outlive it learn which of their paths passed (parity.json)."""
+    The folders that outlive it learn which of their paths passed (parity.json).
+    `inputs_file` (.npy or .npz by input name) replaces the generated inputs
+    of the one model verified."""
     from .export import export_model
+    from .inputs import load_inputs
 
+    if inputs_file is not None and len(model_dirs) + len(keras_models) != 1:
+        raise UsageError("--inputs gives one model's inputs: verify one model with it")
     kept = [subject_from_folder(d) for d in model_dirs]  # a bad folder fails before any export
     with tempfile.TemporaryDirectory(prefix="tfjs-bridge-verify-") as tmp:
         exported = []
@@ -220,6 +261,10 @@ def verify_models(
             target = Path(tmp) / f"{i}-{source.stem or 'model'}"
             export_model(source, target, name=source.stem or source.name)
             exported.append(subject_from_folder(target))
+        feeds = None
+        if inputs_file is not None:
+            (subject,) = kept + exported
+            feeds = {subject.name: load_inputs(inputs_file, subject.signature)}
         report = verify(
             kept + exported,
             runtimes,
@@ -228,6 +273,8 @@ def verify_models(
             rtol=rtol,
             explicit_runtimes=explicit_runtimes,
             progress=progress,
+            ranges=ranges,
+            feeds=feeds,
         )
     record_parity(report, kept)
     return report

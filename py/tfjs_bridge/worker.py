@@ -160,9 +160,15 @@ class NodeWorker:
         # Absolute: the worker runs in the project root, not in our working directory.
         return self.request("load", model_dir=str(Path(model_dir).resolve()), format=fmt)[0]
 
-    def predict(self, handle: int, x: np.ndarray) -> tuple[list[np.ndarray], dict]:
-        result, arrays = self.request("predict", [x], handle=handle)
-        return arrays, result
+    def predict(
+        self, handle: int, xs: np.ndarray | list[np.ndarray], names: list[str] | None = None
+    ) -> tuple[list[np.ndarray], dict]:
+        """The model's outputs for one input array, or several (one per input,
+        named in the signature's order: the worker feeds them by name)."""
+        arrays = [xs] if isinstance(xs, np.ndarray) else list(xs)
+        extra = {"inputs": list(names)} if names is not None else {}
+        result, outputs = self.request("predict", arrays, handle=handle, **extra)
+        return outputs, result
 
     def memory(self) -> dict:
         return self.request("memory")[0]

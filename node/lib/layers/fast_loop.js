@@ -13,7 +13,7 @@
 // the loop. When it runs: loop_policy.js. Its weights: loop_weights.js.
 const { tfjsOps, opsFor, activationOf, tapeOn } = require('./ops');
 const { gruStep, lstmStep, CELLS } = require('./cells');
-const { fastLoopInput } = require('./loop_policy');
+const { fastLoopInput, maskOf } = require('./loop_policy');
 const {
   layerWeights,
   foldsHardSigmoid,
@@ -97,11 +97,26 @@ function stepActivations(tf, ops, layer) {
 }
 
 /**
- * The loop over time of one layer, or of a Bidirectional's two directions side
- * by side (`layers`), with prepared `weights` (loop_weights.js). Returns every
- * step's state h [B, W] in the order the steps were read.
+ * maskAt(t) -> bool [B, W]: which samples' step t is real, in the order the
+ * layer reads the steps (a padded step keeps the previous state and repeats
+ * the previous output, as tfjs's and Keras's rnn() do); null without a mask.
  */
-function runLoop(tf, layers, weights, x, kind) {
+function loopMask(tf, layer, mask, width) {
+  if (!mask) return null;
+  let major = tf.transpose(tf.cast(mask, 'float32'), [1, 0]); // [T, B]
+  if (layer.goBackwards) major = tf.reverse(major, 0);
+  const wide = tf.cast(tf.tile(tf.expandDims(major, 2), [1, 1, width]), 'bool');
+  const steps = unstackSteps(tf, wide);
+  return (t) => steps[t];
+}
+
+/**
+ * The loop over time of one layer, or of a Bidirectional's two directions side
+ * by side (`layers`), with prepared `weights` (loop_weights.js) and an
+ * optional mask [B, T] (one direction). Returns every step's state h [B, W]
+ * in the order the steps were read.
+ */
+function runLoop(tf, layers, weights, x, kind, mask = null) {
   const ops = opsFor(tf);
   const [first] = layers;
   const params = {
@@ -110,14 +125,18 @@ function runLoop(tf, layers, weights, x, kind) {
     width: weights.width,
   };
   const xAt = loopInputs(tf, ops, layers, weights, x, kind);
+  const realAt = loopMask(tf, first, mask, weights.width);
   let h = tf.zeros([x.shape[0], weights.width]);
   let c = h;
   const states = [];
   for (let t = 0; t < x.shape[1]; t++) {
+    const real = realAt && realAt(t);
+    const kept = (next, previous) => (real ? ops.select(real, next, previous) : next);
     if (kind === 'GRU') {
-      ({ h } = gruStep(ops, params, weights, xAt(t), h));
+      h = kept(gruStep(ops, params, weights, xAt(t), h).h, h);
     } else {
-      ({ h, c } = lstmStep(ops, params, weights, xAt(t)[0], h, c));
+      const step = lstmStep(ops, params, weights, xAt(t)[0], h, c);
+      [h, c] = [kept(step.h, h), kept(step.c, c)];
     }
     states.push(h);
   }
@@ -136,10 +155,11 @@ function backpropLoop(tf, layer, kind, x) {
   return layer.returnSequences ? tf.transpose(out, [1, 0, 2]) : out;
 }
 
-/** One GRU or LSTM layer's output by the fast loop. */
-function fastLayer(tf, layer, kind, x) {
-  if (tapeOn(tf) && backpropSupported(tf, layer)) return backpropLoop(tf, layer, kind, x);
-  const states = runLoop(tf, [layer], cachedLoopWeights(tf, layer, [layer], kind), x, kind);
+/** One GRU or LSTM layer's output by the fast loop (a masked one: backprop.js has no masks). */
+function fastLayer(tf, layer, kind, x, mask) {
+  if (tapeOn(tf) && !mask && backpropSupported(tf, layer)) return backpropLoop(tf, layer, kind, x);
+  const weights = cachedLoopWeights(tf, layer, [layer], kind);
+  const states = runLoop(tf, [layer], weights, x, kind, mask);
   return layer.returnSequences ? tf.stack(states, 1) : states[states.length - 1];
 }
 
@@ -151,7 +171,8 @@ function withFastLoop(tf, Stock, kind) {
   class Fast extends Stock {
     call(inputs, kwargs) {
       const x = fastLoopInput(tf, this, inputs, kwargs);
-      return x ? tf.tidy(() => fastLayer(tf, this, kind, x)) : super.call(inputs, kwargs);
+      if (!x) return super.call(inputs, kwargs);
+      return tf.tidy(() => fastLayer(tf, this, kind, x, maskOf(kwargs)));
     }
 
     dispose() {

@@ -7,6 +7,7 @@
 //   LSTM           tfjs's LSTM with the fast loop
 //   Bidirectional  both directions as one loop (bidirectional.js)
 //   keras3HardSigmoid  Keras 3's hard_sigmoid (activations.js)
+//   Conv1D         tfjs's Conv1D, plus Keras's padding="causal" (conv1d_causal.js)
 //
 // This is the one place classes are registered with tfjs's serialization,
 // each class name once, under the names the converter writes, so
@@ -18,6 +19,7 @@ const { resetAfterGRU } = require('./gru_reset_after');
 const { withFastLoop } = require('./fast_loop');
 const { bidirectionalLayer } = require('./bidirectional');
 const { kerasActivations } = require('./activations');
+const { causalConv1D } = require('./conv1d_causal');
 
 /** Installs the layers into `tf` (once per tfjs) and returns their classes. */
 const installKerasLayers = oncePerTf((tf) => {
@@ -27,7 +29,8 @@ const installKerasLayers = oncePerTf((tf) => {
   const LSTM = withFastLoop(tf, StockLSTM, 'LSTM');
   const Bidirectional = bidirectionalLayer(tf, { GRU, LSTM });
   const { Keras3HardSigmoid } = kerasActivations(tf);
-  const classes = { GRUCell, GRU, LSTM, Bidirectional, Keras3HardSigmoid };
+  const { Conv1D } = causalConv1D(tf);
+  const classes = { GRUCell, GRU, LSTM, Bidirectional, Keras3HardSigmoid, Conv1D };
   Object.values(classes).forEach((cls) => tf.serialization.registerClass(cls));
   return classes;
 });

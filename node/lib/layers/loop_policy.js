@@ -1,9 +1,10 @@
 'use strict';
 // When the fast loop (fast_loop.js) runs instead of tfjs's stock loop.
 //
-// It handles what the registry and typical Keras exports need: no mask, no
-// initial state, not stateful, no returnState, and no dropout while training.
-// Anything else goes to the stock loop. By default it runs on tfjs-node, and
+// It handles what the registry and typical Keras exports need: a mask or
+// none (one mask for the layer's one input), no initial state, not stateful,
+// no returnState, and no dropout while training. Anything else goes to the
+// stock loop. By default it runs on tfjs-node, and
 // on the pure-JS and WASM backends for batches of one only: there it was
 // faster for all five registry models at batch 1 (1.1-63x) and the stock
 // loop for most at 32 and 256 (docs/performance.md). TFJS_BRIDGE_RNN_LOOP=
@@ -17,12 +18,20 @@ function fastLoopWanted(tf, batch) {
   return tf.getBackend() === 'tensorflow' || batch === 1;
 }
 
+/** The call's one mask tensor [B, T], null when there is none, undefined when it is not one. */
+function maskOf(kwargs) {
+  const { mask } = kwargs;
+  if (mask == null) return null;
+  const one = Array.isArray(mask) ? (mask.length === 1 ? mask[0] : undefined) : mask;
+  return one != null && one.rank === 2 ? one : undefined;
+}
+
 /** The input tensor when the fast loop applies to this call of `layer`, else null. */
 function fastLoopInput(tf, layer, inputs, kwargs = {}) {
   const cell = layer.cell;
   const dropping = kwargs.training && (cell.dropout > 0 || cell.recurrentDropout > 0);
   if (
-    kwargs.mask != null ||
+    maskOf(kwargs) === undefined ||
     kwargs.initialState != null ||
     layer.stateful ||
     layer.returnState ||
@@ -45,6 +54,7 @@ function bothDirectionsInput(tf, bidirectional, inputs, kwargs, merges) {
   if (
     tf.getBackend() !== 'tensorflow' ||
     tapeOn(tf) ||
+    maskOf(kwargs) != null || // (each direction's fast loop takes it, one after the other)
     !Object.hasOwn(merges, bidirectional.mergeMode)
   )
     return null;
@@ -64,4 +74,4 @@ function bothDirectionsInput(tf, bidirectional, inputs, kwargs, merges) {
   return x && fastLoopInput(tf, bwd, inputs, kwargs) ? x : null;
 }
 
-module.exports = { fastLoopInput, bothDirectionsInput };
+module.exports = { fastLoopInput, bothDirectionsInput, maskOf };

@@ -18,6 +18,7 @@ function tfjsOps(tf) {
     add: (a, b) => tf.add(a, b),
     sub: (a, b) => tf.sub(a, b),
     mul: (a, b) => tf.mul(a, b),
+    select: (condition, a, b) => tf.where(condition, a, b),
     tanh: (v) => tf.tanh(v),
     sigmoid: (v) => tf.sigmoid(v),
     clip01: (v) => tf.clipByValue(v, 0, 1),

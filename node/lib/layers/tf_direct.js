@@ -70,6 +70,8 @@ function directOps(tf) {
     add: (a, b) => run('AddV2', [a, b]),
     sub: (a, b) => run('Sub', [a, b]),
     mul: (a, b) => run('Mul', [a, b]),
+    /** where(condition, a, b): condition a bool tensor of a's shape. */
+    select: (condition, a, b) => run('Select', [condition, a, b]),
     tanh: (v) => run('Tanh', [v]),
     sigmoid: (v) => run('Sigmoid', [v]),
     clip01: (v) => run('ClipByValue', [v, zero, one]),

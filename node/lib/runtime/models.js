@@ -1,7 +1,10 @@
 'use strict';
 // Loading a converted model folder in Node, in each of its formats, behind one
-// interface: predict(x) -> Promise<Tensor[]> with outputs named in `outputs`,
-// in the order Python lists them (so the two sides can be compared by name).
+// interface: predict(xs, names) -> Promise<Tensor[]> with outputs named in
+// `outputs`, in the order Python lists them (so the two sides can be compared
+// by name). xs holds one tensor per model input; with several, `names` says
+// which input each is (the model's signature, recorded in its manifest), and
+// each format feeds them by name.
 // Where each format lives in the folder is vocabulary.js's (FORMATS); how
 // each loads is here (LOADERS):
 //   layers           tf.loadLayersModel      any backend
@@ -21,15 +24,59 @@ const sortedSignature = (entries) =>
     .sort()
     .map((key) => ({ key, name: entries[key].name }));
 
+/**
+ * Keras's output_names: each output layer's name, made unique as Keras makes
+ * it (a layer with three outputs, such as an LSTM with return_state, gives
+ * lstm_3, lstm_3_1, lstm_3_2).
+ */
+function kerasOutputNames(layerNames) {
+  const taken = new Set();
+  const counts = new Map();
+  return layerNames.map((name) => {
+    let proposal = name;
+    while (taken.has(proposal)) {
+      const count = counts.get(name) || 1;
+      proposal = `${name}_${count}`;
+      counts.set(name, count + 1);
+    }
+    taken.add(proposal);
+    return proposal;
+  });
+}
+
+/**
+ * The tensors in the order `order` (the model's input names) lists them, from
+ * xs named by `names`; one input needs no name.
+ */
+function byName(xs, names, order, where) {
+  if (xs.length !== order.length) {
+    throw new Error(`${where}: the model takes ${order.length} input(s), got ${xs.length}`);
+  }
+  if (xs.length === 1) return xs;
+  if (!names || names.length !== xs.length) {
+    throw new Error(
+      `${where}: ${xs.length} inputs need their names (the model's: ${order.join(', ')})`,
+    );
+  }
+  return order.map((name) => {
+    const i = names.indexOf(name);
+    if (i < 0) throw new Error(`${where}: no input named ${name} given (got ${names.join(', ')})`);
+    return xs[i];
+  });
+}
+
 async function loadLayers(tf, where) {
   const model = await tf.loadLayersModel(tf.io.fromMemory(readModelArtifacts(where)));
   return {
     model,
-    // Keras's output_names: the names of the output layers.
-    outputs: model.outputs.map((output) => output.sourceLayer.name),
+    outputs: kerasOutputNames(model.outputs.map((output) => output.sourceLayer.name)),
     // predict() splits into batches of 32 by default; run the batch whole.
-    predict: async (x) => {
-      const y = model.predict(x, { batchSize: x.shape[0] });
+    predict: async (xs, names) => {
+      // (a Sequential loaded from JSON lists no inputNames until it is built)
+      const order = model.inputs.map((t) => t.sourceLayer.name);
+      const ordered = byName(xs, names, order, where);
+      const input = ordered.length === 1 ? ordered[0] : ordered;
+      const y = model.predict(input, { batchSize: ordered[0].shape[0] });
       return Array.isArray(y) ? y : [y];
     },
     dispose: () => model.dispose(),
@@ -80,13 +127,18 @@ async function loadGraph(tf, where) {
   const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
   const inputs = sortedSignature(artifacts.signature && artifacts.signature.inputs);
   const outputs = sortedSignature(artifacts.signature && artifacts.signature.outputs);
-  const inputName = inputs.length ? inputs[0].name.replace(/:0$/, '') : model.inputs[0].name;
+  // Signature keys are the Keras input names; the graph's nodes, their values.
+  const inputKeys = inputs.length ? inputs.map((i) => i.key) : model.inputs.map((i) => i.name);
+  const inputNodes = inputs.length
+    ? inputs.map((i) => i.name.replace(/:0$/, ''))
+    : model.inputs.map((i) => i.name);
   const outputNodes = outputs.length ? outputs.map((o) => o.name.replace(/:0$/, '')) : undefined;
   // An RNN exported with its While loop makes execute() refuse and ask for
   // executeAsync(): we follow that advice once and keep to it.
   const state = { async: false };
-  const run = async (x) => {
-    const feed = { [inputName]: x };
+  const run = async (xs, names) => {
+    const ordered = byName(xs, names, inputKeys, where);
+    const feed = Object.fromEntries(inputNodes.map((node, i) => [node, ordered[i]]));
     let out;
     if (!state.async) {
       try {
@@ -119,14 +171,15 @@ async function loadSavedModel(tf, where, format) {
     .map((m) => m.signatureDefs && m.signatureDefs.serving_default)
     .find(Boolean);
   if (!serving) throw new Error(`${where}: the SavedModel has no serving_default signature`);
-  const inputKey = Object.keys(serving.inputs)[0];
+  const inputKeys = Object.keys(serving.inputs).sort();
   const outputs = Object.keys(serving.outputs).sort();
   const model = await tf.node.loadSavedModel(where, ['serve'], 'serving_default');
   return {
     model,
     outputs,
-    predict: async (x) => {
-      const y = model.predict({ [inputKey]: x });
+    predict: async (xs, names) => {
+      const ordered = byName(xs, names, inputKeys, where);
+      const y = model.predict(Object.fromEntries(inputKeys.map((key, i) => [key, ordered[i]])));
       return y instanceof tf.Tensor ? [y] : outputs.map((key) => y[key]);
     },
     dispose: () => model.dispose(),
@@ -140,12 +193,19 @@ async function loadSavedModel(tf, where, format) {
 async function loadOnnx(ort, where) {
   const session = await ort.InferenceSession.create(where, { graphOptimizationLevel: 'all' });
   const outputs = [...session.outputNames].sort();
-  const [inputName] = session.inputNames;
+  // tf2onnx keeps the graph's input names, sometimes with a ':0'
+  const inputKeys = session.inputNames.map((name) => name.replace(/:0$/, ''));
   return {
     model: session,
     outputs,
-    run: async (input) => {
-      const feeds = { [inputName]: new ort.Tensor(input.dtype, input.data, input.shape) };
+    run: async (arrays, names) => {
+      const ordered = byName(arrays, names, inputKeys, where);
+      const feeds = Object.fromEntries(
+        session.inputNames.map((name, i) => {
+          const { dtype, data, shape } = ordered[i];
+          return [name, new ort.Tensor(dtype, data, shape)];
+        }),
+      );
       const result = await session.run(feeds);
       return outputs.map((key) => ({
         dtype: result[key].type,
@@ -165,17 +225,18 @@ const LOADERS = {
 };
 
 /**
- * One input bound to a loaded model (any format, any backend): call() runs
- * it and returns plain {dtype, shape, data} outputs; release() frees the
- * input. tfjs runners get a tensor made once (and their outputs disposed each
- * call); ONNX runners take the arrays as they are.
+ * Inputs bound to a loaded model (any format, any backend): call() runs it
+ * and returns plain {dtype, shape, data} outputs; release() frees the inputs.
+ * `inputs` holds one {dtype, shape, data} per model input, named by `names`
+ * when there are several. tfjs runners get tensors made once (and their
+ * outputs disposed each call); ONNX runners take the arrays as they are.
  */
-function bind(tf, runner, input) {
-  if (runner.run) return { call: () => runner.run(input), release: () => {} };
-  const x = tf.tensor(input.data, input.shape, input.dtype);
+function bind(tf, runner, inputs, names = null) {
+  if (runner.run) return { call: () => runner.run(inputs, names), release: () => {} };
+  const xs = inputs.map((input) => tf.tensor(input.data, input.shape, input.dtype));
   return {
     call: async () => {
-      const ys = await runner.predict(x);
+      const ys = await runner.predict(xs, names);
       try {
         // data() waits for the values: a timing covers the whole computation.
         const arrays = await Promise.all(ys.map((y) => y.data()));
@@ -184,7 +245,7 @@ function bind(tf, runner, input) {
         tf.dispose(ys);
       }
     },
-    release: () => x.dispose(),
+    release: () => tf.dispose(xs),
   };
 }
 
@@ -210,4 +271,4 @@ async function loadModel(tf, modelDir, format = 'layers') {
   return { format, ...(await LOADERS[format](tf, where, format)) };
 }
 
-module.exports = { loadModel, bind };
+module.exports = { loadModel, bind, kerasOutputNames };
