@@ -238,6 +238,28 @@ async function compareLoops(backend) {
       stock: await kernels('stock'),
     };
   }
+  // returnState: the output, then h (and c), as tfjs's stock loop gives them.
+  results.returnState = {};
+  for (const [kind, Layer] of [
+    ['GRU', layers.GRU],
+    ['LSTM', layers.LSTM],
+  ]) {
+    const input = tf.input({ shape: [STEPS, FEATURES] });
+    const outputs = new Layer({ units: UNITS, returnSequences: true, returnState: true }).apply(
+      input,
+    );
+    const model = tf.model({ inputs: input, outputs });
+    const x = paddedInput(
+      tf,
+      tf.randomUniform([BATCH, STEPS, FEATURES], -1, 1, 'float32', 9),
+      false,
+    );
+    const [stock, fast] = ['stock', 'fast'].map((loop) => withLoop(loop, () => model.predict(x)));
+    results.returnState[kind] = {
+      count: [stock.length, fast.length],
+      diff: Math.max(...stock.map((y, i) => maxAbsDiff(tf, y, fast[i]))),
+    };
+  }
   results.cache = await preparedWeightsCache(tf, layers);
   return { backend: tf.getBackend(), results };
 }
@@ -323,7 +345,7 @@ if (process.env.FAST_RNN_BACKEND) {
       );
       assert.equal(out.backend, backend);
       for (const [name, r] of Object.entries(out.results)) {
-        if (name === 'mask' || name === 'unforced' || name === 'cache') continue;
+        if (['mask', 'unforced', 'cache', 'returnState'].includes(name)) continue;
         assert.ok(r.outputDiff <= 1e-5, `${name}: outputs differ by ${r.outputDiff}`);
         assert.ok(r.gradScale > 1e-3, `${name}: gradients are all ~0 (${r.gradScale})`);
         assert.ok(
@@ -353,6 +375,10 @@ if (process.env.FAST_RNN_BACKEND) {
         out.results.mask.diff <= 1e-6,
         `masked steps changed the result by ${out.results.mask.diff}`,
       );
+      for (const [kind, r] of Object.entries(out.results.returnState)) {
+        assert.deepEqual(r.count, [kind === 'GRU' ? 2 : 3, kind === 'GRU' ? 2 : 3], kind);
+        assert.ok(r.diff <= 1e-5, `${kind} returnState: outputs differ by ${r.diff}`);
+      }
       const { cache } = out.results;
       assert.ok(
         cache.afterSetWeights <= 1e-5,

@@ -21,7 +21,8 @@ const MERGES = {
 function bidirectionalLoop(tf, bidirectional, kind, x) {
   const { forwardLayer: fwd, backwardLayer: bwd, mergeMode } = bidirectional;
   const layers = [fwd, bwd];
-  const states = runLoop(tf, layers, cachedLoopWeights(tf, bidirectional, layers, kind), x, kind);
+  const weights = cachedLoopWeights(tf, bidirectional, layers, kind);
+  const { states } = runLoop(tf, layers, weights, x, kind);
   const merge = (joined, timeAxis) => {
     const [forward, backward] = tf.split(joined, 2, -1);
     // the backward layer's sequence runs back in time: Bidirectional reverses it

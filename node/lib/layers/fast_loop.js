@@ -114,7 +114,8 @@ function loopMask(tf, layer, mask, width) {
  * The loop over time of one layer, or of a Bidirectional's two directions side
  * by side (`layers`), with prepared `weights` (loop_weights.js) and an
  * optional mask [B, T] (one direction). Returns every step's state h [B, W]
- * in the order the steps were read.
+ * in the order the steps were read, and the final states: [h] for a GRU,
+ * [h, c] for an LSTM (what returnState gives after the output).
  */
 function runLoop(tf, layers, weights, x, kind, mask = null) {
   const ops = opsFor(tf);
@@ -140,7 +141,7 @@ function runLoop(tf, layers, weights, x, kind, mask = null) {
     }
     states.push(h);
   }
-  return states;
+  return { states, last: kind === 'GRU' ? [h] : [h, c] };
 }
 
 /** Training on tfjs-node: the recurrence as one customGrad op (backprop.js). */
@@ -155,12 +156,20 @@ function backpropLoop(tf, layer, kind, x) {
   return layer.returnSequences ? tf.transpose(out, [1, 0, 2]) : out;
 }
 
-/** One GRU or LSTM layer's output by the fast loop (a masked one: backprop.js has no masks). */
+/**
+ * One GRU or LSTM layer's output by the fast loop, and with returnState its
+ * final states after it (tfjs's order: the output, then h, then c). Training
+ * on tfjs-node goes through backprop.js, which takes neither a mask nor
+ * returnState.
+ */
 function fastLayer(tf, layer, kind, x, mask) {
-  if (tapeOn(tf) && !mask && backpropSupported(tf, layer)) return backpropLoop(tf, layer, kind, x);
+  if (tapeOn(tf) && !mask && !layer.returnState && backpropSupported(tf, layer)) {
+    return backpropLoop(tf, layer, kind, x);
+  }
   const weights = cachedLoopWeights(tf, layer, [layer], kind);
-  const states = runLoop(tf, [layer], weights, x, kind, mask);
-  return layer.returnSequences ? tf.stack(states, 1) : states[states.length - 1];
+  const { states, last } = runLoop(tf, [layer], weights, x, kind, mask);
+  const output = layer.returnSequences ? tf.stack(states, 1) : states[states.length - 1];
+  return layer.returnState ? [output, ...last] : output;
 }
 
 /**

@@ -2,9 +2,9 @@
 // When the fast loop (fast_loop.js) runs instead of tfjs's stock loop.
 //
 // It handles what the registry and typical Keras exports need: a mask or
-// none (one mask for the layer's one input), no initial state, not stateful,
-// no returnState, and no dropout while training. Anything else goes to the
-// stock loop. By default it runs on tfjs-node, and
+// none (one mask for the layer's one input), returnState or not, no initial
+// state, not stateful, and no dropout while training. Anything else goes to
+// the stock loop. By default it runs on tfjs-node, and
 // on the pure-JS and WASM backends for batches of one only: there it was
 // faster for all five registry models at batch 1 (1.1-63x) and the stock
 // loop for most at 32 and 256 (docs/performance.md). TFJS_BRIDGE_RNN_LOOP=
@@ -30,13 +30,7 @@ function maskOf(kwargs) {
 function fastLoopInput(tf, layer, inputs, kwargs = {}) {
   const cell = layer.cell;
   const dropping = kwargs.training && (cell.dropout > 0 || cell.recurrentDropout > 0);
-  if (
-    maskOf(kwargs) === undefined ||
-    kwargs.initialState != null ||
-    layer.stateful ||
-    layer.returnState ||
-    dropping
-  ) {
+  if (maskOf(kwargs) === undefined || kwargs.initialState != null || layer.stateful || dropping) {
     return null;
   }
   const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : null) : inputs;
@@ -55,6 +49,7 @@ function bothDirectionsInput(tf, bidirectional, inputs, kwargs, merges) {
     tf.getBackend() !== 'tensorflow' ||
     tapeOn(tf) ||
     maskOf(kwargs) != null || // (each direction's fast loop takes it, one after the other)
+    bidirectional.returnState ||
     !Object.hasOwn(merges, bidirectional.mergeMode)
   )
     return null;
