@@ -136,6 +136,17 @@ def test_compare_counts_argmax_disagreements():
     assert (result["accuracy_python"], result["accuracy_node"]) == (1.0, 0.5)
 
 
+def test_a_binary_classifier_agrees_on_p_above_one_half():
+    """One sigmoid unit [B, 1]: its class is p > 0.5; a probability within
+    tolerance that crosses 0.5 is a different answer, and accuracy is reported."""
+    y = np.float32([[0.9], [0.2], [0.5 + 1e-7]])
+    got = np.float32([[0.9], [0.2], [0.5 - 1e-7]])
+    result = _compare(y, got, classifier=True, labels=np.array([1, 0, 1]))
+    assert result["outside"] == 0 and not result["passed"]
+    assert (result["argmax_agree"], result["disagreements"]) == (2, [2])
+    assert (result["accuracy_python"], result["accuracy_node"]) == (1.0, 2 / 3)
+
+
 def test_runtime_names_select_backends():
     assert [r.name for r in resolve_runtimes(["tfjs-wasm"])] == [
         "tfjs-wasm/layers",

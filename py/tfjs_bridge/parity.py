@@ -26,7 +26,9 @@ def compare(
 
     A classifier's first output must also agree on its argmax over the last
     axis at every leading position (each sample, or each timestep of a
-    sequence); values within tolerance can still flip a near-tie."""
+    sequence); values within tolerance can still flip a near-tie. A binary
+    classifier's one sigmoid probability is a class axis of one: its class
+    is p > 0.5 (reported under the same argmax fields)."""
     result: dict = {"atol": atol, "rtol": rtol, "passed": False}
     if list(got_names) != list(expected_names):
         result["reason"] = f"output names {list(got_names)} != Python's {list(expected_names)}"
@@ -69,8 +71,13 @@ def compare(
     return result
 
 
+def _classes(y: np.ndarray) -> np.ndarray:
+    """The class chosen at each position: argmax, or p > 0.5 for one sigmoid unit."""
+    return (y[..., 0] > 0.5).astype(np.int64) if y.shape[-1] == 1 else y.argmax(-1)
+
+
 def _argmax_figures(e: np.ndarray, g: np.ndarray, labels: np.ndarray | None) -> dict:
-    py_classes, node_classes = e.argmax(-1), g.argmax(-1)  # one per sample (per timestep)
+    py_classes, node_classes = _classes(e), _classes(g)  # one per sample (per timestep)
     differ = np.argwhere(py_classes != node_classes)[:LOCATIONS_SHOWN]
     out = {
         "argmax_agree": int((py_classes == node_classes).sum()),

@@ -64,7 +64,7 @@ def subject_from_folder(model_dir: Path) -> Subject:
         model_dir=model_dir,
         input_shape=tuple(spec["input_shape"]),
         data=spec.get("data"),
-        classifier=spec.get("task") == "classification",
+        classifier=spec.get("task") in ("classification", "binary_classification"),
         atol=float(spec.get("atol", 1e-5)),
         rtol=float(spec.get("rtol", 1e-5)),
         reference_kind=reference["kind"],
