@@ -97,18 +97,9 @@ function modelTokenizer(modelDir, manifest, signature) {
       `--text needs a text model (one trained with a tokenizer); ${manifest.spec.name} is not one`,
     );
   }
-  const fs = require('fs');
-  const { sha256 } = require('./lib/io/modelfiles');
+  const { checkFileIntegrity } = require('./lib/io/modelfiles');
   const { loadTokenizer } = require('./lib/io/tokenizer');
-  const file = path.join(modelDir, TOKENIZER_FILE);
-  const expected = (manifest.files || {})[TOKENIZER_FILE];
-  if (!expected) throw new Error(`${file}: manifest.json has no sha256 record for it`);
-  if (!fs.existsSync(file)) throw new Error(`${file}: missing (listed in manifest.json)`);
-  if (sha256(file) !== expected) {
-    throw new Error(
-      `${file}: sha256 differs from manifest.json (corrupted or tampered with): refusing to load`,
-    );
-  }
+  const file = checkFileIntegrity(modelDir, TOKENIZER_FILE, manifest);
   const tokenizer = loadTokenizer(file);
   const [input] = signature.inputs;
   const fits =

@@ -230,6 +230,31 @@ def test_tokenizer_is_checked_against_the_manifest(node_runtime, spam_model, tmp
     assert line == f"error: {tokenizer}: missing (listed in manifest.json)"
 
 
+def test_verify_encodes_with_the_tokenizer_the_folder_ships(spam_model, tmp_path):
+    """verify's ids come from the folder's tokenizer.json (what Node encodes
+    with), not from a tokenizer fitted again: a changed file, its sha256
+    re-recorded, changes them; changed without the record, it is refused."""
+    from tfjs_bridge.errors import BridgeError
+
+    folder = tmp_path / "spam"
+    folder.mkdir()
+    for name in ("manifest.json", text.TOKENIZER_FILE):
+        shutil.copyfile(spam_model / name, folder / name)
+    shipped, _ = data.reference_inputs("spam", (200,), 50, folder)
+    assert np.array_equal(shipped, data.reference_inputs("spam", (200,), 50)[0])
+    tokenizer = folder / text.TOKENIZER_FILE
+    spec = json.loads(tokenizer.read_text(encoding="utf-8"))
+    spec["lowercase"] = False
+    tokenizer.write_text(json.dumps(spec), encoding="utf-8")
+    with pytest.raises(BridgeError, match="sha256 differs from manifest.json"):
+        data.reference_inputs("spam", (200,), 50, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"][text.TOKENIZER_FILE] = sha256(tokenizer)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    changed, _ = data.reference_inputs("spam", (200,), 50, folder)
+    assert not np.array_equal(changed, shipped)
+
+
 def test_text_needs_a_text_model_and_one_mode(node_runtime, small_models, spam_model):
     line = one_error_line(run_predict("--model", small_models / "gru", "--text", "hi"), code=2)
     assert "--text needs a text model" in line and "gru is not one" in line

@@ -172,7 +172,8 @@ def bench(
     tf = import_tensorflow()
     report = BenchReport(batches=list(batches))
     inputs = {
-        s.name: data.reference_inputs(s.data, s.input_shape, max(batches))[0] for s in subjects
+        s.name: data.reference_inputs(s.data, s.input_shape, max(batches), s.model_dir)[0]
+        for s in subjects
     }
     for subject in subjects:
         # The model verify takes as the truth, loaded (and sha256-checked) the same way.

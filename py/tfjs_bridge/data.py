@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import text
+from . import artifacts, text
 from .errors import BridgeError
 from .paths import NODE_MODULES
 from .registry import SPAM_TOKENIZER
@@ -189,12 +189,15 @@ def load_spam(limit: int | None = None) -> Dataset:
     )
 
 
-def spam_test_inputs(samples: int | None) -> tuple[np.ndarray, np.ndarray]:
+def spam_test_inputs(
+    samples: int | None, tokenizer: text.Tokenizer | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Token ids int32 [n, max_len] of `samples` test mails spread evenly over
-    the test split (all of them for None), and their labels int32 [n]."""
+    the test split (all of them for None), made by `tokenizer` (the registry's
+    by default), and their labels int32 [n]."""
     split = text.load_spam()
     test = spread(len(split.test_texts), samples)
-    ids = spam_tokenizer().encode([split.test_texts[i] for i in test])
+    ids = (tokenizer or spam_tokenizer()).encode([split.test_texts[i] for i in test])
     return ids, split.test_labels[test].copy()
 
 
@@ -208,8 +211,20 @@ def load(name: str, limit: int | None = None) -> Dataset:
 REFERENCE_SEED = 1234
 
 
+def _shipped_tokenizer(model_dir: Path | None) -> text.Tokenizer | None:
+    """The tokenizer a model folder ships (what Node encodes with), refused if
+    its sha256 differs from the manifest's; None without a folder or a file."""
+    if model_dir is None or not (model_dir / text.TOKENIZER_FILE).exists():
+        return None
+    artifacts.check_integrity(model_dir, [text.TOKENIZER_FILE])
+    return text.Tokenizer.load(model_dir / text.TOKENIZER_FILE)
+
+
 def reference_inputs(
-    data_name: str | None, input_shape: tuple[int | None, ...], samples: int | None
+    data_name: str | None,
+    input_shape: tuple[int | None, ...],
+    samples: int | None,
+    model_dir: Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Inputs for parity checks, made once in Python, and labels when known.
 
@@ -217,7 +232,8 @@ def reference_inputs(
     sine windows, the seed LSTM's values and more around them, the token ids
     of test mails spread over the spam test split); any other
     model gets uniform values in [-1, 1] drawn with a fixed seed. samples=None
-    means the whole test set."""
+    means the whole test set. A text model's ids come from the tokenizer its
+    folder ships (model_dir/tokenizer.json, sha256-checked) when given."""
     rng = np.random.default_rng(REFERENCE_SEED)
     if data_name == "mnist":
         return mnist_split("test", samples)
@@ -225,7 +241,7 @@ def reference_inputs(
         x = load_sine(samples).x_test
         return x, None
     if data_name == "spam":
-        x, labels = spam_test_inputs(samples)
+        x, labels = spam_test_inputs(samples, _shipped_tokenizer(model_dir))
         if tuple(input_shape) != x.shape[1:]:
             raise BridgeError(
                 f"the spam model takes {list(input_shape)} token ids, the registry's tokenizer "

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BridgeError
-from .signature import InputSpec, Signature
+from .signature import InputSpec, Signature, float_input
 
 NPY_MAGIC = b"\x93NUMPY"
 MAX_INPUT_BYTES = 2 * 2**30  # refuse anything larger outright
@@ -61,31 +61,9 @@ def read_npy_checked(path: Path) -> np.ndarray:
 def check_input(
     x: np.ndarray, path: Path | str, input_shape: tuple, allow_nonfinite: bool = False
 ) -> np.ndarray:
-    """The model's input contract: float32, [N, *input_shape] with N >= 1,
-    finite unless allowed (then NaN and ±Inf pass through bit for bit)."""
-    want = ", ".join(str(d) if d is not None else "*" for d in input_shape)
-    if x.dtype != np.float32:
-        raise BridgeError(
-            f"{path}: dtype {x.dtype}, the model takes float32 (cast with x.astype('float32'))"
-        )
-    fits = x.ndim == len(input_shape) + 1 and all(
-        d is None or d == s for d, s in zip(input_shape, x.shape[1:], strict=True)
-    )
-    if not fits:
-        raise BridgeError(
-            f"{path}: shape {list(x.shape)} does not fit the model's input [N, {want}]"
-        )
-    if x.shape[0] == 0:
-        raise BridgeError(f"{path}: empty (0 samples)")
-    if not allow_nonfinite:
-        bad = ~np.isfinite(x)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise BridgeError(
-                f"{path}: {int(bad.sum())} NaN/Inf values (first at {list(first)}); "
-                "pass --allow-nonfinite to run them anyway"
-            )
-    return x
+    """The contract of a model with one float input: float32, [N, *input_shape]
+    with N >= 1, finite unless allowed (then NaN and ±Inf pass through bit for bit)."""
+    return check_for(x, str(path), float_input("input", input_shape), allow_nonfinite)
 
 
 def load_input(path: Path, input_shape: tuple, allow_nonfinite: bool = False) -> np.ndarray:
@@ -95,40 +73,41 @@ def load_input(path: Path, input_shape: tuple, allow_nonfinite: bool = False) ->
 def check_for(
     x: np.ndarray, where: str, spec: InputSpec, allow_nonfinite: bool = False, only: bool = True
 ):
-    """One input's contract (signature.py): its dtype, [N, *shape] with N >= 1,
-    token ids within [low, high), floats finite unless allowed. `only`: the
-    model's one input (messages say "the model"), else one of several."""
-    if spec.kind != "tokens":
-        if only:
-            return check_input(x, where, spec.shape, allow_nonfinite)
-        if x.dtype != np.float32:
-            raise BridgeError(
-                f"{where}: dtype {x.dtype}, input {spec.name} takes float32 "
-                "(cast with x.astype('float32'))"
-            )
-        return check_input(x, where, spec.shape, allow_nonfinite)
-    if x.dtype != np.int32:
+    """One input's contract (signature.py), as node/lib/io/inputs.js checks it:
+    its dtype, [N, *shape] with N >= 1, token ids within [low, high), floats
+    finite unless allowed. `only`: the model's one input (messages say "the
+    model"), else one of several (they name the input)."""
+    tokens = spec.kind == "tokens"
+    dtype, what = (np.int32, "int32 token ids") if tokens else (np.float32, "float32")
+    who, whose = ("the model", "the model's input") if only else ((f"input {spec.name}",) * 2)
+    if x.dtype != dtype:
         raise BridgeError(
-            f"{where}: dtype {x.dtype}, input {spec.name} takes int32 token ids "
-            "(cast with x.astype('int32'))"
+            f"{where}: dtype {x.dtype}, {who} takes {what} "
+            f"(cast with x.astype('{np.dtype(dtype).name}'))"
         )
     want = ", ".join(str(d) if d is not None else "*" for d in spec.shape)
     fits = x.ndim == len(spec.shape) + 1 and all(
         d is None or d == s for d, s in zip(spec.shape, x.shape[1:], strict=True)
     )
     if not fits:
-        raise BridgeError(
-            f"{where}: shape {list(x.shape)} does not fit input {spec.name} [N, {want}]"
-        )
+        raise BridgeError(f"{where}: shape {list(x.shape)} does not fit {whose} [N, {want}]")
     if x.shape[0] == 0:
         raise BridgeError(f"{where}: empty (0 samples)")
-    bad = (x < spec.low) | (x >= spec.high)
+    if tokens:
+        bad = (x < spec.low) | (x >= spec.high)
+        said = f"token ids outside [{spec.low:g}, {spec.high:g})"
+    elif not allow_nonfinite:
+        bad = ~np.isfinite(x)
+        said = "NaN/Inf values"
+    else:
+        return x
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise BridgeError(
-            f"{where}: {int(bad.sum())} token ids outside [{spec.low:g}, {spec.high:g}) "
-            f"(first {int(x[first])} at {list(first)})"
-        )
+        if tokens:
+            said += f" (first {int(x[first])} at {list(first)})"
+        else:
+            said += f" (first at {list(first)}); pass --allow-nonfinite to run them anyway"
+        raise BridgeError(f"{where}: {int(bad.sum())} {said}")
     return x
 
 

@@ -170,7 +170,9 @@ def _inputs_for(subject: Subject, samples, ranges, given) -> tuple[list[np.ndarr
     if given is not None:
         return given, None
     if subject.data is not None and len(signature.inputs) == 1 and not ranges:
-        x, labels = data.reference_inputs(subject.data, subject.input_shape, samples)
+        x, labels = data.reference_inputs(
+            subject.data, subject.input_shape, samples, subject.model_dir
+        )
         return [x], labels
     return probes.probe_inputs(signature, samples), None
 

@@ -46,15 +46,28 @@ function checkIntegrity(modelDir, folder, manifest) {
     );
   }
   for (const [rel, hash] of Object.entries(expected)) {
-    const file = path.join(where, rel);
-    insideFolder(modelDir, file, `manifest entry '${rel}'`);
-    if (!fs.existsSync(file)) throw new Error(`${file}: missing (listed in manifest.json)`);
-    if (sha256(file) !== hash) {
-      throw new Error(
-        `${file}: sha256 differs from manifest.json (corrupted or tampered with): refusing to load`,
-      );
-    }
+    checkFile(modelDir, path.join(where, rel), hash, rel);
   }
+}
+
+/** Throws unless `file` (inside modelDir) exists and has the sha256 `hash`. */
+function checkFile(modelDir, file, hash, rel) {
+  insideFolder(modelDir, file, `manifest entry '${rel}'`);
+  if (!fs.existsSync(file)) throw new Error(`${file}: missing (listed in manifest.json)`);
+  if (sha256(file) !== hash) {
+    throw new Error(
+      `${file}: sha256 differs from manifest.json (corrupted or tampered with): refusing to load`,
+    );
+  }
+}
+
+/** checkIntegrity for one file at the top of the model folder (manifest.files). */
+function checkFileIntegrity(modelDir, rel, manifest) {
+  const file = path.join(modelDir, rel);
+  const hash = (manifest.files || {})[rel];
+  if (!hash) throw new Error(`${file}: manifest.json has no sha256 record for it`);
+  checkFile(modelDir, file, hash, rel);
+  return file;
 }
 
 /** Throws unless file, symlinks resolved, is inside folder. */
@@ -153,4 +166,4 @@ function readModelArtifacts(modelJsonPath) {
   };
 }
 
-module.exports = { readModelArtifacts, checkIntegrity, sha256 };
+module.exports = { readModelArtifacts, checkIntegrity, checkFileIntegrity, sha256 };
