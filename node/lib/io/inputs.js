@@ -29,7 +29,14 @@ function firstBad(data, isBad) {
  * Throws a one-line error naming `where` unless {data, shape, dtype} fits
  * `spec`; `only`: the model's one input (messages say "the model").
  */
-function checkInput({ data, shape, dtype }, where, spec, allowNonfinite = false, only = true) {
+function checkInput(
+  { data, shape, dtype },
+  where,
+  spec,
+  allowNonfinite = false,
+  only = true,
+  nonfiniteHint = '; pass --allow-nonfinite to run them anyway',
+) {
   const want = spec.shape.map((d) => (d === null ? '*' : d)).join(', ');
   const who = only ? 'the model' : `input ${spec.name}`;
   if (dtype !== spec.dtype) {
@@ -56,8 +63,7 @@ function checkInput({ data, shape, dtype }, where, spec, allowNonfinite = false,
     const { count, first } = firstBad(data, (v) => !Number.isFinite(v));
     if (count) {
       throw new Error(
-        `${where}: ${count} NaN/Inf values (first at flat index ${first}); ` +
-          'pass --allow-nonfinite to run them anyway',
+        `${where}: ${count} NaN/Inf values (first at flat index ${first})${nonfiniteHint}`,
       );
     }
   }

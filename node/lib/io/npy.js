@@ -93,15 +93,23 @@ function readNpy(path) {
       { cause: err },
     );
   }
-  checkNpyHeader(path, bytes);
+  return decodeNpy(bytes, path);
+}
+
+/** .npy bytes (a file's, or a request body's) as {data, shape, dtype}; `where` names them in errors. */
+function decodeNpy(bytes, where) {
+  bytes = Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  checkNpyHeader(where, bytes);
   const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   let parsed;
   try {
     parsed = parse(buffer);
   } catch (err) {
-    throw new Error(`${path}: not a readable .npy file (${err.message})`, { cause: err });
+    throw new Error(`${where}: not a readable .npy file (${err.message})`, { cause: err });
   }
-  if (parsed.fortranOrder) throw new Error(`${path}: Fortran-ordered arrays are not supported`);
+  if (parsed.fortranOrder) throw new Error(`${where}: Fortran-ordered arrays are not supported`);
   // npyjs names dtypes as .npy does ('f4'); callers get numpy's names ('float32').
   return {
     data: parsed.data,
@@ -138,4 +146,4 @@ function writeNpy(path, data, shape) {
   fs.renameSync(tmp, path);
 }
 
-module.exports = { readNpy, writeNpy, encodeNpy };
+module.exports = { readNpy, decodeNpy, writeNpy, encodeNpy, MAX_NPY_BYTES };

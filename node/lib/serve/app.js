@@ -1,0 +1,179 @@
+'use strict';
+// The HTTP side of the service, on fastify:
+//   POST /v1/models/NAME:predict          TF Serving's REST predict (rest.js), or .npy/.npz
+//   POST /v1/models/NAME/versions/V:predict
+//   GET  /v1/models/NAME                  status, as TF Serving answers it
+//   GET  /v1/models/NAME/metadata         signature (inputs, outputs) and the path it runs on
+//   GET  /healthz                         the process answers
+//   GET  /readyz                          every model loaded and warm, and not shutting down
+//   GET  /metrics                         Prometheus text (metrics.js)
+// Every error is {"error": "one line"} with a 4xx/5xx status; a bad request
+// never reaches a model.
+const Fastify = require('fastify');
+const {
+  RequestError,
+  readJsonRequest,
+  readBinaryRequest,
+  writeResponse,
+  metadata,
+  status,
+} = require('./rest');
+
+// Why a request failed -> HTTP status. Queue full: 429; shutting down or no
+// worker: 503; deadline: 504.
+const STATUS_OF_KIND = { overloaded: 429, deadline: 504, unavailable: 503 };
+
+const BINARY = { 'application/x-npy': 'npy', 'application/x-npz': 'npz', 'application/zip': 'npz' };
+
+function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
+  const app = Fastify({ bodyLimit, logger: false, return503OnClosing: true });
+
+  app.removeContentTypeParser('text/plain');
+  for (const type of Object.keys(BINARY)) {
+    app.addContentTypeParser(type, { parseAs: 'buffer' }, (request, body, done) =>
+      done(null, body),
+    );
+  }
+
+  // fastify's own refusals (bad JSON, body too large, unknown content type)
+  // as one-line JSON errors.
+  app.setErrorHandler((err, request, reply) => {
+    const code = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    const message = String(err.message || err).split('\n')[0];
+    const { name: named, target = '' } = request.params || {};
+    const asked = named || target.split(':')[0];
+    const name = catalog.get(asked) ? asked : 'unknown';
+    metrics.failed(name, code >= 500 ? 'internal' : 'bad_request');
+    metrics.answered(name, code, null);
+    reply.code(code).send({ error: message });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: `no route ${request.method} ${request.url}` });
+  });
+
+  const model = (name) => {
+    const entry = catalog.get(name);
+    if (!entry)
+      throw new RequestError(
+        `no model named ${name} (serving: ${[...catalog.models.keys()].join(', ')})`,
+        404,
+        'not_found',
+      );
+    return entry;
+  };
+
+  const fail = (reply, asked, err) => {
+    // Metrics label only the models served: a label per name asked for would grow without bound.
+    const name = catalog.get(asked) ? asked : 'unknown';
+    const kind = err.kind || 'model_error';
+    const code = err.status || STATUS_OF_KIND[kind] || 500;
+    metrics.failed(name, kind);
+    metrics.answered(name, code, null);
+    return reply.code(code).send({ error: String(err.message).split('\n')[0] });
+  };
+
+  const predict = async (request, reply, name, version) => {
+    const started = performance.now();
+    let entry;
+    let parsed;
+    let generation;
+    try {
+      entry = model(name);
+      if (version !== undefined && version !== String(entry.current.version))
+        throw new RequestError(
+          `model ${name} has no version ${version} (serving version ${entry.current.version})`,
+          404,
+          'not_found',
+        );
+      if (state.closing) throw new RequestError('shutting down', 503, 'unavailable');
+      generation = entry.current;
+      const { signature } = generation;
+      const type = String(request.headers['content-type'] || '')
+        .split(';')[0]
+        .trim();
+      parsed = BINARY[type]
+        ? readBinaryRequest(request.body, BINARY[type], signature, bodyLimit)
+        : readJsonRequest(request.body, signature);
+    } catch (err) {
+      return fail(reply, name, err);
+    }
+    let outputs;
+    try {
+      const tensors = await entry.batcher.submit(parsed.arrays, timeoutMs, generation);
+      outputs = Object.fromEntries(tensors.map((t, i) => [generation.outputNames[i], t]));
+    } catch (err) {
+      return fail(reply, name, err);
+    }
+    const { contentType, payload } = writeResponse(parsed.format, outputs);
+    metrics.answered(name, 200, (performance.now() - started) / 1000, generation.runtime);
+    return reply.code(200).header('content-type', contentType).send(payload);
+  };
+
+  // NAME:predict is one path segment: read the verb from it.
+  const verbOf = (target) => {
+    const at = target.lastIndexOf(':');
+    const [name, verb] = at < 0 ? [target, ''] : [target.slice(0, at), target.slice(at + 1)];
+    if (verb !== 'predict')
+      throw new RequestError(
+        `unsupported verb ':${verb}' (this service answers :predict; classify and regress are TF Serving's for Estimators)`,
+        404,
+        'not_found',
+      );
+    return name;
+  };
+
+  app.post('/v1/models/:target', async (request, reply) => {
+    let name;
+    try {
+      name = verbOf(request.params.target);
+    } catch (err) {
+      return fail(reply, request.params.target, err);
+    }
+    return predict(request, reply, name);
+  });
+  app.post('/v1/models/:name/versions/:target', async (request, reply) => {
+    let version;
+    try {
+      version = verbOf(request.params.target);
+    } catch (err) {
+      return fail(reply, request.params.name, err);
+    }
+    return predict(request, reply, request.params.name, version);
+  });
+
+  const describe = (handler) => async (request, reply) => {
+    try {
+      return handler(model(request.params.name));
+    } catch (err) {
+      return reply.code(err.status || 500).send({ error: err.message });
+    }
+  };
+  app.get(
+    '/v1/models/:name',
+    describe((entry) => status(entry.current)),
+  );
+  app.get(
+    '/v1/models/:name/metadata',
+    describe((entry) => metadata(entry.name, entry.current)),
+  );
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (request, reply) => {
+    const ready = state.ready && !state.closing;
+    const models = Object.fromEntries(
+      [...catalog.models.values()].map((e) => [
+        e.name,
+        { version: e.current.version, path: e.current.runtime },
+      ]),
+    );
+    return reply
+      .code(ready ? 200 : 503)
+      .send({ status: ready ? 'ready' : state.closing ? 'shutting down' : 'loading', models });
+  });
+  app.get('/metrics', async (request, reply) =>
+    reply.header('content-type', metrics.contentType).send(await metrics.text()),
+  );
+  return app;
+}
+
+module.exports = { buildApp };

@@ -1,0 +1,195 @@
+'use strict';
+// The models a service serves: each a checked model folder, loaded in every
+// worker, warmed, and batched (batcher.js). A folder replaced in place (the
+// atomic swap of `tfjs-bridge train`/`convert` and node/train.js) is seen by
+// polling its inode and manifest, loaded as a new version next to the old
+// one, and switched to only once it loaded and answered; a folder that fails
+// any check (a sha256 that differs, a missing file, a broken model) is
+// refused and the old version keeps serving. The old version is freed once
+// its last batch is done.
+const fs = require('fs');
+const path = require('path');
+const { readManifest, MANIFEST } = require('../io/manifest');
+const { checkIntegrity } = require('../io/modelfiles');
+const { signatureOf } = require('../io/inputs');
+const { chooseFormat } = require('../runtime/choose');
+const { FORMATS, runtimeName } = require('../runtime/vocabulary');
+const { Batcher } = require('./batcher');
+
+/** What identifies a folder's content: its inode (a swap changes it) and its manifest's stat. */
+function stampOf(dir) {
+  try {
+    const folder = fs.statSync(dir);
+    const manifest = fs.statSync(path.join(dir, MANIFEST));
+    return `${folder.ino}:${manifest.ino}:${manifest.mtimeMs}:${manifest.size}`;
+  } catch {
+    return null;
+  }
+}
+
+const zeros = (spec, rows) => {
+  const shape = [rows, ...spec.shape.map((d) => (d === null ? 1 : d))];
+  const Type = spec.dtype === 'int32' ? Int32Array : Float32Array;
+  const data = new Type(shape.reduce((a, b) => a * b, 1)).fill(
+    spec.kind === 'tokens' ? spec.low : 0,
+  );
+  return { data, shape, dtype: spec.dtype };
+};
+
+class Catalog {
+  constructor({ pool, metrics, backend, batching, timeoutMs, log }) {
+    Object.assign(this, { pool, metrics, backend, batching, timeoutMs, log });
+    this.models = new Map(); // name -> {dir, current, batcher, refused}
+  }
+
+  /** Loads one version of a folder in every worker and warms it; throws if anything fails. */
+  async prepare(name, dir, version) {
+    const stamp = stampOf(dir);
+    const manifest = readManifest(dir);
+    const signature = signatureOf(manifest);
+    const chosen = chooseFormat(dir, { batch: this.batching.maxBatch, backends: [this.backend] });
+    const { format } = chosen;
+    checkIntegrity(dir, FORMATS[format].folder, manifest);
+    const key = `${name}@${version}`;
+    const loaded = await this.pool.load(key, dir, format);
+    const generation = {
+      key,
+      version,
+      stamp,
+      dir,
+      format,
+      runtime: chosen.runtime || runtimeName(this.backend, format),
+      why: chosen.why,
+      signature,
+      inflight: 0,
+      retired: false,
+    };
+    try {
+      // One full batch through every worker: the first call builds kernels and
+      // caches, and it tells the outputs' names, shapes and dtypes.
+      const arrays = signature.inputs.map((spec) => zeros(spec, this.batching.maxBatch));
+      const names = signature.inputs.map((s) => s.name);
+      const replies = await this.pool.warm(key, arrays, names);
+      const { result, tensors } = replies[0];
+      generation.outputNames = this.outputNames(result.outputs || loaded.outputs, signature);
+      generation.outputs = tensors.map((t, i) => ({
+        name: generation.outputNames[i],
+        dtype: t.dtype,
+        shape: t.shape.slice(1),
+      }));
+    } catch (err) {
+      await this.pool.unload(key);
+      throw err;
+    }
+    return generation;
+  }
+
+  /**
+   * The Keras output names (the signature's) for the worker's outputs, in the
+   * worker's order. A graph or SavedModel with one output may call it
+   * "output"; several are named as Keras names them (convert.py).
+   */
+  outputNames(workerNames, signature) {
+    const keras = signature.outputs || [];
+    if (keras.length === workerNames.length) {
+      if (workerNames.every((n) => keras.includes(n))) return workerNames;
+      if (keras.length === 1) return keras;
+    }
+    return workerNames;
+  }
+
+  async add(name, dir) {
+    if (this.models.has(name))
+      throw new Error(`two models named ${name}: name them (--model NAME=DIR)`);
+    const entry = { name, dir, current: null, refused: null, batcher: null };
+    entry.current = await this.prepare(name, dir, 1);
+    entry.batcher = new Batcher({
+      ...this.batching,
+      idle: () => this.pool.idle(),
+      run: (arrays, rows, generation) => this.runBatch(entry, generation, arrays, rows),
+      metrics: this.metrics.forModel(name),
+    });
+    this.models.set(name, entry);
+    this.log(`model ${name}: ${dir} runs on ${entry.current.runtime} (${entry.current.why})`);
+    return entry;
+  }
+
+  /** A batch runs on the version its requests were checked against, even after a reload. */
+  async runBatch(entry, generation, arrays, rows) {
+    generation.inflight += 1;
+    const started = performance.now();
+    try {
+      const names = generation.signature.inputs.map((s) => s.name);
+      const { tensors } = await this.pool.predict(generation.key, arrays, names);
+      this.metrics.batchTime(entry.name, generation.runtime, (performance.now() - started) / 1000);
+      this.metrics.predicted(entry.name, rows);
+      return tensors;
+    } finally {
+      generation.inflight -= 1;
+      if (generation.retired && !generation.inflight) this.pool.unload(generation.key);
+    }
+  }
+
+  get(name) {
+    return this.models.get(name);
+  }
+
+  /** Pumps every model's queue (a worker became free). */
+  pump() {
+    for (const entry of this.models.values()) entry.batcher.pump();
+  }
+
+  /** Reloads every folder whose content changed since it was loaded. */
+  async checkForChanges() {
+    for (const entry of this.models.values()) {
+      const stamp = stampOf(entry.dir);
+      if (!stamp || stamp === entry.current.stamp || stamp === entry.refused) continue;
+      await this.reload(entry, stamp);
+    }
+  }
+
+  async reload(entry, stamp) {
+    const version = entry.current.version + 1;
+    let next;
+    try {
+      next = await this.prepare(entry.name, entry.dir, version);
+    } catch (err) {
+      entry.refused = stamp;
+      this.metrics.reloaded(entry.name, 'refused');
+      this.log(
+        `model ${entry.name}: the new folder is refused, version ${entry.current.version} keeps serving: ${String(err.message).split('\n')[0]}`,
+      );
+      return;
+    }
+    const old = entry.current;
+    entry.current = next;
+    entry.refused = null;
+    old.retired = true;
+    if (!old.inflight) await this.pool.unload(old.key);
+    this.metrics.reloaded(entry.name, 'loaded');
+    this.log(`model ${entry.name}: version ${version} loaded from ${entry.dir} (${next.runtime})`);
+  }
+
+  /** Polls for changed folders every intervalMs (0: never); returns a stop function. */
+  watch(intervalMs) {
+    if (!intervalMs) return () => {};
+    let busy = false;
+    const timer = setInterval(async () => {
+      if (busy) return;
+      busy = true;
+      try {
+        await this.checkForChanges();
+      } finally {
+        busy = false;
+      }
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  drain(err) {
+    for (const entry of this.models.values()) entry.batcher.drain(err);
+  }
+}
+
+module.exports = { Catalog };

@@ -1,0 +1,186 @@
+'use strict';
+// Serve model folders over HTTP with TensorFlow Serving's REST API.
+//
+//   node node/serve.js --model shared_models/gru [--model spam=shared_models/spam] [--port 8501]
+//   curl -d '{"instances": [[[0, ...], ...]]}' http://127.0.0.1:8501/v1/models/gru:predict
+//
+// Each model runs on the fastest path `tfjs-bridge verify` passed for its
+// folder (lib/runtime/choose.js), in worker processes (lib/serve/pool.js);
+// this process handles HTTP and signals and loads no TensorFlow. Requests
+// that arrive together are batched (lib/serve/batcher.js).
+//
+// Signals: SIGTERM/SIGINT finish the requests in flight, refuse new ones
+// (503) and exit 0; SIGHUP reloads changed model folders now (they are also
+// polled); SIGUSR1 and SIGUSR2 are only counted (/metrics), so a stray
+// SIGUSR1 cannot open Node's inspector on a service.
+const { parseArgs } = require('util');
+const path = require('path');
+const { main, UsageError } = require('./lib/runtime/cli');
+
+const USAGE =
+  'usage: serve.js --model [NAME=]DIR [--model ...] [--host 127.0.0.1] [--port 8501] ' +
+  '[--workers N] [--max-batch 32] [--max-wait-ms 0] [--unpadded] [--queue-limit 1024] ' +
+  '[--timeout-ms 10000] [--body-limit-mb 16] [--reload-interval-ms 1000] [--backend tensorflow]';
+
+// Measured on this machine kind (2 cores), gru at concurrency 64: see docs/serving.md.
+const DEFAULT_WORKERS = 1;
+
+function integer(args, name, min) {
+  const value = Number(args[name]);
+  if (!Number.isInteger(value) || value < min)
+    throw new UsageError(`--${name} must be an integer >= ${min}, got '${args[name]}'`);
+  return value;
+}
+
+function parse() {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        model: { type: 'string', multiple: true },
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string', default: '8501' },
+        workers: { type: 'string', default: String(DEFAULT_WORKERS) },
+        'max-batch': { type: 'string', default: '32' },
+        'max-wait-ms': { type: 'string', default: '0' },
+        unpadded: { type: 'boolean', default: false },
+        'queue-limit': { type: 'string', default: '1024' },
+        'timeout-ms': { type: 'string', default: '10000' },
+        'body-limit-mb': { type: 'string', default: '16' },
+        'reload-interval-ms': { type: 'string', default: '1000' },
+        backend: { type: 'string', default: 'tensorflow' },
+      },
+    }).values;
+  } catch (err) {
+    throw new UsageError(`${err.message} (${USAGE})`);
+  }
+  if (!args.model) throw new UsageError(`--model is required (${USAGE})`);
+  const models = args.model.map((spec) => {
+    const at = spec.indexOf('=');
+    const dir = path.resolve(at < 0 ? spec : spec.slice(at + 1));
+    const name = at < 0 ? path.basename(dir) : spec.slice(0, at);
+    if (!/^[A-Za-z0-9_.-]+$/.test(name))
+      throw new UsageError(`model name '${name}': use letters, digits, '_', '.' or '-'`);
+    return { name, dir };
+  });
+  const maxBatch = integer(args, 'max-batch', 1);
+  const queueLimit = integer(args, 'queue-limit', 1);
+  if (queueLimit < maxBatch)
+    throw new UsageError(
+      `--queue-limit (${queueLimit}) must be at least --max-batch (${maxBatch})`,
+    );
+  return {
+    models,
+    host: args.host,
+    port: integer(args, 'port', 0),
+    workers: integer(args, 'workers', 1),
+    backend: args.backend,
+    batching: {
+      maxBatch,
+      maxWaitMs: integer(args, 'max-wait-ms', 0),
+      queueLimit,
+      pad: !args.unpadded,
+    },
+    timeoutMs: integer(args, 'timeout-ms', 1),
+    bodyLimit: integer(args, 'body-limit-mb', 1) * 2 ** 20,
+    reloadIntervalMs: integer(args, 'reload-interval-ms', 0),
+  };
+}
+
+const say = (line) => process.stdout.write(`${line}\n`);
+
+async function serve(options) {
+  // Required here, not at the top: --help and usage errors stay instant.
+  const { Pool } = require('./lib/serve/pool');
+  const { Catalog } = require('./lib/serve/catalog');
+  const { createMetrics } = require('./lib/serve/metrics');
+  const { buildApp } = require('./lib/serve/app');
+  const { BACKENDS } = require('./lib/runtime/vocabulary');
+  if (!Object.hasOwn(BACKENDS, options.backend) || options.backend === 'onnxruntime')
+    throw new UsageError(`--backend must be tensorflow, cpu or wasm, got '${options.backend}'`);
+
+  const metrics = createMetrics();
+  const state = { ready: false, closing: false };
+  let catalog = null;
+  const pool = new Pool({
+    size: options.workers,
+    backend: options.backend,
+    events: {
+      free: () => catalog && catalog.pump(),
+      restart: (worker) => {
+        metrics.restarted();
+        say(`worker ${worker.index} (pid ${worker.pid}) ${worker.exited}: starting it again`);
+      },
+    },
+  });
+  catalog = new Catalog({
+    pool,
+    metrics,
+    backend: options.backend,
+    batching: options.batching,
+    timeoutMs: options.timeoutMs,
+    log: say,
+  });
+  let app;
+  try {
+    await pool.ready();
+    for (const { name, dir } of options.models) await catalog.add(name, dir);
+    app = buildApp({
+      catalog,
+      metrics,
+      bodyLimit: options.bodyLimit,
+      timeoutMs: options.timeoutMs,
+      state,
+    });
+    await app.listen({ host: options.host, port: options.port });
+  } catch (err) {
+    await pool.stop(1000);
+    throw err;
+  }
+  const stopWatching = catalog.watch(options.reloadIntervalMs);
+  state.ready = true;
+  const { port } = app.server.address();
+  say(
+    `listening on http://${options.host}:${port} (${options.workers} worker process(es), ` +
+      `pids ${pool.pids().join(' ')}; batches of ${options.batching.maxBatch}` +
+      `${options.batching.pad ? ', padded' : ''})`,
+  );
+
+  let reloading = false;
+  const handlers = {
+    SIGHUP: () => {
+      if (reloading) return;
+      reloading = true;
+      catalog.checkForChanges().finally(() => (reloading = false));
+    },
+    SIGUSR1: () => {},
+    SIGUSR2: () => {},
+    SIGCHLD: () => {},
+  };
+  for (const [signal, handler] of Object.entries(handlers)) {
+    process.on(signal, () => {
+      metrics.signal(signal);
+      handler();
+    });
+  }
+  await new Promise((resolve) => {
+    const shutdown = (signal) => {
+      metrics.signal(signal);
+      if (state.closing) return;
+      state.closing = true;
+      say(`${signal}: finishing the requests in flight, then exiting`);
+      stopWatching();
+      // close() stops accepting, answers 503 on kept-alive connections, and
+      // waits for the requests in flight, which wait for their batches.
+      app
+        .close()
+        .then(() => pool.stop())
+        .then(resolve);
+    };
+    process.on('SIGTERM', shutdown);
+    process.on('SIGINT', shutdown);
+  });
+  catalog.drain(Object.assign(new Error('shutting down'), { kind: 'unavailable' }));
+}
+
+main(() => serve(parse()), USAGE);
