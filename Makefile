@@ -55,7 +55,7 @@ verify: train convert
 
 # Python: ruff (lint and format). JavaScript: ESLint (eslint.config.js) and
 # Prettier (.prettierrc.json), both pinned in package-lock.json.
-JS_FILES := "node/**/*.js" eslint.config.js
+JS_FILES := "node/**/*.js" "tests/**/*.js" eslint.config.js
 
 lint: setup
 	$(VENV)/bin/ruff check py tests

@@ -75,8 +75,6 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
   const predict = async (request, reply, name, version) => {
     const started = performance.now();
     let entry;
-    let parsed;
-    let generation;
     try {
       entry = model(name);
       if (version !== undefined && version !== String(entry.current.version))
@@ -86,27 +84,32 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
           'not_found',
         );
       if (state.closing) throw new RequestError('shutting down', 503, 'unavailable');
-      generation = entry.current;
-      const { signature } = generation;
-      const type = String(request.headers['content-type'] || '')
-        .split(';')[0]
-        .trim();
-      parsed = BINARY[type]
-        ? readBinaryRequest(request.body, BINARY[type], signature, bodyLimit)
-        : readJsonRequest(request.body, signature);
     } catch (err) {
       return fail(reply, name, err);
     }
-    let outputs;
+    // Checked against one version and run on it, even if a reload comes between.
+    const generation = catalog.acquire(entry);
     try {
-      const tensors = await entry.batcher.submit(parsed.arrays, timeoutMs, generation);
-      outputs = Object.fromEntries(tensors.map((t, i) => [generation.outputNames[i], t]));
-    } catch (err) {
-      return fail(reply, name, err);
+      let parsed;
+      let tensors;
+      try {
+        const type = String(request.headers['content-type'] || '')
+          .split(';')[0]
+          .trim();
+        parsed = BINARY[type]
+          ? readBinaryRequest(request.body, BINARY[type], generation.signature, bodyLimit)
+          : readJsonRequest(request.body, generation.signature);
+        tensors = await entry.batcher.submit(parsed.arrays, timeoutMs, generation);
+      } catch (err) {
+        return fail(reply, name, err);
+      }
+      const outputs = Object.fromEntries(tensors.map((t, i) => [generation.outputNames[i], t]));
+      const { contentType, payload } = writeResponse(parsed.format, outputs);
+      metrics.answered(name, 200, (performance.now() - started) / 1000, generation.runtime);
+      return reply.code(200).header('content-type', contentType).send(payload);
+    } finally {
+      catalog.release(generation);
     }
-    const { contentType, payload } = writeResponse(parsed.format, outputs);
-    metrics.answered(name, 200, (performance.now() - started) / 1000, generation.runtime);
-    return reply.code(200).header('content-type', contentType).send(payload);
   };
 
   // NAME:predict is one path segment: read the verb from it.

@@ -61,7 +61,7 @@ class Catalog {
       runtime: chosen.runtime || runtimeName(this.backend, format),
       why: chosen.why,
       signature,
-      inflight: 0,
+      pending: 0, // requests checked against this version and not yet answered
       retired: false,
     };
     try {
@@ -116,18 +116,27 @@ class Catalog {
 
   /** A batch runs on the version its requests were checked against, even after a reload. */
   async runBatch(entry, generation, arrays, rows) {
-    generation.inflight += 1;
     const started = performance.now();
-    try {
-      const names = generation.signature.inputs.map((s) => s.name);
-      const { tensors } = await this.pool.predict(generation.key, arrays, names);
-      this.metrics.batchTime(entry.name, generation.runtime, (performance.now() - started) / 1000);
-      this.metrics.predicted(entry.name, rows);
-      return tensors;
-    } finally {
-      generation.inflight -= 1;
-      if (generation.retired && !generation.inflight) this.pool.unload(generation.key);
-    }
+    const names = generation.signature.inputs.map((s) => s.name);
+    const { tensors } = await this.pool.predict(generation.key, arrays, names);
+    this.metrics.batchTime(entry.name, generation.runtime, (performance.now() - started) / 1000);
+    this.metrics.predicted(entry.name, rows);
+    return tensors;
+  }
+
+  /**
+   * The version a new request is checked against and runs on; release() it
+   * once answered. A replaced version is freed when its last request is.
+   */
+  acquire(entry) {
+    const generation = entry.current;
+    generation.pending += 1;
+    return generation;
+  }
+
+  release(generation) {
+    generation.pending -= 1;
+    if (generation.retired && !generation.pending) this.pool.unload(generation.key);
   }
 
   get(name) {
@@ -165,7 +174,7 @@ class Catalog {
     entry.current = next;
     entry.refused = null;
     old.retired = true;
-    if (!old.inflight) await this.pool.unload(old.key);
+    if (!old.pending) await this.pool.unload(old.key);
     this.metrics.reloaded(entry.name, 'loaded');
     this.log(`model ${entry.name}: version ${version} loaded from ${entry.dir} (${next.runtime})`);
   }
