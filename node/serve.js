@@ -5,7 +5,7 @@
 //   curl -d '{"instances": [[[0, ...], ...]]}' http://127.0.0.1:8501/v1/models/gru:predict
 //
 // Each model runs on the fastest path `tfjs-bridge verify` passed for its
-// folder (lib/runtime/choose.js), in worker processes (lib/serve/pool.js);
+// folder (lib/runtime/choose.js) unless --format says, in worker processes (lib/serve/pool.js);
 // this process handles HTTP and signals and loads no TensorFlow. Requests
 // that arrive together are batched (lib/serve/batcher.js).
 //
@@ -19,8 +19,9 @@ const { main, UsageError } = require('./lib/runtime/cli');
 
 const USAGE =
   'usage: serve.js --model [NAME=]DIR [--model ...] [--host 127.0.0.1] [--port 8501] ' +
-  '[--workers N] [--max-batch 32] [--max-wait-ms 0] [--unpadded] [--queue-limit 1024] ' +
-  '[--timeout-ms 10000] [--body-limit-mb 16] [--reload-interval-ms 1000] [--backend tensorflow]';
+  '[--workers N] [--max-batch 32] [--max-wait-ms 0] [--batching auto|padded|unpadded] [--queue-limit 1024] ' +
+  '[--timeout-ms 10000] [--body-limit-mb 16] [--reload-interval-ms 1000] [--backend tensorflow] ' +
+  '[--format layers|graph|saved_model|saved_model_xla]';
 
 // Measured on this machine kind (2 cores), gru at concurrency 64: see docs/serving.md.
 const DEFAULT_WORKERS = 1;
@@ -43,12 +44,13 @@ function parse() {
         workers: { type: 'string', default: String(DEFAULT_WORKERS) },
         'max-batch': { type: 'string', default: '32' },
         'max-wait-ms': { type: 'string', default: '0' },
-        unpadded: { type: 'boolean', default: false },
+        batching: { type: 'string', default: 'auto' },
         'queue-limit': { type: 'string', default: '1024' },
         'timeout-ms': { type: 'string', default: '10000' },
         'body-limit-mb': { type: 'string', default: '16' },
         'reload-interval-ms': { type: 'string', default: '1000' },
         backend: { type: 'string', default: 'tensorflow' },
+        format: { type: 'string' },
       },
     }).values;
   } catch (err) {
@@ -64,6 +66,8 @@ function parse() {
     return { name, dir };
   });
   const maxBatch = integer(args, 'max-batch', 1);
+  if (!['auto', 'padded', 'unpadded'].includes(args.batching))
+    throw new UsageError(`--batching must be auto, padded or unpadded, got '${args.batching}'`);
   const queueLimit = integer(args, 'queue-limit', 1);
   if (queueLimit < maxBatch)
     throw new UsageError(
@@ -75,11 +79,12 @@ function parse() {
     port: integer(args, 'port', 0),
     workers: integer(args, 'workers', 1),
     backend: args.backend,
+    format: args.format || null,
     batching: {
       maxBatch,
       maxWaitMs: integer(args, 'max-wait-ms', 0),
       queueLimit,
-      pad: !args.unpadded,
+      mode: args.batching,
     },
     timeoutMs: integer(args, 'timeout-ms', 1),
     bodyLimit: integer(args, 'body-limit-mb', 1) * 2 ** 20,
@@ -117,6 +122,7 @@ async function serve(options) {
     pool,
     metrics,
     backend: options.backend,
+    format: options.format,
     batching: options.batching,
     timeoutMs: options.timeoutMs,
     log: say,
@@ -142,8 +148,7 @@ async function serve(options) {
   const { port } = app.server.address();
   say(
     `listening on http://${options.host}:${port} (${options.workers} worker process(es), ` +
-      `pids ${pool.pids().join(' ')}; batches of ${options.batching.maxBatch}` +
-      `${options.batching.pad ? ', padded' : ''})`,
+      `pids ${pool.pids().join(' ')}; batches of up to ${options.batching.maxBatch})`,
   );
 
   let reloading = false;

@@ -398,20 +398,49 @@ class BatchSizes(click.ParamType):
     help="Seconds of timed repetitions per route and batch (after warm-up).",
 )  # fmt: skip
 @click.option("--node-training", is_flag=True, help="Also time one Node training epoch of gru.")
+@click.option("--serve", is_flag=True,
+              help="Instead: load the Node service and a Python (FastAPI) baseline with "
+              "autocannon at concurrency 1, 16, 64; writes serve.json.")  # fmt: skip
+@click.option("--duration", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="--serve: seconds of load per server and concurrency.")  # fmt: skip
+@click.option("--long-duration", type=click.FloatRange(min=0.1), default=60.0,
+              show_default=True, help="--serve: seconds at the highest concurrency.")  # fmt: skip
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Write bench.json and bench.png here.")  # fmt: skip
+              default=None, help="Write bench.json and bench.png here "
+              "(--serve: serve.json, by default in reports/serve).")  # fmt: skip
 @models_dir_option
-def bench(models, batches, runtimes, budget, node_training, report_dir, out):
+@click.pass_context
+def bench(ctx, models, batches, runtimes, budget, node_training, serve, duration, long_duration,
+          report_dir, out):  # fmt: skip
     """Time every route side by side: Python baselines and every Node path.
 
     Paths are verified first (500 samples); the fastest verified one becomes
-    each model's default in Node (parity.json). Example:
-    tfjs-bridge bench gru --batch 1,32,256 --report reports/bench"""
+    each model's default in Node (parity.json). With --serve, the Node
+    service (node/serve.js) and a Python baseline (FastAPI + uvicorn, the
+    model in a tf.function) serve each model and are loaded in turn with
+    single-sample requests; every answer is checked. Examples:
+    tfjs-bridge bench gru --batch 1,32,256 --report reports/bench;
+    tfjs-bridge bench gru --serve --duration 10 --long-duration 60"""
     from .bench import print_bench, run_bench, write_bench_report
     from .reference import subject_from_folder
     from .registry import resolve
     from .runtimes import resolve_runtimes
 
+    given = {
+        name
+        for name in ("batches", "runtimes", "budget", "node_training", "duration", "long_duration")
+        if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+    }
+    if serve:
+        flags = {"batches": "--batch", "runtimes": "--runtime", "budget": "--budget",
+                 "node_training": "--node-training"}  # fmt: skip
+        mixed = sorted(flags[n] for n in given & set(flags))
+        if mixed:
+            raise UsageError(f"bench --serve takes no {', '.join(mixed)}")
+        _bench_serve(models, duration, long_duration, report_dir, out)
+        return
+    if given & {"duration", "long_duration"}:
+        raise UsageError("--duration and --long-duration go with --serve")
     chosen = resolve_runtimes(runtimes)
     root = _models_root(out)
     subjects = [subject_from_folder(root / spec.name) for spec in resolve(models)]
@@ -423,6 +452,68 @@ def bench(models, batches, runtimes, budget, node_training, report_dir, out):
     if report_dir is not None:
         for path in write_bench_report(report, report_dir):
             click.echo(f"wrote {path}")
+
+
+def _bench_serve(models, duration, long_duration, report_dir, out) -> None:
+    from .registry import resolve
+    from .serve_bench import REPORT_DIR, print_serve_bench, run_serve_bench
+
+    root = _models_root(out)
+    with terminal_progress() as progress:
+        report = run_serve_bench(
+            [root / spec.name for spec in resolve(models)], duration=duration,
+            long_duration=long_duration, report_dir=report_dir or REPORT_DIR, progress=progress,
+            log=lambda m: click.echo(m, err=True),
+        )  # fmt: skip
+    print_serve_bench(report)
+    click.echo(f"wrote {report['path']}")
+    if not report["ok"]:
+        bad = [name for name, m in report["models"].items() if not m["ok"]]
+        raise BridgeError(f"bench --serve: {', '.join(bad)} did not pass (see {report['path']})")
+
+
+@main.command(context_settings={"show_default": True})
+@click.argument("models", nargs=-1, required=True, metavar="[NAME=]MODEL_DIR...")
+@click.option("--host", default="127.0.0.1", help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8501, help="0: any free port.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes, each with every model [serve.js's default].")  # fmt: skip
+@click.option("--max-batch", type=click.IntRange(min=1), default=32,
+              help="Samples per batch at most.")  # fmt: skip
+@click.option("--max-wait-ms", type=click.IntRange(min=0), default=0,
+              help="How long a batch that is not full may wait for more requests.")  # fmt: skip
+@click.option("--batching", type=click.Choice(["auto", "padded", "unpadded"]), default="auto",
+              help="auto: batches at their own size where that changes no answer's bits "
+              "(checked at load), else padded to --max-batch.")  # fmt: skip
+@click.option("--queue-limit", type=click.IntRange(min=1), default=1024,
+              help="Samples waiting at most; beyond, 429.")  # fmt: skip
+@click.option("--timeout-ms", type=click.IntRange(min=1), default=10000,
+              help="A request's deadline; beyond, 504.")  # fmt: skip
+@click.option("--format", "fmt", default=None,
+              help="Run every model in this format [each's fastest verified path].")  # fmt: skip
+def serve(models, host, port, workers, max_batch, max_wait_ms, batching, queue_limit, timeout_ms,
+          fmt):  # fmt: skip
+    """Serve model folders over HTTP with TensorFlow Serving's REST API
+    (node/serve.js, which this becomes: signals go straight to it).
+
+    POST /v1/models/NAME:predict with {"instances": ...} or {"inputs": ...}
+    (or an .npy/.npz body); GET /v1/models/NAME[/metadata], /healthz,
+    /readyz, /metrics. Example: tfjs-bridge serve shared_models/gru --port 8501"""
+    from .node import node_executable
+    from .paths import NODE_DIR
+
+    args = [node_executable(), str(NODE_DIR / "serve.js"), "--host", host, "--port", str(port),
+            "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
+            "--batching", batching, "--queue-limit", str(queue_limit),
+            "--timeout-ms", str(timeout_ms)]  # fmt: skip
+    if workers:
+        args += ["--workers", str(workers)]
+    if fmt:
+        args += ["--format", fmt]
+    for model in models:
+        args += ["--model", model]
+    sys.stdout.flush()
+    os.execv(args[0], args)
 
 
 @main.command()

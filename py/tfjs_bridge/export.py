@@ -103,8 +103,8 @@ def serving_keys(signature: Signature) -> list[str]:
 def save_serving(model, model_dir: Path) -> bool:
     """model_dir/saved_model/ and saved_model_xla/: SavedModels serving `model`
     (an unrolled twin when possible, built once for both) under
-    serving_default, inputs keyed by serving_keys, outputs "output" (or the
-    output names when several): names Node reads from the signature. The XLA
+    serving_default, inputs keyed by serving_keys, outputs by Keras's output
+    names (one output too): names Node reads from the signature. The XLA
     one compiles the serving function (jit_compile), which
     tf.node.loadSavedModel runs too, several times faster for small batches.
     Returns whether it is unrolled."""
@@ -118,7 +118,7 @@ def save_serving(model, model_dir: Path) -> bool:
     def outputs(*xs):
         ys = served(xs[0] if len(xs) == 1 else list(xs), training=False)
         ys = ys if isinstance(ys, list | tuple) else [ys]
-        return {"output": ys[0]} if len(ys) == 1 else dict(zip(names, ys, strict=True))
+        return dict(zip(names, ys, strict=True))
 
     spec = [
         tf.TensorSpec((None, *i.shape), i.dtype, name=key)

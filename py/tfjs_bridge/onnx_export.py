@@ -2,7 +2,7 @@
 tf2onnx, for onnxruntime-node. Exported from the model as trained (its RNN
 loop intact), which tf2onnx maps onto ONNX's fused GRU/LSTM ops where it can
 (Keras's default GRU), else onto a generic Loop. Input "input", outputs as in
-the SavedModel signature ("output", or the output names)."""
+the SavedModel signature (Keras's output names)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def export_onnx(model_dir: Path, out_dir: Path) -> dict:
     def serve(x):
         ys = model(x, training=False)
         ys = ys if isinstance(ys, list | tuple) else [ys]
-        return {"output": ys[0]} if len(ys) == 1 else dict(zip(names, ys, strict=True))
+        return dict(zip(names, ys, strict=True))
 
     output = out_dir / FORMATS["onnx"].entry
     with native_stderr_hidden():

@@ -4,13 +4,15 @@
 // most maxBatch samples; a batch takes whole parts, oldest first, of the same
 // per-sample shapes (a free axis, such as a sequence length, must agree).
 //
-// Padded batches (the default): every batch runs at exactly maxBatch rows,
-// zero rows filling the rest. tfjs-node's kernels pick their blocking by the
-// batch size, so the same sample at batch 1 and at batch 64 can differ in the
-// last bit (measured: up to 6e-8 on gru); at one batch shape a row's answer
-// does not depend on its position or its neighbours. Padded, an answer is
-// bit-identical whatever else arrived with it. Unpadded (pad: false) is
-// faster at low load and exact only to that last bit.
+// Padded batches: every batch runs at exactly maxBatch rows, zero rows
+// filling the rest. tfjs-node's kernels can pick their blocking by the batch
+// size, so the same sample at batch 1 and at batch 64 can differ in the last
+// bit (measured: up to 6e-8 on gru's layers path); at one batch shape a row's
+// answer does not depend on its position or its neighbours. Padded, an answer
+// is bit-identical whatever else arrived with it. Where the path computes
+// each row the same at every batch size (catalog.js checks this at load),
+// padding buys nothing and batches run at their own size. `pad(tag)` says
+// which, per model version.
 //
 // A batch goes out when a worker is free and either it is full or its
 // oldest part has waited maxWaitMs (0: at once). While every worker is busy,
@@ -22,7 +24,15 @@ class Batcher {
    * worker; idle() says whether one is free. Arrays are {data, shape, dtype};
    * `tag` is what the requests were submitted with (a batch never mixes two).
    */
-  constructor({ run, idle, maxBatch, maxWaitMs = 0, queueLimit, pad = true, metrics = null }) {
+  constructor({
+    run,
+    idle,
+    maxBatch,
+    maxWaitMs = 0,
+    queueLimit,
+    pad = () => true,
+    metrics = null,
+  }) {
     Object.assign(this, { run, idle, maxBatch, maxWaitMs, queueLimit, pad, metrics });
     this.queue = []; // parts waiting, oldest first
     this.queued = 0; // samples waiting
@@ -118,7 +128,7 @@ class Batcher {
   }
 
   start(batch, rows) {
-    const height = this.pad ? this.maxBatch : rows;
+    const height = this.pad(batch[0].tag) ? this.maxBatch : rows;
     const inputs = batch[0].part.map((_, i) =>
       stack(
         batch.map((item) => item.part[i]),

@@ -27,6 +27,32 @@ function stampOf(dir) {
   }
 }
 
+/** rows samples of one input within its domain (token ids, or floats in [low, high]), seeded. */
+function randomInput(spec, rows, seed) {
+  let state = seed >>> 0;
+  const next = () => {
+    // mulberry32
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(state ^ (state >>> 15), state | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const shape = [rows, ...spec.shape.map((d) => (d === null ? 1 : d))];
+  const Type = spec.dtype === 'int32' ? Int32Array : Float32Array;
+  const data = new Type(shape.reduce((a, b) => a * b, 1));
+  const low = spec.low ?? 0;
+  const high = spec.high ?? 1;
+  for (let i = 0; i < data.length; i++) {
+    data[i] =
+      spec.kind === 'tokens'
+        ? low + Math.floor(next() * (high - low))
+        : low + next() * (high - low);
+  }
+  return { data, shape, dtype: spec.dtype };
+}
+
+const sameBits = (a, b) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+
 const zeros = (spec, rows) => {
   const shape = [rows, ...spec.shape.map((d) => (d === null ? 1 : d))];
   const Type = spec.dtype === 'int32' ? Int32Array : Float32Array;
@@ -37,8 +63,8 @@ const zeros = (spec, rows) => {
 };
 
 class Catalog {
-  constructor({ pool, metrics, backend, batching, timeoutMs, log }) {
-    Object.assign(this, { pool, metrics, backend, batching, timeoutMs, log });
+  constructor({ pool, metrics, backend, format = null, batching, timeoutMs, log }) {
+    Object.assign(this, { pool, metrics, backend, format, batching, timeoutMs, log });
     this.models = new Map(); // name -> {dir, current, batcher, refused}
   }
 
@@ -47,7 +73,9 @@ class Catalog {
     const stamp = stampOf(dir);
     const manifest = readManifest(dir);
     const signature = signatureOf(manifest);
-    const chosen = chooseFormat(dir, { batch: this.batching.maxBatch, backends: [this.backend] });
+    const chosen = this.format
+      ? { format: this.format, runtime: null, why: 'asked for' }
+      : chooseFormat(dir, { batch: this.batching.maxBatch, backends: [this.backend] });
     const { format } = chosen;
     checkIntegrity(dir, FORMATS[format].folder, manifest);
     const key = `${name}@${version}`;
@@ -77,6 +105,7 @@ class Catalog {
         dtype: t.dtype,
         shape: t.shape.slice(1),
       }));
+      Object.assign(generation, await this.batchingFor(key, signature, format));
     } catch (err) {
       await this.pool.unload(key);
       throw err;
@@ -85,9 +114,60 @@ class Catalog {
   }
 
   /**
+   * Whether batches of this version are padded ({padded, batching}). In auto
+   * mode, measured: each of maxBatch seeded samples alone, then the first b
+   * together for every b up to maxBatch. If every row's answer is the same
+   * bits at every (position, batch size) a batch can give it, padding buys
+   * nothing; otherwise batches are padded. A free axis (such as a sequence
+   * length) means shapes the check cannot cover: padded. So does XLA.
+   */
+  async batchingFor(key, signature, format) {
+    const { mode, maxBatch } = this.batching;
+    if (mode === 'padded') return { padded: true, batching: 'padded (asked for)' };
+    if (mode === 'unpadded')
+      return {
+        padded: false,
+        batching: 'unpadded (asked for: an answer may change in its last bits with its batch)',
+      };
+    const padded = (why) => ({ padded: true, batching: `padded to ${maxBatch}: ${why}` });
+    if (format === 'saved_model_xla')
+      return padded('XLA compiles a program per batch shape, and padded there is one');
+    if (signature.inputs.some((s) => s.shape.includes(null)))
+      return padded('a free axis, whose lengths a check at load cannot cover');
+    const names = signature.inputs.map((s) => s.name);
+    const inputs = signature.inputs.map((spec, i) => randomInput(spec, maxBatch, 1234 + i));
+    const run = async (start, rows) => {
+      const part = inputs.map((a) => {
+        const size = a.data.length / maxBatch;
+        const data = a.data.slice(start * size, (start + rows) * size);
+        return { data, shape: [rows, ...a.shape.slice(1)], dtype: a.dtype };
+      });
+      const { tensors } = await this.pool.predictOn(0, key, part, names);
+      return tensors;
+    };
+    const alone = [];
+    for (let r = 0; r < maxBatch; r++) alone.push(await run(r, 1));
+    for (let rows = 2; rows <= maxBatch; rows++) {
+      const together = await run(0, rows);
+      for (let r = 0; r < rows; r++) {
+        const differs = together.some((t, o) => {
+          const size = t.data.length / rows;
+          return !sameBits(t.data.subarray(r * size, (r + 1) * size), alone[r][o].data);
+        });
+        if (differs)
+          return padded(`row ${r} of a batch of ${rows} differs from it alone in the last bits`);
+      }
+    }
+    return {
+      padded: false,
+      batching: `unpadded: every row the same bits alone and in batches of 2-${maxBatch} (checked at load)`,
+    };
+  }
+
+  /**
    * The Keras output names (the signature's) for the worker's outputs, in the
-   * worker's order. A graph or SavedModel with one output may call it
-   * "output"; several are named as Keras names them (convert.py).
+   * worker's order. Folders exported before November 2026 call a graph or
+   * SavedModel's one output "output".
    */
   outputNames(workerNames, signature) {
     const keras = signature.outputs || [];
@@ -107,10 +187,12 @@ class Catalog {
       ...this.batching,
       idle: () => this.pool.idle(),
       run: (arrays, rows, generation) => this.runBatch(entry, generation, arrays, rows),
+      pad: (generation) => generation.padded,
       metrics: this.metrics.forModel(name),
     });
     this.models.set(name, entry);
-    this.log(`model ${name}: ${dir} runs on ${entry.current.runtime} (${entry.current.why})`);
+    const { runtime, why, batching } = entry.current;
+    this.log(`model ${name}: ${dir} runs on ${runtime} (${why}); batches ${batching}`);
     return entry;
   }
 
@@ -176,7 +258,9 @@ class Catalog {
     old.retired = true;
     if (!old.pending) await this.pool.unload(old.key);
     this.metrics.reloaded(entry.name, 'loaded');
-    this.log(`model ${entry.name}: version ${version} loaded from ${entry.dir} (${next.runtime})`);
+    this.log(
+      `model ${entry.name}: version ${version} loaded from ${entry.dir} (${next.runtime}; batches ${next.batching})`,
+    );
   }
 
   /** Polls for changed folders every intervalMs (0: never); returns a stop function. */

@@ -22,6 +22,29 @@ const WORKER = path.join(__dirname, '..', '..', 'worker.js');
 
 class WorkerDied extends Error {}
 
+// A worker's stderr comes through this process. Its stdio are sockets
+// (Node's 'pipe'), which tfnode.js's quiet load cannot reopen, so its quiet
+// start is done here: until the worker first answers, what it prints is
+// TensorFlow's start-up (CUDA factories on a CPU-only machine, the computation
+// placer) and is dropped. After that, TensorFlow's absl info and warning lines,
+// which TF_CPP_MIN_LOG_LEVEL does not reach (a SavedModel's load prints one),
+// are dropped too; everything else passes. TFJS_BRIDGE_DEBUG=1 keeps it all.
+const ABSL_INFO = /^[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] /;
+
+function forwardStderr(stream, started) {
+  let rest = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (text) => {
+    const lines = (rest + text).split('\n');
+    rest = lines.pop();
+    for (const line of lines) {
+      const noise = !started() || ABSL_INFO.test(line);
+      if (process.env.TFJS_BRIDGE_DEBUG || !noise) process.stderr.write(`${line}\n`);
+    }
+  });
+  stream.on('end', () => rest && process.stderr.write(`${rest}\n`));
+}
+
 class WorkerProcess {
   constructor(index, backend, onExit) {
     this.index = index;
@@ -30,13 +53,18 @@ class WorkerProcess {
     this.nextId = 1;
     this.handles = new Map(); // model key -> handle in this worker
     this.child = spawn(process.execPath, [WORKER, '--backend', backend], {
-      stdio: ['pipe', 'pipe', 'inherit'],
+      stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
+      // TensorFlow's C++ info lines (a SavedModel's load, XLA) stay off a service's log.
+      env: { TF_CPP_MIN_LOG_LEVEL: '2', ...process.env },
     });
     this.pid = this.child.pid;
+    this.answered = false;
+    forwardStderr(this.child.stderr, () => this.answered);
     const reader = new FrameReader();
     this.child.stdout.on('data', (chunk) => {
       for (const reply of reader.push(chunk)) {
+        this.answered = true;
         const waiter = this.pending.get(reply.id);
         this.pending.delete(reply.id);
         if (!waiter) continue;
@@ -120,6 +148,12 @@ class Pool {
     const results = await Promise.all(this.workers.map((w) => this.loadIn(w, key, dir, format)));
     this.models.set(key, { dir, format });
     return results[0];
+  }
+
+  /** Runs one batch of `key` in worker `index`. */
+  predictOn(index, key, arrays, names) {
+    const worker = this.workers[index];
+    return worker.request('predict', { handle: worker.handles.get(key), inputs: names }, arrays);
   }
 
   /** Runs one batch of `key` in every worker (a warm-up); returns their replies. */
