@@ -405,13 +405,15 @@ class BatchSizes(click.ParamType):
               help="--serve: seconds of load per server and concurrency.")  # fmt: skip
 @click.option("--long-duration", type=click.FloatRange(min=0.1), default=60.0,
               show_default=True, help="--serve: seconds at the highest concurrency.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="--serve: the Node service's worker processes [its default].")  # fmt: skip
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write bench.json and bench.png here "
               "(--serve: serve.json, by default in reports/serve).")  # fmt: skip
 @models_dir_option
 @click.pass_context
 def bench(ctx, models, batches, runtimes, budget, node_training, serve, duration, long_duration,
-          report_dir, out):  # fmt: skip
+          workers, report_dir, out):  # fmt: skip
     """Time every route side by side: Python baselines and every Node path.
 
     Paths are verified first (500 samples); the fastest verified one becomes
@@ -426,9 +428,11 @@ def bench(ctx, models, batches, runtimes, budget, node_training, serve, duration
     from .registry import resolve
     from .runtimes import resolve_runtimes
 
+    options = ("batches", "runtimes", "budget", "node_training", "duration", "long_duration",
+               "workers")  # fmt: skip
     given = {
         name
-        for name in ("batches", "runtimes", "budget", "node_training", "duration", "long_duration")
+        for name in options
         if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
     }
     if serve:
@@ -437,10 +441,10 @@ def bench(ctx, models, batches, runtimes, budget, node_training, serve, duration
         mixed = sorted(flags[n] for n in given & set(flags))
         if mixed:
             raise UsageError(f"bench --serve takes no {', '.join(mixed)}")
-        _bench_serve(models, duration, long_duration, report_dir, out)
+        _bench_serve(models, duration, long_duration, workers, report_dir, out)
         return
-    if given & {"duration", "long_duration"}:
-        raise UsageError("--duration and --long-duration go with --serve")
+    if given & {"duration", "long_duration", "workers"}:
+        raise UsageError("--duration, --long-duration and --workers go with --serve")
     chosen = resolve_runtimes(runtimes)
     root = _models_root(out)
     subjects = [subject_from_folder(root / spec.name) for spec in resolve(models)]
@@ -454,7 +458,7 @@ def bench(ctx, models, batches, runtimes, budget, node_training, serve, duration
             click.echo(f"wrote {path}")
 
 
-def _bench_serve(models, duration, long_duration, report_dir, out) -> None:
+def _bench_serve(models, duration, long_duration, workers, report_dir, out) -> None:
     from .registry import resolve
     from .serve_bench import REPORT_DIR, print_serve_bench, run_serve_bench
 
@@ -462,7 +466,8 @@ def _bench_serve(models, duration, long_duration, report_dir, out) -> None:
     with terminal_progress() as progress:
         report = run_serve_bench(
             [root / spec.name for spec in resolve(models)], duration=duration,
-            long_duration=long_duration, report_dir=report_dir or REPORT_DIR, progress=progress,
+            long_duration=long_duration, workers=workers, report_dir=report_dir or REPORT_DIR,
+            progress=progress,
             log=lambda m: click.echo(m, err=True),
         )  # fmt: skip
     print_serve_bench(report)

@@ -3,7 +3,7 @@ by side with a Python baseline serving the same model, both on this machine
 in one run.
 
 For each model folder, two servers on 127.0.0.1 (port 0):
-  node    node/serve.js: the service of issue #15 (TF Serving's REST API)
+  node    node/serve.js: the Node service (TF Serving's REST API)
   python  baseline_server.py: FastAPI + uvicorn, the model in a tf.function
 
 Both get the same single-sample requests ({"instances": [sample]}, several
