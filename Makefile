@@ -90,10 +90,13 @@ $(MODEL_ROOT)/%/tfjs_graph/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/c
 
 # Every route side by side (Python baselines, every Node path, and the ONNX
 # route when `make onnx` installed it); reports/bench/{bench.json,bench.png}.
+# Then the Node service under load against a Python (FastAPI) baseline, each
+# model on the path the route bench chose; reports/serve/serve.json.
 bench: train convert
 	if [ -f $(STAMPS)/onnx ]; then $(BRIDGE) convert --format onnx --out $(MODEL_ROOT); fi
 	$(BRIDGE) bench --node-training --report reports/bench --out $(MODEL_ROOT)
 	node node/scripts/bench-masks.js
+	$(BRIDGE) bench --serve --report reports/serve --out $(MODEL_ROOT)
 
 # Regenerate the exact Python pins from a fresh resolution of pyproject.toml.
 constraints:

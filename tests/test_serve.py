@@ -94,6 +94,11 @@ def test_row_and_columnar_formats_give_keras_answers(service, small_models):
     assert np.array(row["predictions"]).shape == (3, 10)
     # the same batch, so the same bits; and what Keras computes
     assert row["predictions"] == columnar["outputs"]
+    # `curl -d` sends a form content type: read as JSON, as TF Serving does
+    status, curl = service.predict(
+        "gru", {"instances": x.tolist()}, "application/x-www-form-urlencoded"
+    )
+    assert status == 200 and curl == row
     (expected,) = _keras_predict(small_models / "gru", x)
     np.testing.assert_allclose(row["predictions"], expected, atol=1e-5)
 

@@ -11,10 +11,12 @@ const SCRIPTS = [
   'predict.js',
   'train.js',
   'worker.js',
+  'serve.js',
   'scripts/doctor.js',
   'scripts/echo-npy.js',
   'scripts/bench-masks.js',
   'scripts/tokenize.js',
+  'scripts/load.js',
 ];
 
 const run = (script, args) =>
@@ -29,7 +31,7 @@ for (const script of SCRIPTS) {
   });
 }
 
-for (const script of ['predict.js', 'train.js', 'worker.js']) {
+for (const script of ['predict.js', 'train.js', 'worker.js', 'serve.js', 'scripts/load.js']) {
   test(`${script} with an unknown option: one error line, exit 2`, () => {
     const out = run(script, ['--no-such-option']);
     assert.equal(out.status, 2, out.stderr);

@@ -221,16 +221,21 @@ def _bench_node_path(worker, subject, rt, x_all, batches, budget_s, report, log)
 
 
 def cold_start(model_dir: Path, fmt: str | None = None, runs: int = 3) -> dict:
-    """Wall time of `node node/predict.js --model DIR [--format F] --value 0`:
-    process start, tfjs-node load, model load, one prediction, exit. Without
-    a format, predict.js picks the fastest verified path, as users will run it."""
+    """Wall time of `node node/predict.js --model DIR [--format F] --value 0`
+    (`--text` for a text model, which takes token ids): process start,
+    tfjs-node load, model load, one prediction, exit. Without a format,
+    predict.js picks the fastest verified path, as users will run it."""
+    from .text import TOKENIZER_FILE
+
     times, chosen = [], None
     cmd = [node_executable(), str(NODE_DIR / "predict.js"), "--model", str(model_dir)]
     cmd += ["--format", fmt] if fmt else []
+    one = ["--text", "Subject: cold start"] if (model_dir / TOKENIZER_FILE).exists() else None
     for _ in range(runs):
         started = time.perf_counter()
         proc = subprocess.run(
-            [*cmd, "--value", "0", "--json"], cwd=PROJECT_ROOT, env=node_env(), capture_output=True,
+            [*cmd, *(one or ["--value", "0"]), "--json"], cwd=PROJECT_ROOT, env=node_env(),
+            capture_output=True,
             text=True,
         )  # fmt: skip
         times.append(time.perf_counter() - started)

@@ -184,9 +184,9 @@ def server_command(kind: str, model_dir: Path, workers: int | None = None) -> li
 def request_bodies(subject: Subject, samples: int = SAMPLES) -> list[str]:
     """Single-sample row-format bodies from the inputs verify feeds the model
     (the registry data set's real test samples where it has one)."""
-    from .verify import _inputs_for
+    from .verify import inputs_for
 
-    xs, _ = _inputs_for(subject, samples, {}, None)
+    xs, _ = inputs_for(subject, samples, {}, None)
     names = subject.signature.names
     bodies = []
     for i in range(len(xs[0])):

@@ -117,7 +117,7 @@ def verify(
     }
     inputs, references, truth, fed, refused = {}, {}, {}, {}, {}
     for subject in subjects:
-        xs, labels = _inputs_for(subject, samples, ranges or {}, (feeds or {}).get(subject.name))
+        xs, labels = inputs_for(subject, samples, ranges or {}, (feeds or {}).get(subject.name))
         inputs[subject.name] = (xs, labels)
         fed[subject.name] = probes.describe(xs, subject.signature)
         why = probes.vacuity(fed[subject.name], subject.signature)
@@ -160,7 +160,7 @@ def verify(
     )
 
 
-def _inputs_for(subject: Subject, samples, ranges, given) -> tuple[list[np.ndarray], object]:
+def inputs_for(subject: Subject, samples, ranges, given) -> tuple[list[np.ndarray], object]:
     """(one array per input, labels or None): the user's own (--inputs), the
     registry data set's real inputs, or inputs made to exercise the model
     within each input's domain (probes.py)."""

@@ -29,6 +29,12 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
   const app = Fastify({ bodyLimit, logger: false, return503OnClosing: true });
 
   app.removeContentTypeParser('text/plain');
+  // `curl -d` labels its body as a form; TF Serving reads it as JSON, as do we.
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string' },
+    app.getDefaultJsonParser('error', 'error'),
+  );
   for (const type of Object.keys(BINARY)) {
     app.addContentTypeParser(type, { parseAs: 'buffer' }, (request, body, done) =>
       done(null, body),

@@ -183,8 +183,11 @@ class Pool {
 
   /** Runs one batch on the least busy worker: {result, tensors}. Retried once if it dies. */
   async predict(key, arrays, names, retry = true) {
-    const live = await this.serving(key);
-    const worker = live.reduce((a, b) => (b.busy < a.busy ? b : a));
+    // The worker is taken before anything is awaited, so that idle() says at
+    // once that it is busy: requests then gather into the next batch.
+    const least = (live) => live.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const holding = this.workers.filter((w) => !w.exited && w.handles.has(key));
+    const worker = holding.length ? least(holding) : least(await this.serving(key));
     worker.busy += 1;
     try {
       return await worker.request(
