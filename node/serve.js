@@ -23,7 +23,8 @@ const USAGE =
   '[--timeout-ms 10000] [--body-limit-mb 16] [--reload-interval-ms 1000] [--backend tensorflow] ' +
   '[--format layers|graph|saved_model|saved_model_xla]';
 
-// gru at concurrency 64 on 2 cores: 13,766 requests/s with 1 worker, 9,112 with 2 (docs/serving.md).
+// gru at concurrency 64 on 2 cores: 13,766 requests/s with 1 worker, 9,112
+// with 2 (docs/serving.md).
 const DEFAULT_WORKERS = 1;
 
 function integer(args, name, min) {
