@@ -11,9 +11,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -418,3 +420,35 @@ def test_bad_command_lines_are_one_line_errors(tmp_path):
         assert proc.returncode != 0
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_tfjs_bridge_serve_becomes_the_node_service(small_models):
+    """The Python command execs serve.js: one process, so SIGTERM reaches the service itself."""
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "tfjs-bridge"),
+            "serve",
+            str(small_models / "lstm"),
+            "--port",
+            "0",
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in proc.stdout:
+            found = re.search(r"listening on http://127.0.0.1:(\d+)", line)
+            if found:
+                break
+        assert found, proc.stderr.read()
+        cmdline = open(f"/proc/{proc.pid}/cmdline", "rb").read().split(b"\0")
+        assert cmdline[1].endswith(b"node/serve.js"), cmdline
+        with socket.create_connection(("127.0.0.1", int(found.group(1))), timeout=30) as sock:
+            sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.wait()

@@ -270,3 +270,12 @@ def test_registry_spam_spec():
     assert spec.layers[0].config["input_dim"] == SPAM_TOKENIZER["vocab_size"]
     assert spec.layers[0].config["mask_zero"] is True
     assert not spec.node_trainable
+
+
+def test_bench_cold_start_of_a_text_model_runs(node_runtime, spam_model):
+    """bench times a cold start through predict.js: a text model takes --text
+    (its --value would be refused: it takes token ids)."""
+    from tfjs_bridge.bench import cold_start
+
+    figures = cold_start(spam_model, "layers", runs=1)
+    assert figures["format"] == "layers" and figures["median_s"] > 0
