@@ -125,7 +125,6 @@ async function serve(options) {
     backend: options.backend,
     format: options.format,
     batching: options.batching,
-    timeoutMs: options.timeoutMs,
     log: say,
   });
   let app;

@@ -41,14 +41,16 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
     );
   }
 
+  // Metrics label only the models served: a label per name asked for would grow without bound.
+  const label = (asked) => (catalog.get(asked) ? asked : 'unknown');
+
   // fastify's own refusals (bad JSON, body too large, unknown content type)
   // as one-line JSON errors.
   app.setErrorHandler((err, request, reply) => {
     const code = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     const message = String(err.message || err).split('\n')[0];
     const { name: named, target = '' } = request.params || {};
-    const asked = named || target.split(':')[0];
-    const name = catalog.get(asked) ? asked : 'unknown';
+    const name = label(named || target.split(':')[0]);
     metrics.failed(name, code >= 500 ? 'internal' : 'bad_request');
     metrics.answered(name, code, null);
     reply.code(code).send({ error: message });
@@ -69,8 +71,7 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
   };
 
   const fail = (reply, asked, err) => {
-    // Metrics label only the models served: a label per name asked for would grow without bound.
-    const name = catalog.get(asked) ? asked : 'unknown';
+    const name = label(asked);
     const kind = err.kind || 'model_error';
     const code = err.status || STATUS_OF_KIND[kind] || 500;
     metrics.failed(name, kind);

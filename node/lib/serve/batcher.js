@@ -35,8 +35,12 @@ class Batcher {
   }) {
     Object.assign(this, { run, idle, maxBatch, maxWaitMs, queueLimit, pad, metrics });
     this.queue = []; // parts waiting, oldest first
-    this.queued = 0; // samples waiting
     this.timer = null;
+  }
+
+  /** Samples waiting. */
+  get queued() {
+    return this.queue.reduce((sum, item) => sum + item.rows, 0);
   }
 
   /**
@@ -47,9 +51,10 @@ class Batcher {
    */
   submit(arrays, timeoutMs = null, tag = null) {
     const n = arrays[0].shape[0];
-    if (this.queued + n > this.queueLimit) {
+    const queued = this.queued;
+    if (queued + n > this.queueLimit) {
       const err = new Error(
-        `queue full (${this.queued} samples waiting, limit ${this.queueLimit}): retry later`,
+        `queue full (${queued} samples waiting, limit ${this.queueLimit}): retry later`,
       );
       err.kind = 'overloaded';
       return Promise.reject(err);
@@ -72,7 +77,6 @@ class Batcher {
         request.left += 1;
         const index = request.results.length - 1;
         this.queue.push({ request, index, part, rows, key, tag, at: now() });
-        this.queued += rows;
       }
       this.gauge();
       this.pump();
@@ -113,7 +117,6 @@ class Batcher {
       }
       const taken = new Set(batch);
       this.queue = this.queue.filter((item) => !taken.has(item));
-      this.queued -= rows;
       this.gauge();
       this.start(batch, rows);
     }
@@ -122,7 +125,6 @@ class Batcher {
   dropFinished() {
     const live = this.queue.filter((item) => !item.request.done);
     if (live.length === this.queue.length) return;
-    this.queued = live.reduce((sum, item) => sum + item.rows, 0);
     this.queue = live;
     this.gauge();
   }
@@ -172,7 +174,6 @@ class Batcher {
   drain(err) {
     for (const item of this.queue) this.cancel(item.request, err);
     this.queue = [];
-    this.queued = 0;
     clearTimeout(this.timer);
     this.timer = null;
     this.gauge();

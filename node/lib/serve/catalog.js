@@ -14,7 +14,8 @@ const { checkIntegrity } = require('../io/modelfiles');
 const { signatureOf } = require('../io/inputs');
 const { chooseFormat } = require('../runtime/choose');
 const { FORMATS, runtimeName } = require('../runtime/vocabulary');
-const { Batcher } = require('./batcher');
+const { DTYPES } = require('../io/protocol');
+const { Batcher, rowsOf } = require('./batcher');
 
 /** What identifies a folder's content: its inode (a swap changes it) and its manifest's stat. */
 function stampOf(dir) {
@@ -27,7 +28,18 @@ function stampOf(dir) {
   }
 }
 
-/** rows samples of one input within its domain (token ids, or floats in [low, high]), seeded. */
+/** rows samples of one input (a free axis of length 1), each value from value(). */
+function inputArray(spec, rows, value) {
+  const shape = [rows, ...spec.shape.map((d) => (d === null ? 1 : d))];
+  const data = new DTYPES[spec.dtype](shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; i++) data[i] = value();
+  return { data, shape, dtype: spec.dtype };
+}
+
+/** Padding-like values: the lowest token id, or zeros. */
+const zeros = (spec, rows) => inputArray(spec, rows, () => (spec.kind === 'tokens' ? spec.low : 0));
+
+/** Seeded values within the input's domain: token ids in [low, high), or floats in [low, high]. */
 function randomInput(spec, rows, seed) {
   let state = seed >>> 0;
   const next = () => {
@@ -37,34 +49,18 @@ function randomInput(spec, rows, seed) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  const shape = [rows, ...spec.shape.map((d) => (d === null ? 1 : d))];
-  const Type = spec.dtype === 'int32' ? Int32Array : Float32Array;
-  const data = new Type(shape.reduce((a, b) => a * b, 1));
   const low = spec.low ?? 0;
   const high = spec.high ?? 1;
-  for (let i = 0; i < data.length; i++) {
-    data[i] =
-      spec.kind === 'tokens'
-        ? low + Math.floor(next() * (high - low))
-        : low + next() * (high - low);
-  }
-  return { data, shape, dtype: spec.dtype };
+  return inputArray(spec, rows, () =>
+    spec.kind === 'tokens' ? low + Math.floor(next() * (high - low)) : low + next() * (high - low),
+  );
 }
 
 const sameBits = (a, b) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 
-const zeros = (spec, rows) => {
-  const shape = [rows, ...spec.shape.map((d) => (d === null ? 1 : d))];
-  const Type = spec.dtype === 'int32' ? Int32Array : Float32Array;
-  const data = new Type(shape.reduce((a, b) => a * b, 1)).fill(
-    spec.kind === 'tokens' ? spec.low : 0,
-  );
-  return { data, shape, dtype: spec.dtype };
-};
-
 class Catalog {
-  constructor({ pool, metrics, backend, format = null, batching, timeoutMs, log }) {
-    Object.assign(this, { pool, metrics, backend, format, batching, timeoutMs, log });
+  constructor({ pool, metrics, backend, format = null, batching, log }) {
+    Object.assign(this, { pool, metrics, backend, format, batching, log });
     this.models = new Map(); // name -> {dir, current, batcher, refused}
   }
 
@@ -79,7 +75,7 @@ class Catalog {
     const { format } = chosen;
     checkIntegrity(dir, FORMATS[format].folder, manifest);
     const key = `${name}@${version}`;
-    const loaded = await this.pool.load(key, dir, format);
+    await this.pool.load(key, dir, format);
     const generation = {
       key,
       version,
@@ -89,6 +85,7 @@ class Catalog {
       runtime: chosen.runtime || runtimeName(this.backend, format),
       why: chosen.why,
       signature,
+      inputNames: signature.inputs.map((s) => s.name),
       pending: 0, // requests checked against this version and not yet answered
       retired: false,
     };
@@ -96,16 +93,15 @@ class Catalog {
       // One full batch through every worker: the first call builds kernels and
       // caches, and it tells the outputs' names, shapes and dtypes.
       const arrays = signature.inputs.map((spec) => zeros(spec, this.batching.maxBatch));
-      const names = signature.inputs.map((s) => s.name);
-      const replies = await this.pool.warm(key, arrays, names);
+      const replies = await this.pool.warm(key, arrays, generation.inputNames);
       const { result, tensors } = replies[0];
-      generation.outputNames = this.outputNames(result.outputs || loaded.outputs, signature);
+      generation.outputNames = this.outputNames(result.outputs, signature);
       generation.outputs = tensors.map((t, i) => ({
         name: generation.outputNames[i],
         dtype: t.dtype,
         shape: t.shape.slice(1),
       }));
-      Object.assign(generation, await this.batchingFor(key, signature, format));
+      Object.assign(generation, await this.batchingFor(generation));
     } catch (err) {
       await this.pool.unload(key);
       throw err;
@@ -121,7 +117,7 @@ class Catalog {
    * nothing; otherwise batches are padded. A free axis (such as a sequence
    * length) means shapes the check cannot cover: padded. So does XLA.
    */
-  async batchingFor(key, signature, format) {
+  async batchingFor({ key, signature, format, inputNames }) {
     const { mode, maxBatch } = this.batching;
     if (mode === 'padded') return { padded: true, batching: 'padded (asked for)' };
     if (mode === 'unpadded')
@@ -134,15 +130,10 @@ class Catalog {
       return padded('XLA compiles a program per batch shape, and padded there is one');
     if (signature.inputs.some((s) => s.shape.includes(null)))
       return padded('a free axis, whose lengths a check at load cannot cover');
-    const names = signature.inputs.map((s) => s.name);
     const inputs = signature.inputs.map((spec, i) => randomInput(spec, maxBatch, 1234 + i));
     const run = async (start, rows) => {
-      const part = inputs.map((a) => {
-        const size = a.data.length / maxBatch;
-        const data = a.data.slice(start * size, (start + rows) * size);
-        return { data, shape: [rows, ...a.shape.slice(1)], dtype: a.dtype };
-      });
-      const { tensors } = await this.pool.predictOn(0, key, part, names);
+      const part = inputs.map((a) => rowsOf(a, start, rows));
+      const { tensors } = await this.pool.predictOn(0, key, part, inputNames);
       return tensors;
     };
     const alone = [];
@@ -150,10 +141,7 @@ class Catalog {
     for (let rows = 2; rows <= maxBatch; rows++) {
       const together = await run(0, rows);
       for (let r = 0; r < rows; r++) {
-        const differs = together.some((t, o) => {
-          const size = t.data.length / rows;
-          return !sameBits(t.data.subarray(r * size, (r + 1) * size), alone[r][o].data);
-        });
+        const differs = together.some((t, o) => !sameBits(rowsOf(t, r, 1).data, alone[r][o].data));
         if (differs)
           return padded(`row ${r} of a batch of ${rows} differs from it alone in the last bits`);
       }
@@ -199,8 +187,7 @@ class Catalog {
   /** A batch runs on the version its requests were checked against, even after a reload. */
   async runBatch(entry, generation, arrays, rows) {
     const started = performance.now();
-    const names = generation.signature.inputs.map((s) => s.name);
-    const { tensors } = await this.pool.predict(generation.key, arrays, names);
+    const { tensors } = await this.pool.predict(generation.key, arrays, generation.inputNames);
     this.metrics.batchTime(entry.name, generation.runtime, (performance.now() - started) / 1000);
     this.metrics.predicted(entry.name, rows);
     return tensors;

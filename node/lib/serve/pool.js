@@ -55,8 +55,6 @@ class WorkerProcess {
     this.child = spawn(process.execPath, [WORKER, '--backend', backend], {
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
-      // TensorFlow's C++ info lines (a SavedModel's load, XLA) stay off a service's log.
-      env: { TF_CPP_MIN_LOG_LEVEL: '2', ...process.env },
     });
     this.pid = this.child.pid;
     this.answered = false;
@@ -89,6 +87,11 @@ class WorkerProcess {
       this.pending.set(id, { resolve, reject });
       this.child.stdin.write(encodeFrame({ id, op, ...fields }, tensors));
     });
+  }
+
+  /** Runs one batch of the model loaded under `key`: {result, tensors}. */
+  predict(key, arrays, names) {
+    return this.request('predict', { handle: this.handles.get(key), inputs: names }, arrays);
   }
 
   /** Ends the worker: stdin closed, it finishes what it holds and leaves. */
@@ -140,29 +143,22 @@ class Pool {
   async loadIn(worker, key, dir, format) {
     const { result } = await worker.request('load', { model_dir: dir, format });
     worker.handles.set(key, result.handle);
-    return result;
   }
 
-  /** Loads a model folder in every worker under `key`; returns one worker's load result. */
+  /** Loads a model folder in every worker under `key`. */
   async load(key, dir, format) {
-    const results = await Promise.all(this.workers.map((w) => this.loadIn(w, key, dir, format)));
+    await Promise.all(this.workers.map((w) => this.loadIn(w, key, dir, format)));
     this.models.set(key, { dir, format });
-    return results[0];
   }
 
   /** Runs one batch of `key` in worker `index`. */
   predictOn(index, key, arrays, names) {
-    const worker = this.workers[index];
-    return worker.request('predict', { handle: worker.handles.get(key), inputs: names }, arrays);
+    return this.workers[index].predict(key, arrays, names);
   }
 
   /** Runs one batch of `key` in every worker (a warm-up); returns their replies. */
   async warm(key, arrays, names) {
-    return Promise.all(
-      this.workers.map((w) =>
-        w.request('predict', { handle: w.handles.get(key), inputs: names }, arrays),
-      ),
-    );
+    return Promise.all(this.workers.map((w) => w.predict(key, arrays, names)));
   }
 
   /** Frees `key` in every worker (once no batch uses it). */
@@ -186,15 +182,11 @@ class Pool {
     // The worker is taken before anything is awaited, so that idle() says at
     // once that it is busy: requests then gather into the next batch.
     const least = (live) => live.reduce((a, b) => (b.busy < a.busy ? b : a));
-    const holding = this.workers.filter((w) => !w.exited && w.handles.has(key));
-    const worker = holding.length ? least(holding) : least(await this.serving(key));
+    const holding = this.holding(key);
+    const worker = least(holding.length ? holding : await this.serving(key));
     worker.busy += 1;
     try {
-      return await worker.request(
-        'predict',
-        { handle: worker.handles.get(key), inputs: names },
-        arrays,
-      );
+      return await worker.predict(key, arrays, names);
     } catch (err) {
       if (!(err instanceof WorkerDied) || !retry) throw err;
       return this.predict(key, arrays, names, false);
@@ -204,10 +196,15 @@ class Pool {
     }
   }
 
-  /** The live workers that hold `key`; while none does (all restarting), waits for one. */
+  /** The live workers that hold `key`. */
+  holding(key) {
+    return this.workers.filter((w) => !w.exited && w.handles.has(key));
+  }
+
+  /** holding(key); while none does (all restarting), waits for one. */
   async serving(key, waitMs = 60000) {
     for (let waited = 0; ; waited += 50) {
-      const live = this.workers.filter((w) => !w.exited && w.handles.has(key));
+      const live = this.holding(key);
       if (live.length) return live;
       if (waited >= waitMs || !this.models.has(key))
         throw new WorkerDied('no worker holds the model (restarting)');

@@ -11,10 +11,9 @@
 // .npz for several) skip JSON both ways. Every array passes the checks of
 // every entry point (io/inputs.js) before it can reach a model.
 const { checkInput } = require('../io/inputs');
+const { DTYPES } = require('../io/protocol');
 const { decodeNpy, encodeNpy } = require('../io/npy');
 const { decodeNpz, encodeNpz } = require('../io/npz');
-
-const TYPED = { float32: Float32Array, int32: Int32Array };
 
 /** A client's mistake: answered with 400 (or `status`) and never run. */
 class RequestError extends Error {
@@ -48,37 +47,21 @@ function flatten(value, shape, depth, out, offset, where, integers) {
   return offset;
 }
 
-/** A JSON batch (a list of samples) as a typed array of the input's dtype. */
-function arrayFrom(samples, spec, where) {
+/**
+ * A JSON batch (a list of samples) as a checked typed array of the input's
+ * dtype. Token ids are checked as numbers first: an Int32Array would
+ * silently wrap or truncate a bad one.
+ */
+function arrayFrom(samples, spec, where, only) {
   if (!Array.isArray(samples) || samples.length === 0)
     throw new RequestError(`${where}: expected a non-empty list of samples`);
   const shape = shapeOf(samples);
-  const Type = TYPED[spec.dtype];
-  const data = new Type(shape.reduce((a, b) => a * b, 1));
-  // Int32Array would silently wrap or truncate a bad id: check as numbers first.
-  const staging = spec.dtype === 'int32' ? new Float64Array(data.length) : data;
-  flatten(samples, shape, 0, staging, 0, where, spec.kind === 'tokens');
-  if (staging !== data) {
-    const { count, first } = outside(staging, spec);
-    if (count)
-      throw new RequestError(
-        `${where}: ${count} token ids outside [${spec.low}, ${spec.high}) (first ${staging[first]})`,
-      );
-    data.set(staging);
-  }
-  return { data, shape, dtype: spec.dtype };
-}
-
-function outside(values, spec) {
-  let count = 0;
-  let first = -1;
-  values.forEach((v, i) => {
-    if (v < spec.low || v >= spec.high || !Number.isInteger(v)) {
-      count += 1;
-      if (first < 0) first = i;
-    }
-  });
-  return { count, first };
+  const Type = DTYPES[spec.dtype];
+  const count = shape.reduce((a, b) => a * b, 1);
+  const values = spec.dtype === 'int32' ? new Float64Array(count) : new Type(count);
+  flatten(samples, shape, 0, values, 0, where, spec.kind === 'tokens');
+  checked({ data: values, shape, dtype: spec.dtype }, where, spec, only);
+  return { data: values instanceof Type ? values : Type.from(values), shape, dtype: spec.dtype };
 }
 
 /** Runs io/inputs.js's check, turning its error into a client's. */
@@ -140,19 +123,14 @@ function readJsonRequest(body, signature) {
       const samples = named
         ? instances.map((instance, i) => byInputName(instance, specs, `instances[${i}]`)[spec.name])
         : instances;
-      return checked(arrayFrom(samples, spec, where), where, spec, only);
+      return arrayFrom(samples, spec, where, only);
     });
     return { format: 'row', arrays };
   }
   const columns = !only || isObject(inputs) ? byInputName(inputs, specs, 'inputs') : null;
   const arrays = specs.map((spec) => {
     const where = only ? 'inputs' : `inputs: input ${spec.name}`;
-    return checked(
-      arrayFrom(columns ? columns[spec.name] : inputs, spec, where),
-      where,
-      spec,
-      only,
-    );
+    return arrayFrom(columns ? columns[spec.name] : inputs, spec, where, only);
   });
   return { format: 'columnar', arrays };
 }
