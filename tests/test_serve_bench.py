@@ -174,3 +174,16 @@ def test_run_serve_bench_reports_each_run(node_runtime, gru, tmp_path, monkeypat
     assert python["memory_ready"]["rss_bytes"] > 0 and python["memory_end"]["processes"] == 1
     assert python["memory_end"]["peak_rss_bytes"] >= python["memory_start"]["peak_rss_bytes"]
     assert model["ratios"]["c4/c1"]["python"] > 0 and model["ratios"]["node/python"] == {}
+
+
+def test_agreement_uses_the_tolerance_and_fails_beyond_it():
+    from tfjs_bridge.serve_bench import agreement
+
+    python = ['{"predictions":[[0.25,0.75]]}', '{"predictions":[{"a":[1.0],"b":[2.0]}]}']
+    close = ['{"predictions":[[0.250001,0.75]]}', '{"predictions":[{"a":[1.0],"b":[2.0]}]}']
+    far = ['{"predictions":[[0.26,0.75]]}', '{"predictions":[{"a":[1.0],"b":[2.0]}]}']
+    assert agreement(close, python, atol=1e-5, rtol=1e-5)["within_tolerance"]
+    verdict = agreement(far, python, atol=1e-5, rtol=1e-5)
+    assert not verdict["within_tolerance"] and abs(verdict["max_abs_diff"] - 0.01) < 1e-9
+    shapes = agreement(['{"predictions":[[0.25]]}'], python[:1], atol=1e-5, rtol=1e-5)
+    assert not shapes["within_tolerance"] and shapes["max_abs_diff"] is None

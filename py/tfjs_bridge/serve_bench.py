@@ -246,18 +246,19 @@ def prediction_arrays(text: str) -> list[np.ndarray]:
 
 
 def agreement(a: list[str], b: list[str], atol: float, rtol: float) -> dict:
-    """Do two servers' answers to the same bodies agree within the model's tolerance?"""
+    """Do two servers' answers to the same bodies agree within the model's
+    tolerance? verify's rule (parity.compare), with b's answers as the truth."""
+    from .parity import compare
+
     worst, within = 0.0, True
     for text_a, text_b in zip(a, b, strict=True):
         ys_a, ys_b = prediction_arrays(text_a), prediction_arrays(text_b)
-        if len(ys_a) != len(ys_b) or any(
-            x.shape != y.shape for x, y in zip(ys_a, ys_b, strict=True)
-        ):
-            return {"max_abs_diff": None, "within_tolerance": False, "reason": "shapes differ"}
-        for x, y in zip(ys_a, ys_b, strict=True):
-            if x.size:
-                worst = max(worst, float(np.max(np.abs(x - y))))
-                within = within and bool(np.all(np.abs(x - y) <= atol + rtol * np.abs(y)))
+        names = [[str(i) for i in range(len(ys))] for ys in (ys_b, ys_a)]
+        result = compare(ys_b, ys_a, *names, atol, rtol)
+        if "outputs" not in result:  # names, counts or shapes differ
+            return {"max_abs_diff": None, "within_tolerance": False, "reason": result["reason"]}
+        worst = max(worst, result["max_abs"])
+        within = within and result["passed"]
     return {"max_abs_diff": worst, "within_tolerance": within, "atol": atol, "rtol": rtol}
 
 
