@@ -148,28 +148,117 @@ def _models_root(out: Path | None) -> Path:
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted run from its last completed epoch."
 )
+@click.option(
+    "--strategy",
+    type=click.Choice(["default", "mirrored", "multi-worker"]),
+    default=None,
+    help="tf.distribute strategy: one device, MirroredStrategy over local devices, or "
+    "MultiWorkerMirroredStrategy over TF_CONFIG's cluster.  [default: default; "
+    "multi-worker with --workers]",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Start N local multi-worker processes on 127.0.0.1 (sets each one's TF_CONFIG).",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="mirrored without GPUs: logical CPU devices to mirror over.",
+)
+@click.option(
+    "--global-batch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Samples per optimizer step, split between the replicas [default: the registry's].",
+)
+@click.option(
+    "--record-cluster/--no-record-cluster",
+    default=True,
+    show_default=True,
+    help="Record TF_CONFIG's addresses in the manifest (or only how many tasks).",
+)
 @models_dir_option
-def train(models, epochs, limit, seed, resume, out):
+def train(
+    models,
+    epochs,
+    limit,
+    seed,
+    resume,
+    strategy,
+    workers,
+    replicas,
+    global_batch,
+    record_cluster,
+    out,
+):
     """Train registry MODELS (default: all) in tf-keras and save them.
 
     Examples: tfjs-bridge train gru --epochs 1 --limit 5000;
-    tfjs-bridge train gru --resume  (after an interruption)"""
+    tfjs-bridge train gru --resume  (after an interruption);
+    tfjs-bridge train gru --workers 2  (multi-worker, two local processes);
+    TF_CONFIG=... tfjs-bridge train gru --strategy multi-worker  (one task of a cluster)"""
+    from . import distribute
     from .registry import resolve
     from .train import train as train_model
 
+    if workers is not None:
+        forwarded = [*models, "--seed", str(seed)]
+        forwarded += ["--epochs", str(epochs)] if epochs is not None else []
+        forwarded += ["--limit", str(limit)] if limit is not None else []
+        forwarded += ["--resume"] if resume else []
+        forwarded += ["--global-batch", str(global_batch)] if global_batch else []
+        forwarded += [] if record_cluster else ["--no-record-cluster"]
+        forwarded += ["--out", str(out)] if out is not None else []
+        _launch_workers(models, workers, strategy, forwarded)
+        return
+    dist = distribute.plan(strategy or "default", replicas, record_cluster, global_batch)
     root = _models_root(out)
     for spec in resolve(models):
         with terminal_progress() as progress:
             manifest = train_model(
                 spec, root, epochs=epochs, limit=limit, seed=seed, resume=resume, log=_note,
-                progress=progress,
+                progress=progress, distribution=dist,
             )  # fmt: skip
+        if not dist.chief:
+            continue  # the chief reports
         if manifest.get("resumed_from_epoch"):
             click.echo(f"{spec.name}: resumed after epoch {manifest['resumed_from_epoch']}")
         shown = ", ".join(f"{k} {v:.4g}" for k, v in manifest["test"].items())
         click.echo(
             f"{spec.name}: {manifest['epochs']} epochs in {manifest['train_seconds']:.1f} s; "
             f"test {shown} -> {root / spec.name}"
+        )
+
+
+def _launch_workers(models, workers: int, strategy: str | None, forwarded: list[str]) -> None:
+    """`train --workers N`: this process runs no TensorFlow; it starts N
+    multi-worker processes of the same command and reports each one's exit."""
+    from . import distribute
+
+    if strategy not in (None, "multi-worker"):
+        raise UsageError(
+            f"--workers starts multi-worker processes; it cannot be --strategy {strategy}"
+        )
+    if os.environ.get("TF_CONFIG"):
+        raise UsageError("--workers sets each local worker's TF_CONFIG: unset TF_CONFIG first")
+    from .registry import resolve
+
+    resolve(models)  # an unknown model fails here, not in N workers
+    exits = distribute.run_local_workers(forwarded, workers)
+    for status in exits:
+        click.echo(
+            status.describe()
+            + (f": {status.last_line}" if status.code and status.last_line else "")
+        )
+    failed = [s for s in exits if s.code != 0]
+    if failed:
+        raise BridgeError(
+            f"{len(failed)} of {workers} workers failed ({failed[0].describe()}): "
+            "rerun with --resume to continue from the last completed epoch"
         )
 
 
