@@ -16,13 +16,25 @@ from __future__ import annotations
 import numpy as np
 
 
-def training_batches(tf, x: np.ndarray, y: np.ndarray, global_batch: int, seed: int):
-    """A tf.data.Dataset of (x, y) batches of global_batch samples (the last
-    one smaller), in a seeded order drawn anew each epoch."""
+def drops_remainder(samples: int, global_batch: int, distributed: bool) -> bool:
+    """Under a strategy an epoch's last, partial batch is dropped: workers
+    must see batches of one shape (an Embedding's sparse gradients are
+    gathered between workers, and a gather of unequal shapes aborts the
+    run). The order changes every epoch, so no sample is left out for good.
+    A data set smaller than one global batch is kept whole, as one batch."""
+    return distributed and samples >= global_batch
+
+
+def training_batches(
+    tf, x: np.ndarray, y: np.ndarray, global_batch: int, seed: int, distributed: bool = False
+):
+    """A tf.data.Dataset of (x, y) batches of global_batch samples, in a
+    seeded order drawn anew each epoch (see drops_remainder for the last one)."""
     examples = tf.data.Dataset.from_tensor_slices((x, y))
+    drop = drops_remainder(len(x), global_batch, distributed)
     batches = (
         examples.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        .batch(global_batch)
+        .batch(global_batch, drop_remainder=drop)
         .prefetch(tf.data.AUTOTUNE)
     )
     options = tf.data.Options()
@@ -31,5 +43,7 @@ def training_batches(tf, x: np.ndarray, y: np.ndarray, global_batch: int, seed: 
     return batches.with_options(options)
 
 
-def steps_per_epoch(samples: int, global_batch: int) -> int:
+def steps_per_epoch(samples: int, global_batch: int, distributed: bool = False) -> int:
+    if drops_remainder(samples, global_batch, distributed):
+        return samples // global_batch
     return -(-samples // global_batch)

@@ -175,7 +175,10 @@ def _train_locked(spec, out_root, target, epochs, limit, seed, progress, resume,
             f"a global batch of {global_batch} does not split between "
             f"{strategy.num_replicas_in_sync} replicas: use --global-batch N×replicas"
         )
-    batches = pipeline.training_batches(tf, dataset.x_train, dataset.y_train, global_batch, seed)
+    distributed = dist.name != "default"
+    batches = pipeline.training_batches(
+        tf, dataset.x_train, dataset.y_train, global_batch, seed, distributed
+    )
     epoch_log = _epoch_log(
         tf_keras, backup / "epochs.json", dataset.x_test, dataset.y_test,
         spec.task == "classification", write=dist.chief,
@@ -186,7 +189,7 @@ def _train_locked(spec, out_root, target, epochs, limit, seed, progress, resume,
         tf_keras.callbacks.BackupAndRestore(str(backup / "checkpoint"), delete_checkpoint=False),
     ]
     if progress is not NO_PROGRESS:  # a callback on every step costs a little: only when shown
-        steps = pipeline.steps_per_epoch(len(dataset.x_train), global_batch) * epochs
+        steps = pipeline.steps_per_epoch(len(dataset.x_train), global_batch, distributed) * epochs
         callbacks.append(_progress_callback(tf_keras, steps, spec.name, progress))
     started = time.perf_counter()
     failure = None
