@@ -273,11 +273,19 @@ def _launch_workers(models, workers: int, strategy: str | None, forwarded: list[
     help="layers: keras.h5 -> tfjs_layers/; graph: saved_model/ -> tfjs_graph/; "
     "onnx: keras.h5 -> onnx/ with tf2onnx (needs `make onnx`; not part of all).",
 )
+@click.option(
+    "--quantize",
+    type=click.Choice(["float16", "uint8", "uint16"]),
+    default=None,
+    help="Store the tfjs models' weights as float16, or affine-quantized to 1 or 2 bytes "
+    "(the converter's own options); verify then judges them by a budget.",
+)
 @models_dir_option
-def convert(models, fmt, out):
+def convert(models, fmt, quantize, out):
     """Convert trained MODELS (default: all) with tensorflowjs_converter.
 
-    Example: tfjs-bridge convert gru --format layers"""
+    Examples: tfjs-bridge convert gru --format layers;
+    tfjs-bridge convert gru --quantize float16  (half the download)"""
     from .convert import DEFAULT_FORMATS
     from .convert import convert as convert_model
     from .registry import resolve
@@ -285,12 +293,19 @@ def convert(models, fmt, out):
     formats = DEFAULT_FORMATS if fmt == "all" else (fmt,)
     root = _models_root(out)
     for spec in resolve(models):
-        manifest = convert_model(root / spec.name, formats, log=_note)
+        manifest = convert_model(root / spec.name, formats, log=_note, quantize=quantize)
         for f in formats:
             done = manifest["conversions"][f]
+            size = ""
+            if done.get("quantize"):
+                size = (
+                    f", {done['quantize']} weights: {done['weight_bytes']:,} bytes, "
+                    f"{done['float32_weight_bytes']:,} as float32"
+                )
+            tool = f"{done['converter']} {done['converter_version']}"
             click.echo(
                 f"{spec.name}: {f} -> {root / spec.name / done['output']} "
-                f"({len(done['files'])} files, {done['converter']} {done['converter_version']})"
+                f"({len(done['files'])} files, {tool}{size})"
             )
 
 
@@ -401,10 +416,17 @@ def export(source: Path, out_dir: Path, name: str | None):
     default=None,
     help="Write report.json and errors.png here.",
 )
+@click.option(
+    "--max-accuracy-drop",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Quantized models (convert --quantize): the test accuracy they may lose, in "
+    "percentage points [default: 0.5].",
+)
 @models_dir_option
 def verify(
     models, runtimes, samples, full, atol, rtol, input_ranges, inputs_file, keras_models,
-    model_dirs, report_dir, out,
+    model_dirs, report_dir, max_accuracy_drop, out,
 ):  # fmt: skip
     """Check that every Node path computes what Python computes for MODELS.
 
@@ -416,7 +438,8 @@ def verify(
     paths apart are refused. Exit 0 only when every path passes.
 
     Examples: tfjs-bridge verify gru --full;
-    tfjs-bridge verify --keras-model my_model.keras --report reports/mine"""
+    tfjs-bridge verify --keras-model my_model.keras --report reports/mine;
+    tfjs-bridge verify gru --full --max-accuracy-drop 0.2  (after convert --quantize)"""
     from .registry import resolve
     from .report import print_table, write_report
     from .runtimes import resolve_runtimes
@@ -443,6 +466,7 @@ def verify(
             progress=progress,
             ranges=ranges,
             inputs_file=inputs_file,
+            max_accuracy_drop=max_accuracy_drop,
         )
     print_table(report)
     if report_dir is not None:

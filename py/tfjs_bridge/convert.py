@@ -16,8 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import artifacts
-from .errors import BridgeError, last_line
+from . import artifacts, quantization
+from .errors import BridgeError, UsageError, last_line
 from .formats import FORMATS
 
 DEFAULT_FORMATS = ("layers", "graph")  # `convert --format all`: onnx is optional
@@ -48,11 +48,16 @@ def converter_version() -> str:
     raise BridgeError("tensorflowjs_converter --version printed no version")
 
 
-def converter_args(fmt: str, model_dir: Path, out_dir: Path) -> list[str]:
+def converter_args(
+    fmt: str, model_dir: Path, out_dir: Path, quantize: str | None = None
+) -> list[str]:
+    # The converter's option for every weight (given without node names).
+    quantized = [quantization.converter_flag(quantize)] if quantize else []
     if fmt == "layers":
         return [
             "--input_format=keras",
             "--output_format=tfjs_layers_model",
+            *quantized,
             str(model_dir / artifacts.KERAS_H5),
             str(out_dir),
         ]
@@ -62,6 +67,7 @@ def converter_args(fmt: str, model_dir: Path, out_dir: Path) -> list[str]:
             "--output_format=tfjs_graph_model",
             "--signature_name=serving_default",
             "--saved_model_tags=serve",
+            *quantized,
             str(model_dir / SAVED_MODEL),
             str(out_dir),
         ]
@@ -117,8 +123,14 @@ def serving_output_keys(saved_model: Path) -> list[str]:
     )
 
 
-def convert(model_dir: Path, formats: tuple[str, ...] = DEFAULT_FORMATS, log=None) -> dict:
-    """Convert one trained model folder to each format; returns the manifest.
+def convert(
+    model_dir: Path,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    log=None,
+    quantize: str | None = None,
+) -> dict:
+    """Convert one trained model folder to each format (its weights quantized
+    to `quantize`, quantization.py); returns the manifest.
 
     The whole folder is updated in one atomic exchange (a staged copy made of
     hard links), under the folder's lock: killed at any moment, the folder
@@ -126,13 +138,17 @@ def convert(model_dir: Path, formats: tuple[str, ...] = DEFAULT_FORMATS, log=Non
     with artifacts.model_lock(model_dir, log):
         artifacts.read_manifest(model_dir)  # fail before staging anything
         with artifacts.staged_update(model_dir) as staging:
-            manifest = convert_in_place(staging, formats)
+            manifest = convert_in_place(staging, formats, quantize)
     return manifest
 
 
-def convert_in_place(model_dir: Path, formats: tuple[str, ...]) -> dict:
+def convert_in_place(
+    model_dir: Path, formats: tuple[str, ...], quantize: str | None = None
+) -> dict:
     """Convert into model_dir itself (a folder no one else sees yet)."""
     manifest = artifacts.read_manifest(model_dir)
+    if quantize and "onnx" in formats:
+        raise UsageError("--quantize applies to the tfjs formats (layers, graph), not to onnx")
     # Convert only what was trained: inputs whose sha256 no longer matches are refused.
     sources = {"layers": artifacts.KERAS_H5, "onnx": artifacts.KERAS_H5}
     for fmt in formats:
@@ -155,7 +171,7 @@ def convert_in_place(model_dir: Path, formats: tuple[str, ...]) -> dict:
             done = export_onnx(model_dir, out)
             conversions[fmt] = {**done, "output": output, "files": artifacts.file_hashes(out)}
             continue
-        args = converter_args(fmt, model_dir, out)
+        args = converter_args(fmt, model_dir, out, quantize)
         run_converter(args)
         if fmt == "layers":
             name_custom_activations(out / LAYERS.entry)
@@ -167,6 +183,8 @@ def convert_in_place(model_dir: Path, formats: tuple[str, ...]) -> dict:
             "converter_version": version,
             "args": args[:-2],
             "output": output,
+            "quantize": quantize,
+            **quantization.weight_sizes(out / FORMATS[fmt].entry),
             "files": artifacts.file_hashes(out),
         }
     artifacts.write_json_atomic(model_dir / artifacts.MANIFEST, manifest)

@@ -9,7 +9,7 @@ A folder's manifest says what the truth is ("reference"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,9 @@ class Subject:
     reference_file: str
     # the model's inputs (names, dtypes, domains) and output names; None: one float input
     signature: Signature | None = None
+    # format -> its conversion's record, for the formats whose weights are
+    # quantized (convert --quantize): verify judges those by a budget
+    quantized: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.signature is None:
@@ -70,6 +73,9 @@ def subject_from_folder(model_dir: Path) -> Subject:
         reference_kind=reference["kind"],
         reference_file=reference["file"],
         signature=signature,
+        quantized={
+            fmt: c for fmt, c in manifest.get("conversions", {}).items() if c.get("quantize")
+        },
     )
 
 

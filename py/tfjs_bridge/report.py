@@ -53,6 +53,21 @@ def print_table(report, console=None) -> None:
     for model, (python, node) in accuracy.items():
         shown = ", ".join(f"{100 * a:.2f} %" for a in sorted(node))
         console.print(f"{model}: accuracy {100 * python:.2f} % in Python, {shown} in Node")
+    for r in report.results:  # what quantized weights cost (convert --quantize)
+        q = r.figures.get("quantization")
+        if q:
+            cost = f"max |error| {r.figures.get('max_abs', 0):.1e}"
+            if "argmax_total" in r.figures:
+                cost += f", argmax {r.figures['argmax_agree']}/{r.figures['argmax_total']}"
+            if "accuracy_drop_pp" in q:
+                drop, budget = q["accuracy_drop_pp"], q["max_accuracy_drop_pp"]
+                cost += f", accuracy drop {drop:.2f} pp (budget {budget} pp)"
+            sizes = f"{q['weight_bytes']:,} bytes against {q['float32_weight_bytes']:,} as float32"
+            console.print(
+                f"{r.model} {r.runtime}: {q['dtype']} weights, {sizes} "
+                f"({q['smaller']:.1f}× smaller): {cost}",
+                highlight=False,
+            )
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
     counts = {s: sum(r.status == s for r in report.results) for s in MARKS}

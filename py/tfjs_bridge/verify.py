@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, parity, probes
+from . import data, parity, probes, quantization
 from .errors import NodeError, UsageError
 from .parity_record import FAIL, PASS, SKIP, record_parity
 from .progress import NO_PROGRESS, Progress
@@ -103,6 +103,7 @@ def verify(
     timeout: float | None = None,
     ranges: dict[str, tuple[float, float]] | None = None,
     feeds: dict[str, list[np.ndarray]] | None = None,
+    max_accuracy_drop: float | None = None,
 ) -> VerifyReport:
     """Every (subject, runtime) pair on the same inputs. `ranges` overrides
     input domains by input name; `feeds` gives a subject's inputs outright."""
@@ -112,6 +113,7 @@ def verify(
         s.name: {
             "atol": s.atol if atol is None else atol,
             "rtol": s.rtol if rtol is None else rtol,
+            **({"max_accuracy_drop": max_accuracy_drop} if max_accuracy_drop is not None else {}),
         }
         for s in subjects
     }
@@ -216,6 +218,12 @@ def _run_path(worker, subject, rt, inputs, reference, truth, tol, progress) -> P
     figures.update(samples=n, load_ms=loaded["load_ms"], predict_ms=predict_ms)
     passed = figures.pop("passed")
     reason = figures.pop("reason", "")
+    conversion = subject.quantized.get(rt.format)
+    if conversion:  # quantized weights: judged by a budget (quantization.py), not by 1e-5
+        passed, reason = quantization.judge(
+            figures, expected, conversion, tol.get("max_accuracy_drop")
+        )
+        expected = _joined(parts)  # one at a time must still agree with its own batches
     if passed:
         one_by_one = parity.compare(
             [e[: len(singles)] for e in expected],
@@ -245,6 +253,7 @@ def verify_models(
     progress: Progress = NO_PROGRESS,
     ranges: dict[str, tuple[float, float]] | None = None,
     inputs_file: Path | None = None,
+    max_accuracy_drop: float | None = None,
 ) -> VerifyReport:
     """verify for model folders and for users' own models (.h5, .keras or
     SavedModel folders), each exported to a temporary folder for the run.
@@ -277,6 +286,7 @@ def verify_models(
             progress=progress,
             ranges=ranges,
             feeds=feeds,
+            max_accuracy_drop=max_accuracy_drop,
         )
     record_parity(report, kept)
     return report

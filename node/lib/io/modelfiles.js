@@ -14,6 +14,7 @@ const fs = require('fs');
 const path = require('path');
 
 const DTYPE_BYTES = { float32: 4, int32: 4, bool: 1, uint8: 1, float16: 2 };
+const QUANTIZED_BYTES = { float16: 2, uint8: 1, uint16: 2 }; // convert --quantize
 
 function sha256(file) {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -93,8 +94,16 @@ function declaredBytes(spec, file) {
       `${file}: weight '${spec.name}' has an impossible shape [${spec.shape}] or dtype ${spec.dtype}`,
     );
   }
-  if (spec.quantization)
-    throw new Error(`${file}: quantized weight '${spec.name}' is not supported`);
+  if (spec.quantization) {
+    // convert --quantize: tfjs dequantizes these when it loads the weights.
+    const stored = QUANTIZED_BYTES[spec.quantization.dtype];
+    if (!stored) {
+      throw new Error(
+        `${file}: weight '${spec.name}' is quantized to ${spec.quantization.dtype}, which tfjs cannot read`,
+      );
+    }
+    return count * stored;
+  }
   return count * size;
 }
 
