@@ -17,6 +17,7 @@ const SCRIPTS = [
   'scripts/bench-masks.js',
   'scripts/tokenize.js',
   'scripts/load.js',
+  'scripts/create-tfjs-models.js',
 ];
 
 const run = (script, args) =>

@@ -310,16 +310,36 @@ def convert(models, fmt, quantize, out):
 
 
 @main.command("import")
-@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
-def import_cmd(model_dir: Path):
-    """Convert a Node-trained tfjs layers model in MODEL_DIR back to Keras.
+@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("out_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Model name in the manifest [default: from PATH].")
+@models_dir_option
+def import_cmd(path: Path, out_dir: Path | None, name: str | None, out: Path | None):
+    """Bring a TensorFlow.js layers model back to Keras, checked the other way.
 
-    Reads MODEL_DIR/tfjs_layers/model.json and writes MODEL_DIR/keras.h5.
-    Example: tfjs-bridge import shared_models/lstm_node"""
-    from .convert import import_layers_model
+    PATH is a model.json (or its folder) as tfjs's model.save writes it, in
+    Node (model.json + weights.bin) or a browser (model.json +
+    model.weights.bin), any number of shards. OUT_DIR [default:
+    shared_models/NAME] gets the tfjs model (the truth for verify),
+    keras.h5 (tf-keras), model.keras (Keras 3) and a manifest; then
+    `tfjs-bridge verify --model-dir OUT_DIR` checks both Keras models
+    against the tfjs model run in Node. A folder node/train.js wrote
+    (tfjs_layers/ + manifest.json), without OUT_DIR, gets its keras.h5 in place.
+    Example: tfjs-bridge import my-model/model.json models/my-model"""
+    from . import artifacts
+    from .convert import LAYERS, import_layers_model
+    from .tfjs_import import _default_name, find_model_json, import_tfjs
 
-    written = import_layers_model(model_dir)
-    click.echo(f"wrote {written}")
+    trained_in_node = (path / artifacts.MANIFEST).is_file() and LAYERS.path(path).is_file()
+    if out_dir is None and trained_in_node:
+        click.echo(f"wrote {import_layers_model(path)}")
+        return
+    if out_dir is None:
+        out_dir = _models_root(out) / (name or _default_name(find_model_json(path)))
+    manifest = import_tfjs(path, out_dir, name)
+    click.echo(f"{manifest['model']}: tfjs layers model -> {out_dir} (keras.h5, model.keras)")
+    for note in manifest["notes"]:
+        click.echo(f"note: {note}")
 
 
 @main.command()

@@ -20,8 +20,10 @@ from .errors import NodeError, UsageError
 from .parity_record import FAIL, PASS, SKIP, record_parity
 from .progress import NO_PROGRESS, Progress
 from .reference import CHUNK, Reference, Subject, subject_from_folder
+from .reverse import TRUTH_FORMAT, PythonModels, is_reverse, result_name, run_reverse_path
 from .runtimes import Runtime
 from .signature import Signature
+from .tfjs_import import PYTHON_MODELS
 from .versions import python_versions
 from .workers import on_workers
 
@@ -85,7 +87,10 @@ def plan(
     pairs, notes = [], []
     for subject in subjects:
         for rt in runtimes:
-            if rt.format in subject.formats or explicit:
+            if is_reverse(subject) and rt.format != TRUTH_FORMAT:
+                # an imported folder: its truth is the tfjs layers model, run in Node
+                notes.append(f"{subject.name}: imported from tfjs, {rt.name} not run")
+            elif rt.format in subject.formats or explicit:
                 pairs.append((subject, rt))
             else:
                 notes.append(f"{subject.name}: no {rt.format} model, {rt.name} not run")
@@ -126,10 +131,15 @@ def verify(
         if why:
             refused[subject.name] = f"refused: the inputs cannot tell paths apart ({why})"
             continue
-        references[subject.name] = Reference(subject)
+        references[subject.name] = (
+            PythonModels(subject) if is_reverse(subject) else Reference(subject)
+        )
         truth[subject.name] = references[subject.name](xs)
     results: list[PathResult] = [
-        PathResult(s.name, rt.name, FAIL, refused[s.name]) for s, rt in pairs if s.name in refused
+        PathResult(s.name, name, FAIL, refused[s.name])
+        for s, rt in pairs
+        if s.name in refused
+        for name in _result_names(s, rt)
     ]
     pairs = [(s, rt) for s, rt in pairs if s.name not in refused]
 
@@ -137,13 +147,21 @@ def verify(
 
     def run(worker, subject: Subject, rt: Runtime) -> None:
         name = subject.name
+        if is_reverse(subject):  # truth[name]: each Keras model's outputs
+            results.extend(
+                run_reverse_path(worker, subject, rt, inputs[name], truth[name],
+                                 references[name].output_names, tolerances[name], progress,
+                                 ONE_BY_ONE)
+            )  # fmt: skip
+            return
         results.append(
             _run_path(worker, subject, rt, inputs[name], references[name], truth[name],
                       tolerances[name], progress)
         )  # fmt: skip
 
     def unavailable(subject: Subject, rt: Runtime, err: NodeError) -> None:
-        results.append(PathResult(subject.name, rt.name, SKIP, f"backend {rt.backend}: {err}"))
+        for name in _result_names(subject, rt):
+            results.append(PathResult(subject.name, name, SKIP, f"backend {rt.backend}: {err}"))
         progress.advance(chunks[subject.name])
 
     progress.start(sum(chunks[s.name] for s, _ in pairs), "verify")
@@ -160,6 +178,11 @@ def verify(
         notes=notes,
         inputs=fed,
     )
+
+
+def _result_names(subject: Subject, rt: Runtime) -> list[str]:
+    """One result per path; an imported folder's path checks each of its Keras models."""
+    return [result_name(p, rt.name) for p in PYTHON_MODELS] if is_reverse(subject) else [rt.name]
 
 
 def inputs_for(subject: Subject, samples, ranges, given) -> tuple[list[np.ndarray], object]:

@@ -15,6 +15,10 @@ const path = require('path');
 
 const DTYPE_BYTES = { float32: 4, int32: 4, bool: 1, uint8: 1, float16: 2 };
 const QUANTIZED_BYTES = { float16: 2, uint8: 1, uint16: 2 }; // convert --quantize
+// Sizes bounded before anything is read or allocated; py/tfjs_bridge/tfjs_import.py
+// checks the same two (tests/test_import.py keeps them equal).
+const MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024;
+const MAX_WEIGHT_BYTES = 2 * 1024 * 1024 * 1024;
 
 function sha256(file) {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -111,6 +115,10 @@ function readModelArtifacts(modelJsonPath) {
   const file = path.resolve(modelJsonPath);
   let json;
   try {
+    const { size } = fs.statSync(file);
+    if (size > MAX_MODEL_JSON_BYTES) {
+      throw new Error(`${size} bytes, more than a model.json may hold (64 MiB)`);
+    }
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     if (err.code === 'ENOENT')
@@ -146,6 +154,7 @@ function readModelArtifacts(modelJsonPath) {
     for (const spec of group.weights) declared += declaredBytes(spec, file);
     weightSpecs.push(...group.weights);
   }
+  if (declared > MAX_WEIGHT_BYTES) throw new Error(`${file}: the weights declare more than 2 GiB`);
   // Sizes first, from the file system: nothing is read or allocated for a lie.
   let held = 0;
   for (const shardPath of shards) {
@@ -175,4 +184,11 @@ function readModelArtifacts(modelJsonPath) {
   };
 }
 
-module.exports = { readModelArtifacts, checkIntegrity, checkFileIntegrity, sha256 };
+module.exports = {
+  readModelArtifacts,
+  checkIntegrity,
+  checkFileIntegrity,
+  sha256,
+  MAX_MODEL_JSON_BYTES,
+  MAX_WEIGHT_BYTES,
+};
