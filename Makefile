@@ -9,7 +9,7 @@ BRIDGE := $(VENV)/bin/tfjs-bridge
 STAMPS := .stamps
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup test test-python test-node lint format train convert verify bench onnx clean constraints
+.PHONY: setup test test-python test-node lint format train convert verify bench onnx clean constraints browser
 
 setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/addon
 
@@ -43,10 +43,28 @@ $(STAMPS)/addon: $(STAMPS)/python $(STAMPS)/node
 	@touch $@
 
 test: setup
+	if [ "$$CI" = true ]; then $(MAKE) browser; fi
 	$(BRIDGE) doctor
 	$(BRIDGE) registry --check
 	$(VENV)/bin/pytest -m "not slow"
 	npm test
+
+# The browsers of the browser paths (docs/browser.md), from Debian's packages
+# only: chromium, firefox-esr, and xvfb (Firefox's WebGL needs a display). Not
+# part of `make setup`; `make test` runs it under CI=true. A browser named by
+# TFJS_BRIDGE_CHROMIUM / TFJS_BRIDGE_FIREFOX is the user's own: not installed.
+BROWSER_PKGS = $(strip $(if $(TFJS_BRIDGE_CHROMIUM),,chromium) $(if $(TFJS_BRIDGE_FIREFOX),,firefox-esr xvfb))
+browser:
+	@missing=""; for p in $(BROWSER_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "browser: already installed: $(BROWSER_PKGS)"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser: apt-get is not available here; install$$missing yourself, or set TFJS_BRIDGE_CHROMIUM / TFJS_BRIDGE_FIREFOX" >&2; exit 1; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "browser: apt-get needs root; run 'sudo apt-get install -y$$missing', or set TFJS_BRIDGE_CHROMIUM / TFJS_BRIDGE_FIREFOX" >&2; exit 1; fi; \
+	echo "browser: apt-get install -y$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null \
+	  || { echo "browser: apt-get install$$missing failed (see above)" >&2; exit 1; }
 
 # Full-size parity: the whole MNIST test set through every Node path, for the
 # models `make train convert` made. Writes reports/verify/{report.json,errors.png}.
@@ -74,6 +92,7 @@ format: setup
 MODELS := $(shell sed -n 's/^  "\([a-z_0-9]*\)": {$$/\1/p' node/registry.json)
 MODEL_ROOT := shared_models
 TRAIN_CODE := py/tfjs_bridge/registry.py py/tfjs_bridge/train.py py/tfjs_bridge/data.py py/tfjs_bridge/text.py \
+	py/tfjs_bridge/pipeline.py py/tfjs_bridge/distribute.py \
 	py/tfjs_bridge/export.py
 
 train: $(MODELS:%=$(MODEL_ROOT)/%/keras.h5)

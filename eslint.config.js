@@ -24,5 +24,10 @@ module.exports = [
       eqeqeq: ['error', 'always', { null: 'ignore' }],
     },
   },
+  {
+    // The page's half of a browser worker: bundled for, and run in, a browser.
+    files: ['node/lib/browser/page.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
   prettier,
 ];

@@ -4,6 +4,7 @@
 // lib/io/protocol.js on stdin/stdout. One backend per process:
 //
 //   node node/worker.js --backend tensorflow|cpu|wasm|onnxruntime
+//   node node/worker.js --backend chromium-webgl     (a browser: lib/browser/driver.js)
 //
 // Requests: hello | load {model_dir, format} | predict {handle, inputs?} + a tensor per input |
 // bench {handle, inputs?, warmup, budget_ms, ...} + a tensor per input | memory | dispose {handle}.
@@ -13,9 +14,12 @@ const { parseArgs } = require('util');
 const { performance } = require('perf_hooks');
 const { main, UsageError } = require('./lib/runtime/cli');
 const { encodeFrame, FrameReader } = require('./lib/io/protocol');
+const { BACKENDS, BROWSER_BACKENDS } = require('./lib/runtime/vocabulary');
 
 const USAGE =
-  'usage: worker.js [--backend tensorflow|cpu|wasm|onnxruntime]  (framed requests on stdin, replies on stdout)';
+  `usage: worker.js [--backend ${Object.keys(BACKENDS).join('|')}|<browser>-<backend>]` +
+  '  (framed requests on stdin, replies on stdout)\n' +
+  `browser backends (docs/browser.md): ${Object.keys(BROWSER_BACKENDS).join(', ')}`;
 
 const protocolOut = process.stdout;
 console.log = console.error;
@@ -69,6 +73,7 @@ function memoryFigures(tf) {
 
 function makeHandlers(tf, backend) {
   const { loadModel, bind } = require('./lib/runtime/models');
+  const { timeCalls } = require('./lib/runtime/runners');
   const models = new Map();
   let nextHandle = 1;
   const get = (handle) => {
@@ -122,9 +127,9 @@ function makeHandlers(tf, backend) {
       }
     },
 
-    // Timed inside this process: `warmup` untimed calls, then calls until
-    // `budget_ms` is spent (at least min_reps, at most max_reps), each timed
-    // from the call to the values read back.
+    // Timed inside this process (runners.js's timeCalls): `warmup` untimed
+    // calls, then calls until `budget_ms` is spent, each timed from the call
+    // to the values read back.
     bench: async ({
       handle,
       tensors,
@@ -135,20 +140,9 @@ function makeHandlers(tf, backend) {
       max_reps: maxReps = 200,
     }) => {
       const bound = bind(tf, get(handle), tensors, inputs);
-      const once = async () => {
-        const started = performance.now();
-        await bound.call();
-        return performance.now() - started;
-      };
       try {
-        const first = await once();
-        for (let i = 1; i < warmup; i++) await once();
-        const times = [];
-        const until = performance.now() + budget;
-        while (times.length < maxReps && (times.length < minReps || performance.now() < until)) {
-          times.push(await once());
-        }
-        return { result: { first_ms: first, ms: times, ...memoryFigures(tf) } };
+        const timed = await timeCalls(bound.call, { warmup, budget, minReps, maxReps });
+        return { result: { ...timed, ...memoryFigures(tf) } };
       } finally {
         bound.release();
       }
@@ -164,11 +158,23 @@ function makeHandlers(tf, backend) {
   };
 }
 
-main(async () => {
-  const { backend } = parse();
+/** The handlers for `backend`, and what closes it (a browser) when Python is done. */
+async function startBackend(backend) {
+  if (Object.hasOwn(BROWSER_BACKENDS, backend)) {
+    return require('./lib/browser/driver').startBrowserWorker(backend);
+  }
+  if (!Object.hasOwn(BACKENDS, backend)) {
+    const known = [...Object.keys(BACKENDS), ...Object.keys(BROWSER_BACKENDS)];
+    throw new UsageError(`unknown backend '${backend}' (known: ${known.join(', ')})`);
+  }
   const { loadBackend } = require('./lib/runtime/backends');
   const tf = await loadBackend(backend);
-  const handlers = makeHandlers(tf, backend);
+  return { handlers: makeHandlers(tf, backend), close: async () => {} };
+}
+
+main(async () => {
+  const { backend } = parse();
+  const { handlers, close } = await startBackend(backend);
   const reader = new FrameReader();
   let queue = Promise.resolve();
 
@@ -201,5 +207,5 @@ main(async () => {
     });
     // Python closed our stdin: finish what was asked, then leave.
     process.stdin.on('end', () => queue.then(resolve));
-  });
+  }).finally(close);
 }, USAGE);

@@ -77,7 +77,8 @@ def test_vocabulary_shape():
     text = node_contract.vocabulary_json()
     assert text.endswith("}\n") and text.startswith('{\n  "generated_by": ')
     vocabulary = json.loads(text)
-    assert list(vocabulary) == ["generated_by", "formats", "backends", "runtimes", "parity"]
+    assert list(vocabulary) == ["generated_by", "formats", "backends", "runtimes", "browsers",
+                                "browser_backends", "xvfb", "parity"]  # fmt: skip
     assert vocabulary["formats"]["layers"] == {
         "folder": "tfjs_layers",
         "entry": "model.json",

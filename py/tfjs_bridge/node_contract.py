@@ -3,8 +3,8 @@ defines, generated here and nowhere else (`tfjs-bridge registry` writes them,
 `tfjs-bridge registry --check`, run by `make test`, fails when one drifts).
 
   node/registry.json    the model registry (registry.py)
-  node/vocabulary.json  formats (formats.py), backends and runtimes
-                        (runtimes.py), and parity.json's layout (parity_record.py)
+  node/vocabulary.json  formats (formats.py), backends, runtimes and the
+                        browsers (runtimes.py), and parity.json's layout (parity_record.py)
 
 Node defines none of these names itself; a change on the Python side reaches
 Node by regenerating the files."""
@@ -19,7 +19,7 @@ from .errors import BridgeError
 from .formats import FORMATS
 from .paths import NODE_DIR
 from .registry import MODELS
-from .runtimes import BACKENDS, RUNTIMES
+from .runtimes import BACKENDS, BROWSER_BACKENDS, BROWSERS, RUNTIMES, XVFB
 
 REGISTRY_JSON = NODE_DIR / "registry.json"
 VOCABULARY_JSON = NODE_DIR / "vocabulary.json"
@@ -52,6 +52,22 @@ def vocabulary() -> dict:
             }
             for rt in RUNTIMES.values()
         },
+        "browsers": {
+            b.name: {
+                "env": b.env,
+                "executables": list(b.executables),
+                "protocol": b.protocol,
+                "backends": list(b.backends),
+                "display_backends": list(b.display_backends),
+                "install": b.install,
+            }
+            for b in BROWSERS.values()
+        },
+        "browser_backends": {
+            bb.name: {"browser": bb.browser, "tfjs_backend": bb.tfjs_backend}
+            for bb in BROWSER_BACKENDS.values()
+        },
+        "xvfb": XVFB,
         "parity": {
             "file": parity_record.PARITY_FILE,
             "version": parity_record.SCHEMA_VERSION,

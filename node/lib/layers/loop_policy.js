@@ -4,8 +4,9 @@
 // It handles what the registry and typical Keras exports need: a mask or
 // none (one mask for the layer's one input), returnState or not, no initial
 // state, not stateful, and no dropout while training. Anything else goes to
-// the stock loop. By default it runs on tfjs-node, and
-// on the pure-JS and WASM backends for batches of one only: there it was
+// the stock loop. By default it runs on tfjs-node and on a page's webgpu
+// (where the stock loop is wrong, below), and on the pure-JS, WASM and WebGL
+// backends for batches of one only: there it was
 // faster for all five registry models at batch 1 (1.1-63x) and the stock
 // loop for most at 32 and 256 (docs/performance.md). TFJS_BRIDGE_RNN_LOOP=
 // stock or =fast forces one loop everywhere (the benchmark and the tests use it).
@@ -15,7 +16,11 @@ const { tapeOn } = require('./ops');
 function fastLoopWanted(tf, batch) {
   const forced = process.env.TFJS_BRIDGE_RNN_LOOP;
   if (forced === 'stock' || forced === 'fast') return forced === 'fast';
-  return tf.getBackend() === 'tensorflow' || batch === 1;
+  // webgpu (tfjs 4.22): the stock loop's mask preparation compiles a WGSL
+  // shader that fails ("setOutputAtIndex: expected f32, got i32"), the device
+  // is lost and every later result is garbage (spam: max |error| 0.98); the
+  // fast loop never builds that shader (2.4e-6 at every batch).
+  return tf.getBackend() === 'tensorflow' || tf.getBackend() === 'webgpu' || batch === 1;
 }
 
 /** The call's one mask tensor [B, T], null when there is none, undefined when it is not one. */

@@ -7,6 +7,9 @@
 //   BACKENDS  backend -> {package, optional, install}
 //   RUNTIMES  runtime (path) name -> {backend, format, description, default_rank}
 //   PARITY    parity.json: {file, version, statuses, cold_start_key}
+//   BROWSERS  browser -> {env, executables, protocol, backends, display_backends, install}
+//   BROWSER_BACKENDS  worker backend ('chromium-webgl') -> {browser, tfjs_backend}
+//   XVFB      the X server that gives a display-needing backend its display
 const fs = require('fs');
 const path = require('path');
 
@@ -17,6 +20,9 @@ const FORMATS = vocabulary.formats;
 const BACKENDS = vocabulary.backends;
 const RUNTIMES = vocabulary.runtimes;
 const PARITY = vocabulary.parity;
+const BROWSERS = vocabulary.browsers;
+const BROWSER_BACKENDS = vocabulary.browser_backends;
+const XVFB = vocabulary.xvfb;
 
 /** The path Node loads for a format inside a model folder: its entry file, or the folder itself. */
 function formatPath(modelDir, format) {
@@ -32,4 +38,14 @@ function runtimeName(backend, format) {
   return found ? found[0] : null;
 }
 
-module.exports = { FORMATS, BACKENDS, RUNTIMES, PARITY, formatPath, runtimeName };
+module.exports = {
+  FORMATS,
+  BACKENDS,
+  RUNTIMES,
+  PARITY,
+  BROWSERS,
+  BROWSER_BACKENDS,
+  XVFB,
+  formatPath,
+  runtimeName,
+};

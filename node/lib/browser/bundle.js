@@ -1,0 +1,49 @@
+'use strict';
+// The page's script, bundled by esbuild from the very files Node runs:
+// page.js (the page's end of the worker contract), lib/runtime/runners.js
+// (how a loaded model is named, fed and run) and lib/layers/ (tfjs-bridge's
+// layers: the reset-after GRU, keras3_hard_sigmoid, causal Conv1D, the fast
+// loop). None of them requires tfjs: each takes the tf it is given, here the
+// page's own (tf.min.js, loaded before the bundle). The build refuses any
+// other input, so no second tfjs can slip into the page.
+//
+// esbuild-wasm, not esbuild: the same bundler, but no platform binary in an
+// optional dependency, which `npm ci --omit=optional` (make setup) would skip.
+const path = require('path');
+
+const LIB = path.resolve(__dirname, '..');
+const ENTRY = path.join(__dirname, 'page.js');
+// The only files the bundle may hold (its inputs, relative to node/lib).
+const ALLOWED = [/^browser\/page\.js$/, /^runtime\/runners\.js$/, /^layers\/[a-z0-9_]+\.js$/];
+
+/**
+ * The bundle's text: an IIFE that sets globalThis.tfjsBridge. Node's
+ * environment switches the layers read (TFJS_BRIDGE_RNN_LOOP) are fixed at
+ * build time to this process's values, so a page runs the loop Node would.
+ */
+async function buildPageBundle() {
+  const esbuild = require('esbuild-wasm');
+  const result = await esbuild.build({
+    entryPoints: [ENTRY],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    platform: 'browser',
+    target: ['es2020'],
+    metafile: true,
+    logLevel: 'silent',
+    define: {
+      'process.env.TFJS_BRIDGE_RNN_LOOP': JSON.stringify(process.env.TFJS_BRIDGE_RNN_LOOP || ''),
+    },
+  });
+  const inputs = Object.keys(result.metafile.inputs).map((file) =>
+    path.relative(LIB, path.resolve(file)),
+  );
+  const foreign = inputs.filter((rel) => !ALLOWED.some((re) => re.test(rel)));
+  if (foreign.length) {
+    throw new Error(`the page bundle would hold files other than ours: ${foreign.join(', ')}`);
+  }
+  return { text: result.outputFiles[0].text, inputs };
+}
+
+module.exports = { buildPageBundle };

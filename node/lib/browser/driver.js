@@ -1,0 +1,218 @@
+'use strict';
+// A browser as a worker backend: node/worker.js answers Python's requests
+// (hello, load, predict, bench, memory, dispose; py/tfjs_bridge/worker.py)
+// with these handlers, which pass each to a page of a real browser
+// (launch.js) served from 127.0.0.1 (server.js) running the bundle of
+// page.js, runners.js and lib/layers (bundle.js). So verify and bench see a
+// browser path as one more backend, 'chromium-webgl' say.
+const fs = require('fs');
+const path = require('path');
+const { BROWSER_BACKENDS } = require('../runtime/vocabulary');
+const { checkedFormatPath } = require('../runtime/models');
+const { readModelArtifacts } = require('../io/modelfiles');
+const { buildPageBundle } = require('./bundle');
+const { startServer } = require('./server');
+const { launchBrowser } = require('./launch');
+
+const TYPES = { float32: Float32Array, int32: Int32Array };
+
+const toWire = ({ dtype, shape, data }) => ({
+  dtype,
+  shape,
+  b64: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
+});
+
+function fromWire({ dtype, shape, b64 }) {
+  const bytes = Buffer.from(b64, 'base64');
+  // Copy: a typed array needs an aligned offset of its own buffer.
+  const data = new TYPES[dtype](Uint8Array.prototype.slice.call(bytes).buffer);
+  return { dtype, shape, data };
+}
+
+/** VmHWM and VmRSS summed over a process and its descendants (a browser is many processes). */
+function treeMemory(rootPid) {
+  const parents = new Map();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // the fourth field, after the command name in parentheses
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = new Set([rootPid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, ppid] of parents) {
+      if (!tree.has(pid) && tree.has(ppid)) tree.add(pid) && (grew = true);
+    }
+  }
+  let peak = 0;
+  let rss = 0;
+  for (const pid of tree) {
+    try {
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      peak += Number((/VmHWM:\s+(\d+) kB/.exec(status) || [0, 0])[1]) * 1024;
+      rss += Number((/VmRSS:\s+(\d+) kB/.exec(status) || [0, 0])[1]) * 1024;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return { peak_rss: peak, rss, processes: tree.size };
+}
+
+/** The first line of a page error, without the name puppeteer puts before it. */
+function pageError(err) {
+  const message = String(err && err.message ? err.message : err).split('\n')[0];
+  return new Error(message.replace(/^(Evaluation failed: )?(Error: )?/, ''));
+}
+
+/**
+ * Launches the browser of `backend` ('chromium-webgl'), opens the page and
+ * starts its tfjs backend. Returns {handlers, close}.
+ */
+async function startBrowserWorker(backend) {
+  const { browser: browserName, tfjs_backend: tfjsBackend } = BROWSER_BACKENDS[backend];
+  // TFJS_BRIDGE_PAGE_LAYERS=stock: a page with tfjs's stock classes only, the
+  // control that shows what tfjs-bridge's layers change.
+  const stock = process.env.TFJS_BRIDGE_PAGE_LAYERS === 'stock';
+  const bundle = await buildPageBundle();
+  const server = await startServer(tfjsBackend, bundle.text);
+  let launched;
+  try {
+    launched = await launchBrowser(browserName, tfjsBackend);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  const close = async () => {
+    try {
+      await launched.close();
+    } finally {
+      await server.close();
+    }
+  };
+  let page;
+  let info;
+  try {
+    page = await launched.browser.newPage();
+    // The page's own messages (tfjs's warnings) go where a worker's go: stderr.
+    page.on('console', (m) => process.stderr.write(`page ${m.type()}: ${m.text()}\n`));
+    page.on('pageerror', (err) => process.stderr.write(`page error: ${err.message}\n`));
+    await page.goto(`${server.url}/`, { waitUntil: 'load' });
+    const wasmPaths = `${server.url}/tfjs/`;
+    info = await page
+      .evaluate((b, o) => globalThis.tfjsBridge.start(b, o), tfjsBackend, {
+        wasmPaths,
+        layers: !stock,
+      })
+      .catch((err) => {
+        throw pageError(err);
+      });
+    const version = await launched.browser.version();
+    const proc = launched.browser.process();
+    Object.assign(info, {
+      requested_backend: tfjsBackend,
+      browser: browserName,
+      browser_version: version,
+      executable: launched.executable,
+      headless: launched.headless,
+      display: launched.display,
+      browser_pid: proc ? proc.pid : null,
+      node: process.versions.node,
+      pid: process.pid,
+      page_layers: stock ? 'stock' : 'tfjs-bridge',
+      bundle: bundle.inputs,
+    });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+
+  const inPage = (fn, ...args) =>
+    page.evaluate(fn, ...args).catch((err) => {
+      throw pageError(err);
+    });
+  const browserMemory = () => {
+    const proc = launched.browser.process();
+    return proc ? treeMemory(proc.pid) : { peak_rss: null, rss: null };
+  };
+  let nextHandle = 1;
+
+  const handlers = {
+    hello: () => ({ result: info }),
+
+    load: async ({ model_dir: modelDir, format }) => {
+      if (!format) throw new Error(`load needs a format on the ${backend} backend`);
+      const started = performance.now();
+      // The checks Node makes before it parses anything: sha256 against the
+      // manifest, weight paths inside the folder, declared bytes = shard bytes.
+      const where = checkedFormatPath(modelDir, format);
+      readModelArtifacts(where);
+      const json = JSON.parse(fs.readFileSync(where, 'utf8'));
+      const files = [path.basename(where), ...json.weightsManifest.flatMap((g) => g.paths)];
+      const handle = nextHandle++;
+      const base = server.mount(handle, path.dirname(where), files);
+      const loaded = await inPage(
+        (h, u, f) => globalThis.tfjsBridge.load(h, u, f),
+        handle,
+        `${base}${path.basename(where)}`,
+        format,
+      );
+      return {
+        result: {
+          handle,
+          format,
+          why: 'asked for',
+          ...loaded,
+          load_ms: performance.now() - started,
+        },
+      };
+    },
+
+    predict: async ({ handle, tensors, inputs = null }) => {
+      if (!tensors.length) throw new Error('predict takes at least 1 input tensor, got 0');
+      const out = await inPage(
+        (h, xs, names) => globalThis.tfjsBridge.predict(h, xs, names),
+        handle,
+        tensors.map(toWire),
+        inputs,
+      );
+      return { result: { ms: out.ms, outputs: out.outputs }, tensors: out.tensors.map(fromWire) };
+    },
+
+    bench: async ({
+      handle,
+      tensors,
+      inputs = null,
+      warmup = 3,
+      budget_ms: budget = 2000,
+      min_reps: minReps = 5,
+      max_reps: maxReps = 200,
+    }) => {
+      const result = await inPage(
+        (h, xs, names, o) => globalThis.tfjsBridge.bench(h, xs, names, o),
+        handle,
+        tensors.map(toWire),
+        inputs,
+        { warmup, budget, minReps, maxReps },
+      );
+      return { result: { ...result, ...browserMemory() } };
+    },
+
+    memory: async () => ({
+      result: { ...(await inPage(() => globalThis.tfjsBridge.memory())), ...browserMemory() },
+    }),
+
+    dispose: async ({ handle }) => {
+      await inPage((h) => globalThis.tfjsBridge.dispose(h), handle);
+      server.unmount(handle);
+      return { result: { handle } };
+    },
+  };
+  return { handlers, close };
+}
+
+module.exports = { startBrowserWorker, treeMemory };
