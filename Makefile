@@ -9,7 +9,7 @@ BRIDGE := $(VENV)/bin/tfjs-bridge
 STAMPS := .stamps
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup test test-python test-node lint format train convert verify bench onnx clean constraints browser
+.PHONY: setup test test-python test-node lint format train convert verify bench onnx clean constraints browser demo
 
 setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/addon
 
@@ -65,6 +65,11 @@ browser:
 	echo "browser: apt-get install -y$$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null \
 	  || { echo "browser: apt-get install$$missing failed (see above)" >&2; exit 1; }
+
+# The demo page (node/demo.js) on http://127.0.0.1:8080/: the converted gru,
+# lstm_sine and spam in your browser, with tfjs. Ctrl-C stops it.
+demo: setup
+	$(BRIDGE) demo --port 8080
 
 # Full-size parity: the whole MNIST test set through every Node path, for the
 # models `make train convert` made. Writes reports/verify/{report.json,errors.png}.

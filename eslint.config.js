@@ -25,8 +25,8 @@ module.exports = [
     },
   },
   {
-    // The page's half of a browser worker: bundled for, and run in, a browser.
-    files: ['node/lib/browser/page.js'],
+    // Bundled for, and run in, a browser: a browser worker's page and the demo page.
+    files: ['node/lib/browser/page.js', 'node/lib/demo/app.js'],
     languageOptions: { globals: { ...globals.browser } },
   },
   prettier,

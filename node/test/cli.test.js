@@ -12,12 +12,14 @@ const SCRIPTS = [
   'train.js',
   'worker.js',
   'serve.js',
+  'demo.js',
   'scripts/doctor.js',
   'scripts/echo-npy.js',
   'scripts/bench-masks.js',
   'scripts/tokenize.js',
   'scripts/load.js',
   'scripts/create-tfjs-models.js',
+  'scripts/demo-check.js',
 ];
 
 const run = (script, args) =>

@@ -654,6 +654,25 @@ def serve(models, host, port, workers, max_batch, max_wait_ms, batching, queue_l
     os.execv(args[0], args)
 
 
+@main.command(context_settings={"show_default": True})
+@click.option("--host", default="127.0.0.1", help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, help="0: any free port.")
+@models_dir_option
+def demo(host, port, out):
+    """Serve a page that runs the converted models in your browser, with tfjs:
+    draw a digit (gru), forecast a sine (lstm_sine), paste a mail (spam);
+    the backend (webgl, wasm, cpu) is switchable in the page. Becomes
+    node/demo.js. Example: tfjs-bridge demo --port 8080, then open
+    http://127.0.0.1:8080/"""
+    from .node import node_executable
+    from .paths import NODE_DIR
+
+    args = [node_executable(), str(NODE_DIR / "demo.js"), "--models", str(_models_root(out)),
+            "--host", host, "--port", str(port)]  # fmt: skip
+    sys.stdout.flush()
+    os.execv(args[0], args)
+
+
 @main.command()
 @click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),

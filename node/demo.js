@@ -1,0 +1,48 @@
+'use strict';
+// A page people can use: the converted models in the browser, with tfjs.
+//
+//   node node/demo.js [--models shared_models] [--host 127.0.0.1] [--port 8080]
+//
+// Draw a digit (gru classifies it as you draw), watch lstm_sine forecast a
+// sine against the truth, paste a mail (spam's probability). The page runs
+// the tfjs layers models of the folders in --models, on the backend chosen
+// in the page (cpu, wasm, webgl; the one really in use is shown). Only the
+// files the page needs are served (each model's model.json, the shards it
+// lists, spam's tokenizer.json), checked against the folder's manifest, from
+// 127.0.0.1 unless --host says otherwise. SIGINT/SIGTERM stop it.
+const { parseArgs } = require('util');
+const { main, UsageError } = require('./lib/runtime/cli');
+
+const USAGE = 'usage: demo.js [--models shared_models] [--host 127.0.0.1] [--port 8080]';
+
+function parse() {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        models: { type: 'string', default: 'shared_models' },
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string', default: '8080' },
+      },
+    }).values;
+  } catch (err) {
+    throw new UsageError(`${err.message} (${USAGE})`);
+  }
+  const port = Number(args.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`--port must be an integer in [0, 65535], got '${args.port}'`);
+  }
+  return { ...args, port };
+}
+
+async function run() {
+  const { models, host, port } = parse();
+  const { startDemo } = require('./lib/demo/server');
+  const demo = await startDemo(models, host, port);
+  process.stdout.write(`demo: ${demo.url} (${demo.models.join(', ')})\n`);
+  const stop = () => demo.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main(run, USAGE);
