@@ -6,7 +6,7 @@
 // serve both directions: half the dispatches of running them one after the
 // other (rnn_stack at batch 1: 7.6 -> 4.9 ms). The output is what tfjs's
 // Bidirectional.call makes of the two layers'; anything else goes to it.
-const { bothDirectionsInput } = require('./loop_policy');
+const { bothDirectionsInput, maskOf } = require('./loop_policy');
 const { cachedLoopWeights, dropPreparedWeights } = require('./loop_weights');
 const { runLoop } = require('./fast_loop');
 
@@ -17,12 +17,12 @@ const MERGES = {
   mul: (tf, a, b) => tf.mul(a, b),
 };
 
-/** Both directions' output, merged, from one loop. */
-function bidirectionalLoop(tf, bidirectional, kind, x) {
+/** Both directions' output, merged, from one loop (and one mask, if any). */
+function bidirectionalLoop(tf, bidirectional, kind, x, mask) {
   const { forwardLayer: fwd, backwardLayer: bwd, mergeMode } = bidirectional;
   const layers = [fwd, bwd];
   const weights = cachedLoopWeights(tf, bidirectional, layers, kind);
-  const { states } = runLoop(tf, layers, weights, x, kind);
+  const { states } = runLoop(tf, layers, weights, x, kind, mask);
   const merge = (joined, timeAxis) => {
     const [forward, backward] = tf.split(joined, 2, -1);
     // the backward layer's sequence runs back in time: Bidirectional reverses it
@@ -49,7 +49,8 @@ function bidirectionalLayer(tf, { GRU, LSTM }) {
             ? 'LSTM'
             : null;
       const x = kind && bothDirectionsInput(tf, this, inputs, kwargs, MERGES);
-      return x ? tf.tidy(() => bidirectionalLoop(tf, this, kind, x)) : super.call(inputs, kwargs);
+      if (!x) return super.call(inputs, kwargs);
+      return tf.tidy(() => bidirectionalLoop(tf, this, kind, x, maskOf(kwargs)));
     }
 
     dispose() {

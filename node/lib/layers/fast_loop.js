@@ -97,15 +97,20 @@ function stepActivations(tf, ops, layer) {
 }
 
 /**
- * maskAt(t) -> bool [B, W]: which samples' step t is real, in the order the
+ * maskAt(t) -> bool [B, W]: which samples' step t is real, in the order each
  * layer reads the steps (a padded step keeps the previous state and repeats
  * the previous output, as tfjs's and Keras's rnn() do); null without a mask.
+ * For a Bidirectional's two directions side by side, each half of the W
+ * columns follows its own layer's order: the backward one reads time reversed.
  */
-function loopMask(tf, layer, mask, width) {
+function loopMask(tf, layers, mask, width) {
   if (!mask) return null;
-  let major = tf.transpose(tf.cast(mask, 'float32'), [1, 0]); // [T, B]
-  if (layer.goBackwards) major = tf.reverse(major, 0);
-  const wide = tf.cast(tf.tile(tf.expandDims(major, 2), [1, 1, width]), 'bool');
+  const major = tf.transpose(tf.cast(mask, 'float32'), [1, 0]); // [T, B]
+  const columns = width / layers.length;
+  const halves = layers.map((layer) =>
+    tf.tile(tf.expandDims(layer.goBackwards ? tf.reverse(major, 0) : major, 2), [1, 1, columns]),
+  );
+  const wide = tf.cast(halves.length === 1 ? halves[0] : tf.concat(halves, 2), 'bool');
   const steps = unstackSteps(tf, wide);
   return (t) => steps[t];
 }
@@ -113,7 +118,7 @@ function loopMask(tf, layer, mask, width) {
 /**
  * The loop over time of one layer, or of a Bidirectional's two directions side
  * by side (`layers`), with prepared `weights` (loop_weights.js) and an
- * optional mask [B, T] (one direction). Returns every step's state h [B, W]
+ * optional mask [B, T] (the input's; loopMask orders it per direction). Returns every step's state h [B, W]
  * in the order the steps were read, and the final states: [h] for a GRU,
  * [h, c] for an LSTM (what returnState gives after the output).
  */
@@ -126,7 +131,7 @@ function runLoop(tf, layers, weights, x, kind, mask = null) {
     width: weights.width,
   };
   const xAt = loopInputs(tf, ops, layers, weights, x, kind);
-  const realAt = loopMask(tf, first, mask, weights.width);
+  const realAt = loopMask(tf, layers, mask, weights.width);
   let h = tf.zeros([x.shape[0], weights.width]);
   let c = h;
   const states = [];

@@ -53,7 +53,6 @@ function bothDirectionsInput(tf, bidirectional, inputs, kwargs, merges) {
   if (
     tf.getBackend() !== 'tensorflow' ||
     tapeOn(tf) ||
-    maskOf(kwargs) != null || // (each direction's fast loop takes it, one after the other)
     bidirectional.returnState ||
     !Object.hasOwn(merges, bidirectional.mergeMode)
   )
