@@ -386,7 +386,9 @@ def export(source: Path, out_dir: Path, name: str | None):
     "--runtime",
     "runtimes",
     multiple=True,
-    help="A Node path (tfjs-node/layers) or a backend (tfjs-wasm); repeatable [default: all].",
+    help="A Node path (tfjs-node/layers), a backend (tfjs-wasm), a browser path "
+    "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
+    "`make browser`); repeatable [default: every Node path].",
 )
 @click.option(
     "--samples",
@@ -524,7 +526,7 @@ class BatchSizes(click.ParamType):
 )  # fmt: skip
 @click.option(
     "--runtime", "runtimes", multiple=True,
-    help="Node paths or backends to time (as in verify) [default: all].",
+    help="Node or browser paths or backends to time (as in verify) [default: every Node path].",
 )  # fmt: skip
 @click.option(
     "--budget", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
