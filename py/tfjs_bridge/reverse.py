@@ -16,6 +16,7 @@ from .parity_record import FAIL, PASS
 from .reference import CHUNK, Subject, _as_list, _one_or_list
 from .tfimport import import_tensorflow
 from .tfjs_import import PYTHON_MODELS, REFERENCE_KIND
+from .workers import run_on_path
 
 TRUTH_FORMAT = "layers"  # the imported tfjs model: the only format such a folder holds
 
@@ -99,47 +100,36 @@ def _relabelled(figures: dict) -> dict:
 def run_reverse_path(worker, subject, rt, inputs, keras_outputs, names, tol, progress, one_by_one):
     """The tfjs model on one Node runtime (the truth) against every Keras
     model of the folder: one PathResult each."""
-    from .verify import PathResult, _joined
+    from .verify import PathResult
 
     xs, labels = inputs
     n = len(xs[0])
-    names_in = subject.signature.names
     try:
-        loaded = worker.load(subject.model_dir, TRUTH_FORMAT)
-        parts, predict_ms = [], 0.0
-        for i in range(0, n, CHUNK):
-            ys, timing = worker.predict(loaded["handle"], [x[i : i + CHUNK] for x in xs], names_in)
-            parts.append(ys)
-            predict_ms += timing["ms"]
-            progress.advance()
-        singles = [
-            worker.predict(loaded["handle"], [x[i : i + 1] for x in xs], names_in)[0]
-            for i in range(min(one_by_one, n))
-        ]
-        worker.dispose(loaded["handle"])
+        run = run_on_path(worker, subject.model_dir, TRUTH_FORMAT, xs, subject.signature.names,
+                          CHUNK, one_by_one, progress.advance)  # fmt: skip
     except NodeError as err:
         return [PathResult(subject.name, result_name(p, rt.name), FAIL, str(err)) for p in names]
-    truth, truth_singles = _joined(parts), _joined(singles)
+    truth, truth_singles = run.outputs, run.singles
     results = []
     for python, outputs in keras_outputs.items():
         figures = parity.compare(
             truth,
             outputs,
-            loaded["outputs"],
+            run.output_names,
             names[python],
             atol=tol["atol"],
             rtol=tol["rtol"],
             labels=labels,
             classifier=subject.classifier,
         )
-        figures.update(samples=n, load_ms=loaded["load_ms"], predict_ms=predict_ms)
+        figures.update(samples=n, load_ms=run.load_ms, predict_ms=run.predict_ms)
         passed, reason = figures.pop("passed"), figures.pop("reason", "")
         if passed:
             # tfjs at a batch of one (another loop on some backends) must agree too.
             single = parity.compare(
                 truth_singles,
-                [y[: len(singles)] for y in outputs],
-                loaded["outputs"],
+                [y[: len(truth_singles[0])] for y in outputs],
+                run.output_names,
                 names[python],
                 atol=tol["atol"],
                 rtol=tol["rtol"],

@@ -25,7 +25,7 @@ from .runtimes import Runtime
 from .signature import Signature
 from .tfjs_import import PYTHON_MODELS
 from .versions import python_versions
-from .workers import on_workers
+from .workers import on_workers, run_on_path
 
 ONE_BY_ONE = 4  # samples also predicted in batches of one, on every path
 
@@ -210,35 +210,22 @@ def _run_path(worker, subject, rt, inputs, reference, truth, tol, progress) -> P
         progress.advance(math.ceil(n / CHUNK))
         return PathResult(subject.name, rt.name, SKIP, f"the model folder has no {rt.format} model")
     try:
-        loaded = worker.load(subject.model_dir, rt.format)
-        parts, predict_ms = [], 0.0
-        for i in range(0, n, CHUNK):
-            chunk = [x[i : i + CHUNK] for x in xs]
-            ys, timing = worker.predict(loaded["handle"], chunk, names_in)
-            parts.append(ys)
-            predict_ms += timing["ms"]
-            progress.advance()
-        # A batch of one can take another code path (the fast RNN loop on the
-        # pure-JS and WASM backends): the first few samples go in one by one too.
-        singles = [
-            worker.predict(loaded["handle"], [x[i : i + 1] for x in xs], names_in)[0]
-            for i in range(min(ONE_BY_ONE, n))
-        ]
-        worker.dispose(loaded["handle"])
+        run = run_on_path(worker, subject.model_dir, rt.format, xs, names_in, CHUNK, ONE_BY_ONE,
+                          progress.advance)  # fmt: skip
     except NodeError as err:
         return PathResult(subject.name, rt.name, FAIL, str(err))
     expected = reference.for_format(rt.format, truth)
-    names = (reference.expected_names(rt.format), loaded["outputs"])
+    names = (reference.expected_names(rt.format), run.output_names)
     figures = parity.compare(
         expected,
-        _joined(parts),
+        run.outputs,
         *names,
         atol=tol["atol"],
         rtol=tol["rtol"],
         labels=labels,
         classifier=subject.classifier,
     )
-    figures.update(samples=n, load_ms=loaded["load_ms"], predict_ms=predict_ms)
+    figures.update(samples=n, load_ms=run.load_ms, predict_ms=run.predict_ms)
     passed = figures.pop("passed")
     reason = figures.pop("reason", "")
     conversion = subject.quantized.get(rt.format)
@@ -246,11 +233,11 @@ def _run_path(worker, subject, rt, inputs, reference, truth, tol, progress) -> P
         passed, reason = quantization.judge(
             figures, expected, conversion, tol.get("max_accuracy_drop")
         )
-        expected = _joined(parts)  # one at a time must still agree with its own batches
+        expected = run.outputs  # one at a time must still agree with its own batches
     if passed:
         one_by_one = parity.compare(
-            [e[: len(singles)] for e in expected],
-            _joined(singles),
+            [e[: len(run.singles[0])] for e in expected],
+            run.singles,
             *names,
             atol=tol["atol"],
             rtol=tol["rtol"],
@@ -258,11 +245,6 @@ def _run_path(worker, subject, rt, inputs, reference, truth, tol, progress) -> P
         passed = one_by_one["passed"]
         reason = "" if passed else f"one sample at a time: {one_by_one['reason']}"
     return PathResult(subject.name, rt.name, PASS if passed else FAIL, reason, figures)
-
-
-def _joined(calls: list[list[np.ndarray]]) -> list[np.ndarray]:
-    """Each output's parts from several predict calls, joined along the batch."""
-    return [np.concatenate(ys) for ys in zip(*calls, strict=True)]
 
 
 def verify_models(

@@ -6,7 +6,11 @@ a failure of the run: verify and bench both go through on_workers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
+
+import numpy as np
 
 from .errors import NodeError
 from .runtimes import Runtime
@@ -43,3 +47,51 @@ def on_workers(
             if finish is not None:
                 finish(worker)
     return info
+
+
+@dataclass
+class PathRun:
+    """What one format of a model folder computed on one worker."""
+
+    outputs: list[np.ndarray]  # each output, every sample (batches joined)
+    singles: list[np.ndarray]  # each output for the first samples, sent one at a time
+    output_names: list[str]  # as Node names them
+    load_ms: float
+    predict_ms: float
+
+
+def run_on_path(
+    worker: NodeWorker,
+    model_dir: Path,
+    fmt: str,
+    xs: list[np.ndarray],
+    input_names: list[str],
+    chunk: int,
+    one_by_one: int,
+    advance: Callable[[], None],
+) -> PathRun:
+    """Loads model_dir's `fmt` on the worker, predicts xs `chunk` samples at a
+    time (advance() after each), then the first `one_by_one` samples alone (a
+    batch of one can take another code path: the fast RNN loop on the pure-JS
+    and WASM backends), and disposes it. A NodeError is the caller's."""
+    n = len(xs[0])
+    loaded = worker.load(model_dir, fmt)
+    parts, predict_ms = [], 0.0
+    for i in range(0, n, chunk):
+        ys, timing = worker.predict(loaded["handle"], [x[i : i + chunk] for x in xs], input_names)
+        parts.append(ys)
+        predict_ms += timing["ms"]
+        advance()
+    singles = [
+        worker.predict(loaded["handle"], [x[i : i + 1] for x in xs], input_names)[0]
+        for i in range(min(one_by_one, n))
+    ]
+    worker.dispose(loaded["handle"])
+    return PathRun(
+        _joined(parts), _joined(singles), loaded["outputs"], loaded["load_ms"], predict_ms
+    )
+
+
+def _joined(calls: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Each output's parts from several predict calls, joined along the batch."""
+    return [np.concatenate(ys) for ys in zip(*calls, strict=True)]
