@@ -128,6 +128,37 @@ def test_every_path_passes_on_inputs_that_exercise_the_model(node_runtime, folde
             assert 0.1 < fed["padded_fraction"] < 0.9, fed
 
 
+# The optional ONNX route (`make onnx`: tf2onnx, onnxruntime-node) with the
+# same models: several named inputs (int32 ids and floats), several outputs,
+# masks, return_state. Skipped, with the reason, where it is not installed.
+ONNX_KINDS = ["two_inputs_two_outputs", "embedding_bilstm", "masked_gru", "return_state"]
+
+
+@pytest.mark.parametrize("kind", ONNX_KINDS)
+def test_the_onnx_route_takes_users_models(node_runtime, sources, kind, tmp_path):
+    import importlib.util
+
+    from tfjs_bridge.convert import convert
+    from tfjs_bridge.runtimes import optional_missing
+
+    onnx = RUNTIMES["onnxruntime-node/onnx"]
+    missing = optional_missing(onnx) or (
+        None if importlib.util.find_spec("tf2onnx") else "tf2onnx is not installed: run `make onnx`"
+    )
+    if missing:
+        pytest.skip(missing)
+    folder = _export(sources[kind], tmp_path / kind)
+    convert(folder, ("onnx",))
+    report = verify_models([folder], [], [onnx], 64)
+    bad = [(r.runtime, r.reason) for r in report.results if r.status != "pass"]
+    assert report.ok and not bad, bad
+    (result,) = report.results
+    assert result.figures["max_abs"] <= 1e-5
+    assert [o["name"] for o in result.figures["outputs"]] == list(
+        subject_from_folder(folder).signature.outputs
+    )
+
+
 def test_the_signature_is_read_from_the_model(folders):
     sig = {k: subject_from_folder(f).signature for k, f in folders.items()}
     (tokens,) = sig["embedding_bilstm"].inputs

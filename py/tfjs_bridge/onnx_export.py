@@ -1,8 +1,10 @@
 """The ONNX route (optional: `make onnx`): keras.h5 -> onnx/model.onnx with
 tf2onnx, for onnxruntime-node. Exported from the model as trained (its RNN
 loop intact), which tf2onnx maps onto ONNX's fused GRU/LSTM ops where it can
-(Keras's default GRU), else onto a generic Loop. Input "input", outputs as in
-the SavedModel signature (Keras's output names)."""
+(Keras's default GRU), else onto a generic Loop. Inputs and outputs named and
+typed as in the SavedModel signature (export.py's serving_keys: "input" for
+one input, else the Keras input names, int32 token ids included; outputs by
+Keras's output names)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from pathlib import Path
 
 from . import artifacts
 from .errors import BridgeError
+from .export import serving_keys
 from .formats import FORMATS
+from .signature import read_signature
 from .tfimport import import_tensorflow, native_stderr_hidden
 
 OPSET = 17
@@ -38,11 +42,15 @@ def export_onnx(model_dir: Path, out_dir: Path) -> dict:
         model_dir / artifacts.KERAS_H5, compile=False, custom_objects=CUSTOM_OBJECTS
     )
     names = list(model.output_names)
-    spec = [tf.TensorSpec(model.inputs[0].shape, tf.float32, name="input")]
+    signature = read_signature(model)
+    spec = [
+        tf.TensorSpec((None, *i.shape), i.dtype, name=key)
+        for i, key in zip(signature.inputs, serving_keys(signature), strict=True)
+    ]
 
     @tf.function(input_signature=spec)
-    def serve(x):
-        ys = model(x, training=False)
+    def serve(*xs):
+        ys = model(xs[0] if len(xs) == 1 else list(xs), training=False)
         ys = ys if isinstance(ys, list | tuple) else [ys]
         return dict(zip(names, ys, strict=True))
 
