@@ -73,6 +73,21 @@ def imported(made, tmp_path_factory):
     return root
 
 
+def test_import_works_after_training_turned_op_determinism_on(made, tmp_path):
+    # train() enables TensorFlow's op determinism for its process; the
+    # converter then built the CNN's initial weights with unseeded random ops
+    # in a graph of its own and failed ("Random ops require a seed"), in CI,
+    # where the suites that train ran first.
+    from tensorflow.python.framework import config
+
+    from tfjs_bridge.tfimport import import_tensorflow
+
+    import_tensorflow().config.experimental.enable_op_determinism()
+    tfjs_import.import_tfjs(made / "cnn", tmp_path / "cnn")
+    assert (tmp_path / "cnn" / "keras.h5").exists()
+    assert config.is_op_determinism_enabled()  # as it was
+
+
 def test_e2e_suite_models_import_and_pass_verify_on_every_path(imported, tmp_path):
     """tfjs's create_save_predict models: tf-keras and Keras 3 both within
     1e-5 of the tfjs model on tfjs-node and on the pure-JS backend."""

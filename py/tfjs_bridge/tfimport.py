@@ -44,3 +44,22 @@ def import_tensorflow():
     # Python-side warnings meant for training scripts ("compiled metrics have yet to be built").
     tensorflow.get_logger().setLevel("ERROR")
     return tensorflow
+
+
+@contextmanager
+def op_determinism_off():
+    """Within: TensorFlow's op determinism is off, as it was before train()
+    turned it on for the whole process. Determinism refuses unseeded random
+    ops, and code that builds a model in a graph of its own (the converter's
+    tfjs -> Keras conversion: initial weights, overwritten at once) runs them."""
+    from tensorflow.python.framework import config  # no public switch back off
+
+    import_tensorflow()
+    was_on = config.is_op_determinism_enabled()
+    if was_on:
+        config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        if was_on:
+            config.enable_op_determinism()

@@ -33,7 +33,7 @@ from pathlib import Path
 from . import artifacts
 from .errors import BridgeError, UsageError, first_line
 from .formats import FORMATS
-from .tfimport import native_stderr_hidden
+from .tfimport import native_stderr_hidden, op_determinism_off
 
 LAYERS = FORMATS["layers"]
 KERAS3_FILE = "model.keras"
@@ -490,7 +490,7 @@ def _convert_to_h5(model: TfjsModel, topology: dict, target: Path) -> None:
         (folder / "model.json").write_text(json.dumps(translated))
         failure = None
         # (its v1 Session logs through absl on fd 2; the error, if any, is ours to say)
-        with native_stderr_hidden(), warnings.catch_warnings():
+        with native_stderr_hidden(), warnings.catch_warnings(), op_determinism_off():
             warnings.simplefilter("ignore", UserWarning)  # "HDF5 is legacy": it is what we want
             try:
                 _converter().dispatch_tensorflowjs_to_keras_h5_conversion(
