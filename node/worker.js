@@ -73,7 +73,7 @@ function memoryFigures(tf) {
 
 function makeHandlers(tf, backend) {
   const { loadModel, bind } = require('./lib/runtime/models');
-  const { timeCalls } = require('./lib/runtime/runners');
+  const { timeCalls, benchOptions } = require('./lib/runtime/runners');
   const models = new Map();
   let nextHandle = 1;
   const get = (handle) => {
@@ -130,18 +130,10 @@ function makeHandlers(tf, backend) {
     // Timed inside this process (runners.js's timeCalls): `warmup` untimed
     // calls, then calls until `budget_ms` is spent, each timed from the call
     // to the values read back.
-    bench: async ({
-      handle,
-      tensors,
-      inputs = null,
-      warmup = 3,
-      budget_ms: budget = 2000,
-      min_reps: minReps = 5,
-      max_reps: maxReps = 200,
-    }) => {
+    bench: async ({ handle, tensors, inputs = null, ...timing }) => {
       const bound = bind(tf, get(handle), tensors, inputs);
       try {
-        const timed = await timeCalls(bound.call, { warmup, budget, minReps, maxReps });
+        const timed = await timeCalls(bound.call, benchOptions(timing));
         return { result: { ...timed, ...memoryFigures(tf) } };
       } finally {
         bound.release();

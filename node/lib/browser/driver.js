@@ -10,6 +10,7 @@ const path = require('path');
 const { BROWSER_BACKENDS } = require('../runtime/vocabulary');
 const { checkedFormatPath } = require('../runtime/models');
 const { readModelArtifacts } = require('../io/modelfiles');
+const { benchOptions } = require('../runtime/runners');
 const { buildPageBundle } = require('./bundle');
 const { startServer } = require('./server');
 const { launchBrowser } = require('./launch');
@@ -183,21 +184,13 @@ async function startBrowserWorker(backend) {
       return { result: { ms: out.ms, outputs: out.outputs }, tensors: out.tensors.map(fromWire) };
     },
 
-    bench: async ({
-      handle,
-      tensors,
-      inputs = null,
-      warmup = 3,
-      budget_ms: budget = 2000,
-      min_reps: minReps = 5,
-      max_reps: maxReps = 200,
-    }) => {
+    bench: async ({ handle, tensors, inputs = null, ...timing }) => {
       const result = await inPage(
         (h, xs, names, o) => globalThis.tfjsBridge.bench(h, xs, names, o),
         handle,
         tensors.map(toWire),
         inputs,
-        { warmup, budget, minReps, maxReps },
+        benchOptions(timing), // timeCalls's defaults apply in the page
       );
       return { result: { ...result, ...browserMemory() } };
     },

@@ -182,7 +182,7 @@ function bind(tf, runner, inputs, names = null) {
  * untimed calls, then calls until `budget` ms are spent (at least minReps, at
  * most maxReps), each timed from the call to the values read back.
  */
-async function timeCalls(call, { warmup = 3, budget = 2000, minReps = 5, maxReps = 200 }) {
+async function timeCalls(call, { warmup = 3, budget = 2000, minReps = 5, maxReps = 200 } = {}) {
   const once = async () => {
     const started = performance.now();
     await call();
@@ -198,6 +198,15 @@ async function timeCalls(call, { warmup = 3, budget = 2000, minReps = 5, maxReps
   return { first_ms: first, ms: times };
 }
 
+/**
+ * timeCalls's options from a bench request's fields (the worker protocol's
+ * names); a field not given keeps timeCalls's default.
+ */
+function benchOptions({ warmup, budget_ms: budget, min_reps: minReps, max_reps: maxReps }) {
+  const given = { warmup, budget, minReps, maxReps };
+  return Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined));
+}
+
 module.exports = {
   kerasOutputNames,
   byName,
@@ -207,4 +216,5 @@ module.exports = {
   graphRunner,
   bind,
   timeCalls,
+  benchOptions,
 };
