@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+
 from tfjs_bridge import quantization
 from tfjs_bridge.convert import convert
 
@@ -86,6 +88,13 @@ def test_judge_reads_the_budget():
     passed, reason = quantization.judge(dict(figures), [], conversion, None)
     assert not passed and reason == "uint8: accuracy drops 0.60 pp (budget 0.5 pp)"
     assert quantization.judge(dict(figures), [], conversion, 1.0) == (True, "")
+    # No labels: max |error| against 5 % of the largest output Python gave.
+    expected = [np.array([[-2.0], [1.0]], dtype=np.float32)]  # largest |output|: 2
+    within = {"outputs": [{}], "max_abs": 0.099}
+    assert quantization.judge(within, expected, conversion, None) == (True, "")
+    beyond = {"outputs": [{}], "max_abs": 0.101}
+    passed, reason = quantization.judge(beyond, expected, conversion, None)
+    assert not passed and reason.startswith("uint8: max |error| 1.01e-01 > 1.00e-01")
 
 
 def test_quantize_refuses_onnx_in_one_line(small_models, tmp_path):

@@ -12,8 +12,10 @@ import click
 
 from . import __version__
 from .convert import CONVERTIBLE
+from .distribute import STRATEGIES
 from .errors import BridgeError, UsageError
 from .progress import NO_PROGRESS, Progress
+from .quantization import MAX_ACCURACY_DROP_PP, QUANTIZATIONS
 
 
 class BridgeGroup(click.Group):
@@ -150,7 +152,7 @@ def _models_root(out: Path | None) -> Path:
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["default", "mirrored", "multi-worker"]),
+    type=click.Choice(STRATEGIES),
     default=None,
     help="tf.distribute strategy: one device, MirroredStrategy over local devices, or "
     "MultiWorkerMirroredStrategy over TF_CONFIG's cluster.  [default: default; "
@@ -275,7 +277,7 @@ def _launch_workers(models, workers: int, strategy: str | None, forwarded: list[
 )
 @click.option(
     "--quantize",
-    type=click.Choice(["float16", "uint8", "uint16"]),
+    type=click.Choice(list(QUANTIZATIONS)),
     default=None,
     help="Store the tfjs models' weights as float16, or affine-quantized to 1 or 2 bytes "
     "(the converter's own options); verify then judges them by a budget.",
@@ -443,7 +445,7 @@ def export(source: Path, out_dir: Path, name: str | None):
     type=click.FloatRange(min=0),
     default=None,
     help="Quantized models (convert --quantize): the test accuracy they may lose, in "
-    "percentage points [default: 0.5].",
+    f"percentage points [default: {MAX_ACCURACY_DROP_PP}].",
 )
 @models_dir_option
 def verify(

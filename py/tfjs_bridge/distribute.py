@@ -100,6 +100,11 @@ class Distribution:
     def chief(self) -> bool:
         return self.cluster.chief if self.cluster is not None else True
 
+    @property
+    def distributed(self) -> bool:
+        """Under a strategy: no XLA (see above), whole batches only (pipeline.py)."""
+        return self.name != "default"
+
     def strategy(self, tf):
         if self._strategy is None:
             self._strategy = _make_strategy(tf, self)

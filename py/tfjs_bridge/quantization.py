@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BridgeError
+from .tfjs_import import DTYPE_BYTES  # a weight dtype's bytes, as tfjs stores it
 
 # The converter's option for each quantization, and the bytes per weight.
 # `=*`: every weight. Without a value the option would take the next
@@ -31,7 +32,6 @@ QUANTIZATIONS = {"float16": "--quantize_float16=*", "uint8": "--quantize_uint8=*
                  "uint16": "--quantize_uint16=*"}  # fmt: skip
 MAX_ACCURACY_DROP_PP = 0.5
 MAX_RELATIVE_ERROR = 0.05
-_DTYPE_BYTES = {"float32": 4, "int32": 4, "bool": 1, "float16": 2, "uint8": 1, "uint16": 2}
 
 
 def converter_flag(quantize: str) -> str:
@@ -51,7 +51,7 @@ def weight_sizes(model_json: Path) -> dict:
         for weight in group["weights"]:
             quant = weight.get("quantization")
             dtype = quant["original_dtype"] if quant else weight["dtype"]
-            unquantized += int(np.prod(weight["shape"], dtype=np.int64)) * _DTYPE_BYTES[dtype]
+            unquantized += int(np.prod(weight["shape"], dtype=np.int64)) * DTYPE_BYTES[dtype]
     return {"weight_bytes": stored, "float32_weight_bytes": unquantized}
 
 

@@ -154,7 +154,7 @@ def _train_locked(spec, out_root, target, epochs, limit, seed, progress, resume,
     # steps_per_execution runs 50 steps per call from Python (about 2x faster
     # for these small models); XLA where the spec says it helps, and where
     # the strategy allows it (distribute.py: not under one on CPUs).
-    jit_compile = spec.jit_compile and dist.name == "default"
+    jit_compile = spec.jit_compile and not dist.distributed
     with strategy.scope():
         model = build_keras(spec)
         optimizer = averaging_optimizer(
@@ -175,9 +175,8 @@ def _train_locked(spec, out_root, target, epochs, limit, seed, progress, resume,
             f"a global batch of {global_batch} does not split between "
             f"{strategy.num_replicas_in_sync} replicas: use --global-batch N×replicas"
         )
-    distributed = dist.name != "default"
     batches = pipeline.training_batches(
-        tf, dataset.x_train, dataset.y_train, global_batch, seed, distributed
+        tf, dataset.x_train, dataset.y_train, global_batch, seed, dist.distributed
     )
     epoch_log = _epoch_log(
         tf_keras, backup / "epochs.json", dataset.x_test, dataset.y_test,
@@ -189,7 +188,9 @@ def _train_locked(spec, out_root, target, epochs, limit, seed, progress, resume,
         tf_keras.callbacks.BackupAndRestore(str(backup / "checkpoint"), delete_checkpoint=False),
     ]
     if progress is not NO_PROGRESS:  # a callback on every step costs a little: only when shown
-        steps = pipeline.steps_per_epoch(len(dataset.x_train), global_batch, distributed) * epochs
+        steps = (
+            pipeline.steps_per_epoch(len(dataset.x_train), global_batch, dist.distributed) * epochs
+        )
         callbacks.append(_progress_callback(tf_keras, steps, spec.name, progress))
     started = time.perf_counter()
     failure = None
