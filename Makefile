@@ -96,9 +96,7 @@ format: setup
 # or older than the code that makes it is redone.
 MODELS := $(shell sed -n 's/^  "\([a-z_0-9]*\)": {$$/\1/p' node/registry.json)
 MODEL_ROOT := shared_models
-TRAIN_CODE := py/tfjs_bridge/registry.py py/tfjs_bridge/train.py py/tfjs_bridge/data.py py/tfjs_bridge/text.py \
-	py/tfjs_bridge/pipeline.py py/tfjs_bridge/distribute.py \
-	py/tfjs_bridge/export.py
+TRAIN_CODE := $(wildcard py/tfjs_bridge/training/*.py) py/tfjs_bridge/conversion/export.py
 
 train: $(MODELS:%=$(MODEL_ROOT)/%/keras.h5)
 convert: $(MODELS:%=$(MODEL_ROOT)/%/tfjs_layers/model.json) $(MODELS:%=$(MODEL_ROOT)/%/tfjs_graph/model.json)
@@ -106,10 +104,10 @@ convert: $(MODELS:%=$(MODEL_ROOT)/%/tfjs_layers/model.json) $(MODELS:%=$(MODEL_R
 $(MODEL_ROOT)/%/keras.h5: $(TRAIN_CODE) | setup
 	$(BRIDGE) train $* --out $(MODEL_ROOT)
 
-$(MODEL_ROOT)/%/tfjs_layers/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/convert.py
+$(MODEL_ROOT)/%/tfjs_layers/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/conversion/convert.py
 	$(BRIDGE) convert $* --format layers --out $(MODEL_ROOT)
 
-$(MODEL_ROOT)/%/tfjs_graph/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/convert.py
+$(MODEL_ROOT)/%/tfjs_graph/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/conversion/convert.py
 	$(BRIDGE) convert $* --format graph --out $(MODEL_ROOT)
 
 # Every route side by side (Python baselines, every Node path, and the ONNX

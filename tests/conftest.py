@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tfjs_bridge.addon import find_addon
+from tfjs_bridge.runtime.addon import find_addon
 
 
 def _missing_runtime() -> str | None:
@@ -46,9 +46,9 @@ def small_models(tmp_path_factory):
     """Every registry model trained small and converted to every format, once per session."""
     import importlib.util
 
-    from tfjs_bridge.convert import convert
-    from tfjs_bridge.registry import MODELS
-    from tfjs_bridge.train import train
+    from tfjs_bridge.conversion.convert import convert
+    from tfjs_bridge.training.registry import MODELS
+    from tfjs_bridge.training.train import train
 
     root = tmp_path_factory.mktemp("shared_models")
     onnx = ("onnx",) if importlib.util.find_spec("tf2onnx") else ()  # `make onnx` only
@@ -65,7 +65,7 @@ def rerecord():
     wrote a wrong model itself would: the file is then consistent, but wrong."""
     import json
 
-    from tfjs_bridge.artifacts import sha256
+    from tfjs_bridge.folder.artifacts import sha256
 
     def record(model_dir, rel):
         manifest_path = model_dir / "manifest.json"

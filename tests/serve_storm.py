@@ -64,7 +64,7 @@ _BUILD_K256 = f"""
 import os, sys
 from pathlib import Path
 import tf_keras as keras
-from tfjs_bridge.export import export_model
+from tfjs_bridge.conversion.export import export_model
 keras.utils.set_random_seed(0)
 model = keras.Sequential([
     keras.Input(shape=({K256_TIMESTEPS}, {K256_FEATURES})),

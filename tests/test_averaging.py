@@ -3,8 +3,8 @@ from the weights seen after every step of a real fit()."""
 
 import numpy as np
 
-from tfjs_bridge.averaging import averaged_weights, averaging_optimizer, warmup_momentum
-from tfjs_bridge.tfimport import import_tensorflow
+from tfjs_bridge.core.quiet_tf import import_tensorflow
+from tfjs_bridge.training.averaging import averaged_weights, averaging_optimizer, warmup_momentum
 
 
 def _fit_recording(momentum, epochs=2):

@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from tfjs_bridge.cli import main
-from tfjs_bridge.errors import BridgeError
-from tfjs_bridge.inputs import load_input
-from tfjs_bridge.node import node_env
-from tfjs_bridge.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.core.errors import BridgeError
+from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.folder.checked_inputs import load_input
+from tfjs_bridge.runtime.node_process import node_env
 
 
 def _npy_with_header(path, shape, payload_bytes, descr="<f4"):

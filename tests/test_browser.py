@@ -14,18 +14,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tfjs_bridge.errors import NodeError
-from tfjs_bridge.paths import MODELS_DIR, PROJECT_ROOT
-from tfjs_bridge.reference import subject_from_folder
-from tfjs_bridge.registry import MODELS
-from tfjs_bridge.runtimes import (
+from tfjs_bridge.core.errors import NodeError
+from tfjs_bridge.core.paths import MODELS_DIR, PROJECT_ROOT
+from tfjs_bridge.parity.truth import subject_from_folder
+from tfjs_bridge.parity.verify import verify
+from tfjs_bridge.runtime.runtimes import (
     BROWSER_BACKENDS,
     BROWSER_RUNTIMES,
     browser_missing,
     resolve_runtimes,
 )
-from tfjs_bridge.verify import verify
-from tfjs_bridge.worker import NodeWorker
+from tfjs_bridge.runtime.worker_process import NodeWorker
+from tfjs_bridge.training.registry import MODELS
 
 SAMPLES = 32  # per model; plus verify's 4 one-at-a-time calls. A page is slow to feed.
 TARGET = 1e-5  # issue #14: every path within 1e-5 of Keras (the spec's tolerance)
@@ -167,7 +167,7 @@ def test_the_page_runs_the_bundled_layers_and_stock_tfjs_cannot(
     assert "reset_after" in str(refused).lower().replace("resetafter", "reset_after"), refused
     assert "\n" not in str(refused)
     x = np.random.default_rng(3).random((6, 28, 28), dtype=np.float32)
-    from tfjs_bridge.reference import Reference
+    from tfjs_bridge.parity.truth import Reference
 
     (expected,) = Reference(subject_from_folder(folder))([x])
     assert np.abs(y - expected).max() <= TARGET
@@ -223,7 +223,7 @@ def test_make_browser_is_idempotent():
 def test_bench_times_a_browser_path(node_runtime, small_models):
     """bench treats a browser like any other worker: timings measured in the
     page, and the browser's memory (all of its processes)."""
-    from tfjs_bridge.bench import bench
+    from tfjs_bridge.bench.routes import bench
 
     require_browser("chromium-wasm")
     subject = subject_from_folder(small_models / "lstm_sine")

@@ -4,10 +4,10 @@ front end, through the real converter and every Node path: stock tfjs-layers
 
 import pytest
 
-from tfjs_bridge.export import export_model
-from tfjs_bridge.runtimes import RUNTIMES, resolve_runtimes
-from tfjs_bridge.tfimport import import_tensorflow
-from tfjs_bridge.verify import verify_models
+from tfjs_bridge.conversion.export import export_model
+from tfjs_bridge.core.quiet_tf import import_tensorflow
+from tfjs_bridge.parity.verify import verify_models
+from tfjs_bridge.runtime.runtimes import RUNTIMES, resolve_runtimes
 
 LAYERS_RUNTIMES = [name for name, rt in RUNTIMES.items() if rt.format == "layers"]
 

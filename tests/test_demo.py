@@ -13,9 +13,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from tfjs_bridge.data import mnist_split
-from tfjs_bridge.paths import NODE_DIR, PROJECT_ROOT
-from tfjs_bridge.text import Tokenizer
+from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.training.data import mnist_split
+from tfjs_bridge.training.text import Tokenizer
 
 # Test digits of four different classes (7, 2, 1, 0 in the MNIST test set).
 DIGITS = [0, 1, 2, 3]
@@ -69,7 +69,7 @@ def page_answers(small_models, tmp_path_factory):
 def _keras(small_models, name):
     import tf_keras
 
-    from tfjs_bridge.tfimport import import_tensorflow
+    from tfjs_bridge.core.quiet_tf import import_tensorflow
 
     import_tensorflow()
     return tf_keras.models.load_model(small_models / name / "keras.h5", compile=False)

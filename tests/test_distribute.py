@@ -17,9 +17,9 @@ import h5py
 import numpy as np
 import pytest
 
-from tfjs_bridge import distribute
-from tfjs_bridge.errors import UsageError
-from tfjs_bridge.train import resume_dir
+from tfjs_bridge.core.errors import UsageError
+from tfjs_bridge.training import distribute
+from tfjs_bridge.training.train import resume_dir
 
 CLI = [sys.executable, "-m", "tfjs_bridge.cli"]
 # Small and real: 5,000 MNIST images, one epoch at the registry's global

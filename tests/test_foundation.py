@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from tfjs_bridge import __version__
-from tfjs_bridge.addon import build_addon, tensorflow_c_library
 from tfjs_bridge.cli import main
-from tfjs_bridge.errors import NodeError
-from tfjs_bridge.exchange import load_array, save_array
-from tfjs_bridge.node import run_node, run_node_json
+from tfjs_bridge.core.errors import NodeError
+from tfjs_bridge.folder.npy import load_array, save_array
+from tfjs_bridge.runtime.addon import build_addon, tensorflow_c_library
+from tfjs_bridge.runtime.node_process import run_node, run_node_json
 
 
 def test_version_flag():

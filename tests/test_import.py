@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tfjs_bridge import tfjs_import
 from tfjs_bridge.cli import main
-from tfjs_bridge.node import node_env
-from tfjs_bridge.paths import NODE_DIR, PROJECT_ROOT
-from tfjs_bridge.registry import MODELS
+from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.importing import tfjs_import
+from tfjs_bridge.runtime.node_process import node_env
+from tfjs_bridge.training.registry import MODELS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tfjs_e2e_layers_model"
 E2E_MODELS = ["mlp", "cnn", "depthwise_cnn", "simple_rnn", "gru", "bidirectional_lstm",
@@ -80,7 +80,7 @@ def test_import_works_after_training_turned_op_determinism_on(made, tmp_path):
     # where the suites that train ran first.
     from tensorflow.python.framework import config
 
-    from tfjs_bridge.tfimport import import_tensorflow
+    from tfjs_bridge.core.quiet_tf import import_tensorflow
 
     import_tensorflow().config.experimental.enable_op_determinism()
     tfjs_import.import_tfjs(made / "cnn", tmp_path / "cnn")
@@ -398,14 +398,14 @@ def registry_imported(node_runtime, small_models, tmp_path_factory):
 
 
 def _probe(model_dir: Path, samples: int = SAMPLES) -> list[np.ndarray]:
-    from tfjs_bridge.probes import probe_inputs
-    from tfjs_bridge.reference import subject_from_folder
+    from tfjs_bridge.parity.probes import probe_inputs
+    from tfjs_bridge.parity.truth import subject_from_folder
 
     return probe_inputs(subject_from_folder(model_dir).signature, samples)
 
 
 def _close(expected, got, names, what):
-    from tfjs_bridge.parity import compare
+    from tfjs_bridge.parity.compare import compare
 
     figures = compare(expected, got, names, names, atol=TOLERANCE, rtol=TOLERANCE)
     assert figures["passed"], (what, figures.get("reason"), figures.get("max_abs"))
@@ -418,7 +418,7 @@ def test_round_trip_keras_to_tfjs_to_keras(small_models, registry_imported):
     import keras
     import tf_keras
 
-    from tfjs_bridge.reference import Reference, subject_from_folder
+    from tfjs_bridge.parity.truth import Reference, subject_from_folder
 
     for name in MODELS:
         original = Reference(subject_from_folder(small_models / name))
@@ -438,10 +438,10 @@ def test_round_trip_tfjs_to_keras_to_tfjs(small_models, registry_imported, tmp_p
     """tfjs -> Keras (import) -> tfjs (the converter again): the tfjs model
     made from the imported keras.h5 gives, in Node, what the tfjs model
     imported gave, for every registry model."""
-    from tfjs_bridge import artifacts
-    from tfjs_bridge.convert import convert_in_place
-    from tfjs_bridge.reference import subject_from_folder
-    from tfjs_bridge.worker import NodeWorker
+    from tfjs_bridge.conversion.convert import convert_in_place
+    from tfjs_bridge.folder import artifacts
+    from tfjs_bridge.parity.truth import subject_from_folder
+    from tfjs_bridge.runtime.worker_process import NodeWorker
 
     with NodeWorker("tensorflow") as worker:
         for name in MODELS:

@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tfjs_bridge import probes
 from tfjs_bridge.cli import main
-from tfjs_bridge.export import export_model
-from tfjs_bridge.node import node_env
-from tfjs_bridge.paths import NODE_DIR, PROJECT_ROOT
-from tfjs_bridge.reference import subject_from_folder
-from tfjs_bridge.runtimes import RUNTIMES
-from tfjs_bridge.signature import InputSpec, Signature, parse_ranges
-from tfjs_bridge.tfimport import import_tensorflow
-from tfjs_bridge.verify import verify_models
+from tfjs_bridge.conversion.export import export_model
+from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.core.quiet_tf import import_tensorflow
+from tfjs_bridge.folder.signature import InputSpec, Signature, parse_ranges
+from tfjs_bridge.parity import probes
+from tfjs_bridge.parity.truth import subject_from_folder
+from tfjs_bridge.parity.verify import verify_models
+from tfjs_bridge.runtime.node_process import node_env
+from tfjs_bridge.runtime.runtimes import RUNTIMES
 
 TFJS_RUNTIMES = [rt for rt in RUNTIMES.values() if rt.format != "onnx"]
 LAYERS = [RUNTIMES["tfjs-node/layers"], RUNTIMES["tfjs-cpu/layers"]]
@@ -138,8 +138,8 @@ ONNX_KINDS = ["two_inputs_two_outputs", "embedding_bilstm", "masked_gru", "retur
 def test_the_onnx_route_takes_users_models(node_runtime, sources, kind, tmp_path):
     import importlib.util
 
-    from tfjs_bridge.convert import convert
-    from tfjs_bridge.runtimes import optional_missing
+    from tfjs_bridge.conversion.convert import convert
+    from tfjs_bridge.runtime.runtimes import optional_missing
 
     onnx = RUNTIMES["onnxruntime-node/onnx"]
     missing = optional_missing(onnx) or (

@@ -10,11 +10,12 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from tfjs_bridge import node_contract
+from tfjs_bridge import contract
 from tfjs_bridge.cli import main
-from tfjs_bridge.errors import BridgeError
-from tfjs_bridge.formats import FORMATS
-from tfjs_bridge.parity_record import (
+from tfjs_bridge.core.errors import BridgeError
+from tfjs_bridge.core.paths import NODE_DIR
+from tfjs_bridge.folder.formats import FORMATS
+from tfjs_bridge.folder.parity_record import (
     COLD_START_KEY,
     PARITY_FILE,
     SCHEMA_VERSION,
@@ -22,23 +23,22 @@ from tfjs_bridge.parity_record import (
     record_parity,
     record_speed,
 )
-from tfjs_bridge.paths import NODE_DIR
-from tfjs_bridge.runtimes import BACKENDS, RUNTIMES
+from tfjs_bridge.runtime.runtimes import BACKENDS, RUNTIMES
 
 
 @pytest.fixture
 def node_copy(tmp_path):
     """The generated files, fresh, in a folder of their own."""
-    node_contract.write_contract(tmp_path)
+    contract.write_contract(tmp_path)
     return tmp_path
 
 
 def test_node_files_in_the_repository_are_current():
-    node_contract.check_contract()  # what `make test` runs as `tfjs-bridge registry --check`
+    contract.check_contract()  # what `make test` runs as `tfjs-bridge registry --check`
 
 
 def test_fresh_files_pass_the_check(node_copy):
-    node_contract.check_contract(node_copy)
+    contract.check_contract(node_copy)
 
 
 @pytest.mark.parametrize("name", ["vocabulary.json", "registry.json"])
@@ -51,7 +51,7 @@ def test_an_edited_file_fails_the_check_naming_it(node_copy, name):
         data["gru"]["epochs"] += 1
     path.write_text(json.dumps(data, indent=2) + "\n")
     with pytest.raises(BridgeError) as err:
-        node_contract.check_contract(node_copy)
+        contract.check_contract(node_copy)
     message = str(err.value)
     assert message == f"{path} is out of date: run `tfjs-bridge registry`"
     assert "\n" not in message
@@ -60,11 +60,11 @@ def test_an_edited_file_fails_the_check_naming_it(node_copy, name):
 def test_a_missing_file_fails_the_check(node_copy):
     (node_copy / "vocabulary.json").unlink()
     with pytest.raises(BridgeError, match=r"vocabulary.json is out of date: run `tfjs-bridge"):
-        node_contract.check_contract(node_copy)
+        contract.check_contract(node_copy)
 
 
 def test_registry_check_command_fails_with_one_line(monkeypatch, node_copy):
-    monkeypatch.setattr(node_contract, "NODE_DIR", node_copy)
+    monkeypatch.setattr(contract, "NODE_DIR", node_copy)
     (node_copy / "vocabulary.json").write_text("{}\n")
     result = CliRunner().invoke(main, ["registry", "--check"])
     assert result.exit_code == 1
@@ -74,7 +74,7 @@ def test_registry_check_command_fails_with_one_line(monkeypatch, node_copy):
 
 
 def test_vocabulary_shape():
-    text = node_contract.vocabulary_json()
+    text = contract.vocabulary_json()
     assert text.endswith("}\n") and text.startswith('{\n  "generated_by": ')
     vocabulary = json.loads(text)
     assert list(vocabulary) == ["generated_by", "formats", "backends", "runtimes", "browsers",
@@ -187,7 +187,7 @@ def test_unreadable_parity_json_is_one_line(tmp_path, text, message):
 
 
 def test_subject_formats_follow_the_markers(tmp_path):
-    from tfjs_bridge.reference import Subject
+    from tfjs_bridge.parity.truth import Subject
 
     for name in ("graph", "saved_model"):
         marker = tmp_path / FORMATS[name].folder / FORMATS[name].marker

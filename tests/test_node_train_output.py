@@ -7,8 +7,8 @@ import json
 import os
 import subprocess
 
-from tfjs_bridge.node import node_env
-from tfjs_bridge.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.runtime.node_process import node_env
 
 
 def _train(out, **env):

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tfjs_bridge import parity
 from tfjs_bridge.cli import main
-from tfjs_bridge.reference import subject_from_folder
-from tfjs_bridge.registry import MODELS
-from tfjs_bridge.runtimes import RUNTIMES, optional_missing, resolve_runtimes
-from tfjs_bridge.verify import verify
+from tfjs_bridge.parity import compare
+from tfjs_bridge.parity.truth import subject_from_folder
+from tfjs_bridge.parity.verify import verify
+from tfjs_bridge.runtime.runtimes import RUNTIMES, optional_missing, resolve_runtimes
+from tfjs_bridge.training.registry import MODELS
 
 SAMPLES = 300
 TFJS_NODE_TARGET = 1e-5  # issue #4: max |error| on every tfjs-node path
@@ -52,7 +52,7 @@ def test_node_path_matches_python(matrix, model, runtime):
 
 
 def test_report_records_versions_and_tolerances(matrix, tmp_path):
-    from tfjs_bridge.report import read_report, write_report
+    from tfjs_bridge.parity.report import read_report, write_report
 
     report, _ = matrix
     written = write_report(report, tmp_path)
@@ -71,7 +71,7 @@ def test_report_records_versions_and_tolerances(matrix, tmp_path):
 
 
 def _compare(expected, got, **kw):
-    return parity.compare([expected], [got], ["y"], kw.pop("names", ["y"]), 1e-5, 1e-5, **kw)
+    return compare.compare([expected], [got], ["y"], kw.pop("names", ["y"]), 1e-5, 1e-5, **kw)
 
 
 def test_compare_passes_identical_outputs():
@@ -190,7 +190,7 @@ def test_verify_also_predicts_one_sample_at_a_time(node_runtime, small_models, m
     """A batch of one can take another code path (the fast RNN loop on the
     pure-JS and WASM backends): a runtime that is right in chunks and wrong one
     sample at a time fails verify."""
-    from tfjs_bridge.worker import NodeWorker
+    from tfjs_bridge.runtime.worker_process import NodeWorker
 
     real_predict = NodeWorker.predict
 

@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-from tfjs_bridge import quantization
-from tfjs_bridge.convert import convert
+from tfjs_bridge.conversion import quantization
+from tfjs_bridge.conversion.convert import convert
 
 CLI = [sys.executable, "-m", "tfjs_bridge.cli"]
 NODE_PATHS = ["--runtime", "tfjs-node/layers", "--runtime", "tfjs-node/graph"]

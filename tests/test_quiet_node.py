@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tfjs_bridge.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
 
 STARTUP_NOISE = ("cuDNN factory", "computation placer", "absl::InitializeLog")
 

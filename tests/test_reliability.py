@@ -11,10 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from tfjs_bridge import artifacts
-from tfjs_bridge.registry import get_spec
-from tfjs_bridge.train import resume_dir, train
-from tfjs_bridge.worker import NodeWorker
+from tfjs_bridge.folder import artifacts
+from tfjs_bridge.runtime.worker_process import NodeWorker
+from tfjs_bridge.training.registry import get_spec
+from tfjs_bridge.training.train import resume_dir, train
 
 CLI = [sys.executable, "-m", "tfjs_bridge.cli"]
 
@@ -76,7 +76,7 @@ def test_sigkill_during_train_keeps_the_previous_model(trained):
 
 
 def test_sigkill_during_convert_keeps_the_previous_model(trained):
-    from tfjs_bridge.convert import convert
+    from tfjs_bridge.conversion.convert import convert
 
     folder = trained / "lstm"
     convert(folder, ("layers",))
@@ -129,7 +129,7 @@ def test_two_converts_at_once_take_turns(trained):
 
 
 def test_a_held_lock_times_out_with_a_clear_message(trained, monkeypatch):
-    from tfjs_bridge.errors import BridgeError
+    from tfjs_bridge.core.errors import BridgeError
 
     monkeypatch.setenv("TFJS_BRIDGE_LOCK_TIMEOUT", "0.5")
     holder = subprocess.Popen(
@@ -179,7 +179,7 @@ def test_a_thousand_predictions_leak_nothing(node_runtime, small_models, backend
 
 
 def test_onnx_predictions_leak_no_memory(node_runtime, small_models):
-    from tfjs_bridge.runtimes import RUNTIMES, optional_missing
+    from tfjs_bridge.runtime.runtimes import RUNTIMES, optional_missing
 
     missing = optional_missing(RUNTIMES["onnxruntime-node/onnx"])
     if missing or not (small_models / "lstm" / "onnx").exists():

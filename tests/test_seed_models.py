@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tfjs_bridge import data
-from tfjs_bridge.artifacts import read_manifest
 from tfjs_bridge.cli import main
-from tfjs_bridge.convert import import_layers_model
-from tfjs_bridge.node import run_node_json
-from tfjs_bridge.node_contract import REGISTRY_JSON, registry_json
-from tfjs_bridge.registry import MODELS, build_keras, get_spec
-from tfjs_bridge.tfimport import import_tensorflow
-from tfjs_bridge.train import train
+from tfjs_bridge.contract import REGISTRY_JSON, registry_json
+from tfjs_bridge.conversion.convert import import_layers_model
+from tfjs_bridge.core.quiet_tf import import_tensorflow
+from tfjs_bridge.folder.artifacts import read_manifest
+from tfjs_bridge.runtime.node_process import run_node_json
+from tfjs_bridge.training import data
+from tfjs_bridge.training.registry import MODELS, build_keras, get_spec
+from tfjs_bridge.training.train import train
 
 GRU_LIMIT = 3000  # train and test images: enough to beat chance clearly in one epoch
 NODE_FORMATS = ["layers", "graph", "saved_model"]
@@ -166,7 +166,7 @@ def test_broken_mnist_gives_one_line_error(broken_mnist, tmp_path, damage, messa
 
 
 def test_broken_mnist_in_node_gives_one_line_error(node_runtime, broken_mnist, tmp_path):
-    from tfjs_bridge.errors import NodeError
+    from tfjs_bridge.core.errors import NodeError
 
     damaged = broken_mnist / "t10k-labels-idx1-ubyte"
     damaged.write_bytes(damaged.read_bytes()[:500])

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from service import serving
 from tfjs_bridge.cli import main
-from tfjs_bridge.tfimport import import_tensorflow
+from tfjs_bridge.core.quiet_tf import import_tensorflow
 
 
 def _keras_predict(model_dir, *xs):
@@ -354,7 +354,7 @@ def gru_variant(small_models, tmp_path_factory, node_runtime):
 def test_a_swapped_folder_is_reloaded_without_dropping_a_request(
     small_models, gru_variant, tmp_path
 ):
-    from tfjs_bridge.artifacts import exchange
+    from tfjs_bridge.folder.artifacts import exchange
 
     served = tmp_path / "m"
     shutil.copytree(small_models / "gru", served)

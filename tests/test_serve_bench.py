@@ -11,11 +11,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from tfjs_bridge.baseline_server import BadRequest, parse_instances, predictions
-from tfjs_bridge.node import node_executable
-from tfjs_bridge.paths import PROJECT_ROOT
-from tfjs_bridge.reference import Reference, subject_from_folder
-from tfjs_bridge.serve_bench import (
+from tfjs_bridge.bench.baseline_server import BadRequest, parse_instances, predictions
+from tfjs_bridge.bench.service_load import (
     LOAD_SCRIPT,
     Server,
     expected_answers,
@@ -25,7 +22,10 @@ from tfjs_bridge.serve_bench import (
     run_serve_bench,
     server_command,
 )
-from tfjs_bridge.signature import InputSpec, Signature, float_input
+from tfjs_bridge.core.paths import PROJECT_ROOT
+from tfjs_bridge.folder.signature import InputSpec, Signature, float_input
+from tfjs_bridge.parity.truth import Reference, subject_from_folder
+from tfjs_bridge.runtime.node_process import node_executable
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_load_script_usage(node_runtime, tmp_path):
 
 
 def test_run_serve_bench_reports_each_run(node_runtime, gru, tmp_path, monkeypatch):
-    monkeypatch.setattr("tfjs_bridge.serve_bench.WARMUP_S", 0.5)
+    monkeypatch.setattr("tfjs_bridge.bench.service_load.WARMUP_S", 0.5)
     report = run_serve_bench(
         [gru.model_dir], concurrencies=(4, 1), duration=1, long_duration=1.5,
         servers=("python",), report_dir=tmp_path,
@@ -177,7 +177,7 @@ def test_run_serve_bench_reports_each_run(node_runtime, gru, tmp_path, monkeypat
 
 
 def test_agreement_uses_the_tolerance_and_fails_beyond_it():
-    from tfjs_bridge.serve_bench import agreement
+    from tfjs_bridge.bench.service_load import agreement
 
     python = ['{"predictions":[[0.25,0.75]]}', '{"predictions":[{"a":[1.0],"b":[2.0]}]}']
     close = ['{"predictions":[[0.250001,0.75]]}', '{"predictions":[{"a":[1.0],"b":[2.0]}]}']

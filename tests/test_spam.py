@@ -12,14 +12,14 @@ import subprocess
 import numpy as np
 import pytest
 
-from tfjs_bridge import data, text
-from tfjs_bridge.artifacts import read_manifest, sha256
-from tfjs_bridge.node import node_env, node_executable, run_node_json
-from tfjs_bridge.paths import NODE_DIR, PROJECT_ROOT
-from tfjs_bridge.registry import SPAM_TOKENIZER, get_spec
-from tfjs_bridge.runtimes import RUNTIMES
-from tfjs_bridge.tfimport import import_tensorflow
-from tfjs_bridge.verify import verify_models
+from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.core.quiet_tf import import_tensorflow
+from tfjs_bridge.folder.artifacts import read_manifest, sha256
+from tfjs_bridge.parity.verify import verify_models
+from tfjs_bridge.runtime.node_process import node_env, node_executable, run_node_json
+from tfjs_bridge.runtime.runtimes import RUNTIMES
+from tfjs_bridge.training import data, text
+from tfjs_bridge.training.registry import SPAM_TOKENIZER, get_spec
 
 TOKENIZE = NODE_DIR / "scripts" / "tokenize.js"
 TFJS_RUNTIMES = [rt for rt in RUNTIMES.values() if rt.format != "onnx"]
@@ -234,7 +234,7 @@ def test_verify_encodes_with_the_tokenizer_the_folder_ships(spam_model, tmp_path
     """verify's ids come from the folder's tokenizer.json (what Node encodes
     with), not from a tokenizer fitted again: a changed file, its sha256
     re-recorded, changes them; changed without the record, it is refused."""
-    from tfjs_bridge.errors import BridgeError
+    from tfjs_bridge.core.errors import BridgeError
 
     folder = tmp_path / "spam"
     folder.mkdir()
@@ -275,7 +275,7 @@ def test_registry_spam_spec():
 def test_bench_cold_start_of_a_text_model_runs(node_runtime, spam_model):
     """bench times a cold start through predict.js: a text model takes --text
     (its --value would be refused: it takes token ids)."""
-    from tfjs_bridge.bench import cold_start
+    from tfjs_bridge.bench.routes import cold_start
 
     figures = cold_start(spam_model, "layers", runs=1)
     assert figures["format"] == "layers" and figures["median_s"] > 0

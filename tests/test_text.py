@@ -10,10 +10,10 @@ import unicodedata
 import numpy as np
 import pytest
 
-from tfjs_bridge import text
-from tfjs_bridge.errors import BridgeError
-from tfjs_bridge.node import node_env, node_executable, run_node_json
-from tfjs_bridge.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.core.errors import BridgeError
+from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.runtime.node_process import node_env, node_executable, run_node_json
+from tfjs_bridge.training import text
 
 TOKENIZE = NODE_DIR / "scripts" / "tokenize.js"
 VOCAB_SIZE = 10_000

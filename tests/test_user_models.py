@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from tfjs_bridge.cli import main
-from tfjs_bridge.runtimes import RUNTIMES
-from tfjs_bridge.tfimport import import_tensorflow
+from tfjs_bridge.core.quiet_tf import import_tensorflow
+from tfjs_bridge.runtime.runtimes import RUNTIMES
 
 # export writes the tfjs formats; the ONNX route is `convert --format onnx`.
 TFJS_RUNTIMES = {name for name, rt in RUNTIMES.items() if rt.format != "onnx"}
@@ -147,8 +147,8 @@ def test_bad_user_model_gives_one_line_error(tmp_path, make, code, message):
 def test_node_trained_keras_gru_round_trips_to_keras(node_runtime, tmp_path):
     """Keras's reset-after GRU, trained in Node by tfjs-layers (node/lib/layers/gru_reset_after.js),
     imported to Keras by the converter: both compute the same."""
-    from tfjs_bridge.convert import import_layers_model
-    from tfjs_bridge.node import run_node_json
+    from tfjs_bridge.conversion.convert import import_layers_model
+    from tfjs_bridge.runtime.node_process import run_node_json
 
     out = tmp_path / "gru_keras_node"
     trained = run_node_json("train.js", "gru_keras", "--epochs", "2", "--limit", "1000",

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from tfjs_bridge.errors import NodeError
-from tfjs_bridge.worker import NodeWorker
+from tfjs_bridge.core.errors import NodeError
+from tfjs_bridge.runtime.worker_process import NodeWorker
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .convert import CONVERTIBLE
-from .distribute import STRATEGIES
-from .errors import BridgeError, UsageError
-from .progress import NO_PROGRESS, Progress
-from .quantization import MAX_ACCURACY_DROP_PP, QUANTIZATIONS
+from .conversion.convert import CONVERTIBLE
+from .conversion.quantization import MAX_ACCURACY_DROP_PP, QUANTIZATIONS
+from .core.errors import BridgeError, UsageError
+from .core.progress import NO_PROGRESS, Progress
+from .training.distribute import STRATEGIES
 
 
 class BridgeGroup(click.Group):
@@ -63,7 +63,7 @@ def doctor():
 )
 def build_addon_cmd(force: bool, tf_dir: Path | None):
     """Compile tfjs-node's native addon against the Python TensorFlow (offline)."""
-    from .addon import build_addon
+    from .runtime.addon import build_addon
 
     result = build_addon(tf_dir=tf_dir, force=force, log=click.echo)
     state = "built" if result.rebuilt else "up to date"
@@ -128,7 +128,7 @@ def _note(message: str) -> None:
 
 
 def _models_root(out: Path | None) -> Path:
-    from .paths import MODELS_DIR
+    from .core.paths import MODELS_DIR
 
     return out if out is not None else MODELS_DIR
 
@@ -203,9 +203,9 @@ def train(
     tfjs-bridge train gru --resume  (after an interruption);
     tfjs-bridge train gru --workers 2  (multi-worker, two local processes);
     TF_CONFIG=... tfjs-bridge train gru --strategy multi-worker  (one task of a cluster)"""
-    from . import distribute
-    from .registry import resolve
-    from .train import train as train_model
+    from .training import distribute
+    from .training.registry import resolve
+    from .training.train import train as train_model
 
     if workers is not None:
         forwarded = [*models, "--seed", str(seed)]
@@ -239,7 +239,7 @@ def train(
 def _launch_workers(models, workers: int, strategy: str | None, forwarded: list[str]) -> None:
     """`train --workers N`: this process runs no TensorFlow; it starts N
     multi-worker processes of the same command and reports each one's exit."""
-    from . import distribute
+    from .training import distribute
 
     if strategy not in (None, "multi-worker"):
         raise UsageError(
@@ -247,7 +247,7 @@ def _launch_workers(models, workers: int, strategy: str | None, forwarded: list[
         )
     if os.environ.get("TF_CONFIG"):
         raise UsageError("--workers sets each local worker's TF_CONFIG: unset TF_CONFIG first")
-    from .registry import resolve
+    from .training.registry import resolve
 
     resolve(models)  # an unknown model fails here, not in N workers
     exits = distribute.run_local_workers(forwarded, workers)
@@ -288,9 +288,9 @@ def convert(models, fmt, quantize, out):
 
     Examples: tfjs-bridge convert gru --format layers;
     tfjs-bridge convert gru --quantize float16  (half the download)"""
-    from .convert import DEFAULT_FORMATS
-    from .convert import convert as convert_model
-    from .registry import resolve
+    from .conversion.convert import DEFAULT_FORMATS
+    from .conversion.convert import convert as convert_model
+    from .training.registry import resolve
 
     formats = DEFAULT_FORMATS if fmt == "all" else (fmt,)
     root = _models_root(out)
@@ -328,9 +328,10 @@ def import_cmd(path: Path, out_dir: Path | None, name: str | None, out: Path | N
     against the tfjs model run in Node. A folder node/train.js wrote
     (tfjs_layers/ + manifest.json), without OUT_DIR, gets its keras.h5 in place.
     Example: tfjs-bridge import my-model/model.json models/my-model"""
-    from . import artifacts
-    from .convert import LAYERS, import_layers_model
-    from .tfjs_import import _default_name, find_model_json, import_tfjs
+    from .conversion.convert import import_layers_model
+    from .folder import artifacts
+    from .folder.formats import LAYERS
+    from .importing.tfjs_import import _default_name, find_model_json, import_tfjs
 
     trained_in_node = (path / artifacts.MANIFEST).is_file() and LAYERS.path(path).is_file()
     if out_dir is None and trained_in_node:
@@ -351,8 +352,8 @@ def import_cmd(path: Path, out_dir: Path | None, name: str | None, out: Path | N
 def registry(check: bool):
     """List the registry models and write what Node knows of Python's
     definitions: node/registry.json and node/vocabulary.json."""
-    from .node_contract import check_contract, write_contract
-    from .registry import MODELS
+    from .contract import check_contract, write_contract
+    from .training.registry import MODELS
 
     for spec in MODELS.values():
         click.echo(f"{spec.name:<10} {spec.description}")
@@ -373,7 +374,7 @@ def export(source: Path, out_dir: Path, name: str | None):
     SOURCE is a tf-keras .h5, a Keras 3 .keras file or a SavedModel folder;
     OUT_DIR gets keras.h5, saved_model/, tfjs_layers/, tfjs_graph/ and a manifest.
     Example: tfjs-bridge export my_model.keras models/my_model"""
-    from .export import export_model
+    from .conversion.export import export_model
 
     manifest = export_model(source, out_dir, name)
     made = ", ".join(sorted(manifest.get("conversions", {})))
@@ -464,11 +465,11 @@ def verify(
     Examples: tfjs-bridge verify gru --full;
     tfjs-bridge verify --keras-model my_model.keras --report reports/mine;
     tfjs-bridge verify gru --full --max-accuracy-drop 0.2  (after convert --quantize)"""
-    from .registry import resolve
-    from .report import print_table, write_report
-    from .runtimes import resolve_runtimes
-    from .signature import parse_ranges
-    from .verify import verify_models
+    from .folder.signature import parse_ranges
+    from .parity.report import print_table, write_report
+    from .parity.verify import verify_models
+    from .runtime.runtimes import resolve_runtimes
+    from .training.registry import resolve
 
     ranges = parse_ranges(input_ranges)
     chosen = resolve_runtimes(runtimes)
@@ -560,10 +561,10 @@ def bench(ctx, models, batches, runtimes, budget, node_training, serve, duration
     single-sample requests; every answer is checked. Examples:
     tfjs-bridge bench gru --batch 1,32,256 --report reports/bench;
     tfjs-bridge bench gru --serve --duration 10 --long-duration 60"""
-    from .bench import print_bench, run_bench, write_bench_report
-    from .reference import subject_from_folder
-    from .registry import resolve
-    from .runtimes import resolve_runtimes
+    from .bench.routes import print_bench, run_bench, write_bench_report
+    from .parity.truth import subject_from_folder
+    from .runtime.runtimes import resolve_runtimes
+    from .training.registry import resolve
 
     options = ("batches", "runtimes", "budget", "node_training", "duration", "long_duration",
                "workers")  # fmt: skip
@@ -596,8 +597,8 @@ def bench(ctx, models, batches, runtimes, budget, node_training, serve, duration
 
 
 def _bench_serve(models, duration, long_duration, workers, report_dir, out) -> None:
-    from .registry import resolve
-    from .serve_bench import REPORT_DIR, print_serve_bench, run_serve_bench
+    from .bench.service_load import REPORT_DIR, print_serve_bench, run_serve_bench
+    from .training.registry import resolve
 
     root = _models_root(out)
     with terminal_progress() as progress:
@@ -641,8 +642,8 @@ def serve(models, host, port, workers, max_batch, max_wait_ms, batching, queue_l
     POST /v1/models/NAME:predict with {"instances": ...} or {"inputs": ...}
     (or an .npy/.npz body); GET /v1/models/NAME[/metadata], /healthz,
     /readyz, /metrics. Example: tfjs-bridge serve shared_models/gru --port 8501"""
-    from .node import node_executable
-    from .paths import NODE_DIR
+    from .core.paths import NODE_DIR
+    from .runtime.node_process import node_executable
 
     args = [node_executable(), str(NODE_DIR / "serve.js"), "--host", host, "--port", str(port),
             "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
@@ -668,8 +669,8 @@ def demo(host, port, out):
     the backend (webgl, wasm, cpu) is switchable in the page. Becomes
     node/demo.js. Example: tfjs-bridge demo --port 8080, then open
     http://127.0.0.1:8080/"""
-    from .node import node_executable
-    from .paths import NODE_DIR
+    from .core.paths import NODE_DIR
+    from .runtime.node_process import node_executable
 
     args = [node_executable(), str(NODE_DIR / "demo.js"), "--models", str(_models_root(out)),
             "--host", host, "--port", str(port)]  # fmt: skip
@@ -691,11 +692,11 @@ def predict(model_dir, input_path, output_path, runtime, allow_nonfinite, timeou
     """Run a model folder on a Node path, .npy in, .npy out.
 
     Example: tfjs-bridge predict shared_models/lstm_sine --input x.npy --output y.npy"""
-    from .exchange import save_array
-    from .inputs import load_inputs
-    from .reference import subject_from_folder
-    from .runtimes import RUNTIMES
-    from .worker import NodeWorker
+    from .folder.checked_inputs import load_inputs
+    from .folder.npy import save_array
+    from .parity.truth import subject_from_folder
+    from .runtime.runtimes import RUNTIMES
+    from .runtime.worker_process import NodeWorker
 
     if runtime is not None and runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime '{runtime}' (known: {', '.join(RUNTIMES)})")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .addon import tensorflow_c_library
-from .convert import converter_version
-from .errors import BridgeError
-from .node import run_node_json
-from .tfimport import import_tensorflow
-from .versions import NOT_INSTALLED, python_versions
+from .conversion.convert import converter_version
+from .core.errors import BridgeError
+from .core.quiet_tf import import_tensorflow
+from .core.versions import NOT_INSTALLED, python_versions
+from .runtime.addon import tensorflow_c_library
+from .runtime.node_process import run_node_json
 
 
 @dataclass

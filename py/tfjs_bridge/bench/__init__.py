@@ -1,0 +1,2 @@
+"""What each route costs: the route bench, the service under load, and the
+Python (FastAPI) baseline server."""

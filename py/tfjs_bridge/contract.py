@@ -1,0 +1,110 @@
+"""The Node contract: the JSON files through which Node knows what Python
+defines, generated here and nowhere else (`tfjs-bridge registry` writes them,
+`tfjs-bridge registry --check`, run by `make test`, fails when one drifts).
+
+  node/registry.json    the model registry (registry.py)
+  node/vocabulary.json  formats (formats.py), backends, runtimes and the
+                        browsers (runtimes.py), and parity.json's layout (parity_record.py)
+
+Node defines none of these names itself; a change on the Python side reaches
+Node by regenerating the files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .core.errors import BridgeError
+from .core.paths import NODE_DIR
+from .folder import parity_record
+from .folder.formats import FORMATS
+from .runtime.runtimes import BACKENDS, BROWSER_BACKENDS, BROWSERS, RUNTIMES, XVFB
+from .training.registry import MODELS
+
+REGISTRY_JSON = NODE_DIR / "registry.json"
+VOCABULARY_JSON = NODE_DIR / "vocabulary.json"
+GENERATED_BY = (
+    "tfjs-bridge registry, from py/tfjs_bridge/{formats,runtimes,parity_record}.py: do not edit"
+)
+
+
+def registry_json() -> str:
+    return json.dumps({n: s.to_json() for n, s in MODELS.items()}, indent=2) + "\n"
+
+
+def vocabulary() -> dict:
+    return {
+        "generated_by": GENERATED_BY,
+        "formats": {
+            f.name: {"folder": f.folder, "entry": f.entry, "marker": f.marker, "made_by": f.made_by}
+            for f in FORMATS.values()
+        },
+        "backends": {
+            b.name: {"package": b.package, "optional": b.optional, "install": b.install}
+            for b in BACKENDS.values()
+        },
+        "runtimes": {
+            rt.name: {
+                "backend": rt.backend,
+                "format": rt.format,
+                "description": rt.description,
+                "default_rank": rt.default_rank,
+            }
+            for rt in RUNTIMES.values()
+        },
+        "browsers": {
+            b.name: {
+                "env": b.env,
+                "executables": list(b.executables),
+                "protocol": b.protocol,
+                "backends": list(b.backends),
+                "display_backends": list(b.display_backends),
+                "install": b.install,
+            }
+            for b in BROWSERS.values()
+        },
+        "browser_backends": {
+            bb.name: {"browser": bb.browser, "tfjs_backend": bb.tfjs_backend}
+            for bb in BROWSER_BACKENDS.values()
+        },
+        "xvfb": XVFB,
+        "parity": {
+            "file": parity_record.PARITY_FILE,
+            "version": parity_record.SCHEMA_VERSION,
+            "statuses": list(parity_record.STATUSES),
+            "cold_start_key": parity_record.COLD_START_KEY,
+        },
+    }
+
+
+def vocabulary_json() -> str:
+    return json.dumps(vocabulary(), indent=2) + "\n"
+
+
+def contract_files(node_dir: Path | None = None) -> dict[Path, str]:
+    """Each generated file's path (in node/, or node_dir) and the text it must hold."""
+    node_dir = NODE_DIR if node_dir is None else node_dir
+    return {
+        node_dir / REGISTRY_JSON.name: registry_json(),
+        node_dir / VOCABULARY_JSON.name: vocabulary_json(),
+    }
+
+
+def write_contract(node_dir: Path | None = None) -> list[Path]:
+    written = []
+    for path, text in contract_files(node_dir).items():
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def check_contract(node_dir: Path | None = None) -> None:
+    """Raise, naming every file that is missing or differs from what Python defines."""
+    stale = [
+        str(path)
+        for path, text in contract_files(node_dir).items()
+        if not path.exists() or path.read_text() != text
+    ]
+    if stale:
+        verb = "is" if len(stale) == 1 else "are"
+        raise BridgeError(f"{', '.join(stale)} {verb} out of date: run `tfjs-bridge registry`")

@@ -1,0 +1,215 @@
+"""Run tensorflowjs_converter on a trained model folder.
+
+layers: keras.h5 -> tfjs_layers/ (tf.loadLayersModel)
+graph:  saved_model/ -> tfjs_graph/ (tf.loadGraphModel)
+onnx:   keras.h5 -> onnx/ (onnx_export.py; optional, `make onnx`)
+(the folders are formats.py's). Each output is written to a temporary folder
+and renamed into place; the converter's version and the sha256 of every file
+it wrote go to manifest.json."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ..core.errors import BridgeError, UsageError, last_line
+from ..folder import artifacts
+from ..folder.formats import FORMATS, LAYERS, SAVED_MODEL
+from . import quantization
+
+DEFAULT_FORMATS = ("layers", "graph")  # `convert --format all`: onnx is optional
+CONVERTIBLE = (*DEFAULT_FORMATS, "onnx")  # what `convert` makes (train makes the SavedModels)
+
+
+def converter_path() -> Path:
+    path = Path(sys.executable).with_name("tensorflowjs_converter")
+    if not path.exists():
+        raise BridgeError(f"{path}: tensorflowjs_converter is not installed: run `make setup`")
+    return path
+
+
+def run_converter(args: list[str]) -> str:
+    cmd = [str(converter_path()), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BridgeError(f"tensorflowjs_converter failed: {last_line(proc.stderr)}")
+    return proc.stdout
+
+
+def converter_version() -> str:
+    for line in run_converter(["--version"]).splitlines():
+        if line.strip().startswith("tensorflowjs "):
+            return line.split()[-1]
+    raise BridgeError("tensorflowjs_converter --version printed no version")
+
+
+def converter_args(
+    fmt: str, model_dir: Path, out_dir: Path, quantize: str | None = None
+) -> list[str]:
+    # The converter's option for every weight (given without node names).
+    quantized = [quantization.converter_flag(quantize)] if quantize else []
+    if fmt == "layers":
+        return [
+            "--input_format=keras",
+            "--output_format=tfjs_layers_model",
+            *quantized,
+            str(model_dir / artifacts.KERAS_H5),
+            str(out_dir),
+        ]
+    if fmt == "graph":
+        return [
+            "--input_format=tf_saved_model",
+            "--output_format=tfjs_graph_model",
+            "--signature_name=serving_default",
+            "--saved_model_tags=serve",
+            *quantized,
+            str(model_dir / SAVED_MODEL.folder),
+            str(out_dir),
+        ]
+    raise BridgeError(f"unknown format '{fmt}' (known: {', '.join(DEFAULT_FORMATS)})")
+
+
+def _named(value):
+    if isinstance(value, dict):
+        if value.get("class_name") == "function" and isinstance(value.get("config"), str):
+            return value["config"]
+        return {k: _named(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_named(v) for v in value]
+    return value
+
+
+def name_custom_activations(model_json: Path) -> None:
+    """tf-keras writes a custom activation function (keras3_hard_sigmoid) as
+    {"class_name": "function", "config": NAME}; tfjs looks activations up by
+    name, so the converted model.json gets the bare NAME."""
+    model = json.loads(model_json.read_text())
+    model["modelTopology"] = _named(model["modelTopology"])
+    artifacts.write_json_atomic(model_json, model)
+
+
+def _node_index(name: str) -> int:
+    """Identity -> 0, Identity_2:0 -> 2: the order of a graph's output nodes."""
+    node = name.split(":")[0]
+    tail = node.rsplit("_", 1)[-1]
+    return int(tail) + 1 if "_" in node and tail.isdigit() else 0
+
+
+def name_graph_outputs(model_json: Path, keys: list[str]) -> None:
+    """The converter keeps a serving signature's output keys only in part:
+    keys such as lstm_3_1 come out as the tensor names Identity_1:0. The
+    SavedModel's outputs are its sorted keys, returned in that order through
+    Identity, Identity_1, ...; the signature gets its keys back from that order."""
+    model = json.loads(model_json.read_text())
+    outputs = (model.get("signature") or {}).get("outputs") or {}
+    if sorted(outputs) == sorted(keys) or len(outputs) != len(keys):
+        return
+    ordered = sorted(outputs.values(), key=lambda spec: _node_index(spec["name"]))
+    model["signature"]["outputs"] = dict(zip(sorted(keys), ordered, strict=True))
+    artifacts.write_json_atomic(model_json, model)
+
+
+def serving_output_keys(saved_model: Path) -> list[str]:
+    from ..core.quiet_tf import import_tensorflow
+
+    tf = import_tensorflow()
+    return list(
+        tf.saved_model.load(str(saved_model)).signatures["serving_default"].structured_outputs
+    )
+
+
+def convert(
+    model_dir: Path,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    log=None,
+    quantize: str | None = None,
+) -> dict:
+    """Convert one trained model folder to each format (its weights quantized
+    to `quantize`, quantization.py); returns the manifest.
+
+    The whole folder is updated in one atomic exchange (a staged copy made of
+    hard links), under the folder's lock: killed at any moment, the folder
+    and its manifest stay as they were or are complete."""
+    with artifacts.model_lock(model_dir, log):
+        artifacts.read_manifest(model_dir)  # fail before staging anything
+        with artifacts.staged_update(model_dir) as staging:
+            manifest = convert_in_place(staging, formats, quantize)
+    return manifest
+
+
+def convert_in_place(
+    model_dir: Path, formats: tuple[str, ...], quantize: str | None = None
+) -> dict:
+    """Convert into model_dir itself (a folder no one else sees yet)."""
+    manifest = artifacts.read_manifest(model_dir)
+    if quantize and "onnx" in formats:
+        raise UsageError("--quantize applies to the tfjs formats (layers, graph), not to onnx")
+    # Convert only what was trained: inputs whose sha256 no longer matches are refused.
+    sources = {"layers": artifacts.KERAS_H5, "onnx": artifacts.KERAS_H5}
+    for fmt in formats:
+        if fmt in sources:
+            artifacts.check_integrity(model_dir, [sources[fmt]], manifest)
+        else:
+            artifacts.check_folder_integrity(model_dir, SAVED_MODEL.folder, manifest)
+    # The installed package's version: starting the converter just to ask
+    # costs ~5 s per call, and the conversion itself fails loudly if it is broken.
+    version = importlib.metadata.version("tensorflowjs")
+    conversions = manifest.setdefault("conversions", {})
+    for fmt in formats:
+        output = FORMATS[fmt].folder
+        out = model_dir / output
+        shutil.rmtree(out, ignore_errors=True)  # links to the old files: the original keeps them
+        out.mkdir()
+        if fmt == "onnx":
+            from .onnx_export import export_onnx
+
+            done = export_onnx(model_dir, out)
+            conversions[fmt] = {**done, "output": output, "files": artifacts.file_hashes(out)}
+            continue
+        args = converter_args(fmt, model_dir, out, quantize)
+        run_converter(args)
+        if fmt == "layers":
+            name_custom_activations(out / LAYERS.entry)
+        if fmt == "graph":
+            keys = serving_output_keys(model_dir / SAVED_MODEL.folder)
+            name_graph_outputs(out / FORMATS["graph"].entry, keys)
+        conversions[fmt] = {
+            "converter": "tensorflowjs_converter",
+            "converter_version": version,
+            "args": args[:-2],
+            "output": output,
+            "quantize": quantize,
+            **quantization.weight_sizes(out / FORMATS[fmt].entry),
+            "files": artifacts.file_hashes(out),
+        }
+    artifacts.write_json_atomic(model_dir / artifacts.MANIFEST, manifest)
+    return manifest
+
+
+def import_layers_model(model_dir: Path) -> Path:
+    """tfjs layers model (e.g. trained by node/train.js) -> model_dir/keras.h5,
+    recorded in the manifest; the folder is updated in one atomic exchange."""
+    model_json = LAYERS.path(model_dir)
+    if not model_json.exists():
+        raise BridgeError(f"{model_json}: not found: train with `node node/train.js` first")
+    with artifacts.model_lock(model_dir):
+        manifest = artifacts.read_manifest(model_dir)
+        artifacts.check_integrity(model_dir, [f"{LAYERS.folder}/{LAYERS.entry}"], manifest)
+        with artifacts.staged_update(model_dir) as staging:
+            target = staging / artifacts.KERAS_H5
+            target.unlink(missing_ok=True)
+            run_converter(
+                [
+                    "--input_format=tfjs_layers_model",
+                    "--output_format=keras",
+                    str(LAYERS.path(staging)),
+                    str(target),
+                ]
+            )
+            manifest.setdefault("files", {})[artifacts.KERAS_H5] = artifacts.sha256(target)
+            artifacts.write_json_atomic(staging / artifacts.MANIFEST, manifest)
+    return model_dir / artifacts.KERAS_H5

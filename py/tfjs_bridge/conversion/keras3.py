@@ -1,0 +1,139 @@
+"""Keras 3 models, made readable by tfjs-layers, with the same numbers.
+
+tfjs-layers 4.22 reads tf-keras (Keras 2) configs only: a Keras 3 model.json
+fails to load (InputLayer `batch_shape`, DTypePolicy objects, new node format,
+weight names such as layers/gru/cell/vars/0). And Keras 3's `hard_sigmoid` is
+relu6(x + 3) / 6 where tf-keras and tfjs use clip(0.2x + 0.5, 0, 1): converted
+as is, it would silently compute something else.
+
+So a Keras 3 model is rebuilt as a tf-keras model from its translated config,
+its weights copied over, and its hard_sigmoid renamed to `keras3_hard_sigmoid`,
+an activation with Keras 3's formula that node/lib/layers/activations.js defines in
+tfjs. verify then checks the result against the Keras 3 model itself."""
+
+from __future__ import annotations
+
+from ..core.errors import BridgeError, first_line
+from .keras_loader import CUSTOM_OBJECTS, KERAS3_HARD_SIGMOID, RECURRENT_LAYERS
+
+# Keys that only Keras 3 writes, or that do not change what a loaded model computes
+# (initialisers: the weights are copied over anyway).
+DROPPED_KEYS = {"module", "registered_name", "shared_object_id", "build_config",
+                "compile_config", "optional", "quantization_config"}  # fmt: skip
+
+
+def _translate(value, key: str | None = None, owner: str | None = None):
+    if isinstance(value, dict):
+        if value.get("class_name") == "DTypePolicy":
+            return value["config"]["name"]
+        if value.get("class_name") == "__keras_tensor__":
+            name, node, index = value["config"]["keras_history"]
+            return [name, node, index, {}]
+        owner = value.get("class_name", owner)
+        if owner == "Bidirectional" and isinstance(value.get("config"), dict):
+            value = {**value, "config": _plain_bidirectional(value["config"])}
+        out = {}
+        for k, v in value.items():
+            if k in DROPPED_KEYS or k.endswith("_initializer"):
+                continue
+            if k == "seed" and owner in RECURRENT_LAYERS:
+                continue  # tf-keras RNN layers take no seed
+            if k == "inbound_nodes":
+                out[k] = [_translate_node(node) for node in v]
+                continue
+            out["batch_input_shape" if k == "batch_shape" else k] = _translate(v, k, owner)
+        return out
+    if isinstance(value, list):
+        return [_translate(v, key, owner) for v in value]
+    if key is not None and key.endswith("activation") and value == "hard_sigmoid":
+        return KERAS3_HARD_SIGMOID
+    return value
+
+
+def _plain_bidirectional(config: dict) -> dict:
+    """Keras 3 stores a Bidirectional's inner layer as "forward_NAME" plus a
+    mirrored "backward_layer"; tf-keras and tfjs derive both from the inner
+    layer, prefixing forward_/backward_ themselves (so weights keep their names)."""
+    config = dict(config)
+    inner = dict(config["layer"])
+    inner["config"] = dict(inner["config"])
+    name = inner["config"].get("name", "")
+    backward = config.get("backward_layer")
+    if backward is not None:
+        mirrored = {
+            **backward["config"],
+            "name": name,
+            "go_backwards": not backward["config"].get("go_backwards"),
+        }
+        if backward.get("class_name") != inner.get("class_name") or mirrored != inner["config"]:
+            return config  # a hand-made backward layer: keep it as it is
+        config.pop("backward_layer")
+    inner["config"]["name"] = name.removeprefix("forward_")
+    config["layer"] = inner
+    return config
+
+
+def _translate_node(node: dict) -> list:
+    """Keras 3 {"args": [tensors], "kwargs"} -> tf-keras [[layer, node, index, {}], ...]."""
+    tensors = []
+
+    def collect(v):
+        if isinstance(v, dict) and v.get("class_name") == "__keras_tensor__":
+            name, node_index, index = v["config"]["keras_history"]
+            tensors.append([name, node_index, index, {}])
+        elif isinstance(v, list | tuple):  # get_config() keeps args as tuples
+            for item in v:
+                collect(item)
+
+    collect(node.get("args", []))
+    return tensors
+
+
+def _without_mask_ops(config: dict) -> list:
+    """Keras 3 writes the mask of an Embedding(mask_zero=True) as a NotEqual op
+    layer passed to the next layer as mask=...; tf-keras (and tfjs) carry that
+    mask along implicitly. Node kwargs are not translated (_translate_node), so
+    such a layer is left unused: drop it. verify compares against the Keras 3
+    model itself, so a mask computed otherwise would fail, not pass silently."""
+    used = {ref[0] for layer in config["layers"] for node in layer.get("inbound_nodes", [])
+            for ref in node}  # fmt: skip
+    used |= {ref[0] for ref in config.get("output_layers") or []}
+    return [
+        layer
+        for layer in config["layers"]
+        if layer.get("class_name") != "NotEqual" or layer.get("name") in used
+    ]
+
+
+def _nested_io(refs):
+    """input_layers/output_layers: Keras 3 writes one [name, 0, 0] flat."""
+    return [refs] if refs and isinstance(refs[0], str) else refs
+
+
+def output_names(model) -> list[str]:
+    """Keras 3 Sequential has no output_names; its output is its last layer's."""
+    names = getattr(model, "output_names", None)
+    return list(names) if names else [model.layers[-1].name]
+
+
+def to_tf_keras(model):
+    """A tf-keras model computing what the Keras 3 `model` computes."""
+    import keras
+    import tf_keras
+
+    config = _translate(model.get_config())
+    is_sequential = isinstance(model, keras.Sequential)
+    if not is_sequential:
+        config["input_layers"] = _nested_io(config.get("input_layers"))
+        config["output_layers"] = _nested_io(config.get("output_layers"))
+        config["layers"] = _without_mask_ops(config)
+    cls = tf_keras.Sequential if is_sequential else tf_keras.Model
+    try:
+        twin = cls.from_config(config, custom_objects=CUSTOM_OBJECTS)
+        twin.set_weights(model.get_weights())
+    except Exception as exc:  # tf-keras names the layer or argument it cannot take
+        raise BridgeError(
+            f"this Keras 3 model has no tf-keras equivalent that tfjs can load: {first_line(exc)}"
+        ) from None
+    return twin
+

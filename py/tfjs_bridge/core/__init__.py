@@ -1,0 +1,2 @@
+"""The ground floor: errors, paths, progress reporting, versions, a quiet
+TensorFlow import. Imports nothing else of tfjs_bridge."""

@@ -1,0 +1,97 @@
+"""Running (subject, runtime) pairs on Node: one long-lived worker per
+backend (a backend is one Node process), started once for all of its pairs.
+A backend whose worker does not start is a skip for each of its pairs, not
+a failure of the run: verify and bench both go through on_workers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from ..core.errors import NodeError
+from .runtimes import Runtime
+from .worker_process import NodeWorker
+
+S = TypeVar("S")  # what runs on a path: a reference.Subject
+
+
+def on_workers(
+    pairs: Sequence[tuple[S, Runtime]],
+    run: Callable[[NodeWorker, S, Runtime], None],
+    unavailable: Callable[[S, Runtime, NodeError], None],
+    timeout: float | None = None,
+    finish: Callable[[NodeWorker], None] | None = None,
+) -> dict[str, dict]:
+    """run(worker, subject, runtime) for every pair, in order within a backend
+    (backends in the order the pairs first name them); unavailable(subject,
+    runtime, error) instead for each pair of a backend whose worker failed to
+    start; finish(worker) after a backend's last pair. Returns each started
+    backend's worker.info (its versions)."""
+    info: dict[str, dict] = {}
+    for backend in dict.fromkeys(rt.backend for _, rt in pairs):
+        todo = [(s, rt) for s, rt in pairs if rt.backend == backend]
+        try:
+            worker = NodeWorker(backend, timeout=timeout)
+        except NodeError as err:
+            for subject, rt in todo:
+                unavailable(subject, rt, err)
+            continue
+        with worker:
+            info[backend] = worker.info
+            for subject, rt in todo:
+                run(worker, subject, rt)
+            if finish is not None:
+                finish(worker)
+    return info
+
+
+@dataclass
+class PathRun:
+    """What one format of a model folder computed on one worker."""
+
+    outputs: list[np.ndarray]  # each output, every sample (batches joined)
+    singles: list[np.ndarray]  # each output for the first samples, sent one at a time
+    output_names: list[str]  # as Node names them
+    load_ms: float
+    predict_ms: float
+
+
+def run_on_path(
+    worker: NodeWorker,
+    model_dir: Path,
+    fmt: str,
+    xs: list[np.ndarray],
+    input_names: list[str],
+    chunk: int,
+    one_by_one: int,
+    advance: Callable[[], None],
+) -> PathRun:
+    """Loads model_dir's `fmt` on the worker, predicts xs `chunk` samples at a
+    time (advance() after each), then the first `one_by_one` samples alone (a
+    batch of one can take another code path: the fast RNN loop on the pure-JS
+    and WASM backends), and disposes it. A NodeError is the caller's."""
+    n = len(xs[0])
+    loaded = worker.load(model_dir, fmt)
+    parts, predict_ms = [], 0.0
+    for i in range(0, n, chunk):
+        ys, timing = worker.predict(loaded["handle"], [x[i : i + chunk] for x in xs], input_names)
+        parts.append(ys)
+        predict_ms += timing["ms"]
+        advance()
+    singles = [
+        worker.predict(loaded["handle"], [x[i : i + 1] for x in xs], input_names)[0]
+        for i in range(min(one_by_one, n))
+    ]
+    worker.dispose(loaded["handle"])
+    return PathRun(
+        _joined(parts), _joined(singles), loaded["outputs"], loaded["load_ms"], predict_ms
+    )
+
+
+def _joined(calls: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Each output's parts from several predict calls, joined along the batch."""
+    return [np.concatenate(ys) for ys in zip(*calls, strict=True)]

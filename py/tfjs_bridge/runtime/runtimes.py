@@ -1,0 +1,209 @@
+"""The Node paths a converted model can run on: a tfjs backend (one per Node
+process) and a format (formats.py). This module owns both tables, the
+backends (which npm package, and how to get it) and the runtimes (the paths);
+Node reads them from the generated node/vocabulary.json. verify and bench
+iterate RUNTIMES; a path that is not here is not verified, and so is not offered.
+
+The browser paths (BROWSER_RUNTIMES, docs/browser.md) are a browser, a tfjs
+backend in its page and a format: node/worker.js drives the browser, so to
+verify and bench they are one more worker backend ("chromium-webgl"). They
+are run when asked for (`--runtime chromium`), never by default: a browser
+is a system package that `make setup` does not install."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+from ..core.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    package: str  # the npm package Node requires for it
+    optional: bool  # not installed by `make setup`: absent, its runtimes are not offered
+    install: str  # what installs the package
+
+
+BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in [
+        # The native TensorFlow, linked to the Python one (`tfjs-bridge build-addon`).
+        Backend("tensorflow", "@tensorflow/tfjs-node", False, "make setup"),
+        Backend("cpu", "@tensorflow/tfjs", False, "make setup"),  # pure JavaScript
+        Backend("wasm", "@tensorflow/tfjs-backend-wasm", False, "make setup"),
+        # No tfjs at all: runs the tf2onnx export (290 MB, hence optional).
+        Backend("onnxruntime", "onnxruntime-node", True, "make onnx"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    backend: str  # a key of BACKENDS
+    format: str  # a key of formats.FORMATS
+    description: str
+    # Node's order of preference when a model folder has no speed figures
+    # (parity.json, from `tfjs-bridge bench`): 0 first. What bench measured
+    # on this machine kind. None: never chosen by default (the pure-JS and
+    # WASM backends are for users who cannot install tfjs-node).
+    default_rank: int | None = None
+
+
+RUNTIMES: dict[str, Runtime] = {
+    rt.name: rt
+    for rt in [
+        Runtime("tfjs-node/layers", "tensorflow", "layers", "tfjs-node, tf.loadLayersModel", 4),
+        Runtime("tfjs-node/graph", "tensorflow", "graph", "tfjs-node, tf.loadGraphModel", 3),
+        Runtime(
+            "tfjs-node/saved_model",
+            "tensorflow",
+            "saved_model",
+            "tfjs-node, tf.node.loadSavedModel",
+            0,
+        ),
+        Runtime(
+            "tfjs-node/saved_model_xla",
+            "tensorflow",
+            "saved_model_xla",
+            "tfjs-node, tf.node.loadSavedModel of an XLA-compiled serving function",
+            1,
+        ),
+        Runtime("tfjs-cpu/layers", "cpu", "layers", "@tensorflow/tfjs pure-JS CPU backend"),
+        Runtime("tfjs-cpu/graph", "cpu", "graph", "@tensorflow/tfjs pure-JS CPU backend"),
+        Runtime("tfjs-wasm/layers", "wasm", "layers", "@tensorflow/tfjs-backend-wasm"),
+        Runtime("tfjs-wasm/graph", "wasm", "graph", "@tensorflow/tfjs-backend-wasm"),
+        # Optional (`make onnx`): tf2onnx export, run by onnxruntime-node.
+        Runtime(
+            "onnxruntime-node/onnx", "onnxruntime", "onnx", "onnxruntime-node, tf2onnx export", 2
+        ),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Browser:
+    name: str
+    env: str  # the user's own browser: TFJS_BRIDGE_CHROMIUM=/path/to/chrome
+    executables: tuple[str, ...]  # looked up on PATH in this order (Debian's first)
+    protocol: str  # how puppeteer-core drives it: cdp | webDriverBiDi
+    backends: tuple[str, ...]  # the tfjs backends verified in its page
+    # Backends that need a display (not headless): Xvfb when DISPLAY is unset.
+    # Firefox's WebGL 2 (Mesa llvmpipe) exists only with one.
+    display_backends: tuple[str, ...] = ()
+    install: str = "make browser"
+
+
+BROWSERS: dict[str, Browser] = {
+    b.name: b
+    for b in [
+        Browser(
+            "chromium",
+            "TFJS_BRIDGE_CHROMIUM",
+            ("chromium", "chromium-browser", "google-chrome"),
+            "cdp",
+            ("cpu", "wasm", "webgl", "webgpu"),
+        ),
+        Browser(
+            "firefox",
+            "TFJS_BRIDGE_FIREFOX",
+            ("firefox-esr", "firefox"),
+            "webDriverBiDi",
+            ("cpu", "wasm", "webgl"),
+            display_backends=("webgl",),
+        ),
+    ]
+}
+BROWSER_FORMATS = ("layers", "graph")
+XVFB = "Xvfb"  # what gives a display-needing backend its display when there is none
+
+
+@dataclass(frozen=True)
+class BrowserBackend:
+    """A worker backend that is a browser's page on one tfjs backend: `chromium-webgl`."""
+
+    name: str
+    browser: str  # a key of BROWSERS
+    tfjs_backend: str  # cpu | wasm | webgl | webgpu
+
+
+BROWSER_BACKENDS: dict[str, BrowserBackend] = {
+    f"{b.name}-{tb}": BrowserBackend(f"{b.name}-{tb}", b.name, tb)
+    for b in BROWSERS.values()
+    for tb in b.backends
+}
+
+BROWSER_RUNTIMES: dict[str, Runtime] = {
+    f"{bb.name}/{fmt}": Runtime(
+        f"{bb.name}/{fmt}", bb.name, fmt, f"{bb.browser} page, tfjs {bb.tfjs_backend} backend"
+    )
+    for bb in BROWSER_BACKENDS.values()
+    for fmt in BROWSER_FORMATS
+}
+ALL_RUNTIMES: dict[str, Runtime] = {**RUNTIMES, **BROWSER_RUNTIMES}
+
+
+def browser_executable(browser: Browser) -> str | None:
+    """The browser to launch: $TFJS_BRIDGE_<NAME> when set, else the first of
+    its executables on PATH (node/lib/browser/launch.js looks alike)."""
+    own = os.environ.get(browser.env)
+    if own:
+        return own if os.path.isfile(own) and os.access(own, os.X_OK) else None
+    return next(filter(None, map(shutil.which, browser.executables)), None)
+
+
+def browser_missing(backend: str) -> str | None:
+    """Why a browser backend cannot run here (None when it can)."""
+    bb = BROWSER_BACKENDS[backend]
+    browser = BROWSERS[bb.browser]
+    own = os.environ.get(browser.env)
+    if own and browser_executable(browser) is None:
+        return f"{browser.env}={own} is not an executable file"
+    if browser_executable(browser) is None:
+        return (
+            f"{browser.name} is not installed ({' or '.join(browser.executables)} not on PATH):"
+            f" run `{browser.install}`, or set {browser.env}=/path/to/{browser.name}"
+        )
+    needs_display = bb.tfjs_backend in browser.display_backends
+    if needs_display and not os.environ.get("DISPLAY") and shutil.which(XVFB) is None:
+        return (
+            f"{bb.name} needs a display: {XVFB} is not installed and DISPLAY is unset:"
+            f" run `{browser.install}`"
+        )
+    return None
+
+
+def optional_missing(rt: Runtime) -> str | None:
+    """Why an optional runtime (a package or a browser) cannot run here (None when it can)."""
+    from ..core.paths import NODE_MODULES
+
+    if rt.backend in BROWSER_BACKENDS:
+        return browser_missing(rt.backend)
+    backend = BACKENDS[rt.backend]
+    if backend.optional and not (NODE_MODULES / backend.package / "package.json").exists():
+        return f"{backend.package} is not installed: run `{backend.install}`"
+    return None
+
+
+def resolve_runtimes(names: tuple[str, ...] | list[str]) -> list[Runtime]:
+    """The runtimes named (a backend name such as `tfjs-wasm` or `chromium-webgl`
+    selects all of its formats, a browser name all of its paths), or all
+    installed Node ones when none are (browser paths only when named)."""
+    if not names:
+        return [rt for rt in RUNTIMES.values() if not optional_missing(rt)]
+    chosen: list[Runtime] = []
+    for name in names:
+        matches = [
+            rt
+            for rt in ALL_RUNTIMES.values()
+            if name in (rt.name, rt.name.split("/")[0])
+            or (rt.backend in BROWSER_BACKENDS and BROWSER_BACKENDS[rt.backend].browser == name)
+        ]
+        if not matches:
+            known = ", ".join([*ALL_RUNTIMES, *BROWSERS])
+            raise UsageError(f"unknown runtime '{name}' (known: {known})")
+        chosen.extend(rt for rt in matches if rt not in chosen)
+    return chosen
