@@ -10,24 +10,21 @@
 // files the page needs are served (each model's model.json, the shards it
 // lists, spam's tokenizer.json), checked against the folder's manifest, from
 // 127.0.0.1 unless --host says otherwise. SIGINT/SIGTERM stop it.
-const { parseArgs } = require('util');
-const { main, UsageError } = require('./lib/runtime/cli');
+const { main, UsageError, parseCommandLine } = require('./lib/runtime/cli');
 
 const USAGE = 'usage: demo.js [--models shared_models] [--host 127.0.0.1] [--port 8080]';
 
 function parse() {
-  let args;
-  try {
-    args = parseArgs({
+  const args = parseCommandLine(
+    {
       options: {
         models: { type: 'string', default: 'shared_models' },
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'string', default: '8080' },
       },
-    }).values;
-  } catch (err) {
-    throw new UsageError(`${err.message} (${USAGE})`);
-  }
+    },
+    USAGE,
+  ).values;
   const port = Number(args.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError(`--port must be an integer in [0, 65535], got '${args.port}'`);

@@ -20,8 +20,7 @@
 // the fastest path that `tfjs-bridge verify` passed for this folder
 // (lib/runtime/choose.js), and it says so.
 const path = require('path');
-const { parseArgs } = require('util');
-const { main, UsageError } = require('./lib/runtime/cli');
+const { main, UsageError, parseCommandLine } = require('./lib/runtime/cli');
 
 const TOKENIZER_FILE = 'tokenizer.json'; // text.py's TOKENIZER_FILE
 
@@ -31,9 +30,8 @@ const USAGE =
   '| --value V | --mnist-test START:END | --text TEXT | --text-file FILE) [--json]';
 
 function parse() {
-  let args;
-  try {
-    args = parseArgs({
+  const args = parseCommandLine(
+    {
       options: {
         model: { type: 'string' },
         format: { type: 'string' },
@@ -46,10 +44,9 @@ function parse() {
         'allow-nonfinite': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
       },
-    }).values;
-  } catch (err) {
-    throw new UsageError(`${err.message} (${USAGE})`);
-  }
+    },
+    USAGE,
+  ).values;
   const modes = ['input', 'value', 'mnist-test', 'text', 'text-file'].filter(
     (k) => args[k] !== undefined,
   );

@@ -13,9 +13,8 @@
 // (503) and exit 0; SIGHUP reloads changed model folders now (they are also
 // polled); SIGUSR1 and SIGUSR2 are only counted (/metrics), so a stray
 // SIGUSR1 cannot open Node's inspector on a service.
-const { parseArgs } = require('util');
 const path = require('path');
-const { main, UsageError } = require('./lib/runtime/cli');
+const { main, UsageError, parseCommandLine } = require('./lib/runtime/cli');
 
 const USAGE =
   'usage: serve.js --model [NAME=]DIR [--model ...] [--host 127.0.0.1] [--port 8501] ' +
@@ -35,9 +34,8 @@ function integer(args, name, min) {
 }
 
 function parse() {
-  let args;
-  try {
-    args = parseArgs({
+  const args = parseCommandLine(
+    {
       options: {
         model: { type: 'string', multiple: true },
         host: { type: 'string', default: '127.0.0.1' },
@@ -53,10 +51,9 @@ function parse() {
         backend: { type: 'string', default: 'tensorflow' },
         format: { type: 'string' },
       },
-    }).values;
-  } catch (err) {
-    throw new UsageError(`${err.message} (${USAGE})`);
-  }
+    },
+    USAGE,
+  ).values;
   if (!args.model) throw new UsageError(`--model is required (${USAGE})`);
   const models = args.model.map((spec) => {
     const at = spec.indexOf('=');

@@ -7,8 +7,11 @@
 //   node node/train.js gru_keras --epochs 1   (Keras's reset-after GRU: lib/layers/)
 const fs = require('fs');
 const path = require('path');
-const { parseArgs } = require('util');
-const { main, UsageError } = require('./lib/runtime/cli');
+const { main, UsageError, parseCommandLine } = require('./lib/runtime/cli');
+const { FORMATS } = require('./lib/runtime/vocabulary');
+
+// Where a tfjs layers model lives in a model folder (vocabulary.json's formats).
+const LAYERS = FORMATS.layers.folder;
 
 const USAGE =
   'usage: train.js MODEL [--epochs N] [--limit N] [--out DIR] [--json]  (MODEL: a registry model on MNIST or the seed LSTM data)';
@@ -22,9 +25,8 @@ function positiveInt(text, flag) {
 }
 
 function parse() {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const parsed = parseCommandLine(
+    {
       allowPositionals: true,
       options: {
         epochs: { type: 'string' },
@@ -32,10 +34,9 @@ function parse() {
         out: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
-    });
-  } catch (err) {
-    throw new UsageError(`${err.message} (${USAGE})`);
-  }
+    },
+    USAGE,
+  );
   if (parsed.positionals.length !== 1) throw new UsageError(USAGE);
   const { values } = parsed;
   return {
@@ -127,7 +128,7 @@ main(async () => {
   const { stagingDir, swapIn } = require('./lib/io/swap');
   const staging = stagingDir(out);
   try {
-    await model.save(`file://${path.join(staging, 'tfjs_layers')}`);
+    await model.save(`file://${path.join(staging, LAYERS)}`);
     const manifest = {
       model: spec.name,
       trained_in: 'node',
@@ -144,7 +145,7 @@ main(async () => {
     // sha256 of what was written, as the Python side records its conversions:
     // loaders refuse files that differ (lib/io/modelfiles.js).
     const { sha256 } = require('./lib/io/modelfiles');
-    const layersDir = path.join(staging, 'tfjs_layers');
+    const layersDir = path.join(staging, LAYERS);
     const files = Object.fromEntries(
       fs
         .readdirSync(layersDir)
@@ -152,7 +153,7 @@ main(async () => {
         .map((f) => [f, sha256(path.join(layersDir, f))]),
     );
     manifest.conversions = {
-      layers: { converter: 'tfjs-layers model.save', output: 'tfjs_layers', files },
+      layers: { converter: 'tfjs-layers model.save', output: LAYERS, files },
     };
     fs.writeFileSync(path.join(staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     swapIn(staging, out);

@@ -10,11 +10,11 @@
 // bench {handle, inputs?, warmup, budget_ms, ...} + a tensor per input | memory | dispose {handle}.
 // Replies: {id, ok: true, ...} or {id, ok: false, error}.
 // stdout carries frames only; anything a library prints goes to stderr.
-const { parseArgs } = require('util');
 const { performance } = require('perf_hooks');
-const { main, UsageError } = require('./lib/runtime/cli');
+const { main, UsageError, parseCommandLine } = require('./lib/runtime/cli');
 const { encodeFrame, FrameReader } = require('./lib/io/protocol');
 const { BACKENDS, BROWSER_BACKENDS } = require('./lib/runtime/vocabulary');
+const { residentMemory } = require('./lib/runtime/memory');
 
 const USAGE =
   `usage: worker.js [--backend ${Object.keys(BACKENDS).join('|')}|<browser>-<backend>]` +
@@ -26,11 +26,10 @@ console.log = console.error;
 console.info = console.error;
 
 function parse() {
-  try {
-    return parseArgs({ options: { backend: { type: 'string', default: 'tensorflow' } } }).values;
-  } catch (err) {
-    throw new UsageError(`${err.message} (${USAGE})`);
-  }
+  return parseCommandLine(
+    { options: { backend: { type: 'string', default: 'tensorflow' } } },
+    USAGE,
+  ).values;
 }
 
 function runtimeInfo(tf, backend) {
@@ -52,13 +51,6 @@ function runtimeInfo(tf, backend) {
   return info;
 }
 
-/** Peak resident memory of this process: VmHWM. (getrusage's maxRSS is
- * inherited across exec on Linux, so it would report the Python parent's.) */
-function peakRss() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) * 1024 : null;
-}
-
 function memoryFigures(tf) {
   const { numTensors, numBytes } = tf.ort ? {} : tf.memory();
   const { rss, heapUsed } = process.memoryUsage();
@@ -67,7 +59,7 @@ function memoryFigures(tf) {
     num_bytes: numBytes ?? null,
     rss,
     heap_used: heapUsed,
-    peak_rss: peakRss(),
+    peak_rss: residentMemory().peak_rss, // VmHWM: lib/runtime/memory.js
   };
 }
 

@@ -10,17 +10,15 @@
 // each are printed. A pen stroke drawn with the mouse is printed too.
 const fs = require('fs');
 const path = require('path');
-const { parseArgs } = require('util');
-const { main, UsageError } = require('../lib/runtime/cli');
+const { main, UsageError, parseCommandLine } = require('../lib/runtime/cli');
 
 const USAGE =
   'usage: demo-check.js --url URL [--backend webgl|wasm|cpu] [--digits FILE.json] [--text FILE] [--screenshot FILE.png]';
 const VIEWPORT = { width: 1280, height: 800 };
 
 function parse() {
-  let args;
-  try {
-    args = parseArgs({
+  const args = parseCommandLine(
+    {
       options: {
         url: { type: 'string' },
         backend: { type: 'string', default: 'webgl' },
@@ -28,10 +26,9 @@ function parse() {
         text: { type: 'string' },
         screenshot: { type: 'string' },
       },
-    }).values;
-  } catch (err) {
-    throw new UsageError(`${err.message} (${USAGE})`);
-  }
+    },
+    USAGE,
+  ).values;
   if (!args.url) throw new UsageError(`--url is required (${USAGE})`);
   return args;
 }

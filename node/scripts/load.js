@@ -15,8 +15,7 @@
 // p99_ms, max_ms, errors, non_2xx, timeouts, wrong, first_wrong (and more).
 // Used by `tfjs-bridge bench --serve` (py/tfjs_bridge/serve_bench.py).
 const fs = require('fs');
-const { parseArgs } = require('util');
-const { main, UsageError } = require('../lib/runtime/cli');
+const { main, UsageError, parseCommandLine } = require('../lib/runtime/cli');
 
 const USAGE =
   'usage: load.js --url URL --body-file BODIES.json [--expected-file EXPECTED.json] ' +
@@ -52,9 +51,8 @@ function readList(file, what) {
 }
 
 function parse() {
-  let args;
-  try {
-    args = parseArgs({
+  const args = parseCommandLine(
+    {
       options: {
         url: { type: 'string' },
         'body-file': { type: 'string' },
@@ -64,10 +62,9 @@ function parse() {
         'content-type': { type: 'string', default: 'application/json' },
         timeout: { type: 'string', default: '10' },
       },
-    }).values;
-  } catch (err) {
-    throw new UsageError(`${err.message} (${USAGE})`);
-  }
+    },
+    USAGE,
+  ).values;
   if (!args.url || !args['body-file']) throw new UsageError(USAGE);
   let url;
   try {

@@ -11,6 +11,7 @@ const { BROWSER_BACKENDS } = require('../runtime/vocabulary');
 const { checkedFormatPath } = require('../runtime/models');
 const { readModelArtifacts } = require('../io/modelfiles');
 const { benchOptions } = require('../runtime/runners');
+const { residentMemory } = require('../runtime/memory');
 const { buildPageBundle } = require('./bundle');
 const { startServer } = require('./server');
 const { launchBrowser } = require('./launch');
@@ -54,9 +55,9 @@ function treeMemory(rootPid) {
   let rss = 0;
   for (const pid of tree) {
     try {
-      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-      peak += Number((/VmHWM:\s+(\d+) kB/.exec(status) || [0, 0])[1]) * 1024;
-      rss += Number((/VmRSS:\s+(\d+) kB/.exec(status) || [0, 0])[1]) * 1024;
+      const memory = residentMemory(pid);
+      peak += memory.peak_rss ?? 0;
+      rss += memory.rss ?? 0;
     } catch {
       // gone meanwhile
     }

@@ -198,10 +198,10 @@ async function start() {
   tf.wasm.setWasmPaths('/tfjs/'); // before the wasm backend first starts
   installKerasLayers(tf); // the converted models may use our layers (reset-after GRU, ...)
   const backend = await setBackend($('backend').value);
-  const names = await (await fetch('/models.json')).json();
-  for (const name of names) {
-    models[name] = await tf.loadLayersModel(`/models/${name}/tfjs_layers/model.json`);
-  }
+  // {name: the URL of its tfjs layers model.json}, from the server (lib/demo/server.js).
+  const urls = await (await fetch('/models.json')).json();
+  const names = Object.keys(urls);
+  for (const name of names) models[name] = await tf.loadLayersModel(urls[name]);
   if (models.spam)
     tokenizer = makeTokenizer(await (await fetch('/models/spam/tokenizer.json')).json());
   clearDigit();

@@ -3,7 +3,7 @@
 //   /              index.html
 //   /demo.js       app.js bundled by esbuild with our layers and tokenizer
 //   /tfjs/<file>   tfjs's browser builds (lib/browser/server.js's list)
-//   /models.json   which demo models the folder holds
+//   /models.json   which demo models the folder holds: {name: its model.json's URL}
 //   /models/<name>/<file>  a demo model's tfjs layers files and spam's tokenizer.json
 // Every model file is checked against its folder's manifest (sha256) at start.
 const fs = require('fs');
@@ -11,10 +11,11 @@ const path = require('path');
 const { readManifest } = require('../io/manifest');
 const { checkIntegrity, checkFileIntegrity, readModelArtifacts } = require('../io/modelfiles');
 const { TFJS_FILES } = require('../browser/server');
+const { FORMATS } = require('../runtime/vocabulary');
 
 // What each demo model does in the page; a model the folder lacks is left out.
 const DEMO_MODELS = ['gru', 'lstm_sine', 'spam'];
-const LAYERS = 'tfjs_layers';
+const LAYERS = FORMATS.layers.folder; // where a model's tfjs layers files are
 const TOKENIZER = 'tokenizer.json';
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -92,7 +93,11 @@ async function startDemo(root, host, port) {
   app.get('/', (_, reply) => reply.type(TYPES['.html']).send(page));
   app.get('/favicon.ico', (_, reply) => reply.code(204).send());
   app.get('/demo.js', (_, reply) => reply.type(TYPES['.js']).send(bundle));
-  app.get('/models.json', (_, reply) => reply.send(Object.keys(models)));
+  // Where each model.json is: the page cannot read vocabulary.json's folder name itself.
+  const urls = Object.fromEntries(
+    Object.keys(models).map((name) => [name, `/models/${name}/${LAYERS}/model.json`]),
+  );
+  app.get('/models.json', (_, reply) => reply.send(urls));
   app.get('/tfjs/:file', (request, reply) => {
     const file = TFJS_FILES[request.params.file];
     return file ? send(reply, file) : reply.code(404).send('not found');

@@ -3,8 +3,22 @@
 // usage on stdout (exit 0); a failure is one `error:` line on stderr, no
 // stack trace (TFJS_BRIDGE_DEBUG=1 adds it). Exit 2 for usage errors, 1 for
 // everything else.
+const util = require('util');
 
 class UsageError extends Error {}
+
+/**
+ * util.parseArgs(config) ({values, positionals}), with what it refuses (an
+ * unknown option, a missing value, an unexpected argument) a UsageError whose
+ * message ends with `usage` in parentheses.
+ */
+function parseCommandLine(config, usage) {
+  try {
+    return util.parseArgs(config);
+  } catch (err) {
+    throw new UsageError(`${err.message} (${usage})`);
+  }
+}
 
 /** Runs the script's `run` unless --help/-h was asked for, which prints `usage`. */
 function main(run, usage) {
@@ -23,4 +37,4 @@ function main(run, usage) {
     });
 }
 
-module.exports = { main, UsageError };
+module.exports = { main, UsageError, parseCommandLine };
