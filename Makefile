@@ -76,15 +76,18 @@ demo: setup
 verify: train convert
 	$(VENV)/bin/pytest -m slow -s
 
-# Python: ruff (lint and format). JavaScript: ESLint (eslint.config.js) and
+# Python: ruff (lint and format) and import-linter (the layers in pyproject.toml).
+# JavaScript: ESLint (eslint.config.js) and
 # Prettier (.prettierrc.json), both pinned in package-lock.json.
 JS_FILES := "node/**/*.js" "tests/**/*.js" eslint.config.js
 
 lint: setup
 	$(VENV)/bin/ruff check py tests
 	$(VENV)/bin/ruff format --check py tests
+	$(VENV)/bin/lint-imports --no-cache
 	node_modules/.bin/eslint --max-warnings 0 .
 	node_modules/.bin/prettier --check $(JS_FILES)
+	npm run --silent lint:layers
 
 # Rewrite both languages' files in their formatter's style.
 format: setup
@@ -96,7 +99,7 @@ format: setup
 # or older than the code that makes it is redone.
 MODELS := $(shell sed -n 's/^  "\([a-z_0-9]*\)": {$$/\1/p' node/registry.json)
 MODEL_ROOT := shared_models
-TRAIN_CODE := $(wildcard py/tfjs_bridge/training/*.py) py/tfjs_bridge/conversion/export.py
+TRAIN_CODE := $(wildcard py/tfjs_bridge/training/*.py) py/tfjs_bridge/conversion/export.py py/tfjs_bridge/folder/tokenizer.py
 
 train: $(MODELS:%=$(MODEL_ROOT)/%/keras.h5)
 convert: $(MODELS:%=$(MODEL_ROOT)/%/tfjs_layers/model.json) $(MODELS:%=$(MODEL_ROOT)/%/tfjs_graph/model.json)
