@@ -9,7 +9,7 @@ BRIDGE := $(VENV)/bin/tfjs-bridge
 STAMPS := .stamps
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup test test-python test-node lint format train convert verify bench onnx clean constraints browser demo
+.PHONY: setup test test-python test-node lint format train convert verify bench onnx clean constraints browser demo fuzz
 
 setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/addon
 
@@ -95,33 +95,46 @@ format: setup
 	node_modules/.bin/prettier --write $(JS_FILES)
 
 # The main job: train every registry model in Python, then convert each to a
-# tfjs layers model and a tfjs graph model. File targets: only what is missing
-# or older than the code that makes it is redone.
+# tfjs layers model and a tfjs graph model in one run, which then checks the
+# folder (a quick verify of the default Node paths and a brief timing of each,
+# docs/parity.md) and records it in parity.json: convert's file target. File
+# targets: only what is missing or older than the code that makes it is redone.
+# A failed check leaves its parity.json (it says which paths failed) dated
+# 1970, so the next run converts and checks again.
 MODELS := $(shell sed -n 's/^  "\([a-z_0-9]*\)": {$$/\1/p' node/registry.json)
 MODEL_ROOT := shared_models
 TRAIN_CODE := $(wildcard py/tfjs_bridge/training/*.py) py/tfjs_bridge/conversion/export.py py/tfjs_bridge/folder/tokenizer.py
 
 train: $(MODELS:%=$(MODEL_ROOT)/%/keras.h5)
-convert: $(MODELS:%=$(MODEL_ROOT)/%/tfjs_layers/model.json) $(MODELS:%=$(MODEL_ROOT)/%/tfjs_graph/model.json)
+convert: $(MODELS:%=$(MODEL_ROOT)/%/parity.json)
 
 $(MODEL_ROOT)/%/keras.h5: $(TRAIN_CODE) | setup
 	$(BRIDGE) train $* --out $(MODEL_ROOT)
 
-$(MODEL_ROOT)/%/tfjs_layers/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/conversion/convert.py
-	$(BRIDGE) convert $* --format layers --out $(MODEL_ROOT)
-
-$(MODEL_ROOT)/%/tfjs_graph/model.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/conversion/convert.py
-	$(BRIDGE) convert $* --format graph --out $(MODEL_ROOT)
+$(MODEL_ROOT)/%/parity.json: $(MODEL_ROOT)/%/keras.h5 py/tfjs_bridge/conversion/convert.py
+	$(BRIDGE) convert $* --format all --out $(MODEL_ROOT) || { touch -c -d @0 $@; exit 1; }
 
 # Every route side by side (Python baselines, every Node path, and the ONNX
-# route when `make onnx` installed it); reports/bench/{bench.json,bench.png}.
+# route when `make onnx` installed it; no check after that convert: bench
+# verifies every path); reports/bench/{bench.json,bench.png}.
 # Then the Node service under load against a Python (FastAPI) baseline, each
 # model on the path the route bench chose; reports/serve/serve.json.
 bench: train convert
-	if [ -f $(STAMPS)/onnx ]; then $(BRIDGE) convert --format onnx --out $(MODEL_ROOT); fi
+	if [ -f $(STAMPS)/onnx ]; then $(BRIDGE) convert --format onnx --no-verify --out $(MODEL_ROOT); fi
 	$(BRIDGE) bench --node-training --report reports/bench --out $(MODEL_ROOT)
 	node node/scripts/bench-masks.js
 	$(BRIDGE) bench --serve --report reports/serve --out $(MODEL_ROOT)
+
+# The model fuzzer (docs/models.md#what-is-supported-today): N seeded Keras
+# RNN models of seed SEED, each through verify --keras-model and then with one
+# weight fault in one path; writes reports/fuzz/{fuzz.json,table.md}. Exits 1
+# when a model crashes or gets no verdict, or an injected fault passes.
+# `make test` runs a fixed seed of 40 of them (tests/test_fuzz.py).
+N ?= 300
+SEED ?= 0
+JOBS ?= 2
+fuzz: setup
+	$(BRIDGE) fuzz --seed $(SEED) --count $(N) --jobs $(JOBS) --report reports/fuzz
 
 # Regenerate the exact Python pins from a fresh resolution of pyproject.toml.
 constraints:

@@ -88,7 +88,7 @@ def test_browser_path_matches_python(matrix, model, runtime):
     result = results[(model, runtime)]
     known = KNOWN_FAILURES.get((model, runtime))
     if known:
-        assert result.status == "fail" and known in result.reason, result.reason
+        assert result.status == "mismatch" and known in result.reason, result.reason
         return
     assert result.status == "pass", result.reason
     figures = result.figures
@@ -167,9 +167,9 @@ def test_the_page_runs_the_bundled_layers_and_stock_tfjs_cannot(
     assert "reset_after" in str(refused).lower().replace("resetafter", "reset_after"), refused
     assert "\n" not in str(refused)
     x = np.random.default_rng(3).random((6, 28, 28), dtype=np.float32)
-    from tfjs_bridge.parity.truth import Reference
+    from tfjs_bridge.parity.truth import KerasTruth
 
-    (expected,) = Reference(subject_from_folder(folder))([x])
+    (expected,) = KerasTruth(subject_from_folder(folder))([x])
     assert np.abs(y - expected).max() <= TARGET
 
 
@@ -270,4 +270,4 @@ def test_webgpu_runs_every_model(node_runtime):
         (result,) = verify([subject_from_folder(folder)], [rt], SAMPLES).results
         print(result.to_json())
         known = KNOWN_FAILURES.get((model, rt.name))
-        assert (result.status == "fail") if known else (result.status == "pass"), result.reason
+        assert (result.status == "mismatch") if known else (result.status == "pass"), result.reason

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.folder.tokenizer import Tokenizer
 from tfjs_bridge.training.data import mnist_split
-from tfjs_bridge.training.text import Tokenizer
 
 # Test digits of four different classes (7, 2, 1, 0 in the MNIST test set).
 DIGITS = [0, 1, 2, 3]

@@ -6,10 +6,9 @@ import pytest
 
 from tfjs_bridge.cli import terminal_progress
 from tfjs_bridge.core.paths import MODELS_DIR, PROJECT_ROOT
-from tfjs_bridge.folder.parity_record import record_parity
 from tfjs_bridge.parity.report import print_table, write_report
 from tfjs_bridge.parity.truth import subject_from_folder
-from tfjs_bridge.parity.verify import verify
+from tfjs_bridge.parity.verify import record_parity, verify
 from tfjs_bridge.runtime.runtimes import RUNTIMES, optional_missing
 from tfjs_bridge.training.registry import MODELS
 

@@ -19,8 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 from tfjs_bridge.cli import main
+from tfjs_bridge.core.errors import BridgeError
 from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
-from tfjs_bridge.importing import tfjs_import
+from tfjs_bridge.importing import command, keras3_writer, reading, translation
 from tfjs_bridge.runtime.node_process import node_env
 from tfjs_bridge.training.registry import MODELS
 
@@ -69,7 +70,7 @@ def made(node_runtime, tmp_path_factory):
 def imported(made, tmp_path_factory):
     root = tmp_path_factory.mktemp("imported")
     for name in E2E_MODELS + EXTRA_MODELS:
-        tfjs_import.import_tfjs(made / name, root / name)
+        command.import_tfjs(made / name, root / name)
     return root
 
 
@@ -83,7 +84,7 @@ def test_import_works_after_training_turned_op_determinism_on(made, tmp_path):
     from tfjs_bridge.core.quiet_tf import import_tensorflow
 
     import_tensorflow().config.experimental.enable_op_determinism()
-    tfjs_import.import_tfjs(made / "cnn", tmp_path / "cnn")
+    command.import_tfjs(made / "cnn", tmp_path / "cnn")
     assert (tmp_path / "cnn" / "keras.h5").exists()
     assert config.is_op_determinism_enabled()  # as it was
 
@@ -163,7 +164,7 @@ def test_browser_names_and_several_shards_import(node_runtime, tmp_path):
 
 def _edit_layer(cls, **changes):
     """A translate_topology that also changes every `cls` layer's config (a wrong mapping)."""
-    right = tfjs_import.translate_topology
+    right = translation.translate_topology
 
     def wrong(topology):
         translated, notes = right(topology)
@@ -198,9 +199,9 @@ def test_each_wrong_mapping_fails_verify(made, tmp_path, monkeypatch):
     for case, (model, edit, _) in WRONG_MAPPINGS.items():
         with monkeypatch.context() as patch:
             if edit is not None:
-                patch.setattr(tfjs_import, "translate_topology", _edit_layer(edit[0], **edit[1]))
+                patch.setattr(command, "translate_topology", _edit_layer(edit[0], **edit[1]))
             elif case == "add_for_average":
-                right = tfjs_import.translate_topology
+                right = translation.translate_topology
 
                 def add_for_average(topology, right=right):
                     translated, notes = right(topology)
@@ -209,17 +210,17 @@ def test_each_wrong_mapping_fails_verify(made, tmp_path, monkeypatch):
                             layer["class_name"] = "Add"
                     return translated, notes
 
-                patch.setattr(tfjs_import, "translate_topology", add_for_average)
+                patch.setattr(command, "translate_topology", add_for_average)
             else:
-                patch.setattr(tfjs_import, "HARD_SIGMOID_FOLD", 1.0)
-            tfjs_import.import_tfjs(made / model, tmp_path / case, name=case)
+                patch.setattr(keras3_writer, "HARD_SIGMOID_FOLD", 1.0)
+            command.import_tfjs(made / model, tmp_path / case, name=case)
         dirs.append(tmp_path / case)
     result, results = _verify(dirs, tmp_path / "report", runtimes=["tfjs-node/layers"])
     assert result.exit_code != 0
     for case, (_, _, broken) in WRONG_MAPPINGS.items():
         for python in ("tf-keras", "keras3"):
             r = results[(case, f"{python} vs tfjs-node/layers")]
-            assert r["status"] == ("fail" if python in broken else "pass"), (case, r)
+            assert r["status"] == ("mismatch" if python in broken else "pass"), (case, r)
             if python in broken:
                 assert "outside tolerance" in r["reason"], r
 
@@ -259,17 +260,17 @@ def test_keras3_spellings():
         "config": {"name": "l", "go_backwards": True, "time_major": False},
     }
     bidi = {"class_name": "Bidirectional", "config": {"name": "b", "layer": lstm}}
-    out = tfjs_import._keras3_config(bidi)
+    out = keras3_writer._keras3_config(bidi)
     assert out["config"]["backward_layer"]["config"]["go_backwards"] is False
     assert "time_major" not in out["config"]["layer"]["config"]
     init = {"class_name": "VarianceScaling", "config": {"distribution": "normal"}}
-    assert tfjs_import._keras3_config(init)["config"]["distribution"] == "truncated_normal"
+    assert keras3_writer._keras3_config(init)["config"]["distribution"] == "truncated_normal"
     sep = {"class_name": "SeparableConv2D", "config": {"name": "s", "kernel_initializer": {}}}
-    assert "kernel_initializer" not in tfjs_import._keras3_config(sep)["config"]
-    with pytest.raises(tfjs_import.BridgeError, match="Keras 3 removed ThresholdedReLU"):
-        tfjs_import._keras3_config({"class_name": "ThresholdedReLU", "config": {"name": "t"}})
-    with pytest.raises(tfjs_import.BridgeError, match="time_major=True"):
-        tfjs_import._keras3_config(
+    assert "kernel_initializer" not in keras3_writer._keras3_config(sep)["config"]
+    with pytest.raises(BridgeError, match="Keras 3 removed ThresholdedReLU"):
+        keras3_writer._keras3_config({"class_name": "ThresholdedReLU", "config": {"name": "t"}})
+    with pytest.raises(BridgeError, match="time_major=True"):
+        keras3_writer._keras3_config(
             {"class_name": "GRU", "config": {"name": "g", "time_major": True}}
         )
 
@@ -279,8 +280,8 @@ def test_limits_agree_with_node():
     js = (NODE_DIR / "lib" / "io" / "modelfiles.js").read_text()
     assert "const MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024;" in js
     assert "const MAX_WEIGHT_BYTES = 2 * 1024 * 1024 * 1024;" in js
-    assert tfjs_import.MAX_MODEL_JSON_BYTES == 64 * 1024 * 1024
-    assert tfjs_import.MAX_WEIGHT_BYTES == 2 * 1024 * 1024 * 1024
+    assert reading.MAX_MODEL_JSON_BYTES == 64 * 1024 * 1024
+    assert reading.MAX_WEIGHT_BYTES == 2 * 1024 * 1024 * 1024
 
 
 # -- bad input: one line on stderr, a non-zero exit, nothing written -------------
@@ -321,7 +322,7 @@ def _outside_link(d: Path) -> Path:
 def _huge_json(d: Path) -> Path:
     (d / "big").mkdir()
     with open(d / "big" / "model.json", "wb") as f:
-        f.truncate(tfjs_import.MAX_MODEL_JSON_BYTES + 1)  # sparse: costs no disk
+        f.truncate(reading.MAX_MODEL_JSON_BYTES + 1)  # sparse: costs no disk
     return d / "big"
 
 
@@ -393,7 +394,7 @@ def registry_imported(node_runtime, small_models, tmp_path_factory):
     """Each registry model's converted tfjs layers model (Keras -> tfjs), imported back."""
     root = tmp_path_factory.mktemp("registry_imported")
     for name in MODELS:
-        tfjs_import.import_tfjs(small_models / name / "tfjs_layers", root / name, name=name)
+        command.import_tfjs(small_models / name / "tfjs_layers", root / name, name=name)
     return root
 
 
@@ -418,10 +419,10 @@ def test_round_trip_keras_to_tfjs_to_keras(small_models, registry_imported):
     import keras
     import tf_keras
 
-    from tfjs_bridge.parity.truth import Reference, subject_from_folder
+    from tfjs_bridge.parity.truth import KerasTruth, subject_from_folder
 
     for name in MODELS:
-        original = Reference(subject_from_folder(small_models / name))
+        original = KerasTruth(subject_from_folder(small_models / name))
         xs = _probe(small_models / name)
         expected = original(xs)
         back = registry_imported / name

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from tfjs_bridge import contract
+from tfjs_bridge.bench.routes import record_speed
 from tfjs_bridge.cli import main
 from tfjs_bridge.core.errors import BridgeError
 from tfjs_bridge.core.paths import NODE_DIR
@@ -20,9 +21,8 @@ from tfjs_bridge.folder.parity_record import (
     PARITY_FILE,
     SCHEMA_VERSION,
     read_parity,
-    record_parity,
-    record_speed,
 )
+from tfjs_bridge.parity.verify import record_parity
 from tfjs_bridge.runtime.runtimes import BACKENDS, RUNTIMES
 
 
@@ -95,7 +95,7 @@ def test_vocabulary_shape():
     assert vocabulary["parity"] == {
         "file": "parity.json",
         "version": 1,
-        "statuses": ["pass", "fail", "skip"],
+        "statuses": ["pass", "mismatch", "unsupported", "refused", "skip"],
         "cold_start_key": "cold_start_s",
     }
     assert (NODE_DIR / "vocabulary.json").read_text() == text
@@ -161,8 +161,8 @@ def test_parity_records_carry_the_version_and_keep_each_others_parts(tmp_path):
         timings=[timing, python],
         cold_start_by_path={("m", "tfjs-node/layers"): {"median_s": 1.5}},
     )
-    assert record_speed(bench, [subject]) == [tmp_path / PARITY_FILE]
-    record_parity(_verify_report(("tfjs-wasm/graph", "fail", "3 values")), [subject])
+    record_speed(bench, [subject])
+    record_parity(_verify_report(("tfjs-wasm/graph", "mismatch", "3 values")), [subject])
     record = read_parity(tmp_path)
     assert record["version"] == SCHEMA_VERSION
     assert record["speed"] == {"tfjs-node/layers": {"32": 1000.0, COLD_START_KEY: 1.5}}
@@ -171,7 +171,7 @@ def test_parity_records_carry_the_version_and_keep_each_others_parts(tmp_path):
 
 def test_speed_is_recorded_only_beside_parity_results(tmp_path):
     bench = SimpleNamespace(timings=[], cold_start_by_path={})
-    assert record_speed(bench, [_subject(tmp_path)]) == []
+    record_speed(bench, [_subject(tmp_path)])
     assert read_parity(tmp_path) is None
 
 

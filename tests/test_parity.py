@@ -183,7 +183,7 @@ def test_verify_catches_a_model_that_computes_something_else(
     assert "error: 1 of 1 paths did not pass: gru_keras tfjs-node/layers" in result.output
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     (only,) = saved["results"]
-    assert only["status"] == "fail" and only["outside"] > 0 and only["max_abs"] > 1e-3
+    assert only["status"] == "mismatch" and only["outside"] > 0 and only["max_abs"] > 1e-3
 
 
 def test_verify_also_predicts_one_sample_at_a_time(node_runtime, small_models, monkeypatch):
@@ -203,7 +203,7 @@ def test_verify_also_predicts_one_sample_at_a_time(node_runtime, small_models, m
     assert verify([subject], runtime, 20).results[0].status == "pass"
     monkeypatch.setattr(NodeWorker, "predict", off_by_one_sample)
     (result,) = verify([subject], runtime, 20).results
-    assert result.status == "fail"
+    assert result.status == "mismatch"
     assert (
         result.reason.startswith("one sample at a time: ") and "outside tolerance" in result.reason
     )

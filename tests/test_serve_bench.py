@@ -24,7 +24,7 @@ from tfjs_bridge.bench.service_load import (
 )
 from tfjs_bridge.core.paths import PROJECT_ROOT
 from tfjs_bridge.folder.signature import InputSpec, Signature, float_input
-from tfjs_bridge.parity.truth import Reference, subject_from_folder
+from tfjs_bridge.parity.truth import KerasTruth, subject_from_folder
 from tfjs_bridge.runtime.node_process import node_executable
 
 
@@ -50,7 +50,7 @@ def test_row_format_answers_what_keras_computes(gru, baseline):
     status, text = post(baseline, json.dumps({"instances": x.tolist()}))
     assert status == 200
     got = np.asarray(json.loads(text)["predictions"], np.float32)
-    (want,) = Reference(gru)([x])
+    (want,) = KerasTruth(gru)([x])
     assert got.shape == (3, 10)
     np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-6)
     # One sample per request answers the same as the three together.

@@ -15,11 +15,13 @@ import pytest
 from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
 from tfjs_bridge.core.quiet_tf import import_tensorflow
 from tfjs_bridge.folder.artifacts import read_manifest, sha256
+from tfjs_bridge.folder.tokenizer import OOV_ID, PAD_ID, TOKENIZER_FILE, Tokenizer
 from tfjs_bridge.parity.verify import verify_models
 from tfjs_bridge.runtime.node_process import node_env, node_executable, run_node_json
 from tfjs_bridge.runtime.runtimes import RUNTIMES
-from tfjs_bridge.training import data, text
+from tfjs_bridge.training import data
 from tfjs_bridge.training.registry import SPAM_TOKENIZER, get_spec
+from tfjs_bridge.training.spam_corpus import load_spam
 
 TOKENIZE = NODE_DIR / "scripts" / "tokenize.js"
 TFJS_RUNTIMES = [rt for rt in RUNTIMES.values() if rt.format != "onnx"]
@@ -35,12 +37,12 @@ def spam_model(small_models):
 
 @pytest.fixture(scope="module")
 def split():
-    return text.load_spam()
+    return load_spam()
 
 
 @pytest.fixture(scope="module")
 def tokenizer(spam_model):
-    return text.Tokenizer.load(spam_model / text.TOKENIZER_FILE)
+    return Tokenizer.load(spam_model / TOKENIZER_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +77,9 @@ def one_error_line(proc, code=1):
 
 def test_the_model_folder_holds_its_tokenizer(spam_model, tokenizer, split):
     manifest = read_manifest(spam_model)
-    path = spam_model / text.TOKENIZER_FILE
-    assert manifest["files"][text.TOKENIZER_FILE] == sha256(path)
-    assert manifest["tokenizer"] == {"file": text.TOKENIZER_FILE, **tokenizer.settings()}
+    path = spam_model / TOKENIZER_FILE
+    assert manifest["files"][TOKENIZER_FILE] == sha256(path)
+    assert manifest["tokenizer"] == {"file": TOKENIZER_FILE, **tokenizer.settings()}
     assert manifest["tokenizer"]["vocab_size"] == SPAM_TOKENIZER["vocab_size"]
     assert manifest["tokenizer"]["max_len"] == SPAM_TOKENIZER["max_len"]
     # Fitted on the whole training split, whatever the run's limit...
@@ -98,7 +100,7 @@ def test_whole_test_split_same_ids_in_python_and_node(node_runtime, spam_model, 
     jsonl = tmp_path / "test.jsonl"
     jsonl.write_text("".join(json.dumps(t) + "\n" for t in split.test_texts), encoding="utf-8")
     out = tmp_path / "ids.npy"
-    result = run_node_json(TOKENIZE, spam_model / text.TOKENIZER_FILE, jsonl, out)
+    result = run_node_json(TOKENIZE, spam_model / TOKENIZER_FILE, jsonl, out)
     node_ids = np.load(out)
     assert result["shape"] == [len(split.test_texts), 200] == list(node_ids.shape)
     assert node_ids.dtype == np.int32
@@ -107,9 +109,9 @@ def test_whole_test_split_same_ids_in_python_and_node(node_runtime, spam_model, 
     ids, labels = data.reference_inputs("spam", (200,), None)
     assert np.array_equal(ids, python_ids) and np.array_equal(labels, split.test_labels)
     # Not vacuous: mostly known words, some unknown, some mails cut at 200 tokens.
-    used = python_ids[python_ids != text.PAD_ID]
-    assert 0.8 < np.mean(used > text.OOV_ID) < 1.0
-    assert 0.2 < np.mean(python_ids[:, -1] != text.PAD_ID) < 0.8
+    used = python_ids[python_ids != PAD_ID]
+    assert 0.8 < np.mean(used > OOV_ID) < 1.0
+    assert 0.2 < np.mean(python_ids[:, -1] != PAD_ID) < 0.8
 
 
 def _passable(mail):
@@ -158,9 +160,9 @@ def test_predict_text_gives_the_python_probability(node_runtime, spam_model, tok
         assert got["format"] == fmt and got["output_shape"] == [1, 1], name
         assert got["length"] == int(np.count_nonzero(row)), name
         assert got["max_len"] == 200 and got["tokens"] == len(tokenizer.tokens(mail)), name
-        assert got["oov"] == int(np.sum(row == text.OOV_ID)), name
+        assert got["oov"] == int(np.sum(row == OOV_ID)), name
         assert abs(got["probability"] - want) <= PROBABILITY_ATOL, (name, got["probability"], want)
-    assert np.all(ids[-1] == text.PAD_ID)  # the empty mail: all padding, fully masked
+    assert np.all(ids[-1] == PAD_ID)  # the empty mail: all padding, fully masked
 
 
 def test_predict_text_file_reads_one_mail(node_runtime, spam_model, tokenizer, keras_model, split,
@@ -214,9 +216,9 @@ def test_tokenizer_is_checked_against_the_manifest(node_runtime, spam_model, tmp
     # A copy of what --text reads before any model: manifest.json and tokenizer.json.
     folder = tmp_path / "spam"
     folder.mkdir()
-    for name in ("manifest.json", text.TOKENIZER_FILE):
+    for name in ("manifest.json", TOKENIZER_FILE):
         shutil.copyfile(spam_model / name, folder / name)
-    tokenizer = folder / text.TOKENIZER_FILE
+    tokenizer = folder / TOKENIZER_FILE
     spec = json.loads(tokenizer.read_text(encoding="utf-8"))
     spec["vocab"][0], spec["vocab"][1] = spec["vocab"][1], spec["vocab"][0]  # still valid
     tokenizer.write_text(json.dumps(spec), encoding="utf-8")
@@ -238,18 +240,18 @@ def test_verify_encodes_with_the_tokenizer_the_folder_ships(spam_model, tmp_path
 
     folder = tmp_path / "spam"
     folder.mkdir()
-    for name in ("manifest.json", text.TOKENIZER_FILE):
+    for name in ("manifest.json", TOKENIZER_FILE):
         shutil.copyfile(spam_model / name, folder / name)
     shipped, _ = data.reference_inputs("spam", (200,), 50, folder)
     assert np.array_equal(shipped, data.reference_inputs("spam", (200,), 50)[0])
-    tokenizer = folder / text.TOKENIZER_FILE
+    tokenizer = folder / TOKENIZER_FILE
     spec = json.loads(tokenizer.read_text(encoding="utf-8"))
     spec["lowercase"] = False
     tokenizer.write_text(json.dumps(spec), encoding="utf-8")
     with pytest.raises(BridgeError, match="sha256 differs from manifest.json"):
         data.reference_inputs("spam", (200,), 50, folder)
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"][text.TOKENIZER_FILE] = sha256(tokenizer)
+    manifest["files"][TOKENIZER_FILE] = sha256(tokenizer)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     changed, _ = data.reference_inputs("spam", (200,), 50, folder)
     assert not np.array_equal(changed, shipped)

@@ -1,5 +1,5 @@
 """The spam corpus and the text tokenizer: fitted in Python, applied in both
-Python (tfjs_bridge.text) and Node (node/lib/io/tokenizer.js via
+Python (tfjs_bridge.folder.tokenizer) and Node (node/lib/io/tokenizer.js via
 node/scripts/tokenize.js), with identical ids."""
 
 import json
@@ -12,8 +12,10 @@ import pytest
 
 from tfjs_bridge.core.errors import BridgeError
 from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.folder.tokenizer import OOV_ID, PAD_ID, TOKEN_CATEGORIES, Tokenizer
 from tfjs_bridge.runtime.node_process import node_env, node_executable, run_node_json
-from tfjs_bridge.training import text
+from tfjs_bridge.training.spam_corpus import load_corpus, load_spam, mail_text
+from tfjs_bridge.training.text_baseline import bag_of_words_baseline
 
 TOKENIZE = NODE_DIR / "scripts" / "tokenize.js"
 VOCAB_SIZE = 10_000
@@ -22,12 +24,12 @@ MAX_LEN = 200
 
 @pytest.fixture(scope="module")
 def spam():
-    return text.load_spam()
+    return load_spam()
 
 
 @pytest.fixture(scope="module")
 def fitted(spam, tmp_path_factory):
-    tokenizer = text.Tokenizer.fit(spam.train_texts, VOCAB_SIZE, MAX_LEN)
+    tokenizer = Tokenizer.fit(spam.train_texts, VOCAB_SIZE, MAX_LEN)
     return tokenizer, tokenizer.save(tmp_path_factory.mktemp("tokenizer") / "tokenizer.json")
 
 
@@ -79,9 +81,9 @@ def test_corpus_and_split(spam):
     assert spam.train_labels.dtype == np.int32 and set(np.unique(spam.test_labels)) == {0, 1}
     assert info["train"]["spam"] == int(spam.train_labels.sum())
     # The same seed gives the same split; another seed another one.
-    again = text.load_spam()
+    again = load_spam()
     assert again.test_keys == spam.test_keys
-    assert text.load_spam(seed=1).test_keys != spam.test_keys
+    assert load_spam(seed=1).test_keys != spam.test_keys
 
 
 def test_mail_text_keeps_the_subject_and_the_body():
@@ -94,10 +96,10 @@ def test_mail_text_keeps_the_subject_and_the_body():
         "\n"
         "Body line\n\nSecond paragraph\n"
     )
-    assert text.mail_text(raw) == "Cheap\n  meds\nBody line\n\nSecond paragraph\n"
-    assert text.mail_text("Subject: hi\r\nX: y\r\n\r\nbody\r\n") == "hi\nbody\r\n"
-    assert text.mail_text("Subject: only headers\n") == "only headers\n"
-    assert text.mail_text("X-No-Subject: 1\n\nbody") == "\nbody"
+    assert mail_text(raw) == "Cheap\n  meds\nBody line\n\nSecond paragraph\n"
+    assert mail_text("Subject: hi\r\nX: y\r\n\r\nbody\r\n") == "hi\nbody\r\n"
+    assert mail_text("Subject: only headers\n") == "only headers\n"
+    assert mail_text("X-No-Subject: 1\n\nbody") == "\nbody"
 
 
 # --- Python and Node give the same ids --------------------------------------
@@ -111,9 +113,9 @@ def test_whole_test_split_same_ids_in_python_and_node(node_runtime, spam, fitted
     assert mismatched_rows(python_ids, node_ids) == 0
     assert np.array_equal(python_ids, node_ids)
     # Not vacuous: real words, a few unknown ones, some truncated mails.
-    used = python_ids[python_ids != text.PAD_ID]
-    assert 0.8 < np.mean(used > text.OOV_ID) < 1.0
-    assert 0 < np.mean(python_ids[:, -1] != text.PAD_ID) < 1
+    used = python_ids[python_ids != PAD_ID]
+    assert 0.8 < np.mean(used > OOV_ID) < 1.0
+    assert 0 < np.mean(python_ids[:, -1] != PAD_ID) < 1
 
 
 EDGE_CASES = {
@@ -151,10 +153,10 @@ def test_edge_cases_same_tokens_in_python_and_node(node_runtime, spam, tmp_path)
     texts = [*EDGE_CASES.values(), long_mail, " ".join(["x"] * 64), " ".join(["x"] * 65)]
     # Fitted on the cases themselves (every token in the vocabulary): an id
     # mismatch would be a token mismatch, not hidden by the OOV id.
-    tokenizer = text.Tokenizer.fit([*texts, *spam.train_texts[:50]], 100_000, 64)
+    tokenizer = Tokenizer.fit([*texts, *spam.train_texts[:50]], 100_000, 64)
     path = tokenizer.save(tmp_path / "edge.json")
     python_ids = tokenizer.encode(texts)
-    assert not np.any(python_ids == text.OOV_ID)
+    assert not np.any(python_ids == OOV_ID)
     node_ids = node_encode(path, texts, tmp_path)
     for name, py_row, node_row in zip(
         [*EDGE_CASES, "long", "64", "65"], python_ids, node_ids, strict=True
@@ -177,10 +179,10 @@ def test_edge_cases_same_tokens_in_python_and_node(node_runtime, spam, tmp_path)
     assert tokens(EDGE_CASES["new_unicode"]) == ["digit", "ext", "h", "kawi"]
     # Truncation: the first max_len tokens, then post-padding.
     long_row, row64, row65 = python_ids[-3:]
-    assert np.all(long_row != text.PAD_ID)
+    assert np.all(long_row != PAD_ID)
     assert long_row[0] == tokenizer.encode(["subject"])[0, 0]
-    assert np.array_equal(row64, row65) and np.all(row64 != text.PAD_ID)
-    assert np.all(python_ids[0] == text.PAD_ID)
+    assert np.array_equal(row64, row65) and np.all(row64 != PAD_ID)
+    assert np.all(python_ids[0] == PAD_ID)
 
 
 def test_a_different_rule_in_node_gives_different_ids(node_runtime, spam, fitted, tmp_path):
@@ -215,7 +217,7 @@ def own_tokens(s):
     """The rule with this Python's unicodedata, character by character."""
     out, current = [], ""
     for ch in unicodedata.normalize("NFKC", s).lower():
-        if unicodedata.category(ch)[0] in text.TOKEN_CATEGORIES:
+        if unicodedata.category(ch)[0] in TOKEN_CATEGORIES:
             current += ch
         elif current:
             out.append(current)
@@ -295,7 +297,7 @@ def test_tokenize_script_refuses_bad_files(node_runtime, fitted, tmp_path):
         line = _one_error_line(run_tokenize(bad, texts, out))
         assert f"{bad}: not a tokenizer file (" in line and says in line, line
         with pytest.raises(BridgeError, match="not a tokenizer file") as err:
-            text.Tokenizer.load(bad)  # Python refuses the same files
+            Tokenizer.load(bad)  # Python refuses the same files
         assert says in str(err.value) and "\n" not in str(err.value)
     lines = tmp_path / "lines.jsonl"
     lines.write_text('"fine"\n42\n')
@@ -316,7 +318,7 @@ def test_tokenize_script_refuses_bad_files(node_runtime, fitted, tmp_path):
 
 def test_missing_corpus_is_one_line_that_says_what_to_run(tmp_path):
     with pytest.raises(BridgeError) as err:
-        text.load_spam(tmp_path / "nowhere")
+        load_spam(tmp_path / "nowhere")
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"{tmp_path / 'nowhere'}: SpamAssassin corpus not found")
@@ -326,12 +328,12 @@ def test_missing_corpus_is_one_line_that_says_what_to_run(tmp_path):
 def test_damaged_corpus_is_one_line(tmp_path):
     (tmp_path / "file_list.json").write_text('["spam-1/00001.abc.txt"]')
     with pytest.raises(BridgeError, match=r"00001\.abc\.json: corpus file missing") as err:
-        text.load_corpus(tmp_path)
+        load_corpus(tmp_path)
     assert "\n" not in str(err.value)
     (tmp_path / "spam-1").mkdir()
     (tmp_path / "spam-1" / "00001.abc.json").write_text('{"id": "00001", "group": "spam-1"')
     with pytest.raises(BridgeError, match="unreadable corpus file") as err:
-        text.load_corpus(tmp_path)
+        load_corpus(tmp_path)
     assert "\n" not in str(err.value)
 
 
@@ -344,17 +346,17 @@ def test_tokenizer_file_round_trip(fitted, spam, tmp_path):
     assert spec["vocab_size"] == len(spec["vocab"]) + 2 == VOCAB_SIZE
     assert spec["unicode_version"] == unicodedata.unidata_version
     assert spec["vocab"][:3] == ["the", "a", "3d"]  # 3d: quoted-printable's "=3D"
-    loaded = text.Tokenizer.load(path)
+    loaded = Tokenizer.load(path)
     sample = spam.test_texts[:100]
     assert np.array_equal(loaded.encode(sample), tokenizer.encode(sample))
     with pytest.raises(BridgeError, match="no tokenizer file"):
-        text.Tokenizer.load(tmp_path / "missing.json")
+        Tokenizer.load(tmp_path / "missing.json")
     with pytest.raises(TypeError, match="not one string"):
         tokenizer.encode("a single string")
 
 
 def test_vocabulary_ties_are_broken_by_code_point():
-    tokenizer = text.Tokenizer.fit(["b a c b", "c a é d"], vocab_size=6, max_len=4)
+    tokenizer = Tokenizer.fit(["b a c b", "c a é d"], vocab_size=6, max_len=4)
     assert tokenizer.vocab == ["a", "b", "c", "d"]  # counts 2, 2, 2, then d < é
     assert tokenizer.encode(["d é zz", ""]).tolist() == [[5, 1, 1, 0], [0, 0, 0, 0]]
 
@@ -364,6 +366,6 @@ def test_bag_of_words_baseline_is_deterministic(spam, fitted):
     train = tokenizer.encode(spam.train_texts)
     test = tokenizer.encode(spam.test_texts)
     args = (train, spam.train_labels, test, spam.test_labels, tokenizer.vocab_size)
-    first = text.bag_of_words_baseline(*args, steps=50)
-    assert first == text.bag_of_words_baseline(*args, steps=50)
+    first = bag_of_words_baseline(*args, steps=50)
+    assert first == bag_of_words_baseline(*args, steps=50)
     assert first > 0.9

@@ -46,11 +46,11 @@ class Served:
 
     def __init__(self, model_dir: Path, name: str | None = None):
         from ..core.quiet_tf import import_tensorflow
-        from ..parity.truth import Reference, subject_from_folder
+        from ..parity.truth import KerasTruth, subject_from_folder
 
         tf = import_tensorflow()
         subject = subject_from_folder(model_dir)
-        reference = Reference(subject)
+        reference = KerasTruth(subject)
         model = reference.keras_model
         if model is None:
             raise BridgeError(

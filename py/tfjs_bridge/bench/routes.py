@@ -21,13 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import NodeError
+from ..core.memory import peak_rss
 from ..core.paths import NODE_DIR, PROJECT_ROOT
 from ..core.quiet_tf import import_tensorflow, native_stderr_hidden
 from ..core.versions import python_versions
+from ..folder import parity_record
 from ..folder.artifacts import write_json_atomic
-from ..folder.parity_record import PASS, record_parity, record_speed
-from ..parity.truth import Reference, Subject
-from ..parity.verify import verify
+from ..folder.parity_record import PASS
+from ..parity.truth import KerasTruth, Subject
+from ..parity.verify import record_parity, verify
 from ..runtime.node_process import node_env, node_executable
 from ..runtime.pool import on_workers
 from ..runtime.runtimes import Runtime
@@ -83,6 +85,10 @@ class BenchReport:
     node: dict[str, dict] = field(default_factory=dict)
     # (model, runtime) -> passed the parity check of the same run (run_bench)
     verified: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # what a cold start is made of, as the long-lived workers saw it:
+    # node backend -> s from spawn to first answer; (model, route) -> ms to load
+    worker_start_s: dict[str, float] = field(default_factory=dict)
+    load_ms: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def get(self, model: str, route: str, batch: int) -> Timing | None:
         for t in self.timings:
@@ -114,14 +120,6 @@ class BenchReport:
             "versions": {"python": python_versions(), "node": self.node},
             "verified": [f"{m} {r}" for (m, r), ok in self.verified.items() if ok],
         }
-
-
-def peak_rss() -> int:
-    """This process's peak resident memory (VmHWM), in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _timed(fn, budget_s: float, warmup: int = 3, min_reps: int = 5, max_reps: int = 200):
@@ -177,7 +175,7 @@ def bench(
     }
     for subject in subjects:
         # The model verify takes as the truth, loaded (and sha256-checked) the same way.
-        model = Reference(subject).keras_model
+        model = KerasTruth(subject).keras_model
         if model is None:
             report.skipped[f"python routes ({subject.name})"] = "its reference is not a Keras model"
             continue
@@ -189,11 +187,37 @@ def bench(
                 report.timings.append(Timing(subject.name, route, batch, ms, first))
                 log(f"{subject.name} {route} batch {batch}: {report.timings[-1].throughput:,.0f}/s")
     report.peak_rss["python"] = peak_rss()
+    pairs = [(s, rt) for rt in runtimes for s in subjects if rt.format in s.formats]
+    return bench_node(pairs, batches, budget_s, report, log, inputs)
+
+
+def bench_node(
+    pairs: list[tuple[Subject, Runtime]],
+    batches: list[int],
+    budget_s: float = 1.0,
+    report: BenchReport | None = None,
+    log=lambda message: None,
+    inputs: dict[str, np.ndarray] | None = None,
+    **bench_fields,
+) -> BenchReport:
+    """Time each (subject, Node runtime) pair at every batch size, inside one
+    long-lived worker per backend, into `report` (a new one when None).
+    `inputs`: each subject's samples by name [default: its reference inputs];
+    `bench_fields`: the worker's bench fields (warmup, min_reps, max_reps) [its defaults]."""
+    if report is None:
+        report = BenchReport(batches=list(batches))
+    if inputs is None:
+        inputs = {}
+    for s, _ in pairs:
+        if s.name not in inputs:
+            inputs[s.name] = data.reference_inputs(
+                s.data, s.input_shape, max(batches), s.model_dir
+            )[0]
 
     def run(worker, subject: Subject, rt: Runtime) -> None:
         try:
             _bench_node_path(worker, subject, rt, inputs[subject.name], batches, budget_s, report,
-                             log)  # fmt: skip
+                             log, bench_fields)  # fmt: skip
         except NodeError as err:
             report.skipped[f"{rt.name} ({subject.name})"] = str(err)
 
@@ -202,18 +226,20 @@ def bench(
 
     def finish(worker) -> None:
         report.peak_rss[f"node/{worker.backend}"] = worker.memory()["peak_rss"]
+        report.worker_start_s[worker.backend] = worker.start_seconds
 
-    pairs = [(s, rt) for rt in runtimes for s in subjects if rt.format in s.formats]
     report.node.update(on_workers(pairs, run, unavailable, finish=finish))
     return report
 
 
-def _bench_node_path(worker, subject, rt, x_all, batches, budget_s, report, log) -> None:
+def _bench_node_path(worker, subject, rt, x_all, batches, budget_s, report, log, fields) -> None:
     loaded = worker.load(subject.model_dir, rt.format)
+    report.load_ms[(subject.name, rt.name)] = loaded["load_ms"]
     for batch in batches:
         result, _ = worker.request(
-            "bench", [batch_of(x_all, batch)], handle=loaded["handle"], budget_ms=budget_s * 1000
-        )
+            "bench", [batch_of(x_all, batch)], handle=loaded["handle"], budget_ms=budget_s * 1000,
+            **fields,
+        )  # fmt: skip
         timing = Timing(subject.name, rt.name, batch, result["ms"], result["first_ms"])
         report.timings.append(timing)
         log(f"{subject.name} {rt.name} batch {batch}: {timing.throughput:,.0f}/s")
@@ -225,7 +251,7 @@ def cold_start(model_dir: Path, fmt: str | None = None, runs: int = 3) -> dict:
     (`--text` for a text model, which takes token ids): process start,
     tfjs-node load, model load, one prediction, exit. Without a format,
     predict.js picks the fastest verified path, as users will run it."""
-    from ..training.text import TOKENIZER_FILE
+    from ..folder.tokenizer import TOKENIZER_FILE
 
     times, chosen = [], None
     cmd = [node_executable(), str(NODE_DIR / "predict.js"), "--model", str(model_dir)]
@@ -243,6 +269,39 @@ def cold_start(model_dir: Path, fmt: str | None = None, runs: int = 3) -> dict:
             raise NodeError(f"node predict.js failed on {model_dir}", proc.stderr)
         chosen = json.loads(proc.stdout.strip().splitlines()[-1])["format"]
     return {"median_s": statistics.median(times), "runs_s": times, "format": chosen}
+
+
+def time_cold_starts(
+    report: BenchReport, subjects: list[Subject], runtimes: list[Runtime], runs: int = 2
+) -> None:
+    """One-shot runs (node predict.js) pay the load: cold start per path that
+    report.verified marks passed, for the paths Node may choose by default."""
+    for subject in subjects:
+        for rt in runtimes:
+            one_shot = rt.default_rank is not None and rt.format in subject.formats
+            if one_shot and report.verified.get((subject.name, rt.name)):
+                report.cold_start_by_path[(subject.name, rt.name)] = cold_start(
+                    subject.model_dir, rt.format, runs=runs
+                )
+
+
+def estimate_cold_starts(report: BenchReport, pairs: list[tuple[Subject, Runtime]]) -> None:
+    """A cold start per timed pair without starting a process for it: its
+    worker's start (spawn to first answer: Node and the backend), the path's
+    load, and its first call (at the first batch size timed: kernels built,
+    XLA compiled), as bench_node measured them. cold_start() measures the
+    whole of `node predict.js` instead, at the cost of a load and a first
+    call more."""
+    for subject, rt in pairs:
+        first = report.get(subject.name, rt.name, report.batches[0])
+        load_ms = report.load_ms.get((subject.name, rt.name))
+        start_s = report.worker_start_s.get(rt.backend)
+        if first is None or first.first_ms is None or load_ms is None or start_s is None:
+            continue
+        seconds = start_s + (load_ms + first.first_ms) / 1000
+        report.cold_start_by_path[(subject.name, rt.name)] = {
+            "median_s": seconds, "runs_s": [seconds], "format": rt.format, "estimated": True,
+        }  # fmt: skip
 
 
 def training_figures(model_dir: Path, target: float = 0.985) -> dict | None:
@@ -291,15 +350,7 @@ def run_bench(
     record_parity(checked, subjects)
     report = bench(subjects, runtimes, batches, budget_s, log=log)
     report.verified = {(r.model, r.runtime): r.status == PASS for r in checked.results}
-    # One-shot runs (node predict.js) pay the load: cold start per verified
-    # path, for the paths Node may choose by default.
-    for subject in subjects:
-        for rt in runtimes:
-            one_shot = rt.default_rank is not None and rt.format in subject.formats
-            if one_shot and report.verified.get((subject.name, rt.name)):
-                report.cold_start_by_path[(subject.name, rt.name)] = cold_start(
-                    subject.model_dir, rt.format, runs=2
-                )
+    time_cold_starts(report, subjects, runtimes, runs=2)
     record_speed(report, subjects)
     for subject in subjects:
         report.cold_start[f"node predict.js {subject.name}"] = cold_start(subject.model_dir)
@@ -410,3 +461,17 @@ def plot_bench(report: BenchReport, path: Path) -> Path:
         ax.set_title(f"batch {batch}")
     axes[0][0].legend(fontsize=7)
     return save_figure(fig, path)
+
+
+def record_speed(report: BenchReport, subjects: list[Subject]) -> None:
+    """Samples/s per Node path and batch, and cold starts, into the parity.json
+    of folders that have one, for Node to pick the fastest verified path."""
+    for subject in subjects:
+        speed: dict[str, dict] = {}
+        for t in report.timings:
+            if t.model == subject.name and not t.route.startswith("python/"):
+                speed.setdefault(t.route, {})[str(t.batch)] = t.throughput
+        for (model, route), figures in report.cold_start_by_path.items():
+            if model == subject.name:
+                speed.setdefault(route, {})[parity_record.COLD_START_KEY] = figures["median_s"]
+        parity_record.record_speed(subject.model_dir, speed)

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import BridgeError, NodeError, UsageError, first_line, last_line
+from ..core.memory import process_tree, tree_memory
 from ..core.paths import NODE_DIR, NODE_MODULES, PROJECT_ROOT
 from ..core.progress import NO_PROGRESS, Progress
 from ..core.versions import python_versions
@@ -57,44 +58,6 @@ LISTENING = re.compile(r"listening on (https?://\S+)")
 
 
 # --- processes ------------------------------------------------------------------
-
-
-def process_tree(pid: int) -> list[int]:
-    """pid and its descendants (from /proc/PID/task/*/children), those still alive."""
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        tasks = Path(f"/proc/{p}/task")
-        if not tasks.exists():
-            continue
-        pids.append(p)
-        for task in tasks.iterdir():
-            try:
-                todo += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:  # the task ended meanwhile
-                pass
-    return pids
-
-
-def _status_kib(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def tree_memory(pid: int) -> dict:
-    """Resident memory now (VmRSS) and at its peak (VmHWM) of a process tree,
-    in bytes, summed over its processes (the peak sum bounds the tree's peak)."""
-    pids = process_tree(pid)
-    return {
-        "processes": len(pids),
-        "rss_bytes": sum(_status_kib(p, "VmRSS") for p in pids) * 1024,
-        "peak_rss_bytes": sum(_status_kib(p, "VmHWM") for p in pids) * 1024,
-    }
 
 
 class Server:

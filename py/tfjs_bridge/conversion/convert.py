@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from ..core.errors import BridgeError, UsageError, last_line
-from ..folder import artifacts
+from ..folder import artifacts, parity_record
 from ..folder.formats import FORMATS, LAYERS, SAVED_MODEL
 from . import quantization
 
 DEFAULT_FORMATS = ("layers", "graph")  # `convert --format all`: onnx is optional
 CONVERTIBLE = (*DEFAULT_FORMATS, "onnx")  # what `convert` makes (train makes the SavedModels)
+FORMAT_HELP = (
+    "layers: keras.h5 -> tfjs_layers/; graph: saved_model/ -> tfjs_graph/; "
+    "onnx: keras.h5 -> onnx/ with tf2onnx (needs `make onnx`; not part of all)."
+)
 
 
 def converter_path() -> Path:
@@ -32,11 +37,26 @@ def converter_path() -> Path:
     return path
 
 
+class ConverterError(BridgeError):
+    """tensorflowjs_converter refused a conversion: its reason, in one line."""
+
+
+def converter_reason(stderr: str) -> str:
+    """The converter's reason in one line: its last exception line and the
+    lines after it ("ValueError: Unsupported Ops in the model before
+    optimization" is followed by the ops' names), or its last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for i in range(len(lines) - 1, -1, -1):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b", lines[i]):
+            return ": ".join(lines[i:])[:500]
+    return last_line(stderr)
+
+
 def run_converter(args: list[str]) -> str:
     cmd = [str(converter_path()), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BridgeError(f"tensorflowjs_converter failed: {last_line(proc.stderr)}")
+        raise ConverterError(f"tensorflowjs_converter failed: {converter_reason(proc.stderr)}")
     return proc.stdout
 
 
@@ -141,6 +161,16 @@ def convert(
     return manifest
 
 
+def conversion_summary(done: dict) -> str:
+    """One of the manifest's conversions as `convert` reports it: how many
+    files, by which tool, and for quantized weights their size before and after."""
+    size = ""
+    if done.get("quantize"):
+        size = (f", {done['quantize']} weights: {done['weight_bytes']:,} bytes, "
+                f"{done['float32_weight_bytes']:,} as float32")  # fmt: skip
+    return f"{len(done['files'])} files, {done['converter']} {done['converter_version']}{size}"
+
+
 def convert_in_place(
     model_dir: Path, formats: tuple[str, ...], quantize: str | None = None
 ) -> dict:
@@ -187,6 +217,7 @@ def convert_in_place(
             "files": artifacts.file_hashes(out),
         }
     artifacts.write_json_atomic(model_dir / artifacts.MANIFEST, manifest)
+    parity_record.forget_formats(model_dir, formats)  # verified on the files just replaced
     return manifest
 
 

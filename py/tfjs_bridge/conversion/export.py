@@ -9,7 +9,14 @@ every Node path: `tfjs-bridge export PATH OUT` (and `verify --keras-model`).
 The folder holds keras.h5 (for the layers converter), saved_model/ (an
 unrolled twin with the same weights, for the graph converter and
 tf.node.loadSavedModel), tfjs_layers/, tfjs_graph/ and manifest.json, whose
-"reference" says which Python model is the truth for verify."""
+"reference" says which Python model is the truth for verify.
+
+A format that cannot be made is left out, whole, and the manifest's
+"unsupported" says why in one line (format -> reason): the converter's error
+for that format, or a Lambda layer for the layers format (tfjs-layers cannot
+run Python code). verify gives its paths the verdict `unsupported` and runs
+the others. Lambda layers are loaded only with trust_lambda (their code
+comes from the file)."""
 
 from __future__ import annotations
 
@@ -19,14 +26,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..core.errors import BridgeError, UsageError
-from ..core.quiet_tf import import_tensorflow
+from ..core.quiet_tf import import_tensorflow, native_stderr_hidden
 from ..core.versions import python_versions
 from ..folder import artifacts
-from ..folder.formats import SAVED_MODEL, SAVED_MODEL_XLA
+from ..folder.formats import FORMATS, SAVED_MODEL, SAVED_MODEL_XLA
 from ..folder.signature import InputSpec, Signature, float_input, read_signature
 from . import keras3
-from .convert import convert_in_place
-from .keras_loader import CUSTOM_OBJECTS, KERAS3, TF_KERAS, UNROLLABLE_LAYERS, load_keras
+from .convert import ConverterError, convert_in_place
+from .keras_loader import (
+    CUSTOM_OBJECTS,
+    KERAS3,
+    TF_KERAS,
+    UNROLLABLE_LAYERS,
+    lambda_layers,
+    load_keras,
+)
 
 
 def _with_unroll(config):
@@ -40,17 +54,42 @@ def _with_unroll(config):
     return config
 
 
-def unrolled_twin(model):
+def all_layers(model) -> list:
+    """Every layer of a Keras model, inside nested models and wrappers
+    (Bidirectional, TimeDistributed) too, each once. Not `model.submodules`:
+    that walks every attribute, and the mask cache of a layer with dropout
+    (keyed by the graphs it was traced in) makes it raise."""
+    found, seen = [], set()
+    todo = list(getattr(model, "layers", []))
+    while todo:
+        layer = todo.pop(0)
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        found.append(layer)
+        todo += list(getattr(layer, "layers", None) or [])  # a nested model
+        todo += [
+            inner
+            for inner in (
+                getattr(layer, a, None) for a in ("layer", "forward_layer", "backward_layer")
+            )
+            if inner is not None
+        ]
+    return found
+
+
+def unrolled_twin(model, trust_lambda: bool = False):
     """The same tf-keras model with every RNN unrolled (no While loop in its
     graph: the tfjs graph executor runs loops only slowly through
     executeAsync, and tf-keras 2.19's not at all). None if a time axis is not fixed."""
     import tf_keras
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
 
     if any(len(shape) >= 2 and shape[1] is None for shape in _input_shapes(model)):
         return None
     masked = any(
         type(layer).__name__ == "Masking" or getattr(layer, "mask_zero", False)
-        for layer in model.submodules
+        for layer in all_layers(model)
     )
     if masked and any(
         getattr(layer, "zero_output_for_mask", False) for layer in _rnn_layers(model)
@@ -60,14 +99,16 @@ def unrolled_twin(model):
         # ignores zero_output_for_mask): keep the loop, which tfjs-layers matches.
         return None
     cls = tf_keras.Sequential if isinstance(model, tf_keras.Sequential) else tf_keras.Model
-    twin = cls.from_config(_with_unroll(model.get_config()), custom_objects=CUSTOM_OBJECTS)
+    # A Lambda layer's code is rebuilt from the config: only when the user trusts it.
+    with SafeModeScope(not trust_lambda):
+        twin = cls.from_config(_with_unroll(model.get_config()), custom_objects=CUSTOM_OBJECTS)
     twin.set_weights(model.get_weights())
     return twin
 
 
 def _rnn_layers(model) -> list:
     """Every recurrent layer, inside wrappers (Bidirectional) too."""
-    return [layer for layer in model.submodules if type(layer).__name__ in UNROLLABLE_LAYERS]
+    return [layer for layer in all_layers(model) if type(layer).__name__ in UNROLLABLE_LAYERS]
 
 
 def _input_shapes(model) -> list[tuple]:
@@ -87,7 +128,7 @@ def _unfuse_layer_norms(model) -> None:
     batch norm with empty statistics: wrong on the pure-JS and WASM backends,
     an error on tfjs-node. The plain formula (moments, then the affine
     normalisation) computes the same in ops every tfjs backend has."""
-    for layer in model.submodules:
+    for layer in all_layers(model):
         if type(layer).__name__ == "LayerNormalization":
             layer._fused = False
 
@@ -98,7 +139,7 @@ def serving_keys(signature: Signature) -> list[str]:
     return ["input"] if len(signature.inputs) == 1 else signature.names
 
 
-def save_serving(model, model_dir: Path) -> bool:
+def save_serving(model, model_dir: Path, trust_lambda: bool = False) -> bool:
     """model_dir/saved_model/ and saved_model_xla/: SavedModels serving `model`
     (an unrolled twin when possible, built once for both) under
     serving_default, inputs keyed by serving_keys, outputs by Keras's output
@@ -108,7 +149,7 @@ def save_serving(model, model_dir: Path) -> bool:
     Returns whether it is unrolled."""
     tf = import_tensorflow()
     signature = read_signature(model)
-    twin = unrolled_twin(model)
+    twin = unrolled_twin(model, trust_lambda)
     served = twin if twin is not None else model
     _unfuse_layer_norms(served)
     names = list(model.output_names)
@@ -128,14 +169,14 @@ def save_serving(model, model_dir: Path) -> bool:
     return twin is not None
 
 
-def _classifier(model) -> bool:
+def is_classifier(model) -> bool:
     """Its first output comes from a softmax: verify then also compares argmax."""
     first = model.get_layer(model.output_names[0])
     activation = getattr(first, "activation", None)
     return getattr(activation, "__name__", None) == "softmax"
 
 
-def _load_source(source: Path):
+def _load_source(source: Path, trust_lambda: bool = False):
     """(tf-keras model or None, reference kind)."""
     import_tensorflow()
     import tf_keras
@@ -144,38 +185,51 @@ def _load_source(source: Path):
         if not (source / "saved_model.pb").exists():
             raise UsageError(f"{source}: a folder, but not a SavedModel (no saved_model.pb)")
         try:
-            model = load_keras(source, TF_KERAS)
+            model = load_keras(source, TF_KERAS, trust_lambda=trust_lambda)
         except BridgeError:
             model = None
-        # Anything else (a Keras 3 export, a tf.Module) is served by its signature.
+        # Anything else (a Keras 3 export, a tf.Module, a Keras model with
+        # Lambda layers not trusted) is served by its signature: its graph,
+        # no Python code from the file.
         return (model, "tf_keras") if isinstance(model, tf_keras.Model) else (None, "saved_model")
     suffix = source.suffix.lower()
     if suffix in (".h5", ".hdf5"):
-        return load_keras(source, TF_KERAS), TF_KERAS
+        return load_keras(source, TF_KERAS, trust_lambda=trust_lambda), TF_KERAS
     if suffix == ".keras":
-        return keras3.to_tf_keras(load_keras(source, KERAS3)), KERAS3
+        return keras3.to_tf_keras(load_keras(source, KERAS3, trust_lambda=trust_lambda)), KERAS3
     raise UsageError(f"{source}: expected a .h5, a .keras file or a SavedModel folder")
 
 
-def export_model(source: Path, out_dir: Path, name: str | None = None) -> dict:
-    """Write out_dir (atomically) from a user's model; returns the manifest."""
+LAMBDA_UNSUPPORTED = "tfjs-layers cannot run Python code"
+
+
+def export_model(
+    source: Path, out_dir: Path, name: str | None = None, trust_lambda: bool = False
+) -> dict:
+    """Write out_dir (atomically) from a user's model; returns the manifest.
+    A model with Lambda layers is refused unless `trust_lambda`."""
     if not source.exists():
         raise UsageError(f"{source}: no such file or folder")
-    model, kind = _load_source(source)
+    model, kind = _load_source(source, trust_lambda)
     name = name or out_dir.name
-    notes = []
+    notes, unsupported = [], {}
     with artifacts.model_lock(out_dir), artifacts.staged_dir(out_dir) as staging:
         if model is not None:
             signature = read_signature(model)
             save_h5(model, staging / artifacts.KERAS_H5)
-            if not save_serving(model, staging):
+            if not save_serving(model, staging, trust_lambda):
                 notes.append("time axis not fixed: the SavedModel keeps its While loop")
-            classifier = _classifier(model)
+            classifier = is_classifier(model)
             formats = ("layers", "graph")
+            lambdas = lambda_layers(model.get_config())
+            if lambdas:
+                which = f"layer{'s' if len(lambdas) > 1 else ''} {', '.join(lambdas)}"
+                unsupported["layers"] = f"Lambda {which}: {LAMBDA_UNSUPPORTED}"
+                formats = ("graph",)
         else:
             shutil.copytree(source, staging / SAVED_MODEL.folder)
             signature = _saved_model_signature(staging / SAVED_MODEL.folder)
-            if any(i.kind == "tokens" for i in signature.inputs):
+            if any(i.kind == "tokens" and i.high <= 2 for i in signature.inputs):
                 notes.append(
                     "integer inputs of a SavedModel: their valid ids are unknown; "
                     "give them with --input-range NAME=LO:HI"
@@ -209,7 +263,19 @@ def export_model(source: Path, out_dir: Path, name: str | None = None) -> dict:
         }
         manifest["files"] = artifacts.file_hashes(staging)  # what the converters may read
         artifacts.write_json_atomic(staging / artifacts.MANIFEST, manifest)
-        manifest = convert_in_place(staging, formats)
+        for fmt in formats:  # one format's failure leaves the others to verify
+            try:
+                convert_in_place(staging, (fmt,))
+            except ConverterError as err:
+                shutil.rmtree(
+                    staging / FORMATS[fmt].folder, ignore_errors=True
+                )  # nothing half-written
+                unsupported[fmt] = str(err)
+        manifest = artifacts.read_manifest(staging)
+        manifest["unsupported"] = unsupported
+        manifest["notes"] += [
+            f"{fmt} format unsupported: {why}" for fmt, why in unsupported.items()
+        ]
         hashes = artifacts.file_hashes(staging)
         manifest["files"] = {k: v for k, v in hashes.items() if k != artifacts.MANIFEST}
         artifacts.write_json_atomic(staging / artifacts.MANIFEST, manifest)
@@ -218,14 +284,84 @@ def export_model(source: Path, out_dir: Path, name: str | None = None) -> dict:
 
 def _saved_model_signature(folder: Path) -> Signature:
     """The I/O contract of a SavedModel that is not Keras: its serving
-    signature's inputs (sorted by key, as Node sorts them) and outputs."""
+    signature's inputs (sorted by key, as Node sorts them) and outputs. An
+    input that feeds an embedding lookup takes token ids, whatever its dtype
+    (a float32 one too: uniform floats in [-1, 1] would all become id 0),
+    within the table's rows; other integer inputs are ids of unknown range."""
     tf = import_tensorflow()
-    serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    loaded = tf.saved_model.load(str(folder))  # kept alive: the signature's variables
+    serve = loaded.signatures["serving_default"]
+    specs = sorted(serve.structured_input_signature[1].items())
+    vocabularies = _token_vocabularies(serve, [key for key, _ in specs])
     inputs = []
-    for key, spec in sorted(serve.structured_input_signature[1].items()):
+    for key, spec in specs:
         shape = tuple(spec.shape[1:])
-        if spec.dtype.is_integer:
+        dtype = "int32" if spec.dtype.is_integer else "float32"
+        if key in vocabularies:
+            inputs.append(InputSpec(key, dtype, shape, "tokens", 0, vocabularies[key]))
+        elif spec.dtype.is_integer:
             inputs.append(InputSpec(key, "int32", shape, "tokens", 0, 2))
         else:
             inputs.append(float_input(key, shape))
     return Signature(tuple(inputs), tuple(sorted(serve.structured_outputs)))
+
+
+# Ops through which an input's values reach an embedding lookup still as ids.
+ID_PRESERVING_OPS = frozenset({
+    "Identity", "IdentityN", "Cast", "Select", "SelectV2", "Reshape", "Squeeze",
+    "ExpandDims", "Transpose", "StridedSlice", "Maximum", "Minimum", "ClipByValue",
+    "Add", "AddV2", "Floor", "Round",
+})  # fmt: skip
+LOOKUP_OPS = frozenset({"GatherV2", "ResourceGather", "Gather"})
+
+
+def _token_vocabularies(serve, keys: list[str]) -> dict[str, int]:
+    """key -> rows of the embedding table it indexes, for each input of the
+    serving function that reaches a lookup's indices through ID_PRESERVING_OPS
+    only (read from the function with its variables frozen, calls inlined)."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    try:
+        with native_stderr_hidden():  # grappler logs its session to fd 2
+            frozen = convert_variables_to_constants_v2(serve)
+    except Exception:  # a graph that cannot be frozen: its inputs keep their dtype's domain
+        return {}
+    nodes = {n.name: n for n in frozen.graph.as_graph_def().node}
+    consumers: dict[str, list] = {}
+    for node in nodes.values():
+        for index, name in enumerate(node.input):
+            if not name.startswith("^"):
+                consumers.setdefault(name.split(":")[0], []).append((node, index))
+
+    def rows(name: str) -> int | None:
+        """The first dimension of a lookup's table, through reads and identities."""
+        for _ in range(20):
+            node = nodes.get(name.split(":")[0])
+            if node is None:
+                return None
+            if node.op == "Const":
+                dims = node.attr["value"].tensor.tensor_shape.dim
+                return int(dims[0].size) if dims else None
+            if not node.input:
+                return None
+            name = node.input[0]
+        return None
+
+    found = {}
+    placeholders = [t.name.split(":")[0] for t in frozen.inputs[: len(keys)]]
+    for key, placeholder in zip(keys, placeholders, strict=True):
+        seen, todo, sizes = set(), [placeholder], []
+        while todo:
+            name = todo.pop()
+            for node, index in consumers.get(name, []):
+                if node.op in LOOKUP_OPS and index == 1:
+                    sizes.append(rows(node.input[0]))
+                elif node.op in ID_PRESERVING_OPS and node.name not in seen:
+                    seen.add(node.name)
+                    todo.append(node.name)
+        sizes = [n for n in sizes if n]
+        if sizes:
+            found[key] = min(sizes)
+    return found

@@ -106,7 +106,13 @@ def _without_mask_ops(config: dict) -> list:
 
 
 def _nested_io(refs):
-    """input_layers/output_layers: Keras 3 writes one [name, 0, 0] flat."""
+    """input_layers/output_layers as tf-keras and tfjs read them, a list of
+    [name, 0, 0]: Keras 3 writes one flat, and a model built on dicts
+    ({"tokens": ..., "numeric": ...}) as a dict, which becomes the list in
+    sorted key order, the order in which Keras 3 flattens it (model.inputs,
+    output_names); each keeps its layer's name."""
+    if isinstance(refs, dict):
+        return [refs[key] for key in sorted(refs)]
     return [refs] if refs and isinstance(refs[0], str) else refs
 
 
@@ -136,4 +142,3 @@ def to_tf_keras(model):
             f"this Keras 3 model has no tf-keras equivalent that tfjs can load: {first_line(exc)}"
         ) from None
     return twin
-

@@ -32,6 +32,10 @@ QUANTIZATIONS = {"float16": "--quantize_float16=*", "uint8": "--quantize_uint8=*
                  "uint16": "--quantize_uint16=*"}  # fmt: skip
 MAX_ACCURACY_DROP_PP = 0.5
 MAX_RELATIVE_ERROR = 0.05
+QUANTIZE_HELP = ("Store the tfjs models' weights as float16, or affine-quantized to 1 or 2 bytes "
+                 "(the converter's own options); verify then judges them by a budget.")  # fmt: skip
+ACCURACY_DROP_HELP = ("Quantized models (convert --quantize): the test accuracy they may lose, "
+                      f"in percentage points [default: {MAX_ACCURACY_DROP_PP}].")  # fmt: skip
 
 
 def converter_flag(quantize: str) -> str:

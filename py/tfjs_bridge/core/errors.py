@@ -32,3 +32,9 @@ def first_line(exc: BaseException) -> str:
     paragraphs), or its type when it has none."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def unexpected(exc: BaseException) -> str:
+    """An exception nobody expected, on one line: `unexpected KeyError: 0`."""
+    lines = str(exc).strip().splitlines()
+    return f"unexpected {type(exc).__name__}" + (f": {lines[0]}" if lines else "")

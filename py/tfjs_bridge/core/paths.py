@@ -9,3 +9,8 @@ NODE_DIR = PROJECT_ROOT / "node"
 NODE_MODULES = PROJECT_ROOT / "node_modules"
 TFJS_NODE_DIR = NODE_MODULES / "@tensorflow" / "tfjs-node"
 MODELS_DIR = PROJECT_ROOT / "shared_models"
+
+
+def models_root(out: Path | None) -> Path:
+    """The folder holding one folder per model: `out`, or shared_models/."""
+    return out if out is not None else MODELS_DIR

@@ -1,5 +1,5 @@
 """How library functions report progress without knowing who shows it: they
-take a Progress and call it; the CLI passes a terminal progress bar (cli.py),
+take a Progress and call it; the CLI passes a terminal progress bar (console.py),
 everyone else NO_PROGRESS. Keeps click (and the terminal) out of the library."""
 
 from __future__ import annotations

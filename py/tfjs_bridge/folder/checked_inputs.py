@@ -78,7 +78,10 @@ def check_for(
     finite unless allowed. `only`: the model's one input (messages say "the
     model"), else one of several (they name the input)."""
     tokens = spec.kind == "tokens"
-    dtype, what = (np.int32, "int32 token ids") if tokens else (np.float32, "float32")
+    # token ids in the input's own dtype: int32, or float32 for a float input
+    # that feeds an Embedding
+    dtype = np.dtype(spec.dtype) if tokens else np.dtype(np.float32)
+    what = f"{dtype.name} token ids" if tokens else "float32"
     who, whose = ("the model", "the model's input") if only else ((f"input {spec.name}",) * 2)
     if x.dtype != dtype:
         raise BridgeError(

@@ -15,20 +15,23 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..core.errors import BridgeError
 from .artifacts import write_json_atomic
 
-if TYPE_CHECKING:
-    from ..bench.routes import BenchReport
-    from ..parity.truth import Subject
-    from ..parity.verify import VerifyReport
-
 PARITY_FILE = "parity.json"
 SCHEMA_VERSION = 1  # files from before versioning have the same layout
-PASS, FAIL, SKIP = "pass", "fail", "skip"
-STATUSES = (PASS, FAIL, SKIP)
+# A path's verdict, from a closed set (parity/verify.py decides which):
+#   pass         it computes what the truth computes
+#   mismatch     it loads and computes other numbers, or fails while running
+#                (files written before these names say "fail")
+#   unsupported  it cannot hold this model (the converter refused its format,
+#                a layer it has no class for, a Lambda in the layers format)
+#   refused      the inputs, or what the truth computes on them, cannot tell
+#                paths apart: no verdict on the numbers
+#   skip         not run (its backend is not installed, or the folder lacks its format)
+PASS, MISMATCH, UNSUPPORTED, REFUSED, SKIP = "pass", "mismatch", "unsupported", "refused", "skip"
+STATUSES = (PASS, MISMATCH, UNSUPPORTED, REFUSED, SKIP)
 COLD_START_KEY = "cold_start_s"  # beside the batch sizes: process start to first prediction
 
 
@@ -58,46 +61,42 @@ def _write(model_dir: Path, record: dict) -> Path:
     return path
 
 
-def record_parity(report: VerifyReport, subjects: list[Subject]) -> list[Path]:
-    """Write each model folder's verify results: which Node paths passed, on
-    how many samples. Node runs by default only paths recorded as passed."""
-    written = []
-    for subject in subjects:
-        mine = [r for r in report.results if r.model == subject.name]
-        if not mine:
-            continue
-        old = read_parity(subject.model_dir) or {}
-        results = old.get("results", {})
-        for r in mine:
-            results[r.runtime] = {
-                "status": r.status,
-                "reason": r.reason,
-                "samples": r.figures.get("samples"),
-                "max_abs": r.figures.get("max_abs"),
-            }
-        record = {
-            **old,
-            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-            "results": results,
-        }
-        written.append(_write(subject.model_dir, record))
-    return written
+def record_results(model_dir: Path, results: dict[str, dict]) -> Path:
+    """Merge verify's results into the folder's record: runtime ->
+    {"status", "reason", "samples", "max_abs"}. Node runs by default only
+    paths recorded as passed."""
+    old = read_parity(model_dir) or {}
+    record = {
+        **old,
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "results": {**old.get("results", {}), **results},
+    }
+    return _write(model_dir, record)
 
 
-def record_speed(report: BenchReport, subjects: list[Subject]) -> list[Path]:
-    """Samples/s per Node path and batch, and cold starts, into the parity.json
-    of folders that have one, for Node to pick the fastest verified path."""
-    written = []
-    for subject in subjects:
-        record = read_parity(subject.model_dir)
-        if record is None:
-            continue
-        speed = record.setdefault("speed", {})
-        for t in report.timings:
-            if t.model == subject.name and not t.route.startswith("python/"):
-                speed.setdefault(t.route, {})[str(t.batch)] = t.throughput
-        for (model, route), figures in report.cold_start_by_path.items():
-            if model == subject.name:
-                speed.setdefault(route, {})[COLD_START_KEY] = figures["median_s"]
-        written.append(_write(subject.model_dir, record))
-    return written
+def record_speed(model_dir: Path, speed: dict[str, dict]) -> Path | None:
+    """Merge speed figures (route -> {"<batch>": samples/s, COLD_START_KEY: s})
+    into the record of a folder that has one, for Node to pick the fastest
+    verified path; None when the folder has no record."""
+    record = read_parity(model_dir)
+    if record is None:
+        return None
+    mine = record.setdefault("speed", {})
+    for route, figures in speed.items():
+        mine.setdefault(route, {}).update(figures)
+    return _write(model_dir, record)
+
+
+def forget_formats(model_dir: Path, formats: tuple[str, ...] | list[str]) -> Path | None:
+    """Drop what the record says of the paths that run these formats (their
+    results and speed figures): a new conversion makes them stale, and Node
+    must not run a path as verified on the strength of the files it replaced.
+    A path's name ends in its format ("tfjs-node/layers", "keras3 vs
+    tfjs-node/layers"). None when the folder has no record."""
+    record = read_parity(model_dir)
+    if record is None:
+        return None
+    for part in ("results", "speed"):
+        kept = record.get(part, {})
+        record[part] = {k: v for k, v in kept.items() if k.rsplit("/", 1)[-1] not in formats}
+    return _write(model_dir, record)

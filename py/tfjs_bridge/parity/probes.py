@@ -2,10 +2,11 @@
 seed, within each input's domain (signature.py), different from sample to
 sample, and for masked inputs padded to many lengths (post- and pre-padding,
 and one sample padded throughout) so that the masked code paths are compared
-too. And the other half of the promise: a description of what was fed, and a
-refusal when the inputs cannot tell two paths apart (every sample the same,
-or token ids that are all one id): a check that can only pass is worse than
-none."""
+too. And the other half of the promise: a description of what was fed and
+of what the truth computed on it, and a refusal when either cannot tell two
+paths apart (every sample the same, token ids that are all one id, or a
+model that gives the same outputs, within tolerance, for every sample): a
+check that can only pass is worse than none."""
 
 from __future__ import annotations
 
@@ -49,7 +50,9 @@ def probe_input(spec: InputSpec, samples: int, rng) -> np.ndarray:
     if spec.kind == "tokens":
         # With mask_zero, 0 is padding: the real ids start at 1.
         low = max(int(spec.low), 1) if masked else int(spec.low)
-        x = rng.integers(low, int(spec.high), size=shape, dtype=np.int64).astype(np.int32)
+        # In the input's own dtype: a float input that feeds an Embedding
+        # (signature.py) gets whole ids as floats.
+        x = rng.integers(low, int(spec.high), size=shape, dtype=np.int64).astype(spec.dtype)
     else:
         x = rng.uniform(spec.low, spec.high, size=shape).astype(np.float32)
     if masked:
@@ -101,3 +104,44 @@ def vacuity(described: list[dict], signature: Signature) -> str | None:
         if spec.kind == "tokens" and (d["distinct_values"] or 0) <= 1:
             return f"input {d['name']}: every token id is {d['min']:g}"
     return None
+
+
+def describe_outputs(ys: list[np.ndarray], names: list[str]) -> list[dict]:
+    """What the truth computed, per output: over how many samples, how many
+    distinct ones, and the spread (the largest range, across samples, of
+    any one output value)."""
+    out = []
+    for y, name in zip(ys, names, strict=True):
+        y = np.asarray(y)
+        flat = y.reshape(len(y), -1).astype(np.float64) if y.ndim else y.reshape(1, 1)
+        # the finite values only: NaN or ±Inf in some samples say nothing of the others
+        finite = np.ma.masked_invalid(flat)
+        spread = (finite.max(axis=0) - finite.min(axis=0)).max() if finite.count() else None
+        out.append(
+            {
+                "name": name,
+                "samples": int(len(flat)),
+                "distinct_samples": int(len(np.unique(flat, axis=0))) if flat.size else 0,
+                "spread": None if spread is None else float(spread),
+                "max_abs": float(np.abs(finite).max()) if finite.count() else None,
+            }
+        )
+    return out
+
+
+def output_vacuity(described: list[dict], atol: float, rtol: float) -> str | None:
+    """Why the truth's outputs cannot tell paths apart, or None when they
+    can: every output the same for every sample, or varying by no more than
+    the tolerance (a path that ignored its inputs would pass). One output
+    that varies is enough: it exercises what computes it."""
+    if not described or described[0]["samples"] < 2:
+        return None
+    said = []
+    for d in described:
+        if d["spread"] is None:
+            said.append(f"{d['name']} no finite value")
+            continue
+        if d["distinct_samples"] > 1 and d["spread"] > atol + rtol * d["max_abs"]:
+            return None
+        said.append(f"{d['name']} {d['distinct_samples']} distinct, spread {d['spread']:.1e}")
+    return f"over {described[0]['samples']} samples: {'; '.join(said)}"

@@ -1,5 +1,5 @@
-"""Showing a verify report: a terminal table (one ✓/✗ line per path),
-report.json, and a PNG of the error distribution per path."""
+"""Showing a verify report: a terminal table (one line per path, with its
+verdict), report.json, and a PNG of the error distribution per path."""
 
 from __future__ import annotations
 
@@ -7,9 +7,18 @@ import json
 from pathlib import Path
 
 from ..folder.artifacts import write_json_atomic
-from ..folder.parity_record import FAIL, PASS, SKIP
+from ..folder.parity_record import MISMATCH, PASS, REFUSED, SKIP, UNSUPPORTED
 
-MARKS = {PASS: "[green]✓[/]", FAIL: "[red]✗[/]", SKIP: "[yellow]–[/]"}
+MARKS = {
+    PASS: "[green]✓[/]",
+    MISMATCH: "[red]✗[/]",
+    UNSUPPORTED: "[yellow]–[/]",
+    REFUSED: "[magenta]?[/]",
+    SKIP: "[dim]–[/]",
+}
+# The summary line's words, in MARKS order.
+COUNTED = {PASS: "passed", MISMATCH: "mismatched", UNSUPPORTED: "unsupported",
+           REFUSED: "refused", SKIP: "skipped"}  # fmt: skip
 
 
 def _sci(value) -> str:
@@ -25,13 +34,16 @@ def print_table(report, console=None) -> None:
         if not console.is_terminal:
             console = Console(width=120)  # a pipe or a CI log: do not wrap at 80
     table = Table(title="tfjs-bridge verify: Node paths against Python")
-    for column in ("", "model", "runtime", "samples", "max |err|", "max rel", "outside", "argmax"):
-        table.add_column(column, justify="left" if column in {"model", "runtime"} else "right")
+    for column in ("", "verdict", "model", "runtime", "samples", "max |err|", "max rel",
+                   "outside", "argmax"):  # fmt: skip
+        left = column in {"verdict", "model", "runtime"}
+        table.add_column(column, justify="left" if left else "right")
     for r in report.results:
         f = r.figures
         argmax = f"{f['argmax_agree']}/{f['argmax_total']}" if "argmax_total" in f else ""
         table.add_row(
             MARKS[r.status],
+            r.status,
             r.model,
             r.runtime,
             str(f.get("samples", "")),
@@ -43,7 +55,9 @@ def print_table(report, console=None) -> None:
     console.print(table)
     for r in report.results:
         if r.status != PASS:
-            console.print(f"{MARKS[r.status]} {r.model} {r.runtime}: {r.reason}", highlight=False)
+            # "model runtime: verdict: reason" (a refusal's reason already says "refused:")
+            said = r.reason if r.reason.startswith(f"{r.status}:") else f"{r.status}: {r.reason}"
+            console.print(f"{MARKS[r.status]} {r.model} {r.runtime}: {said}", highlight=False)
     accuracy = {}
     for r in report.results:
         if "accuracy_node" in r.figures:
@@ -71,7 +85,7 @@ def print_table(report, console=None) -> None:
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
     counts = {s: sum(r.status == s for r in report.results) for s in MARKS}
-    console.print(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped")
+    console.print(", ".join(f"{counts[s]} {word}" for s, word in COUNTED.items()))
 
 
 def plot(report, path: Path) -> Path:

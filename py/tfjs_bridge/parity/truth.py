@@ -1,14 +1,20 @@
-"""The Python side of a parity check: a model folder's truth, computed by the
-framework that trained it, and the output names each format should carry.
+"""What a Node path is checked against: the truth of a model folder.
 
 A folder's manifest says what the truth is ("reference"):
   tf_keras     keras.h5 loaded in tf-keras (registry models, user .h5 files)
   keras3       source.keras loaded in Keras 3 (user .keras files)
   saved_model  saved_model/ served by TensorFlow (user SavedModels that are not Keras)
-"""
+  tfjs         the tfjs layers model `tfjs-bridge import` read: the truth is
+               that model run in Node, and what is checked is each Keras
+               model import wrote (reverse verify)
+
+Both directions sit behind one interface (Truth): verify asks `truth_for`
+once per model, then runs every path through one routine that compares the
+pairs the truth names (Comparison)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +26,7 @@ from ..core.quiet_tf import import_tensorflow
 from ..folder import artifacts
 from ..folder.formats import FORMATS
 from ..folder.signature import Signature, legacy_signature
+from ..importing.command import PYTHON_MODELS, REFERENCE_KIND
 
 CHUNK = 1000  # samples per call, on both sides
 
@@ -42,6 +49,12 @@ class Subject:
     # format -> its conversion's record, for the formats whose weights are
     # quantized (convert --quantize): verify judges those by a budget
     quantized: dict = field(default_factory=dict)
+    # format -> why the folder cannot hold it (the manifest's "unsupported":
+    # the converter's one line, or a Lambda layer in the layers format): its
+    # paths are `unsupported`, not run
+    unsupported: dict = field(default_factory=dict)
+    # load a Keras truth holding Lambda layers (their code comes from the file)
+    trust_lambda: bool = False
 
     def __post_init__(self):
         if self.signature is None:
@@ -77,11 +90,78 @@ def subject_from_folder(model_dir: Path) -> Subject:
         quantized={
             fmt: c for fmt, c in manifest.get("conversions", {}).items() if c.get("quantize")
         },
+        unsupported=dict(manifest.get("unsupported", {})),
     )
 
 
-class Reference:
-    """Runs the subject's original model in Python."""
+@dataclass
+class Comparison:
+    """One check of a path: `expected` is the truth, `got` the side under test,
+    each with its output names; `*_singles` are the same at a batch of one
+    (first samples only). `relabel` names the two sides in the figures."""
+
+    name: str  # the result's runtime column, e.g. "tfjs-node/layers"
+    expected: list[np.ndarray]
+    expected_names: list[str]
+    got: list[np.ndarray]
+    got_names: list[str]
+    expected_singles: list[np.ndarray]
+    got_singles: list[np.ndarray]
+    relabel: Callable[[dict], dict] = lambda figures: figures
+
+
+def run_chunked(call: Callable[[list], list], xs: list[np.ndarray]) -> list[np.ndarray]:
+    """call(inputs) on CHUNK samples at a time, outputs concatenated."""
+    parts = [
+        [np.asarray(y) for y in call([x[i : i + CHUNK] for x in xs])]
+        for i in range(0, len(xs[0]), CHUNK)
+    ]
+    return [np.concatenate(ys) for ys in zip(*parts, strict=True)]
+
+
+def keras_call(model, names: list[str] | None = None) -> Callable[[list], list]:
+    """A Keras model as a function of a list of inputs (in the order of
+    `names`, the signature's) to a list of outputs. A Keras 3 model built on
+    a dict of inputs takes a dict: each input goes under its key, found by
+    its Input layer's name."""
+    struct = getattr(model, "_inputs_struct", None)
+    if isinstance(struct, dict) and names:
+        where = {key: names.index(getattr(t, "name", key)) for key, t in struct.items()}
+        return lambda xs: as_list(model({key: xs[i] for key, i in where.items()}, training=False))
+    return lambda xs: as_list(model(xs[0] if len(xs) == 1 else list(xs), training=False))
+
+
+def as_list(y) -> list:
+    """A model's outputs as a list (a dict's in sorted key order)."""
+    if isinstance(y, dict):
+        return [y[k] for k in sorted(y)]
+    return list(y) if isinstance(y, list | tuple) else [y]
+
+
+class Truth:
+    """The interface verify runs every path through."""
+
+    def node_format(self, fmt: str) -> str:
+        """The format Node runs for a path of this format."""
+        return fmt
+
+    def skips(self, fmt: str) -> str | None:
+        """Why a path of this format is not run for this truth, or None."""
+        return None
+
+    def result_names(self, runtime: str) -> list[str]:
+        return [runtime]
+
+    def python_side(self, xs: list[np.ndarray]):
+        """What Python computes once, on every input, before any path runs."""
+        raise NotImplementedError
+
+    def comparisons(self, runtime: str, fmt: str, run, python_side) -> list[Comparison]:
+        raise NotImplementedError
+
+
+class KerasTruth(Truth):
+    """The folder's original model, run in Python: the truth every Node path must match."""
 
     def __init__(self, subject: Subject):
         self.subject = subject
@@ -94,18 +174,11 @@ class Reference:
             artifacts.check_folder_integrity(subject.model_dir, subject.reference_file)
         else:
             artifacts.check_integrity(subject.model_dir, [subject.reference_file])
-        if kind == "tf_keras":
-            model = load_keras(path, TF_KERAS)
+        if kind in (TF_KERAS, KERAS3):
+            model = load_keras(path, kind, trust_lambda=subject.trust_lambda)
             self.keras_model = model
-            self.output_names = list(model.output_names)
-            self._call = lambda xs: _as_list(model(_one_or_list(xs), training=False))
-        elif kind == "keras3":
-            from ..conversion import keras3
-
-            model = load_keras(path, KERAS3)
-            self.keras_model = model
-            self.output_names = keras3.output_names(model)
-            self._call = lambda xs: _as_list(model(_one_or_list(xs), training=False))
+            self.output_names = output_names(model, kind)
+            self._call = keras_call(model, subject.signature.names)
         elif kind == "saved_model":
             serve = tf.saved_model.load(str(path)).signatures["serving_default"]
             keys = subject.signature.names
@@ -134,12 +207,9 @@ class Reference:
     def __call__(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         """Outputs in output_names order for the inputs (one array per input,
         in the signature's order), computed in chunks."""
-        n = len(xs[0])
-        parts = [
-            [np.asarray(y) for y in self._call([x[i : i + CHUNK] for x in xs])]
-            for i in range(0, n, CHUNK)
-        ]
-        return [np.concatenate(ys) for ys in zip(*parts, strict=True)]
+        return run_chunked(self._call, xs)
+
+    python_side = __call__
 
     def for_format(self, fmt: str, outputs: list[np.ndarray]) -> list[np.ndarray]:
         """Python's outputs ordered and named as the format names them."""
@@ -150,13 +220,89 @@ class Reference:
             return outputs
         return [outputs[self.output_names.index(n)] for n in names]
 
+    def comparisons(self, runtime, fmt, run, python_side):
+        expected = self.for_format(fmt, python_side)
+        return [
+            Comparison(
+                runtime,
+                expected,
+                self.expected_names(fmt),
+                run.outputs,
+                run.output_names,
+                [e[: len(run.singles[0])] for e in expected],
+                run.singles,
+            )
+        ]
 
-def _one_or_list(xs: list):
-    """What a Keras model takes: one tensor, or a list for several inputs."""
-    return xs[0] if len(xs) == 1 else list(xs)
+
+class TfjsTruth(Truth):
+    """An imported folder (reverse verify): the tfjs layers model run in Node
+    is the truth, and each Keras model import wrote (keras.h5 in tf-keras,
+    model.keras in Keras 3) is checked against it. A result's runtime reads
+    "tf-keras vs tfjs-node/layers"."""
+
+    FORMAT = "layers"  # the imported tfjs model: the only format such a folder holds
+
+    def __init__(self, subject: Subject):
+        import_tensorflow()
+        self.subject = subject
+        self.calls, self.output_names = {}, {}
+        for python, rel in PYTHON_MODELS.items():
+            # What is checked must be what import wrote, not a tampered copy.
+            artifacts.check_integrity(subject.model_dir, [rel])
+            kind = TF_KERAS if python == "tf-keras" else KERAS3
+            model = load_keras(subject.model_dir / rel, kind)
+            self.calls[python] = keras_call(model)
+            self.output_names[python] = output_names(model, kind)
+
+    def node_format(self, fmt: str) -> str:
+        return self.FORMAT
+
+    def skips(self, fmt: str) -> str | None:
+        return None if fmt == self.FORMAT else "imported from tfjs"
+
+    def result_names(self, runtime: str) -> list[str]:
+        return [f"{python} vs {runtime}" for python in PYTHON_MODELS]
+
+    def python_side(self, xs):
+        """Each Keras model's outputs, in its output_names order."""
+        return {python: run_chunked(call, xs) for python, call in self.calls.items()}
+
+    def comparisons(self, runtime, fmt, run, python_side):
+        return [
+            Comparison(
+                f"{python} vs {runtime}",
+                run.outputs,
+                run.output_names,
+                outputs,
+                self.output_names[python],
+                run.singles,
+                [y[: len(run.singles[0])] for y in outputs],
+                _relabelled,
+            )
+            for python, outputs in python_side.items()
+        ]
 
 
-def _as_list(y) -> list:
-    if isinstance(y, dict):
-        return [y[k] for k in sorted(y)]
-    return list(y) if isinstance(y, list | tuple) else [y]
+def _relabelled(figures: dict) -> dict:
+    """compare calls the truth "python" and the checked side "node": here
+    the truth is tfjs (Node) and the checked side Keras (Python)."""
+    for output in figures.get("outputs", []):
+        output["first_outside"] = [
+            {"index": f["index"], "tfjs": f["python"], "keras": f["node"]}
+            for f in output.get("first_outside", [])
+        ]
+    return figures
+
+
+def truth_for(subject: Subject) -> Truth:
+    """Which truth a folder's paths are checked against: asked once."""
+    return TfjsTruth(subject) if subject.reference_kind == REFERENCE_KIND else KerasTruth(subject)
+
+
+def output_names(model, kind: str) -> list[str]:
+    if kind == KERAS3:
+        from ..conversion.keras3 import output_names as keras3_output_names
+
+        return keras3_output_names(model)
+    return list(model.output_names)

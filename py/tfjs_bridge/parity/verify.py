@@ -1,13 +1,22 @@
 """`tfjs-bridge verify`: the same inputs through Python and through every Node
-path (runtimes.py), compared by parity.compare. Node runs in one long-lived
-worker per backend (workers.py), so a path is timed and checked, not started.
+path (runtime/runtimes.py), against the model's truth (truth.py), compared
+by compare.py. Node runs in one long-lived worker per backend
+(runtime/pool.py), so a path is timed and checked, not started.
 verify_models also takes users' own Keras files and records what passed in
-each model folder's parity.json (parity_record.py)."""
+each model folder's parity.json (parity_record.py).
+
+Each path gets one verdict from a closed set (parity_record.STATUSES): pass;
+mismatch (other numbers, or an error while running); unsupported (the path
+cannot hold the model: its format could not be made, or Node has no class or
+kernel for a part of it), decided before comparing; refused (the inputs, or
+what the truth computes on them, cannot tell paths apart); skip (not run).
+A model is verified when no path mismatches and at least one passes."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import math
+import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,15 +28,21 @@ from ..conversion import quantization
 from ..core.errors import NodeError, UsageError
 from ..core.progress import NO_PROGRESS, Progress
 from ..core.versions import python_versions
-from ..folder.parity_record import FAIL, PASS, SKIP, record_parity
+from ..folder.parity_record import (
+    MISMATCH,
+    PASS,
+    REFUSED,
+    SKIP,
+    STATUSES,
+    UNSUPPORTED,
+    record_results,
+)
 from ..folder.signature import Signature
-from ..importing.tfjs_import import PYTHON_MODELS
 from ..runtime.pool import on_workers, run_on_path
 from ..runtime.runtimes import Runtime
 from ..training import data
 from . import compare, probes
-from .reverse import TRUTH_FORMAT, PythonModels, is_reverse, result_name, run_reverse_path
-from .truth import CHUNK, Reference, Subject, subject_from_folder
+from .truth import CHUNK, Subject, Truth, subject_from_folder, truth_for
 
 ONE_BY_ONE = 4  # samples also predicted in batches of one, on every path
 
@@ -36,7 +51,7 @@ ONE_BY_ONE = 4  # samples also predicted in batches of one, on every path
 class PathResult:
     model: str
     runtime: str
-    status: str  # parity_record.STATUSES: pass | fail | skip
+    status: str  # parity_record.STATUSES: pass | mismatch | unsupported | refused | skip
     reason: str = ""
     figures: dict = field(default_factory=dict)
 
@@ -59,10 +74,22 @@ class VerifyReport:
     python: dict[str, str]
     notes: list[str] = field(default_factory=list)
     inputs: dict[str, list[dict]] = field(default_factory=dict)  # what was fed (probes.describe)
+    # what the truth computed on it (probes.describe_outputs), per model
+    outputs: dict[str, list[dict]] = field(default_factory=dict)
+
+    def verdicts(self) -> dict[str, dict[str, int]]:
+        """model -> how many of its paths got each verdict."""
+        counts: dict[str, dict[str, int]] = {}
+        for r in self.results:
+            mine = counts.setdefault(r.model, dict.fromkeys(STATUSES, 0))
+            mine[r.status] += 1
+        return counts
 
     @property
     def ok(self) -> bool:
-        return bool(self.results) and all(r.status == PASS for r in self.results)
+        """Every model verified: no path mismatches, at least one passes."""
+        counts = self.verdicts()
+        return bool(counts) and all(c[MISMATCH] == 0 and c[PASS] > 0 for c in counts.values())
 
     def to_json(self) -> dict:
         return {
@@ -77,22 +104,25 @@ class VerifyReport:
             },
             "notes": self.notes,
             "inputs": self.inputs,
+            "outputs": self.outputs,
+            "verdicts": self.verdicts(),
             "results": [r.to_json() for r in self.results],
         }
 
 
 def plan(
-    subjects: list[Subject], runtimes: list[Runtime], explicit: bool
+    subjects: list[Subject], truths: dict[str, Truth], runtimes: list[Runtime], explicit: bool
 ) -> tuple[list, list[str]]:
     """(subject, runtime) pairs to run. Without an explicit --runtime, paths
-    whose format a model folder lacks are left out, with a note."""
+    whose format a model folder lacks are left out, with a note; those whose
+    format it cannot hold (subject.unsupported) are kept, for their verdict."""
     pairs, notes = [], []
     for subject in subjects:
         for rt in runtimes:
-            if is_reverse(subject) and rt.format != TRUTH_FORMAT:
-                # an imported folder: its truth is the tfjs layers model, run in Node
-                notes.append(f"{subject.name}: imported from tfjs, {rt.name} not run")
-            elif rt.format in subject.formats or explicit:
+            why = truths[subject.name].skips(rt.format)
+            if why:
+                notes.append(f"{subject.name}: {why}, {rt.name} not run")
+            elif rt.format in subject.formats or rt.format in subject.unsupported or explicit:
                 pairs.append((subject, rt))
             else:
                 notes.append(f"{subject.name}: no {rt.format} model, {rt.name} not run")
@@ -114,7 +144,6 @@ def verify(
 ) -> VerifyReport:
     """Every (subject, runtime) pair on the same inputs. `ranges` overrides
     input domains by input name; `feeds` gives a subject's inputs outright."""
-    pairs, notes = plan(subjects, runtimes, explicit_runtimes)
     # The spec's tolerances unless the caller overrides them.
     tolerances = {
         s.name: {
@@ -124,45 +153,51 @@ def verify(
         }
         for s in subjects
     }
-    inputs, references, truth, fed, refused = {}, {}, {}, {}, {}
+    inputs, truths, python_side, fed, computed, refused = {}, {}, {}, {}, {}, {}
     for subject in subjects:
-        xs, labels = inputs_for(subject, samples, ranges or {}, (feeds or {}).get(subject.name))
-        inputs[subject.name] = (xs, labels)
-        fed[subject.name] = probes.describe(xs, subject.signature)
-        why = probes.vacuity(fed[subject.name], subject.signature)
+        name = subject.name
+        truths[name] = truth_for(subject)
+        xs, labels = inputs_for(subject, samples, ranges or {}, (feeds or {}).get(name))
+        inputs[name] = (xs, labels)
+        fed[name] = probes.describe(xs, subject.signature)
+        why = probes.vacuity(fed[name], subject.signature)
         if why:
-            refused[subject.name] = f"refused: the inputs cannot tell paths apart ({why})"
+            refused[name] = f"refused: the inputs cannot tell paths apart ({why})"
             continue
-        references[subject.name] = (
-            PythonModels(subject) if is_reverse(subject) else Reference(subject)
-        )
-        truth[subject.name] = references[subject.name](xs)
-    results: list[PathResult] = [
-        PathResult(s.name, name, FAIL, refused[s.name])
-        for s, rt in pairs
-        if s.name in refused
-        for name in _result_names(s, rt)
-    ]
-    pairs = [(s, rt) for s, rt in pairs if s.name not in refused]
+        python_side[name] = truths[name].python_side(xs)
+        # Judged on what the model computes too: inputs that differ can still
+        # all give one output (uniform floats cast to token 0, a saturated head).
+        computed[name] = probes.describe_outputs(*_truth_outputs(truths[name], python_side[name]))
+        tol = tolerances[name]
+        why = probes.output_vacuity(computed[name], tol["atol"], tol["rtol"])
+        if why:
+            refused[name] = f"refused: the model's outputs cannot tell paths apart ({why})"
+    pairs, notes = plan(subjects, truths, runtimes, explicit_runtimes)
+    # results in the plan's order, whichever verdict came first
+    order = {(s.name, name): i for i, (s, rt) in enumerate(pairs)
+             for name in truths[s.name].result_names(rt.name)}  # fmt: skip
+    results: list[PathResult] = []
+    for verdict, why_not in ((UNSUPPORTED, lambda s, rt: s.unsupported.get(rt.format)),
+                             (REFUSED, lambda s, rt: refused.get(s.name))):  # fmt: skip
+        results += [
+            PathResult(s.name, name, verdict, why_not(s, rt))
+            for s, rt in pairs
+            if why_not(s, rt)
+            for name in truths[s.name].result_names(rt.name)
+        ]
+        pairs = [(s, rt) for s, rt in pairs if not why_not(s, rt)]
 
     chunks = {s.name: math.ceil(len(inputs[s.name][0][0]) / CHUNK) for s in subjects}
 
     def run(worker, subject: Subject, rt: Runtime) -> None:
         name = subject.name
-        if is_reverse(subject):  # truth[name]: each Keras model's outputs
-            results.extend(
-                run_reverse_path(worker, subject, rt, inputs[name], truth[name],
-                                 references[name].output_names, tolerances[name], progress,
-                                 ONE_BY_ONE)
-            )  # fmt: skip
-            return
-        results.append(
-            _run_path(worker, subject, rt, inputs[name], references[name], truth[name],
-                      tolerances[name], progress)
+        results.extend(
+            run_path(worker, subject, rt, inputs[name], truths[name], python_side[name],
+                     tolerances[name], progress)
         )  # fmt: skip
 
     def unavailable(subject: Subject, rt: Runtime, err: NodeError) -> None:
-        for name in _result_names(subject, rt):
+        for name in truths[subject.name].result_names(rt.name):
             results.append(PathResult(subject.name, name, SKIP, f"backend {rt.backend}: {err}"))
         progress.advance(chunks[subject.name])
 
@@ -171,6 +206,7 @@ def verify(
         runtime_info = on_workers(pairs, run, unavailable, timeout=timeout)
     finally:
         progress.close()
+    results.sort(key=lambda r: order.get((r.model, r.runtime), len(order)))
     return VerifyReport(
         results=results,
         samples={s.name: len(inputs[s.name][0][0]) for s in subjects},
@@ -179,12 +215,43 @@ def verify(
         python=python_versions(),
         notes=notes,
         inputs=fed,
+        outputs=computed,
     )
 
 
-def _result_names(subject: Subject, rt: Runtime) -> list[str]:
-    """One result per path; an imported folder's path checks each of its Keras models."""
-    return [result_name(p, rt.name) for p in PYTHON_MODELS] if is_reverse(subject) else [rt.name]
+def _truth_outputs(truth: Truth, python_side) -> tuple[list[np.ndarray], list[str]]:
+    """What the truth computed and the outputs' names; for several Python
+    models (an imported folder: python_side by model), the first one's."""
+    if isinstance(python_side, dict):
+        python, outputs = next(iter(python_side.items()))
+        return outputs, truth.output_names[python]
+    return python_side, truth.output_names
+
+
+# What Node says when a path cannot hold a model, rather than computing it
+# wrongly: (pattern, the verdict's reason from its groups). Any other error
+# while loading or running is a mismatch: a failure, never passed over.
+NODE_UNSUPPORTED = (
+    (re.compile(r"Unknown layer: (\w+)"), "layer {0}: tfjs-layers has no class for it"),
+    # with no input missing ("[]"): a missing one would be a feeding bug, a mismatch
+    (re.compile(r"Cannot compute the outputs .*Consider providing the following inputs: \[\]",
+                re.S),
+     "the graph model keeps dynamic ops (a While loop) the tfjs graph executor cannot run"),
+    (re.compile(r"(?:Op is not supported|Unsupported op)\W+(\w+)"),
+     "op {0}: tfjs has no kernel for it"),
+    (re.compile(r"Kernel '(\w+)' not registered for backend '(\w+)'"),
+     "op {0}: the {1} backend has no kernel for it"),
+)  # fmt: skip
+
+
+def node_verdict(err: NodeError) -> tuple[str, str]:
+    """(status, reason) for a path whose Node side raised `err`."""
+    text = str(err)
+    for pattern, reason in NODE_UNSUPPORTED:
+        found = pattern.search(text)
+        if found:
+            return UNSUPPORTED, reason.format(*found.groups())
+    return MISMATCH, text
 
 
 def inputs_for(subject: Subject, samples, ranges, given) -> tuple[list[np.ndarray], object]:
@@ -204,49 +271,47 @@ def inputs_for(subject: Subject, samples, ranges, given) -> tuple[list[np.ndarra
     return probes.probe_inputs(signature, samples), None
 
 
-def _run_path(worker, subject, rt, inputs, reference, truth, tol, progress) -> PathResult:
+def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progress):
+    """One path of one model: Node runs it (chunks, then the first samples
+    one at a time), and each comparison its truth names is judged: outputs
+    within tolerance (or, for quantized weights, within budget), then the
+    batch of one against the same samples in a batch. One PathResult each."""
     xs, labels = inputs
     n = len(xs[0])
-    names_in = subject.signature.names
-    if rt.format not in subject.formats:
+    fmt = truth.node_format(rt.format)
+    if fmt not in subject.formats:
         progress.advance(math.ceil(n / CHUNK))
-        return PathResult(subject.name, rt.name, SKIP, f"the model folder has no {rt.format} model")
+        return [PathResult(subject.name, rt.name, SKIP, f"the model folder has no {fmt} model")]
     try:
-        run = run_on_path(worker, subject.model_dir, rt.format, xs, names_in, CHUNK, ONE_BY_ONE,
-                          progress.advance)  # fmt: skip
+        run = run_on_path(worker, subject.model_dir, fmt, xs, subject.signature.names, CHUNK,
+                          ONE_BY_ONE, progress.advance)  # fmt: skip
     except NodeError as err:
-        return PathResult(subject.name, rt.name, FAIL, str(err))
-    expected = reference.for_format(rt.format, truth)
-    names = (reference.expected_names(rt.format), run.output_names)
-    figures = compare.compare(
-        expected,
-        run.outputs,
-        *names,
-        atol=tol["atol"],
-        rtol=tol["rtol"],
-        labels=labels,
-        classifier=subject.classifier,
-    )
-    figures.update(samples=n, load_ms=run.load_ms, predict_ms=run.predict_ms)
-    passed = figures.pop("passed")
-    reason = figures.pop("reason", "")
-    conversion = subject.quantized.get(rt.format)
-    if conversion:  # quantized weights: judged by a budget (quantization.py), not by 1e-5
-        passed, reason = quantization.judge(
-            figures, expected, conversion, tol.get("max_accuracy_drop")
-        )
-        expected = run.outputs  # one at a time must still agree with its own batches
-    if passed:
-        one_by_one = compare.compare(
-            [e[: len(run.singles[0])] for e in expected],
-            run.singles,
-            *names,
-            atol=tol["atol"],
-            rtol=tol["rtol"],
-        )
-        passed = one_by_one["passed"]
-        reason = "" if passed else f"one sample at a time: {one_by_one['reason']}"
-    return PathResult(subject.name, rt.name, PASS if passed else FAIL, reason, figures)
+        status, reason = node_verdict(err)
+        names = truth.result_names(rt.name)
+        return [PathResult(subject.name, name, status, reason) for name in names]
+    results = []
+    conversion = subject.quantized.get(fmt)
+    for c in truth.comparisons(rt.name, fmt, run, python_side):
+        names = (c.expected_names, c.got_names)
+        figures = compare.compare(c.expected, c.got, *names, atol=tol["atol"], rtol=tol["rtol"],
+                                  labels=labels, classifier=subject.classifier)  # fmt: skip
+        figures.update(samples=n, load_ms=run.load_ms, predict_ms=run.predict_ms)
+        passed, reason = figures.pop("passed"), figures.pop("reason", "")
+        expected_singles = c.expected_singles
+        if conversion:  # quantized weights: judged by a budget (quantization.py), not by 1e-5
+            passed, reason = quantization.judge(
+                figures, c.expected, conversion, tol.get("max_accuracy_drop")
+            )
+            # one at a time must still agree with the path's own batches
+            expected_singles = [g[: len(c.got_singles[0])] for g in c.got]
+        if passed:
+            single = compare.compare(expected_singles, c.got_singles, *names, atol=tol["atol"],
+                                     rtol=tol["rtol"])  # fmt: skip
+            passed = single["passed"]
+            reason = "" if passed else f"one sample at a time: {single['reason']}"
+        status = PASS if passed else MISMATCH
+        results.append(PathResult(subject.name, c.name, status, reason, c.relabel(figures)))
+    return results
 
 
 def verify_models(
@@ -261,24 +326,29 @@ def verify_models(
     ranges: dict[str, tuple[float, float]] | None = None,
     inputs_file: Path | None = None,
     max_accuracy_drop: float | None = None,
+    trust_lambda: bool = False,
 ) -> VerifyReport:
     """verify for model folders and for users' own models (.h5, .keras or
     SavedModel folders), each exported to a temporary folder for the run.
     The folders that outlive it learn which of their paths passed (parity.json).
     `inputs_file` (.npy or .npz by input name) replaces the generated inputs
-    of the one model verified."""
+    of the one model verified. `trust_lambda`: load Keras models holding
+    Lambda layers, whose code comes from the file (refused otherwise)."""
     from ..conversion.export import export_model
     from ..folder.checked_inputs import load_inputs
 
     if inputs_file is not None and len(model_dirs) + len(keras_models) != 1:
         raise UsageError("--inputs gives one model's inputs: verify one model with it")
     kept = [subject_from_folder(d) for d in model_dirs]  # a bad folder fails before any export
+    for subject in kept:
+        subject.trust_lambda = trust_lambda
     with tempfile.TemporaryDirectory(prefix="tfjs-bridge-verify-") as tmp:
         exported = []
         for i, source in enumerate(keras_models):
             target = Path(tmp) / f"{i}-{source.stem or 'model'}"
-            export_model(source, target, name=source.stem or source.name)
+            export_model(source, target, name=source.stem or source.name, trust_lambda=trust_lambda)
             exported.append(subject_from_folder(target))
+            exported[-1].trust_lambda = trust_lambda
         feeds = None
         if inputs_file is not None:
             (subject,) = kept + exported
@@ -297,3 +367,23 @@ def verify_models(
         )
     record_parity(report, kept)
     return report
+
+
+def record_parity(report: VerifyReport, subjects: list[Subject]) -> list[Path]:
+    """Write each model folder's verify results into its parity.json: which
+    Node paths passed, on how many samples."""
+    written = []
+    for subject in subjects:
+        mine = {
+            r.runtime: {
+                "status": r.status,
+                "reason": r.reason,
+                "samples": r.figures.get("samples"),
+                "max_abs": r.figures.get("max_abs"),
+            }
+            for r in report.results
+            if r.model == subject.name
+        }
+        if mine:
+            written.append(record_results(subject.model_dir, mine))
+    return written

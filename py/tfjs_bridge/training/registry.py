@@ -78,7 +78,7 @@ MNIST_DIGITS = {
 }
 REGRESSION = {"task": "regression", "loss": "mean_squared_error", "metrics": ()}
 
-# The spam model's tokenizer (text.py), fitted by `train` on the training
+# The spam model's tokenizer (folder/tokenizer.py), fitted by `train` on the training
 # split: the 9,998 most frequent tokens (ids 2..; 0 pads, 1 is out of
 # vocabulary), the first 200 tokens of a mail's subject and body (half the
 # mails are longer). Measured: with the bag-of-words baseline, 5,000 to

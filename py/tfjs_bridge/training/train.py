@@ -20,11 +20,11 @@ from ..core.quiet_tf import import_tensorflow, native_stderr_hidden
 from ..core.versions import python_versions
 from ..folder import artifacts
 from ..folder.signature import read_signature
+from ..folder.tokenizer import TOKENIZER_FILE
 from . import data, pipeline
 from .averaging import averaged_weights, averaging_optimizer
 from .distribute import Distribution, barrier, collective_failure
 from .registry import ModelSpec, build_keras
-from .text import TOKENIZER_FILE
 
 STEPS_PER_EXECUTION = 50
 

@@ -1,0 +1,122 @@
+"""One long-lived tensorflowjs_converter process for a whole fuzz run.
+
+Every conversion of `export` starts `tensorflowjs_converter` afresh, and the
+start (importing TensorFlow, TF Decision Forests and JAX) costs about 7 s of
+CPU, against well under one for converting a fuzzer's small model. Like the
+long-lived Node worker per backend, `shared_converter()` keeps one Python
+process that imports the converter once and runs each conversion on the
+same argument list (`tensorflowjs.converters.converter.convert(args)`, what
+the command's entry point calls); conversion.convert's `run_converter` is
+pointed at it for the duration, and a failure reads as the command's would:
+`tensorflowjs_converter failed: <last line>`. A process that dies is started
+again for the next conversion.
+
+Run as `python -m tfjs_bridge.fuzz.converter`, it is that process: one JSON
+argument list per line on stdin, one JSON reply per line on stdout."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from ..conversion import convert as convert_module
+from ..core.errors import BridgeError, last_line
+
+
+class ConverterProcess:
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.conversions = 0
+
+    def _start(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")},
+        )
+
+    def run(self, args: list[str]) -> str:
+        """conversion.convert.run_converter's contract: stdout, or a BridgeError."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        self.conversions += 1
+        try:
+            self.proc.stdin.write(json.dumps(args) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+            self.stderr.seek(0)
+            tail = last_line(self.stderr.read()[-4000:])
+            raise BridgeError(f"tensorflowjs_converter failed: the process died ({tail})")
+        reply = json.loads(line)
+        if not reply["ok"]:
+            raise BridgeError(f"tensorflowjs_converter failed: {reply['error']}")
+        return reply.get("stdout", "")
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        self.stderr.close()
+
+
+@contextlib.contextmanager
+def shared_converter():
+    """run_converter goes to one long-lived converter process until the block ends."""
+    process = ConverterProcess()
+    original = convert_module.run_converter
+    convert_module.run_converter = process.run
+    try:
+        yield process
+    finally:
+        convert_module.run_converter = original
+        process.close()
+
+
+def install_for_process() -> None:
+    """shared_converter for the rest of this process (a fuzz job's worker
+    process): the converter process is closed, and so waited for, at exit."""
+    process = ConverterProcess()
+    convert_module.run_converter = process.run
+    atexit.register(process.close)
+
+
+def _serve() -> None:
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # whatever the converter prints must not reach the replies
+    from tensorflowjs.converters import converter
+
+    for line in sys.stdin:
+        args = json.loads(line)
+        try:
+            converter.convert(args)
+            reply = {"ok": True}
+        except BaseException as exc:  # noqa: BLE001 - the reply carries it, as stderr would
+            lines = [text for text in str(exc).strip().splitlines() if text.strip()]
+            error = f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+            reply = {"ok": False, "error": error}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    _serve()

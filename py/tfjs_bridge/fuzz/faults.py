@@ -1,0 +1,170 @@
+"""One seeded weight fault in one path's files (LEMON's weight mutation,
+CRADLE's question: does the comparison see it?).
+
+After export and conversion, one element of one weight is scaled in a tfjs
+format's weight shard, and its sha256 is re-recorded in the manifest as a
+converter that wrote a wrong model itself would (tests/conftest.py's
+`rerecord`): the files are consistent, only the numbers are wrong. verify
+must then not pass that format's paths.
+
+The fault must be one the inputs can see: a masked or unused weight, or one
+behind a dead unit, changes nothing, and a path that does not see it is
+right to pass. So the element is chosen in Python first: the output Dense's
+kernel (else any Dense's, else the largest weight), its largest elements in
+turn, each scaled and run on the inputs verify feeds, until one moves some
+output by at least EFFECT times the tolerance. The shard bytes of that
+weight are found by content (its float32 values, which occur once), so the
+same code places a fault in the layers and in the graph format."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..conversion.keras_loader import load_keras
+from ..folder import artifacts
+from ..folder.formats import FORMATS
+from ..parity import probes
+from ..parity.truth import keras_call, output_names, subject_from_folder
+
+RELATIVE = (0.05, 0.5)  # tried in turn: a few percent first, well above 1e-5
+EFFECT = 100.0  # the change it makes must be this many times the tolerance
+ELEMENTS = 3  # largest elements tried per weight
+
+
+@dataclass
+class Fault:
+    format: str
+    layer: str
+    weight: str
+    index: list[int]
+    relative: float
+    before: float
+    after: float
+    effect: float  # max |change of an output| / (atol + rtol |output|), in Keras
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+class NoFault(Exception):
+    """No fault the inputs can see could be placed; the message says why."""
+
+
+def _layers(layer):
+    """A layer and every layer inside it (nested models, wrappers), in tf-keras and Keras 3."""
+    yield layer
+    inner = list(getattr(layer, "layers", None) or [])
+    for attr in ("layer", "forward_layer", "backward_layer"):
+        if getattr(layer, attr, None) is not None:
+            inner.append(getattr(layer, attr))
+    for sub in inner:
+        yield from _layers(sub)
+
+
+def _candidates(model, outputs: list[str]) -> list[tuple[str, object]]:
+    """(layer name, variable): the output Dense kernels first (a Dense in a
+    TimeDistributed named by its wrapper), then any Dense's, then every
+    weight by size; each variable once."""
+    dense = []
+    for layer in _layers(model):
+        inner = getattr(layer, "layer", layer)
+        if type(inner).__name__ == "Dense":
+            dense.append((layer.name, inner.kernel))
+    first = [c for c in dense if c[0] in outputs]
+    rest = [c for c in dense if c[0] not in outputs]
+    by_size = sorted(model.weights, key=lambda w: -int(np.prod(w.shape)))
+    seen, out = set(), []
+    for name, var in first + rest + [(getattr(w, "path", w.name), w) for w in by_size]:
+        if id(var) not in seen:
+            seen.add(id(var))
+            out.append((name, var))
+    return out
+
+
+def _effect(call, xs, before: list[np.ndarray], atol: float, rtol: float) -> float:
+    after = call(xs)
+    worst = 0.0
+    for a, b in zip(after, before, strict=True):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        worst = max(worst, float(np.nanmax(np.abs(a - b) / (atol + rtol * np.abs(b)))))
+    return worst
+
+
+def choose(model_dir: Path, samples: int) -> tuple[str, object, tuple, float, float, float]:
+    """(layer, variable, element index, relative change, new value, effect)
+    of a fault the inputs verify feeds can see."""
+    subject = subject_from_folder(model_dir)
+    # the truth verify runs (a Keras 3 source's own file), with the weights the shards hold
+    model = load_keras(model_dir / subject.reference_file, subject.reference_kind)
+    xs = probes.probe_inputs(subject.signature, samples)
+    call = keras_call(model)
+    before = [np.asarray(y) for y in call(xs)]
+    tried = 0
+    for layer, var in _candidates(model, output_names(model, subject.reference_kind)):
+        value = np.asarray(var.numpy())
+        if value.dtype != np.float32 or value.size == 0:
+            continue
+        order = np.argsort(-np.abs(value), axis=None)[:ELEMENTS]
+        for flat in order:
+            index = np.unravel_index(flat, value.shape)
+            for relative in RELATIVE:
+                changed = value.copy()
+                changed[index] *= 1.0 + relative
+                var.assign(changed)
+                try:
+                    effect = _effect(call, xs, before, subject.atol, subject.rtol)
+                finally:
+                    var.assign(value)
+                tried += 1
+                if effect >= EFFECT:
+                    return layer, var, index, relative, float(changed[index]), effect
+        if tried >= 30:
+            break
+    raise NoFault(f"no weight of {tried} tried moves an output by {EFFECT:g}x the tolerance")
+
+
+def _shards(model_dir: Path, fmt: str) -> list[Path]:
+    folder = model_dir / FORMATS[fmt].folder
+    model = json.loads((folder / FORMATS[fmt].entry).read_text())
+    return [folder / p for group in model["weightsManifest"] for p in group["paths"]]
+
+
+def inject(model_dir: Path, fmt: str, samples: int) -> Fault:
+    """Places one fault in model_dir's `fmt` (layers or graph) weight shards,
+    re-recording their sha256; raises NoFault when none can be placed."""
+    layer, var, index, relative, new, effect = choose(model_dir, samples)
+    value = np.asarray(var.numpy())
+    needle = value.tobytes()
+    hits = []
+    for shard in _shards(model_dir, fmt):
+        data = shard.read_bytes()
+        at = data.find(needle)
+        while at >= 0:
+            hits.append((shard, at))
+            at = data.find(needle, at + 1)
+    if len(hits) != 1:
+        where = "not found" if not hits else f"found {len(hits)} times"
+        raise NoFault(f"{layer}/{var.name}: its float32 values are {where} in the {fmt} shards")
+    shard, at = hits[0]
+    flat = int(np.ravel_multi_index(index, value.shape))
+    data = bytearray(shard.read_bytes())
+    offset = at + 4 * flat
+    data[offset : offset + 4] = np.float32(new).tobytes()
+    shard.write_bytes(bytes(data))
+    _rerecord(model_dir, shard)
+    return Fault(fmt, layer, getattr(var, "path", var.name), [int(i) for i in index], relative,
+                 float(value[index]), new, effect)  # fmt: skip
+
+
+def _rerecord(model_dir: Path, file: Path) -> None:
+    manifest_path = model_dir / artifacts.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    folder, name = file.relative_to(model_dir).as_posix().split("/", 1)
+    for conversion in manifest.get("conversions", {}).values():
+        if conversion.get("output") == folder:
+            conversion["files"][name] = artifacts.sha256(file)
+    manifest_path.write_text(json.dumps(manifest))
