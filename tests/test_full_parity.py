@@ -4,7 +4,7 @@ Writes reports/verify/ (report.json, errors.png) and prints the table."""
 
 import pytest
 
-from tfjs_bridge.cli import terminal_progress
+from tfjs_bridge.console import terminal_progress
 from tfjs_bridge.core.paths import MODELS_DIR, PROJECT_ROOT
 from tfjs_bridge.parity.report import print_table, write_report
 from tfjs_bridge.parity.truth import subject_from_folder

@@ -275,3 +275,22 @@ def test_outputs_that_cannot_tell_paths_apart_are_refused(node_runtime, models, 
         "(over 64 samples: output_0 1 distinct, spread 0.0e+00)"
     )
     assert "0 passed, 0 mismatched, 0 unsupported, 1 refused, 0 skipped" in result.output
+
+
+def test_keras3_layer_normalization_has_a_tf_keras_twin():
+    """Keras 3 writes rms_scaling=False, which tf-keras does not take: the
+    LSTM -> LayerNormalization -> LSTM model had no twin ("Error when
+    deserializing class 'LayerNormalization'"), so no path at all."""
+    import_tensorflow()
+    import keras
+
+    from tfjs_bridge.conversion.keras3 import to_tf_keras
+
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential([
+        keras.Input((10, 3)), keras.layers.LSTM(8, return_sequences=True),
+        keras.layers.LayerNormalization(), keras.layers.LSTM(6), keras.layers.Dense(2),
+    ])  # fmt: skip
+    x = np.random.default_rng(0).uniform(-1, 1, (16, 10, 3)).astype(np.float32)
+    twin = to_tf_keras(model)
+    np.testing.assert_allclose(twin(x).numpy(), model(x).numpy(), atol=1e-5, rtol=1e-5)

@@ -1,5 +1,4 @@
-"""The `tfjs-bridge` commands: parsing and printing only; the work is in the library, which
-the tests call directly; the CLI's own pieces (error lines, progress bar) in console.py."""
+"""The `tfjs-bridge` commands: parsing and printing only (its own pieces in console.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import __version__, console
-from .console import BatchSizes, BridgeGroup, echo_err, echo_note, echo_wrote, given_options
+from .console import BatchSizes, BridgeGroup, echo_err, echo_note, echo_wrote
 from .conversion.convert import CONVERTIBLE, FORMAT_HELP
 from .conversion.keras_loader import TRUST_LAMBDA_HELP
 from .conversion.quantization import ACCURACY_DROP_HELP, QUANTIZATIONS, QUANTIZE_HELP
@@ -16,12 +15,6 @@ from .core.paths import models_root
 from .runtime.runtimes import RUNTIME_HELP
 from .runtime.services import BATCHING, BATCHING_HELP
 from .training.distribute import STRATEGIES, STRATEGY_HELP
-
-_models_root = models_root
-terminal_progress = console.terminal_progress  # tests import it from here
-AT_LEAST_1 = click.IntRange(min=1)
-PATH = click.Path(path_type=Path)
-DIR = click.Path(file_okay=False, path_type=Path)
 
 
 @click.group(cls=BridgeGroup)
@@ -38,42 +31,38 @@ def doctor():
     from .doctor import diagnose
 
     report = diagnose()
-    width = max(len(k) for k in report.versions)
-    for name, version in report.versions.items():
-        click.echo(f"{name:<{width}}  {version if version is not None else '-'}")
-    for problem in report.problems:
-        click.echo(f"✗ {problem}", err=True)
+    console.echo_lines(report.lines())
+    console.echo_lines((f"✗ {problem}" for problem in report.problems), err=True)
     if not report.ok:
         raise SystemExit(1)
-    click.echo("✓ Python and Node run the same TensorFlow build")
 
 
 @main.command("build-addon")
 @click.option("--force", is_flag=True, help="Rebuild even if the addon is up to date.")
-@click.option("--tf-dir", type=PATH, help="A tensorflow package folder to link against "
+@click.option("--tf-dir", type=console.PATH, help="A tensorflow package folder to link against "
               "(default: the installed one).")  # fmt: skip
 def build_addon_cmd(force: bool, tf_dir: Path | None):
     """Compile tfjs-node's native addon against the Python TensorFlow (offline)."""
     from .runtime.addon import build_addon
 
     result = build_addon(tf_dir=tf_dir, force=force, log=click.echo)
-    state = "built" if result.rebuilt else "up to date"
-    click.echo(f"tfjs-node addon {state}: {result.addon} -> TensorFlow {result.tensorflow_version}")
+    click.echo(f"tfjs-node addon {'built' if result.rebuilt else 'up to date'}: {result.addon}"
+               f" -> TensorFlow {result.tensorflow_version}")  # fmt: skip
 
 
 @main.command()
 @click.argument("models", nargs=-1)
-@click.option("--epochs", type=AT_LEAST_1, help="Override the spec's epochs.")
-@click.option("--limit", type=AT_LEAST_1, help="Use at most N train and N test samples.")
+@click.option("--epochs", type=console.AT_LEAST_1, help="Override the spec's epochs.")
+@click.option("--limit", type=console.AT_LEAST_1, help="Use at most N train and N test samples.")
 @click.option("--seed", default=0, show_default=True, help="Seed for weights and shuffling.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from its last completed epoch.")  # fmt: skip
 @click.option("--strategy", type=click.Choice(STRATEGIES), help=STRATEGY_HELP)
-@click.option("--workers", type=AT_LEAST_1, help="Start N local multi-worker processes on "
+@click.option("--workers", type=console.AT_LEAST_1, help="Start N local multi-worker processes on "
               "127.0.0.1 (sets each one's TF_CONFIG).")  # fmt: skip
-@click.option("--replicas", type=AT_LEAST_1, default=2, show_default=True,
+@click.option("--replicas", type=console.AT_LEAST_1, default=2, show_default=True,
               help="mirrored without GPUs: logical CPU devices to mirror over.")  # fmt: skip
-@click.option("--global-batch", type=AT_LEAST_1, help="Samples per optimizer step, split "
+@click.option("--global-batch", type=console.AT_LEAST_1, help="Samples per optimizer step, split "
               "between the replicas [default: the registry's].")  # fmt: skip
 @click.option("--record-cluster/--no-record-cluster", default=True, show_default=True,
               help="Record TF_CONFIG's addresses in the manifest "
@@ -82,23 +71,17 @@ def build_addon_cmd(force: bool, tf_dir: Path | None):
 def train(models, strategy, workers, replicas, **options):
     """Train registry MODELS (default: all) in tf-keras and save them.
 
-    Examples: tfjs-bridge train gru --epochs 1 --limit 5000;
-    tfjs-bridge train gru --resume  (after an interruption);
-    tfjs-bridge train gru --workers 2  (multi-worker, two local processes);
-    TF_CONFIG=... tfjs-bridge train gru --strategy multi-worker  (one task of a cluster)"""
+    Examples: tfjs-bridge train gru --epochs 1 --limit 5000; train gru --resume
+    (after an interruption); train gru --workers 2 (two local processes);
+    TF_CONFIG=... tfjs-bridge train gru --strategy multi-worker (one task)"""
     from .training import launcher
 
     options = launcher.TrainOptions(**options)
     if workers is not None:  # this process only starts them
         return launcher.run_workers(models, workers, strategy, options, say=click.echo)
     for done in launcher.train_models(models, options, strategy, replicas, log=echo_note,
-                                      progress=terminal_progress):  # fmt: skip
-        manifest, name = done.manifest, done.spec.name
-        if manifest.get("resumed_from_epoch"):
-            click.echo(f"{name}: resumed after epoch {manifest['resumed_from_epoch']}")
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in manifest["test"].items())
-        click.echo(f"{name}: {manifest['epochs']} epochs in {manifest['train_seconds']:.1f} s; "
-                   f"test {shown} -> {done.folder}")  # fmt: skip
+                                      progress=console.terminal_progress):  # fmt: skip
+        console.echo_lines(done.lines())
 
 
 @main.command()
@@ -115,17 +98,13 @@ def convert(models, fmt, quantize, check, out):
 
     Examples: tfjs-bridge convert gru --format layers;
     tfjs-bridge convert gru --quantize float16  (half the download)"""
-    from .conversion.convert import DEFAULT_FORMATS, conversion_summary
-    from .conversion.convert import convert as convert_model
+    from .conversion.convert import DEFAULT_FORMATS, convert_models
     from .training.registry import resolve
 
     formats = DEFAULT_FORMATS if fmt == "all" else (fmt,)
-    root = models_root(out)
-    for spec in resolve(models):
-        manifest = convert_model(root / spec.name, formats, log=echo_note, quantize=quantize)
-        for f, done in ((f, manifest["conversions"][f]) for f in formats):
-            click.echo(f"{spec.name}: {f} -> {root / spec.name / done['output']} "
-                       f"({conversion_summary(done)})")  # fmt: skip
+    console.echo_lines(
+        convert_models(resolve(models), formats, models_root(out), quantize, echo_note)
+    )
     if check:
         from .bench.first_figures import check_converted
 
@@ -133,34 +112,30 @@ def convert(models, fmt, quantize, check, out):
 
 
 @main.command("import")
-@click.argument("path", type=click.Path(path_type=Path))
-@click.argument("out_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("path", type=console.PATH)
+@click.argument("out_dir", required=False, type=console.DIR)
 @click.option("--name", default=None, help="Model name in the manifest [default: from PATH].")
 @console.models_dir_option
 def import_cmd(path: Path, out_dir: Path | None, name: str | None, out: Path | None):
     """Bring a TensorFlow.js layers model back to Keras, checked the other way.
 
-    PATH is a model.json (or its folder) as tfjs's model.save writes it, in
-    Node (model.json + weights.bin) or a browser (model.json +
-    model.weights.bin), any number of shards. OUT_DIR [default:
-    shared_models/NAME] gets the tfjs model (the truth for verify),
-    keras.h5 (tf-keras), model.keras (Keras 3) and a manifest; then
-    `tfjs-bridge verify --model-dir OUT_DIR` checks both Keras models
-    against the tfjs model run in Node. A folder node/train.js wrote
-    (tfjs_layers/ + manifest.json), without OUT_DIR, gets its keras.h5 in place.
+    PATH: a model.json (or its folder) as tfjs's model.save writes it in Node
+    or a browser, any number of shards. OUT_DIR [default: shared_models/NAME]
+    gets the tfjs model (verify's truth), keras.h5 (tf-keras), model.keras
+    (Keras 3) and a manifest; `tfjs-bridge verify --model-dir OUT_DIR` then
+    checks both against the tfjs model in Node. A folder node/train.js wrote,
+    without OUT_DIR, gets its keras.h5 in place.
     Example: tfjs-bridge import my-model/model.json models/my-model"""
     from .importing.command import import_command
 
-    for line in import_command(path, out_dir, name, _models_root(out)):
-        click.echo(line)
+    console.echo_lines(import_command(path, out_dir, name, models_root(out)))
 
 
 @main.command()
 @click.option("--check", is_flag=True,
               help="Fail if node/registry.json or node/vocabulary.json is stale.")  # fmt: skip
 def registry(check: bool):
-    """List the registry models and write what Node knows of Python's
-    definitions: node/registry.json and node/vocabulary.json."""
+    """List the registry models; write node/registry.json and node/vocabulary.json."""
     from .contract import check_contract, write_contract
     from .training.registry import MODELS
 
@@ -172,8 +147,8 @@ def registry(check: bool):
 
 
 @main.command()
-@click.argument("source", type=PATH)
-@click.argument("out_dir", type=DIR)
+@click.argument("source", type=console.PATH)
+@click.argument("out_dir", type=console.DIR)
 @click.option("--name", help="Model name in the manifest [default: OUT_DIR's name].")
 @click.option("--trust-lambda", is_flag=True, help=TRUST_LAMBDA_HELP)
 def export(source: Path, out_dir: Path, name: str | None, trust_lambda: bool):
@@ -194,7 +169,7 @@ def export(source: Path, out_dir: Path, name: str | None, trust_lambda: bool):
 @main.command()
 @click.argument("models", nargs=-1)
 @click.option("--runtime", "runtimes", multiple=True, help=RUNTIME_HELP)
-@click.option("--samples", type=AT_LEAST_1, default=500, show_default=True,
+@click.option("--samples", type=console.AT_LEAST_1, default=500, show_default=True,
               help="Reference inputs per model.")  # fmt: skip
 @click.option("--full", is_flag=True, help="The whole test set (10,000 MNIST images).")
 @click.option("--atol", type=click.FloatRange(min=0), help="Override the spec's atol.")
@@ -204,32 +179,33 @@ def export(source: Path, out_dir: Path, name: str | None, trust_lambda: bool):
 @click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Your own inputs for the one model verified: .npy, or .npz by "
               "input name.")  # fmt: skip
-@click.option("--keras-model", "keras_models", multiple=True, type=PATH, help="Your own model "
-              "(.h5, .keras or SavedModel folder), exported to a temporary folder.")  # fmt: skip
-@click.option("--model-dir", "model_dirs", multiple=True, type=DIR,
+@click.option("--keras-model", "keras_models", multiple=True, type=console.PATH,
+              help="Your own model (.h5, .keras or SavedModel folder), exported to a "
+              "temporary folder.")  # fmt: skip
+@click.option("--model-dir", "model_dirs", multiple=True, type=console.DIR,
               help="A model folder written by `tfjs-bridge export`.")  # fmt: skip
-@click.option("--report", "report_dir", type=DIR, help="Write report.json and errors.png here.")
+@click.option(
+    "--report", "report_dir", type=console.DIR, help="Write report.json and errors.png here."
+)
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), help=ACCURACY_DROP_HELP)
 @click.option("--trust-lambda", is_flag=True, help=TRUST_LAMBDA_HELP)
 @console.models_dir_option
 def verify(full, samples, **options):
     """Check that every Node path computes what Python computes for MODELS.
 
-    The same inputs go through Python (the original Keras model) and each Node
-    path; names, shapes and dtypes must match exactly and every value within
-    atol + rtol*|python|; classifiers must agree on every argmax. Inputs are
-    made within each input's domain (token ids for an Embedding, padded
-    samples for a mask) unless --inputs gives them; inputs that cannot tell
-    paths apart are refused. Each path's verdict: pass, mismatch, unsupported,
-    refused (or skip). Exit 0 when no path mismatches and at least one passes.
+    The same inputs through Python (the original model) and each Node path:
+    names, shapes, dtypes exact, values within atol + rtol*|python|, every
+    argmax of a classifier. Inputs are made within each input's domain unless
+    --inputs gives them; inputs that cannot tell paths apart are refused.
+    Verdicts: pass, mismatch, unsupported, refused (or skip); exit 0 when no
+    path mismatches and at least one passes.
 
-    Examples: tfjs-bridge verify gru --full;
-    tfjs-bridge verify --keras-model my_model.keras --report reports/mine;
-    tfjs-bridge verify gru --full --max-accuracy-drop 0.2  (after convert --quantize)"""
+    Examples: tfjs-bridge verify gru --full; verify --keras-model my_model.keras
+    --report reports/mine; verify gru --full --max-accuracy-drop 0.2 (quantized)"""
     from .parity.commands import check_verified, verify_command
     from .parity.report import print_table
 
-    with terminal_progress() as progress:
+    with console.terminal_progress() as progress:
         done = verify_command(samples=None if full else samples, progress=progress, **options)
     print_table(done.report)
     echo_wrote(done.written)
@@ -239,21 +215,23 @@ def verify(full, samples, **options):
 @main.command()
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Which models: model I of seed S is always the same.")  # fmt: skip
-@click.option("--count", type=AT_LEAST_1, default=300, show_default=True, help="Models to run.")
+@click.option(
+    "--count", type=console.AT_LEAST_1, default=300, show_default=True, help="Models to run."
+)
 @click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
               help="The first model's index (rerun one: --start I --count 1).")  # fmt: skip
-@click.option("--samples", type=AT_LEAST_1, default=16, show_default=True,
+@click.option("--samples", type=console.AT_LEAST_1, default=16, show_default=True,
               help="Probe inputs per model.")  # fmt: skip
-@click.option("--jobs", type=AT_LEAST_1, default=1, show_default=True,
+@click.option("--jobs", type=console.AT_LEAST_1, default=1, show_default=True,
               help="Models verified at a time, each in its own process.")  # fmt: skip
-@click.option("--report", "report_dir", type=DIR, default="reports/fuzz", show_default=True,
+@click.option("--report", "report_dir", type=console.DIR, default="reports/fuzz", show_default=True,
               help="Write fuzz.json and table.md here.")  # fmt: skip
 def fuzz(**options):
     """Verify seeded random Keras RNN models, each through the user path
     (verify --keras-model), then again with one weight fault in one path.
 
-    Prints a line per model; exits 1 if a model crashed or got no verdict,
-    or an injected fault passed. Example: tfjs-bridge fuzz --seed 0 --count 40"""
+    Exits 1 if a model crashed or got no verdict, or an injected fault
+    passed. Example: tfjs-bridge fuzz --seed 0 --count 40"""
     from .fuzz.commands import check_fuzz, fuzz_command, summary
 
     done = fuzz_command(log=click.echo, **options)
@@ -278,30 +256,29 @@ def fuzz(**options):
               help="--serve: seconds of load per server and concurrency.")  # fmt: skip
 @click.option("--long-duration", type=click.FloatRange(min=0.1), default=60.0,
               show_default=True, help="--serve: seconds at the highest concurrency.")  # fmt: skip
-@click.option("--workers", type=AT_LEAST_1,
+@click.option("--workers", type=console.AT_LEAST_1,
               help="--serve: the Node service's worker processes [its default].")  # fmt: skip
-@click.option("--report", "report_dir", type=DIR, help="Write bench.json and bench.png here "
-              "(--serve: serve.json, by default in reports/serve).")  # fmt: skip
+@click.option("--report", "report_dir", type=console.DIR, help="Write bench.json and bench.png "
+              "here (--serve: serve.json, by default in reports/serve).")  # fmt: skip
 @console.models_dir_option
 def bench(serve, **options):
     """Time every route side by side: Python baselines and every Node path.
 
     Paths are verified first (500 samples); the fastest verified one becomes
-    each model's default in Node (parity.json). With --serve, the Node
-    service (node/serve.js) and a Python baseline (FastAPI + uvicorn, the
-    model in a tf.function) serve each model and are loaded in turn with
-    single-sample requests; every answer is checked. Examples:
+    each model's default in Node (parity.json). --serve: the Node service and
+    a Python baseline (FastAPI, the model in a tf.function) under
+    single-sample load, every answer checked. Examples:
     tfjs-bridge bench gru --batch 1,32,256 --report reports/bench;
     tfjs-bridge bench gru --serve --duration 10 --long-duration 60"""
     from .bench import commands, routes, service_load
 
-    options = commands.options_for(serve, options, given_options())  # refuses the other's
+    options = commands.options_for(serve, options, console.given_options())  # refuses the other's
     if not serve:
         done = commands.bench_routes(**options, log=echo_err)
         routes.print_bench(done.report)
         echo_wrote(done.written)
         return
-    with terminal_progress() as progress:
+    with console.terminal_progress() as progress:
         report = commands.bench_serve(**options, progress=progress, log=echo_err)
     service_load.print_serve_bench(report)
     click.echo(f"wrote {report['path']}")
@@ -312,25 +289,25 @@ def bench(serve, **options):
 @click.argument("models", nargs=-1, required=True, metavar="[NAME=]MODEL_DIR...")
 @click.option("--host", default="127.0.0.1", help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8501, help="0: any free port.")
-@click.option("--workers", type=AT_LEAST_1,
+@click.option("--workers", type=console.AT_LEAST_1,
               help="Worker processes, each with every model [serve.js's default].")  # fmt: skip
-@click.option("--max-batch", type=AT_LEAST_1, default=32, help="Samples per batch at most.")
+@click.option("--max-batch", type=console.AT_LEAST_1, default=32, help="Samples per batch at most.")
 @click.option("--max-wait-ms", type=click.IntRange(min=0), default=0,
               help="How long a batch that is not full may wait for more requests.")  # fmt: skip
 @click.option("--batching", type=click.Choice(BATCHING), default="auto", help=BATCHING_HELP)
-@click.option("--queue-limit", type=AT_LEAST_1, default=1024,
+@click.option("--queue-limit", type=console.AT_LEAST_1, default=1024,
               help="Samples waiting at most; beyond, 429.")  # fmt: skip
-@click.option("--timeout-ms", type=AT_LEAST_1, default=10000,
+@click.option("--timeout-ms", type=console.AT_LEAST_1, default=10000,
               help="A request's deadline; beyond, 504.")  # fmt: skip
 @click.option("--format", "fmt",
               help="Run every model in this format [each's fastest verified path].")  # fmt: skip
 def serve(models, **options):
-    """Serve model folders over HTTP with TensorFlow Serving's REST API
-    (node/serve.js, which this becomes: signals go straight to it).
+    """Serve model folders over HTTP with TensorFlow Serving's REST API.
 
-    POST /v1/models/NAME:predict with {"instances": ...} or {"inputs": ...}
-    (or an .npy/.npz body); GET /v1/models/NAME[/metadata], /healthz,
-    /readyz, /metrics. Example: tfjs-bridge serve shared_models/gru --port 8501"""
+    Becomes node/serve.js (signals go straight to it). POST
+    /v1/models/NAME:predict with {"instances": ...} or {"inputs": ...} (or an
+    .npy/.npz body); GET /v1/models/NAME[/metadata], /healthz, /readyz, /metrics.
+    Example: tfjs-bridge serve shared_models/gru --port 8501"""
     from .runtime import services
 
     services.become(services.serve_command(models, **options))
@@ -341,30 +318,27 @@ def serve(models, **options):
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, help="0: any free port.")
 @console.models_dir_option
 def demo(host, port, out):
-    """Serve a page that runs the converted models in your browser, with tfjs:
-    draw a digit (gru), forecast a sine (lstm_sine), paste a mail (spam);
-    the backend (webgl, wasm, cpu) is switchable in the page. Becomes
-    node/demo.js. Example: tfjs-bridge demo --port 8080, then open
-    http://127.0.0.1:8080/"""
+    """Serve a page that runs the converted models in your browser (node/demo.js):
+    draw a digit (gru), forecast a sine (lstm_sine), paste a mail (spam); the
+    backend is switchable. Example: tfjs-bridge demo --port 8080"""
     from .runtime import services
 
     services.become(services.demo_command(models_root(out), host, port))
 
 
 @main.command()
-@click.argument("model_dir", type=DIR)
-@click.option("--input", "input_path", required=True, type=PATH,
+@click.argument("model_dir", type=console.DIR)
+@click.option("--input", "input_path", required=True, type=console.PATH,
               help="A .npy [N, *input_shape], or an .npz of arrays by input name.")  # fmt: skip
-@click.option("--output", "output_path", required=True, type=PATH,
+@click.option("--output", "output_path", required=True, type=console.PATH,
               help="Output .npy (several outputs: OUTPUT with _NAME).")  # fmt: skip
 @click.option("--runtime", help="A Node path [default: the fastest verified one].")
 @click.option("--allow-nonfinite", is_flag=True, help="Run inputs holding NaN or ±Inf.")
 @click.option("--timeout", type=click.FloatRange(min=0.1),
               help="Seconds to wait for Node [TFJS_BRIDGE_NODE_TIMEOUT, 600].")  # fmt: skip
 def predict(**options):
-    """Run a model folder on a Node path, .npy in, .npy out.
-
-    Example: tfjs-bridge predict shared_models/lstm_sine --input x.npy --output y.npy"""
+    """Run a model folder on a Node path, .npy in, .npy out. Example:
+    tfjs-bridge predict shared_models/lstm_sine --input x.npy --output y.npy"""
     from .parity.predict import predict as run_predict
 
     done = run_predict(**options)

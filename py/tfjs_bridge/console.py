@@ -18,6 +18,9 @@ from .core.progress import NO_PROGRESS, Progress
 
 DEBUG_ENV = "TFJS_BRIDGE_DEBUG"  # set and not 0: tracebacks, as with --debug
 DEBUG_HELP = f"Show a failure's traceback (also {DEBUG_ENV}=1)."
+AT_LEAST_1 = click.IntRange(min=1)
+PATH = click.Path(path_type=Path)
+DIR = click.Path(file_okay=False, path_type=Path)
 INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 _RAN = "tfjs_bridge.ran"  # ctx.meta: the command and the models it was given
 _MODEL_PARAMS = ("models", "model_dirs", "keras_models", "model_dir", "path", "source")
@@ -127,6 +130,11 @@ def echo_note(message: str) -> None:
 
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def echo_lines(lines, err: bool = False) -> None:
+    for line in lines:
+        click.echo(line, err=err)
 
 
 def echo_wrote(paths) -> None:

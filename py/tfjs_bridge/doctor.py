@@ -22,6 +22,12 @@ class Report:
     def ok(self) -> bool:
         return not self.problems
 
+    def lines(self) -> list[str]:
+        """The versions table, then the verdict (problems go to stderr)."""
+        width = max(len(k) for k in self.versions)
+        table = [f"{k:<{width}}  {v if v is not None else '-'}" for k, v in self.versions.items()]
+        return table + (["✓ Python and Node run the same TensorFlow build"] if self.ok else [])
+
 
 def diagnose() -> Report:
     report = Report()

@@ -6,6 +6,8 @@
 //   results  written by `tfjs-bridge verify`: status per runtime
 //   speed    written by `tfjs-bridge bench`: samples/s per batch size, and
 //            the cold start (process start to first prediction)
+// `tfjs-bridge convert` writes both for the paths below (a quick verify, B=1
+// and B=32 timed briefly: bench/first_figures.py), so they exist from the start.
 // "Fastest" depends on the caller: a long-lived process (the worker, a
 // service) wants the highest throughput at its batch size; a one-shot run
 // (predict.js) also pays the load, so it wants the least total time.
@@ -50,19 +52,39 @@ function throughput(figures, batch) {
   return figures[String(nearest)];
 }
 
+/**
+ * ms for one batch of `batch` samples, from recorded figures (samples/s per
+ * batch size): between two measured sizes, the batch time is interpolated
+ * linearly (a batch costs a fixed part and a part per sample); below the
+ * smallest, that size's time; above the largest, its samples/s. null without figures.
+ */
+function batchMs(figures, batch) {
+  const points = Object.keys(figures || {})
+    .filter((k) => /^\d+$/.test(k) && figures[k] > 0)
+    .map((k) => ({ size: Number(k), ms: (1000 * Number(k)) / figures[k] }))
+    .sort((a, b) => a.size - b.size);
+  if (!points.length) return null;
+  const [first, last] = [points[0], points[points.length - 1]];
+  if (batch <= first.size) return first.ms;
+  if (batch >= last.size) return (batch * last.ms) / last.size;
+  const upper = points.findIndex((p) => p.size >= batch);
+  const [a, b] = [points[upper - 1], points[upper]];
+  return a.ms + ((b.ms - a.ms) * (batch - a.size)) / (b.size - a.size);
+}
+
 const UNVERIFIED = 'unverified: run `tfjs-bridge verify` to pick the fastest verified path';
 
 /**
- * {format, runtime, why} for a model folder. `backends` limits the choice to
- * runtimes of those backends (a worker has one); `oneShot` counts the load.
+ * The paths this folder may run on by default, in default_rank order: the
+ * runtimes with a default_rank, installed, of `backends` if given, that
+ * parity.json records as passed. [{runtime, format, speed}] (speed: the
+ * recorded figures, or null). {paths: [], why} when there are none.
  */
-function chooseFormat(modelDir, { batch = 32, oneShot = false, backends = null } = {}) {
+function verifiedPaths(modelDir, { backends = null } = {}) {
   const parity = readParity(modelDir);
-  const fallback = (why) => ({ format: 'layers', runtime: null, why });
   if (parity && parity.version !== PARITY.version) {
-    return fallback(
-      `${PARITY.file} is from another tfjs-bridge version: run \`tfjs-bridge verify\` again`,
-    );
+    const why = `${PARITY.file} is from another tfjs-bridge version: run \`tfjs-bridge verify\` again`;
+    return { paths: [], why };
   }
   const candidates = Object.entries(RUNTIMES)
     .filter(
@@ -74,19 +96,31 @@ function chooseFormat(modelDir, { batch = 32, oneShot = false, backends = null }
     .sort(([, a], [, b]) => a.default_rank - b.default_rank)
     .map(([name]) => name);
   const passed = parity
-    ? candidates.filter((name) => (parity.results[name] || {}).status === 'pass')
+    ? candidates.filter((name) => ((parity.results || {})[name] || {}).status === 'pass')
     : [];
-  if (!passed.length) return fallback(UNVERIFIED);
-  const chosen = (name, why) => ({ format: RUNTIMES[name].format, runtime: name, why });
-  const figures = (name) => (parity.speed && parity.speed[name]) || null;
+  const paths = passed.map((name) => ({
+    runtime: name,
+    format: RUNTIMES[name].format,
+    speed: (parity.speed && parity.speed[name]) || null,
+  }));
+  return { paths, why: paths.length ? '' : UNVERIFIED };
+}
+
+/**
+ * {format, runtime, why} for a model folder. `backends` limits the choice to
+ * runtimes of those backends (a worker has one); `oneShot` counts the load.
+ */
+function chooseFormat(modelDir, { batch = 32, oneShot = false, backends = null } = {}) {
+  const { paths, why } = verifiedPaths(modelDir, { backends });
+  if (!paths.length) return { format: 'layers', runtime: null, why };
+  const chosen = ({ runtime, format }, reason) => ({ format, runtime, why: reason });
   if (oneShot) {
-    const cost = (name) => {
-      const s = figures(name);
-      const rate = s && throughput(s, batch);
-      const coldStart = s && s[PARITY.cold_start_key];
+    const cost = ({ speed }) => {
+      const rate = speed && throughput(speed, batch);
+      const coldStart = speed && speed[PARITY.cold_start_key];
       return coldStart && rate ? coldStart + batch / rate : null;
     };
-    const timed = passed.filter((name) => cost(name) !== null).sort((a, b) => cost(a) - cost(b));
+    const timed = paths.filter((p) => cost(p) !== null).sort((a, b) => cost(a) - cost(b));
     if (timed.length) {
       const seconds = cost(timed[0]).toFixed(2);
       return chosen(
@@ -95,8 +129,8 @@ function chooseFormat(modelDir, { batch = 32, oneShot = false, backends = null }
       );
     }
   } else {
-    const rate = (name) => (figures(name) ? throughput(figures(name), batch) : null);
-    const timed = passed.filter((name) => rate(name) !== null).sort((a, b) => rate(b) - rate(a));
+    const rate = ({ speed }) => (speed ? throughput(speed, batch) : null);
+    const timed = paths.filter((p) => rate(p) !== null).sort((a, b) => rate(b) - rate(a));
     if (timed.length) {
       const measured = Math.round(rate(timed[0]));
       return chosen(
@@ -106,9 +140,9 @@ function chooseFormat(modelDir, { batch = 32, oneShot = false, backends = null }
     }
   }
   return chosen(
-    passed[0],
+    paths[0],
     'fastest verified path (ranked by format; run `tfjs-bridge bench` for figures)',
   );
 }
 
-module.exports = { chooseFormat, readParity };
+module.exports = { chooseFormat, verifiedPaths, batchMs, readParity };

@@ -4,15 +4,17 @@
 // most maxBatch samples; a batch takes whole parts, oldest first, of the same
 // per-sample shapes (a free axis, such as a sequence length, must agree).
 //
-// Padded batches: every batch runs at exactly maxBatch rows, zero rows
-// filling the rest. tfjs-node's kernels can pick their blocking by the batch
-// size, so the same sample at batch 1 and at batch 64 can differ in the last
-// bit (measured: up to 6e-8 on gru's layers path); at one batch shape a row's
-// answer does not depend on its position or its neighbours. Padded, an answer
-// is bit-identical whatever else arrived with it. Where the path computes
-// each row the same at every batch size (catalog.js checks this at load),
-// padding buys nothing and batches run at their own size. `pad(tag)` says
-// which, per model version.
+// Padded batches: every batch runs at one of a few fixed heights (maxBatch,
+// or the smallest of the heights catalog.js found bit-identical to it at
+// load), zero rows filling the rest. tfjs-node's kernels can pick their
+// blocking by the batch size, so the same sample at batch 1 and at batch 64
+// can differ in the last bit (measured: up to 6e-8 on gru's layers path); at
+// one batch shape a row's answer does not depend on its position or its
+// neighbours. Padded, an answer is bit-identical whatever else arrived with
+// it. Where the path computes each row the same at every batch size
+// (catalog.js checks this at load), padding buys nothing and batches run at
+// their own size. `pad(tag)` says which, per model version: null (unpadded),
+// true (maxBatch) or the heights.
 //
 // A batch goes out when a worker is free and either it is full or its
 // oldest part has waited maxWaitMs (0: at once). While every worker is busy,
@@ -130,7 +132,7 @@ class Batcher {
   }
 
   start(batch, rows) {
-    const height = this.pad(batch[0].tag) ? this.maxBatch : rows;
+    const height = heightOf(this.pad(batch[0].tag), rows, this.maxBatch);
     const inputs = batch[0].part.map((_, i) =>
       stack(
         batch.map((item) => item.part[i]),
@@ -181,6 +183,13 @@ class Batcher {
 }
 
 const now = () => performance.now();
+
+/** The rows a batch of `rows` runs as: pad() said null/false (its own size), true (maxBatch) or heights (the smallest that holds it). */
+function heightOf(heights, rows, maxBatch) {
+  if (!heights) return rows;
+  if (heights === true) return maxBatch;
+  return heights.find((h) => h >= rows) ?? maxBatch;
+}
 
 /** Rows [start, start + count) of a [N, ...] array, as a view. */
 function rowsOf({ data, shape, dtype }, start, count) {

@@ -12,10 +12,11 @@ const path = require('path');
 const { readManifest, MANIFEST } = require('../io/manifest');
 const { checkIntegrity } = require('../io/modelfiles');
 const { signatureOf } = require('../io/inputs');
-const { chooseFormat } = require('../runtime/choose');
+const { chooseFormat, verifiedPaths, batchMs } = require('../runtime/choose');
 const { FORMATS, runtimeName } = require('../runtime/vocabulary');
 const { DTYPES } = require('../io/protocol');
-const { Batcher, rowsOf } = require('./batcher');
+const { Batcher, rowsOf, stack } = require('./batcher');
+const { choosePath, describeChoice } = require('./choice');
 
 /** What identifies a folder's content: its inode (a swap changes it) and its manifest's stat. */
 function stampOf(dir) {
@@ -64,30 +65,69 @@ class Catalog {
     this.models = new Map(); // name -> {dir, current, batcher, refused}
   }
 
-  /** Loads one version of a folder in every worker and warms it; throws if anything fails. */
+  /**
+   * Loads one version of a folder in every worker, warmed and checked, on the
+   * path it is served on: --format's; else, when parity.json has figures for
+   * its verified paths, the best one for serving weighing how each batches
+   * (choice.js); else choose.js's choice. Throws if anything fails.
+   */
   async prepare(name, dir, version) {
-    const stamp = stampOf(dir);
     const manifest = readManifest(dir);
     const signature = signatureOf(manifest);
-    const chosen = this.format
-      ? { format: this.format, runtime: null, why: 'asked for' }
-      : chooseFormat(dir, { batch: this.batching.maxBatch, backends: [this.backend] });
-    const { format } = chosen;
-    checkIntegrity(dir, FORMATS[format].folder, manifest);
-    const key = `${name}@${version}`;
-    await this.pool.load(key, dir, format);
-    const generation = {
-      key,
+    const base = {
       version,
-      stamp,
+      stamp: stampOf(dir),
       dir,
-      format,
-      runtime: chosen.runtime || runtimeName(this.backend, format),
-      why: chosen.why,
+      manifest,
       signature,
       inputNames: signature.inputs.map((s) => s.name),
       pending: 0, // requests checked against this version and not yet answered
       retired: false,
+    };
+    if (this.format) {
+      const asked = { format: this.format, runtime: null };
+      return this.loadPath(name, base, asked, 'asked for');
+    }
+    const { maxBatch } = this.batching;
+    const { paths } = verifiedPaths(dir, { backends: [this.backend] });
+    const timed = paths.filter((p) => batchMs(p.speed, 1) !== null);
+    if (!timed.length) {
+      const chosen = chooseFormat(dir, { batch: maxBatch, backends: [this.backend] });
+      return this.loadPath(name, base, chosen, chosen.why);
+    }
+    const loaded = [];
+    let choice;
+    try {
+      choice = await choosePath(
+        timed,
+        maxBatch,
+        (p) => this.staticBatching(p.format, signature),
+        async (p) => {
+          const generation = await this.loadPath(name, base, p, '');
+          loaded.push(generation);
+          return generation;
+        },
+      );
+    } finally {
+      const kept = choice && choice.state;
+      await Promise.all(loaded.filter((g) => g !== kept).map((g) => this.pool.unload(g.key)));
+    }
+    choice.state.why = describeChoice(choice, maxBatch);
+    return choice.state;
+  }
+
+  /** Loads one path ({format, runtime}) of a version in every worker, warms it and checks how it batches. */
+  async loadPath(name, base, { format, runtime }, why) {
+    const { dir, manifest, signature } = base;
+    checkIntegrity(dir, FORMATS[format].folder, manifest);
+    const key = `${name}@${base.version}/${format}`;
+    await this.pool.load(key, dir, format);
+    const generation = {
+      ...base,
+      key,
+      format,
+      runtime: runtime || runtimeName(this.backend, format),
+      why,
     };
     try {
       // One full batch through every worker: the first call builds kernels and
@@ -110,45 +150,86 @@ class Catalog {
   }
 
   /**
-   * Whether batches of this version are padded ({padded, batching}). In auto
-   * mode, measured: each of maxBatch seeded samples alone, then the first b
-   * together for every b up to maxBatch. If every row's answer is the same
-   * bits at every (position, batch size) a batch can give it, padding buys
-   * nothing; otherwise batches are padded. A free axis (such as a sequence
-   * length) means shapes the check cannot cover: padded. So does XLA.
+   * How a path batches when that is known without running it
+   * ({heights, batching}; heights null: unpadded), else null: what was asked
+   * for, and in auto mode XLA and free axes, which are padded to maxBatch.
    */
-  async batchingFor({ key, signature, format, inputNames }) {
+  staticBatching(format, signature) {
     const { mode, maxBatch } = this.batching;
-    if (mode === 'padded') return { padded: true, batching: 'padded (asked for)' };
+    const padded = (why) => ({ heights: [maxBatch], batching: `padded to ${maxBatch}: ${why}` });
+    if (mode === 'padded') return { heights: [maxBatch], batching: 'padded (asked for)' };
     if (mode === 'unpadded')
       return {
-        padded: false,
+        heights: null,
         batching: 'unpadded (asked for: an answer may change in its last bits with its batch)',
       };
-    const padded = (why) => ({ padded: true, batching: `padded to ${maxBatch}: ${why}` });
     if (format === 'saved_model_xla')
       return padded('XLA compiles a program per batch shape, and padded there is one');
     if (signature.inputs.some((s) => s.shape.includes(null)))
       return padded('a free axis, whose lengths a check at load cannot cover');
+    return null;
+  }
+
+  /**
+   * How batches of this version run ({heights, batching}): heights null,
+   * at their own size; else padded with zero rows to the smallest of
+   * `heights` that holds them. In auto mode, measured: each of maxBatch
+   * seeded samples alone, then the first b together for every b up to
+   * maxBatch. If every row's answer is the same bits at every (position,
+   * batch size) a batch can give it, padding buys nothing. Otherwise batches
+   * are padded to the sizes among 1, 2, 4, 8, ... below maxBatch at which
+   * every row comes out with the same bits as in a full batch (and beside
+   * zero rows), and to maxBatch: a small batch then costs a small batch.
+   */
+  async batchingFor({ key, signature, format, inputNames }) {
+    const fixed = this.staticBatching(format, signature);
+    if (fixed) return fixed;
+    const { maxBatch } = this.batching;
     const inputs = signature.inputs.map((spec, i) => randomInput(spec, maxBatch, 1234 + i));
-    const run = async (start, rows) => {
-      const part = inputs.map((a) => rowsOf(a, start, rows));
-      const { tensors } = await this.pool.predictOn(0, key, part, inputNames);
-      return tensors;
-    };
+    const run = async (parts) => (await this.pool.predictOn(0, key, parts, inputNames)).tensors;
+    const rowsFrom = (start, rows) => inputs.map((a) => rowsOf(a, start, rows));
+    const same = (a, b) => a.every((t, o) => sameBits(t.data, b[o].data));
+    const row = (tensors, r) => tensors.map((t) => rowsOf(t, r, 1));
+    const together = new Array(maxBatch + 1).fill(null); // by batch size: rows 0..size-1
     const alone = [];
-    for (let r = 0; r < maxBatch; r++) alone.push(await run(r, 1));
+    for (let r = 0; r < maxBatch; r++) alone.push(await run(rowsFrom(r, 1)));
+    let differs = null;
     for (let rows = 2; rows <= maxBatch; rows++) {
-      const together = await run(0, rows);
-      for (let r = 0; r < rows; r++) {
-        const differs = together.some((t, o) => !sameBits(rowsOf(t, r, 1).data, alone[r][o].data));
-        if (differs)
-          return padded(`row ${r} of a batch of ${rows} differs from it alone in the last bits`);
+      together[rows] = await run(rowsFrom(0, rows));
+      for (let r = 0; r < rows && !differs; r++) {
+        if (!same(row(together[rows], r), alone[r])) differs = { r, rows };
       }
     }
+    if (!differs)
+      return {
+        heights: null,
+        batching: `unpadded: every row the same bits alone and in batches of 2-${maxBatch} (checked at load)`,
+      };
+    const full = together[maxBatch];
+    const heights = [];
+    for (let size = 1; size < maxBatch; size *= 2) {
+      const rowsAt = (r) => (size === 1 ? alone[r] : row(together[size], r));
+      let ok = true;
+      for (let r = 0; r < size && ok; r++) ok = same(rowsAt(r), row(full, r));
+      if (ok && size > 1) {
+        // beside zero rows, as a padded batch has them: half the rows real
+        const half = Math.ceil(size / 2);
+        const padded = rowsFrom(0, half).map((a, i) =>
+          stack([a, zeros(signature.inputs[i], size - half)]),
+        );
+        const got = await run(padded);
+        for (let r = 0; r < half && ok; r++) ok = same(row(got, r), row(full, r));
+      }
+      if (ok) heights.push(size);
+    }
+    heights.push(maxBatch);
+    const why = `row ${differs.r} of a batch of ${differs.rows} differs from it alone in the last bits`;
+    if (heights.length === 1) return { heights, batching: `padded to ${maxBatch}: ${why}` };
     return {
-      padded: false,
-      batching: `unpadded: every row the same bits alone and in batches of 2-${maxBatch} (checked at load)`,
+      heights,
+      batching:
+        `padded to the smallest of ${heights.join(', ')} that holds the batch: ${why}, ` +
+        `but at ${heights.join(', ')} every row the same bits as in a batch of ${maxBatch} (checked at load)`,
     };
   }
 
@@ -175,7 +256,7 @@ class Catalog {
       ...this.batching,
       idle: () => this.pool.idle(),
       run: (arrays, rows, generation) => this.runBatch(entry, generation, arrays, rows),
-      pad: (generation) => generation.padded,
+      pad: (generation) => generation.heights,
       metrics: this.metrics.forModel(name),
     });
     this.models.set(name, entry);

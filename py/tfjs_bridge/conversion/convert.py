@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..core.errors import BridgeError, UsageError, last_line
@@ -159,6 +160,17 @@ def convert(
         with artifacts.staged_update(model_dir) as staging:
             manifest = convert_in_place(staging, formats, quantize)
     return manifest
+
+
+def convert_models(specs, formats: tuple[str, ...], root: Path, quantize: str | None = None,
+                   log: Callable[[str], None] | None = None) -> Iterator[str]:  # fmt: skip
+    """`convert` on registry models' folders under root: a line per format made."""
+    for spec in specs:
+        manifest = convert(root / spec.name, formats, log=log, quantize=quantize)
+        for f in formats:
+            done = manifest["conversions"][f]
+            where = root / spec.name / done["output"]
+            yield f"{spec.name}: {f} -> {where} ({conversion_summary(done)})"
 
 
 def conversion_summary(done: dict) -> str:

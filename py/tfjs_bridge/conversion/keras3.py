@@ -38,6 +38,8 @@ def _translate(value, key: str | None = None, owner: str | None = None):
                 continue
             if k == "seed" and owner in RECURRENT_LAYERS:
                 continue  # tf-keras RNN layers take no seed
+            if k == "rms_scaling" and v is False and owner == "LayerNormalization":
+                continue  # Keras 3's default, tf-keras's only way (True is refused by tf-keras)
             if k == "inbound_nodes":
                 out[k] = [_translate_node(node) for node in v]
                 continue

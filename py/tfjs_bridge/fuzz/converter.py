@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 from ..conversion import convert as convert_module
 from ..core.errors import BridgeError, last_line
@@ -67,6 +68,16 @@ class ConverterProcess:
             raise BridgeError(f"tensorflowjs_converter failed: {reply['error']}")
         return reply.get("stdout", "")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the running converter process has used (Linux /proc), 0 if none."""
+        if self.proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         if self.proc is not None:
             self.proc.stdin.close()
@@ -92,11 +103,15 @@ def shared_converter():
         process.close()
 
 
+INSTALLED: list[ConverterProcess] = []  # the process install_for_process started
+
+
 def install_for_process() -> None:
-    """shared_converter for the rest of this process (a fuzz job's worker
-    process): the converter process is closed, and so waited for, at exit."""
+    """shared_converter for the rest of this process (a fuzz job's process):
+    the converter process is closed, and so waited for, at exit."""
     process = ConverterProcess()
     convert_module.run_converter = process.run
+    INSTALLED.append(process)
     atexit.register(process.close)
 
 

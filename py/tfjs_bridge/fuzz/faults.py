@@ -156,8 +156,16 @@ def inject(model_dir: Path, fmt: str, samples: int) -> Fault:
     data[offset : offset + 4] = np.float32(new).tobytes()
     shard.write_bytes(bytes(data))
     _rerecord(model_dir, shard)
-    return Fault(fmt, layer, getattr(var, "path", var.name), [int(i) for i in index], relative,
-                 float(value[index]), new, effect)  # fmt: skip
+    return Fault(
+        fmt,
+        layer,
+        getattr(var, "path", var.name),
+        [int(i) for i in index],
+        relative,
+        float(value[index]),
+        new,
+        effect,
+    )
 
 
 def _rerecord(model_dir: Path, file: Path) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ..core.errors import BridgeError, first_line, unexpected
 from ..core.versions import python_versions
+from ..folder.formats import FORMATS
 from ..folder.parity_record import PASS, STATUSES
 from ..runtime.runtimes import RUNTIMES, optional_missing
 from . import build, faults, space
@@ -62,6 +63,7 @@ class Outcome:
     failure: dict | None = None  # {"kind": crash | error, "step", "message"}
     fault: dict | None = None  # {"placed", ...Fault, "results": {runtime: status}, "caught"}
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # its job's, its Node workers' and its conversions'
 
     @property
     def id(self) -> str:
@@ -79,6 +81,7 @@ class Outcome:
             "failure": self.failure,
             "fault": self.fault,
             "seconds": round(self.seconds, 2),
+            "cpu_seconds": round(self.cpu_seconds, 2),
             "features": space.features(self.spec),
             "spec": self.spec,
         }
@@ -131,8 +134,9 @@ class FuzzReport:
     @property
     def ok(self) -> bool:
         """No crash, no model without a verdict, no injected fault that passed."""
-        return not (self.crashes or self.hangs or self.errors or self.uncaught
-                    or self.outside_closed_set)  # fmt: skip
+        return not (
+            self.crashes or self.hangs or self.errors or self.uncaught or self.outside_closed_set
+        )
 
     def to_json(self) -> dict:
         from .tables import coverage, verdict_counts
@@ -150,6 +154,10 @@ class FuzzReport:
             "cpu_seconds": round(self.cpu_seconds, 1),
             "seconds_per_model": round(self.seconds / max(1, len(self.outcomes)), 2),
             "cpu_seconds_per_model": round(self.cpu_seconds / max(1, len(self.outcomes)), 2),
+            "model_cpu_seconds": percentiles(
+                [o.cpu_seconds for o in self.outcomes if not o.failure]
+            ),
+            "model_seconds": percentiles([o.seconds for o in self.outcomes if not o.failure]),
             "jobs": self.jobs,
             "converter": "one long-lived tensorflowjs_converter process per job",
             "verdicts": verdict_counts(self.outcomes),
@@ -160,6 +168,15 @@ class FuzzReport:
             "coverage": coverage([o.spec for o in self.outcomes]),
             "models": [o.to_json() for o in self.outcomes],
         }
+
+
+def percentiles(values: list[float]) -> dict:
+    """Median, 90th percentile and maximum (of the models that got verdicts)."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"median": round(at(0.5), 1), "p90": round(at(0.9), 1), "max": round(ordered[-1], 1)}
 
 
 def summary(o: Outcome) -> dict:
@@ -229,7 +246,7 @@ def run_model(
     step(name) as each step starts."""
     from ..parity.verify import verify_models
 
-    started = time.monotonic()
+    started, cpu0 = time.monotonic(), job_cpu_seconds()
     outcome = Outcome(spec)
     folder = work / spec["id"]
     folder.mkdir(parents=True, exist_ok=True)
@@ -263,6 +280,7 @@ def run_model(
         outcome.fault = fault_check(spec, exported, runtimes, outcome.verdicts, samples)
     finally:
         outcome.seconds = time.monotonic() - started
+        outcome.cpu_seconds = job_cpu_seconds() - cpu0
         shutil.rmtree(folder, ignore_errors=True)
     return outcome
 
@@ -273,8 +291,11 @@ def fault_check(spec, exported: Path, runtimes, verdicts: dict, samples: int) ->
     from ..parity.verify import verify_models
 
     by_format = {f: [rt for rt in runtimes if rt.format == f] for f in FAULT_FORMATS}
-    passing = [f for f in FAULT_FORMATS
-               if by_format[f] and all(verdicts.get(rt.name) == PASS for rt in by_format[f])]  # fmt: skip
+    passing = [
+        f
+        for f, paths in by_format.items()
+        if paths and all(verdicts.get(rt.name) == PASS for rt in paths)
+    ]
     if spec["index"] % 2:
         passing.reverse()  # odd models try the graph format first
     if not passing:
@@ -282,8 +303,15 @@ def fault_check(spec, exported: Path, runtimes, verdicts: dict, samples: int) ->
     why = []
     for fmt in passing:
         target = exported.with_name(f"faulty-{fmt}")
-        shutil.copytree(exported, target)
-        (target / "parity.json").unlink(missing_ok=True)
+        # The faulted format alone, with the truth; the graph format's output
+        # names come from saved_model/ (truth.py), which the layers format does
+        # not need (loading it costs a second per model).
+        others = [
+            FORMATS[f].folder
+            for f in FORMATS
+            if f != fmt and (f != "saved_model" or fmt != "graph")
+        ]
+        shutil.copytree(exported, target, ignore=shutil.ignore_patterns("parity.json", *others))
         try:
             fault = faults.inject(target, fmt, samples)
         except faults.NoFault as exc:
@@ -294,12 +322,24 @@ def fault_check(spec, exported: Path, runtimes, verdicts: dict, samples: int) ->
         try:
             report = verify_models([target], [], by_format[fmt], samples, explicit_runtimes=True)
         except Exception as exc:
-            return {"placed": True, **fault.to_json(), "results": {},
-                    "caught": False, "error": _failure(exc, "fault verify")}  # fmt: skip
+            return {
+                "placed": True,
+                **fault.to_json(),
+                "results": {},
+                "caught": False,
+                "error": _failure(exc, "fault verify"),
+            }
         results = {r.runtime: r.status for r in report.results}
         caught = bool(results) and all(s != PASS for s in results.values())
         return {"placed": True, **fault.to_json(), "results": results, "caught": caught}
     return {"placed": False, "why": "; ".join(why)}
+
+
+def job_cpu_seconds() -> float:
+    """This process's CPU time, its ended children's, and its converter process's."""
+    from .converter import INSTALLED
+
+    return cpu_seconds() + sum(p.cpu_seconds() for p in INSTALLED)
 
 
 def cpu_seconds() -> float:
@@ -350,4 +390,5 @@ def line(o: Outcome) -> str:
         if f.get("placed"):
             what += f"; fault in {f['format']} {'caught' if f['caught'] else 'NOT CAUGHT'}"
     feats = " ".join(x.split("=", 1)[1] for x in space.features(o.spec) if x.startswith("layer="))
-    return f"{o.id} [{o.spec['source']}, {o.spec['structure']}, {feats}] {what} ({o.seconds:.0f} s)"
+    cost = f"{o.seconds:.0f} s" + (f", {o.cpu_seconds:.0f} CPU-s" if o.cpu_seconds else "")
+    return f"{o.id} [{o.spec['source']}, {o.spec['structure']}, {feats}] {what} ({cost})"

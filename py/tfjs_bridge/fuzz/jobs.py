@@ -19,6 +19,17 @@ from pathlib import Path
 MODEL_TIMEOUT = 300.0  # seconds for one model, all steps: 2.5x the slowest seen on a loaded machine
 
 
+class Steps:
+    """Tells the parent which step the job's model is at."""
+
+    def __init__(self, conn):
+        self.conn, self.current = conn, "build"
+
+    def __call__(self, name: str) -> None:
+        self.current = name
+        self.conn.send(("step", name))
+
+
 def _job_main(conn, work: str, samples: int) -> None:
     os.setsid()  # a process group of its own: the parent can end it with its children
     from ..core.errors import unexpected
@@ -30,18 +41,16 @@ def _job_main(conn, work: str, samples: int) -> None:
         spec = conn.recv()
         if spec is None:
             return
-        step = ["build"]
-
-        def report_step(name: str) -> None:
-            step[0] = name
-            conn.send(("step", name))
-
+        steps = Steps(conn)
         try:
-            outcome = run_model(spec, Path(work), samples, step=report_step)
+            outcome = run_model(spec, Path(work), samples, step=steps)
         except Exception as exc:  # the harness's own failure: the fuzzer's bug
             outcome = Outcome(spec)
-            outcome.failure = {"kind": CRASH, "step": f"harness ({step[0]})",
-                               "message": unexpected(exc)}  # fmt: skip
+            outcome.failure = {
+                "kind": CRASH,
+                "step": f"harness ({steps.current})",
+                "message": unexpected(exc),
+            }
         conn.send(("done", outcome))
 
 

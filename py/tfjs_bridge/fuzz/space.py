@@ -145,8 +145,14 @@ class Drawer:
 
     def add(self, cls: str, config: dict, inputs: list[str], **extra) -> str:
         node_id = self._id()
-        node = {"id": node_id, "class": cls, "name": f"{cls.lower()}_{node_id[1:]}",
-                "config": config, "in": inputs, **extra}  # fmt: skip
+        node = {
+            "id": node_id,
+            "class": cls,
+            "name": f"{cls.lower()}_{node_id[1:]}",
+            "config": config,
+            "in": inputs,
+            **extra,
+        }
         self.nodes.append(node)
         return node_id
 
@@ -161,8 +167,11 @@ class Drawer:
         node_id = self._id()
         node = {"id": node_id, "class": "Input", "name": name, "kind": kind}
         if kind == "tokens":
-            node.update(shape=[steps], vocab=self.rng.choice([12, 20, 30]),
-                        dtype="float32" if self.chance(0.2) else "int32")  # fmt: skip
+            node.update(
+                shape=[steps],
+                vocab=self.rng.choice([12, 20, 30]),
+                dtype="float32" if self.chance(0.2) else "int32",
+            )
         elif kind == "float":
             node.update(shape=[steps, features], dtype="float32")
         elif kind == "flat":
@@ -183,8 +192,11 @@ class Drawer:
         if kind == "tokens":
             mask = self.chance(0.45)
             dim = self.rng.choice([4, 6, 8])
-            ref = self.add("Embedding", {"input_dim": node["vocab"], "output_dim": dim,
-                                         "mask_zero": mask}, [ref])  # fmt: skip
+            ref = self.add(
+                "Embedding",
+                {"input_dim": node["vocab"], "output_dim": dim, "mask_zero": mask},
+                [ref],
+            )
             return Tensor(ref, (shape[0], dim), mask)
         if kind == "float":
             if self.chance(0.3):
@@ -243,15 +255,18 @@ class Drawer:
             return Tensor(ref, (steps, units), x.mask)
         if cls == "Dense":
             units = self.rng.choice([4, 6])
-            ref = self.add(cls, {"units": units, "activation": self.rng.choice(["relu", "tanh"])},
-                           [x.ref])  # fmt: skip
+            ref = self.add(
+                cls, {"units": units, "activation": self.rng.choice(["relu", "tanh"])}, [x.ref]
+            )
             return Tensor(ref, (steps, units), x.mask)
         if cls == "LayerNormalization":
-            return Tensor(self.add(cls, {"center": self.pick(cls, "center")}, [x.ref]), x.shape,
-                          x.mask)  # fmt: skip
+            return Tensor(
+                self.add(cls, {"center": self.pick(cls, "center")}, [x.ref]), x.shape, x.mask
+            )
         if cls == "BatchNormalization":
-            return Tensor(self.add(cls, {"scale": self.pick(cls, "scale")}, [x.ref]), x.shape,
-                          False)  # fmt: skip
+            return Tensor(
+                self.add(cls, {"scale": self.pick(cls, "scale")}, [x.ref]), x.shape, False
+            )
         if cls == "Dropout":
             return Tensor(self.add(cls, {"rate": 0.25}, [x.ref]), x.shape, x.mask)
         if cls == "Conv1D":
@@ -262,18 +277,29 @@ class Drawer:
             if padding == "causal":
                 strides = 1  # tf-keras refuses causal with strides > 1 in some versions
             filters = self.rng.choice([4, 6])
-            config = {"filters": filters, "kernel_size": kernel, "padding": padding,
-                      "strides": strides, "activation": "relu"}  # fmt: skip
-            return Tensor(self.add(cls, config, [x.ref]), (_conv_steps(steps, kernel, padding,
-                          strides), filters), False)  # fmt: skip
+            config = {
+                "filters": filters,
+                "kernel_size": kernel,
+                "padding": padding,
+                "strides": strides,
+                "activation": "relu",
+            }
+            return Tensor(
+                self.add(cls, config, [x.ref]),
+                (_conv_steps(steps, kernel, padding, strides), filters),
+                False,
+            )
         if cls in ("MaxPooling1D", "AveragePooling1D"):
             padding = self.pick(cls, "padding")
             config = {"pool_size": 2, "padding": padding}
-            return Tensor(self.add(cls, config, [x.ref]),
-                          (_conv_steps(steps, 2, padding, 2), features), False)  # fmt: skip
+            return Tensor(
+                self.add(cls, config, [x.ref]), (_conv_steps(steps, 2, padding, 2), features), False
+            )
         if cls == "Attention":
-            config = {"use_scale": self.pick(cls, "use_scale"),
-                      "score_mode": self.pick(cls, "score_mode")}  # fmt: skip
+            config = {
+                "use_scale": self.pick(cls, "use_scale"),
+                "score_mode": self.pick(cls, "score_mode"),
+            }
             return Tensor(self.add(cls, config, [x.ref, x.ref]), x.shape, x.mask)
         if cls == "MultiHeadAttention":
             config = {"num_heads": self.pick(cls, "num_heads"), "key_dim": 4}
@@ -289,8 +315,11 @@ class Drawer:
         if self.chance(0.5):
             b = self.recurrent(x, sequences=True, units=a.shape[1])
         else:
-            b = Tensor(self.add("Dense", {"units": a.shape[1], "activation": "tanh"}, [x.ref]),
-                       a.shape, x.mask)  # fmt: skip
+            b = Tensor(
+                self.add("Dense", {"units": a.shape[1], "activation": "tanh"}, [x.ref]),
+                a.shape,
+                x.mask,
+            )
         features = a.shape[1] * (2 if merge == "Concatenate" else 1)
         ref = self.add(merge, {}, [a.ref, b.ref])
         return Tensor(ref, (a.steps, features), a.mask or b.mask)
@@ -405,8 +434,11 @@ class Drawer:
     def head(self, x: Tensor, activation: str | None = None, policy: str = "float32") -> str:
         """Dense layers to one output (per step for a sequence)."""
         if self.chance(0.3):
-            x = Tensor(self.add("Dense", {"units": 6, "activation": "relu"}, [x.ref]),
-                       (*x.shape[:-1], 6), x.mask)  # fmt: skip
+            x = Tensor(
+                self.add("Dense", {"units": 6, "activation": "relu"}, [x.ref]),
+                (*x.shape[:-1], 6),
+                x.mask,
+            )
         activation = activation or self.rng.choice(["linear", "softmax", "sigmoid", "tanh"])
         units = {"softmax": self.rng.choice([3, 4]), "sigmoid": 1}.get(
             activation, self.rng.choice([1, 2])
@@ -443,19 +475,27 @@ def draw_spec(seed: int, index: int) -> dict:
 def draw(rng: random.Random, seed: int, index: int) -> dict:
     """A spec from any source of choices with random.Random's choice,
     choices and random (a hypothesis `randoms()` too)."""
-    source = rng.choice(SOURCES)
+    # .h5 and .keras are what tf-keras and Keras 3 users save; a SavedModel
+    # folder less often (and it is the costliest to save and load)
+    source = rng.choices(SOURCES, weights=[2, 1, 2])[0]
     policy = "mixed_float16" if rng.random() < 0.08 else "float32"
     structure = rng.choices(STRUCTURES, weights=[3, 4, 1.5, 1.5, 1.5])[0]
     counter = [0]
     d = Drawer(rng, structure != "sequential", counter, keras3=source == "keras")
-    spec = {"id": f"fz{seed}-{index:03d}", "seed": seed, "index": index, "source": source,
-            "policy": policy, "structure": structure}  # fmt: skip
+    spec = {
+        "id": f"fz{seed}-{index:03d}",
+        "seed": seed,
+        "index": index,
+        "source": source,
+        "policy": policy,
+        "structure": structure,
+    }
     features = rng.choice([1, 2, 3, 4])
     free = rng.random() < 0.2
     outputs: list[str] = []
     if structure in ("sequential", "functional"):
         kind = rng.choices(INPUT_KINDS[:5], weights=[3, 4, 1, 1, 1])[0]
-        steps = _steps(rng, free and kind in ("tokens", "float"))
+        steps = _steps(rng, free and kind != "flat")  # a Reshape needs its length
         _, node = d.input("x0", kind, steps, features)
         x = d.entry(node)
         keep = x.is_sequence and rng.random() < 0.25
@@ -468,10 +508,9 @@ def draw(rng: random.Random, seed: int, index: int) -> dict:
         steps = _steps(rng, free)
         ref, node = d.input("x0", kind, steps, features)
         inner = Drawer(rng, functional=False, counter=counter, keras3=d.keras3)
-        inner_input, _ = inner.input("inner_x", kind, steps, features)
-        inner.nodes[-1].update(shape=node["shape"], dtype=node["dtype"],
-                               **({"vocab": node["vocab"]} if "vocab" in node else {}))  # fmt: skip
-        y, _ = inner.body(inner.entry(inner.nodes[-1]), keep_sequence=False)
+        _, inner_node = inner.input("inner_x", kind, steps, features)
+        _same_input(inner_node, node)
+        y, _ = inner.body(inner.entry(inner_node), keep_sequence=False)
         nested = d.add("Nested", {}, [ref], model={"nodes": inner.nodes, "outputs": [y.ref]})
         outputs = [d.head(Tensor(nested, y.shape, False), policy=policy)]
     elif structure == "shared":
@@ -479,14 +518,12 @@ def draw(rng: random.Random, seed: int, index: int) -> dict:
         steps = _steps(rng, free)
         a, node = d.input("left", kind, steps, features)
         b, node_b = d.input("right", kind, steps, features)
-        node_b.update(shape=node["shape"], dtype=node["dtype"],
-                      **({"vocab": node["vocab"]} if "vocab" in node else {}))  # fmt: skip
+        _same_input(node_b, node)
         if rng.random() < 0.5:  # a shared nested encoder (a question-pair model)
             inner = Drawer(rng, functional=False, counter=counter, keras3=d.keras3)
-            inner.input("inner_x", kind, steps, features)
-            inner.nodes[-1].update(shape=node["shape"], dtype=node["dtype"],
-                                   **({"vocab": node["vocab"]} if "vocab" in node else {}))  # fmt: skip
-            y, _ = inner.body(inner.entry(inner.nodes[-1]), keep_sequence=False)
+            _, inner_node = inner.input("inner_x", kind, steps, features)
+            _same_input(inner_node, node)
+            y, _ = inner.body(inner.entry(inner_node), keep_sequence=False)
             left = d.add("Nested", {}, [a], model={"nodes": inner.nodes, "outputs": [y.ref]})
             right = d.add("Reuse", {}, [b], of=left)
         else:  # shared layers: the same Embedding/RNN objects on both inputs
@@ -526,6 +563,12 @@ def draw(rng: random.Random, seed: int, index: int) -> dict:
     return spec
 
 
+def _same_input(node: dict, like: dict) -> None:
+    """An input drawn as another's twin (a shared encoder's second input, a
+    nested model's own input): the same shape, dtype and vocabulary."""
+    node.update({k: like[k] for k in ("shape", "dtype", "vocab") if k in like})
+
+
 def _make_stateful(d: Drawer, spec: dict) -> None:
     """A streaming model: every recurrent layer stateful, the batch fixed at 1."""
     for node in d.nodes:
@@ -559,8 +602,11 @@ def layers_of(spec: dict):
         if cls in ("Reuse", "Nested"):
             continue
         if cls == "Input":
-            config = {"kind": node["kind"], "dtype": node["dtype"],
-                      "time_axis": "free" if None in node["shape"][:1] else "fixed"}  # fmt: skip
+            config = {
+                "kind": node["kind"],
+                "dtype": node["dtype"],
+                "time_axis": "free" if None in node["shape"][:1] else "fixed",
+            }
             yield "Input", cls, config, {}
             continue
         yield label(node), cls, node.get("config", {}), node.get("ctx", {})
@@ -589,8 +635,12 @@ def option_pairs(spec: dict) -> set[tuple[str, str]]:
 
 
 def option_space() -> set[tuple[str, str]]:
-    return {(cls, f"{o}={_show(v)}") for cls, opts in OPTIONS.items()
-            for o, values in opts.items() for v in values}  # fmt: skip
+    return {
+        (cls, f"{o}={_show(v)}")
+        for cls, opts in OPTIONS.items()
+        for o, values in opts.items()
+        for v in values
+    }
 
 
 def neighbour_pairs(spec: dict) -> set[tuple[str, str]]:
@@ -624,8 +674,7 @@ def neighbour_pairs(spec: dict) -> set[tuple[str, str]]:
 def features(spec: dict) -> list[str]:
     """What the verdict table is split by: recurrent layer kind, options,
     structure, source, dtype policy."""
-    out = {f"structure={spec['structure']}", f"source={spec['source']}",
-           f"policy={spec['policy']}"}  # fmt: skip
+    out = {f"structure={spec['structure']}", f"source={spec['source']}", f"policy={spec['policy']}"}
     for node in walk(spec["nodes"]):
         cls = node["class"]
         if cls == "Input":
@@ -641,8 +690,13 @@ def features(spec: dict) -> list[str]:
                 out.add(f"layer=GRU(reset_after={config['reset_after']})")
             else:
                 out.add(f"layer={tcls}")
-            for option in ("go_backwards", "return_sequences", "return_state", "unroll",
-                           "stateful"):  # fmt: skip
+            for option in (
+                "go_backwards",
+                "return_sequences",
+                "return_state",
+                "unroll",
+                "stateful",
+            ):
                 if config.get(option):
                     out.add(f"option={option}")
             for option in ("dropout", "recurrent_dropout"):
@@ -654,8 +708,14 @@ def features(spec: dict) -> list[str]:
             out.add("option=mask_zero")
         if cls == "Masking":
             out.add("option=Masking")
-        if cls in ("Attention", "MultiHeadAttention", "Conv1D", "LayerNormalization",
-                   "BatchNormalization", "TimeDistributed"):  # fmt: skip
+        if cls in (
+            "Attention",
+            "MultiHeadAttention",
+            "Conv1D",
+            "LayerNormalization",
+            "BatchNormalization",
+            "TimeDistributed",
+        ):
             out.add(f"around={cls}")
     if spec.get("dict_io"):
         out.add("structure=dict I/O")

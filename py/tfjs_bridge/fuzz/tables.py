@@ -130,8 +130,10 @@ def markdown(report_json: dict, outcomes) -> str:
     failing = [o for o in outcomes if o.failure]
     if failing:
         lines += ["", "Models without a verdict:", ""]
-        lines += [f"- `{o.id}`: {o.failure['kind']} at {o.failure['step']}: "
-                  f"{o.failure['message']}" for o in failing]  # fmt: skip
+        lines += [
+            f"- `{o.id}`: {o.failure['kind']} at {o.failure['step']}: {o.failure['message']}"
+            for o in failing
+        ]
     uncaught = [o for o in outcomes if o.uncaught]
     if uncaught:
         lines += ["", "Injected faults that passed:", ""]

@@ -49,6 +49,15 @@ class Trained:
     manifest: dict
     folder: Path
 
+    def lines(self) -> list[str]:
+        """What `train` prints for it."""
+        m, name = self.manifest, self.spec.name
+        resumed = [f"{name}: resumed after epoch {m['resumed_from_epoch']}"]
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in m["test"].items())
+        done = f"{name}: {m['epochs']} epochs in {m['train_seconds']:.1f} s; test {shown}"
+        done += f" -> {self.folder}"
+        return (resumed if m.get("resumed_from_epoch") else []) + [done]
+
 
 def train_models(
     models: tuple[str, ...] | list[str],

@@ -1,0 +1,87 @@
+'use strict';
+// Which verified path a service runs a model on, weighing how each batches.
+// A path whose rows come out with the same bits at every batch size runs each
+// batch at its own size; any other pads every batch (catalog.js checks which
+// at load), so a request alone costs a padded batch there. From the figures
+// parity.json records for each path (samples/s at B=1 and B=32, written by
+// `tfjs-bridge convert` and `bench`), the service's capacity is estimated at
+// both ends of the load:
+//   light  requests/s, one request of one sample at a time: 1 / time of a
+//          batch of the height one row runs at (1 unpadded, else the smallest
+//          padded height)
+//   full   samples/s in full batches: maxBatch / time of a batch of maxBatch
+// and the path with the highest geometric mean of the two serves: a path
+// twice as fast at one end must not be more than twice as slow at the other.
+// How a path batches is known only once it is loaded and checked, so paths
+// are scored optimistically (unpadded) until checked, and only the best one
+// so far is loaded, until the best is a checked one.
+const { batchMs } = require('../runtime/choose');
+
+/** The rows a batch of `rows` runs as: its own size unpadded (heights null), else the smallest height that holds it. */
+function heightFor(heights, rows) {
+  return heights ? heights.find((h) => h >= rows) : rows;
+}
+
+/** {light, full, score} for a path's recorded figures batched at `heights`; null without figures. */
+function capacity(speed, heights, maxBatch) {
+  const oneMs = batchMs(speed, heightFor(heights, 1));
+  const fullMs = batchMs(speed, maxBatch);
+  if (oneMs === null || fullMs === null) return null;
+  const light = 1000 / oneMs;
+  const full = (1000 * maxBatch) / fullMs;
+  return { light, full, score: Math.sqrt(light * full) };
+}
+
+/**
+ * Picks among `paths` ([{runtime, format, speed}], each with figures).
+ * known(path) -> {heights} when how it batches is known without a load (or
+ * null); check(path) -> Promise<{heights, ...}> loads and checks it. Returns
+ * {path, state, scored}: the winner, what check() (or known()) said of it,
+ * and every path's [{path, heights, checked, light, full, score}].
+ */
+async function choosePath(paths, maxBatch, known, check) {
+  const states = new Map(paths.map((p) => [p, { fixed: known(p), checked: null }]));
+  const heightsOf = (p) => {
+    const { fixed, checked } = states.get(p);
+    const state = checked || fixed;
+    return state ? state.heights : null; // unknown: optimistic, unpadded
+  };
+  for (;;) {
+    const scored = paths.map((p) => ({
+      path: p,
+      heights: heightsOf(p),
+      checked: Boolean(states.get(p).checked),
+      known: Boolean(states.get(p).checked || states.get(p).fixed),
+      ...capacity(p.speed, heightsOf(p), maxBatch),
+    }));
+    const best = scored.reduce((a, b) => (b.score > a.score ? b : a));
+    const state = states.get(best.path);
+    if (state.checked) return { path: best.path, state: state.checked, scored };
+    state.checked = await check(best.path);
+  }
+}
+
+const round = (n) => Math.round(n).toLocaleString('en-US');
+
+function batchingName(heights) {
+  if (!heights) return 'unpadded';
+  return heights.length === 1 ? `padded to ${heights[0]}` : `padded to ${heights.join('/')}`;
+}
+
+/** The figures behind a choice, for the start-up line. */
+function describeChoice({ path, scored }, maxBatch) {
+  const parts = scored
+    .slice()
+    .sort((a, b) => b.score - a.score)
+    .map((s) => {
+      const how = s.known ? batchingName(s.heights) : 'at best';
+      const mark = s.path === path ? ' (chosen)' : '';
+      return `${s.path.runtime} ${how} ${round(s.light)} | ${round(s.full)}${mark}`;
+    });
+  return (
+    `best verified path for serving by the recorded figures (requests/s one at a time | ` +
+    `samples/s in batches of ${maxBatch}; weighed alike): ${parts.join('; ')}`
+  );
+}
+
+module.exports = { capacity, choosePath, describeChoice, heightFor };
