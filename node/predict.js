@@ -12,7 +12,7 @@
 // against its sha256 in manifest.json, like every model file): the text is
 // encoded to token ids as in Python (lib/io/tokenizer.js), and the model's
 // probability printed. The model reads the text as given: for the spam model,
-// a mail's subject, a newline, and its body (text.py's mail_text), no headers.
+// a mail's subject, a newline, and its body (folder/tokenizer.py's mail_text), no headers.
 //
 // --format picks how the model is loaded: layers (tf.loadLayersModel),
 // graph (tf.loadGraphModel), saved_model or saved_model_xla
@@ -22,7 +22,7 @@
 const path = require('path');
 const { main, UsageError, parseCommandLine } = require('./lib/runtime/cli');
 
-const TOKENIZER_FILE = 'tokenizer.json'; // text.py's TOKENIZER_FILE
+const TOKENIZER_FILE = 'tokenizer.json'; // folder/tokenizer.py's TOKENIZER_FILE
 
 const USAGE =
   'usage: predict.js --model DIR [--format layers|graph|saved_model|saved_model_xla|onnx] ' +

@@ -1,6 +1,6 @@
 'use strict';
 // A long-lived Node process that loads converted models and runs them, driven
-// by Python (py/tfjs_bridge/worker.py) over the framed protocol of
+// by Python (py/tfjs_bridge/runtime/worker_process.py) over the framed protocol of
 // lib/io/protocol.js on stdin/stdout. One backend per process:
 //
 //   node node/worker.js --backend tensorflow|cpu|wasm|onnxruntime

@@ -105,9 +105,9 @@ def test_service_starts_on_a_verified_path_with_its_figures(converted):
     assert found, line
     assert record["results"][found.group(1)]["status"] == "pass"
     # the figures behind the choice: each path, how it batches, and what it serves
-    assert re.search(re.escape(found.group(1)) + r" (unpadded|padded to [\d/]+) [\d,]+ \| "
-                     r"[\d,]+ \(chosen\)", line), line  # fmt: skip
-    assert re.search(r"; batches (unpadded|padded)", line), line
+    how = r"(unpadded|padded to [\d/]+|one row a batch)"
+    assert re.search(re.escape(found.group(1)) + rf" {how} [\d,]+ \| [\d,]+ \(chosen\)", line)
+    assert re.search(r"; batches (unpadded|padded|one row a batch)", line), line
 
 
 def test_a_wrong_conversion_fails_convert(trained, tmp_path, monkeypatch):

@@ -19,11 +19,26 @@ CI_SEED = 0
 CI_COUNT = 40
 CI_JOBS = 2  # two models at a time: each job is mostly one thread, and CI has two cores
 
-# Models of the CI seed that get no verdict today, each with the bug it
-# meets (none is the fuzzer's: every spec builds in Keras). They are expected
-# failures, shown by -ra, and pass again once the bug is fixed. The spec of
-# each is printed by `tfjs-bridge fuzz --seed 0 --start I --count 1`.
-KNOWN: dict[str, str] = {}
+CI_TIMEOUT = 240.0  # s per model: 2x the slowest seen (113 s, two jobs on a loaded machine)
+
+# Models of the CI seed that get no verdict today, each with the bug in
+# tfjs-bridge it meets (none is the fuzzer's: every spec builds in Keras),
+# found by this fuzzer and not fixed yet. They are expected failures, listed
+# by -ra, and report XPASS once fixed: then delete the entry. `tfjs-bridge
+# fuzz --seed 0 --start I --count 1` reruns model I and prints its spec.
+KERAS3_NESTED = (
+    "bug: a Keras 3 functional model calling a nested Sequential never exports: "
+    "conversion/keras3.to_tf_keras -> tf_keras Model.from_config loops forever in "
+    "reconstruct_from_config (killed after CI_TIMEOUT)"
+)
+KNOWN: dict[str, str] = {
+    "fz0-010": "bug: a Keras 3 MultiHeadAttention has no tf-keras translation "
+    "(keras3.to_tf_keras: 'query_shape'): one line, but no verdict for any path",
+    "fz0-012": KERAS3_NESTED,
+    "fz0-022": "bug: a Keras 3 RNN called with initial_state= does not translate (the "
+    "states are dropped: weight shape (4, 4) vs (8, 4)): one line, but no verdict",
+    "fz0-031": KERAS3_NESTED,
+}
 
 
 def _spec_json(spec: dict) -> str:
@@ -92,7 +107,7 @@ def test_a_spec_builds_the_same_weights_every_time():
 def ci_run(node_runtime):
     from tfjs_bridge.fuzz.harness import run_fuzz
 
-    report = run_fuzz(CI_SEED, CI_COUNT, jobs=CI_JOBS, log=print)
+    report = run_fuzz(CI_SEED, CI_COUNT, jobs=CI_JOBS, timeout=CI_TIMEOUT, log=print)
     print(f"fuzz seed {CI_SEED}: {CI_COUNT} models in {report.seconds:.0f} s "
           f"({report.cpu_seconds:.0f} CPU-s)")  # fmt: skip
     return report

@@ -13,7 +13,7 @@
 //
 // Prints one JSON line on stdout: requests, requests_per_s, p50_ms, p90_ms,
 // p99_ms, max_ms, errors, non_2xx, timeouts, wrong, first_wrong (and more).
-// Used by `tfjs-bridge bench --serve` (py/tfjs_bridge/serve_bench.py).
+// Used by `tfjs-bridge bench --serve` (py/tfjs_bridge/bench/service_load.py).
 const fs = require('fs');
 const { main, UsageError, parseCommandLine } = require('../lib/runtime/cli');
 

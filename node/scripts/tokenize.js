@@ -10,7 +10,7 @@ const { loadTokenizer, OOV_ID, PAD_ID } = require('../lib/io/tokenizer');
 
 const USAGE = [
   'usage: tokenize.js TOKENIZER.json TEXTS.jsonl OUT.npy',
-  '  TOKENIZER.json  written by Tokenizer.save (py/tfjs_bridge/text.py)',
+  '  TOKENIZER.json  written by Tokenizer.save (py/tfjs_bridge/folder/tokenizer.py)',
   '  TEXTS.jsonl     one JSON string per line (UTF-8)',
   '  OUT.npy         int32 ids [N, max_len]: 0 padding, 1 out of vocabulary',
   'Prints {"shape": [N, max_len], "oov": ..., "tokens": ...} on stdout.',

@@ -112,3 +112,27 @@ test('padded batches take the smallest height that holds them', async () => {
   );
   assert.ok(answers[2][0].data.every((v) => v === 9));
 });
+
+test('a batch holds at most the largest padded height', async () => {
+  const heights = [];
+  const batcher = new Batcher({
+    run: async (arrays, rows) => {
+      heights.push(rows);
+      return [arrays[0]];
+    },
+    idle: () => true,
+    maxBatch: 32,
+    queueLimit: 1024,
+    pad: () => [1, 8],
+  });
+  const x = new Float32Array(20).map((_, i) => i);
+  const [y] = await batcher.submit([{ data: x, shape: [20, 1], dtype: 'float32' }]);
+  assert.deepEqual(heights, [8, 8, 8]); // 8 + 8 + 4 rows, the last padded to 8
+  assert.deepEqual(Array.from(y.data), Array.from(x));
+  // and the service's figures count batches of 8 at full load
+  const capped = capacity({ 1: 1000, 32: 16000 }, [1, 8], 32);
+  assert.equal(
+    Math.round(capped.full),
+    Math.round((1000 * 8) / batchMs({ 1: 1000, 32: 16000 }, 8)),
+  );
+});

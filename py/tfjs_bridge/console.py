@@ -111,7 +111,7 @@ class ClickProgress:
 def terminal_progress():
     """A progress bar when stderr is a terminal, else none. The bar writes to
     a duplicate of stderr taken now: training hides fd 2 while it runs
-    (TensorFlow's native logging, tfimport.py), and the bar must still show."""
+    (TensorFlow's native logging, core/quiet_tf.py), and the bar must still show."""
     if not sys.stderr.isatty():
         yield NO_PROGRESS
         return

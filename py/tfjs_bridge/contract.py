@@ -2,9 +2,10 @@
 defines, generated here and nowhere else (`tfjs-bridge registry` writes them,
 `tfjs-bridge registry --check`, run by `make test`, fails when one drifts).
 
-  node/registry.json    the model registry (registry.py)
-  node/vocabulary.json  formats (formats.py), backends, runtimes and the
-                        browsers (runtimes.py), and parity.json's layout (parity_record.py)
+  node/registry.json    the model registry (training/registry.py)
+  node/vocabulary.json  formats (folder/formats.py), backends, runtimes and the
+                        browsers (runtime/runtimes.py), and parity.json's layout
+                        (folder/parity_record.py)
 
 Node defines none of these names itself; a change on the Python side reaches
 Node by regenerating the files."""

@@ -1,6 +1,6 @@
 'use strict';
 // A browser as a worker backend: node/worker.js answers Python's requests
-// (hello, load, predict, bench, memory, dispose; py/tfjs_bridge/worker.py)
+// (hello, load, predict, bench, memory, dispose; py/tfjs_bridge/runtime/worker_process.py)
 // with these handlers, which pass each to a page of a real browser
 // (launch.js) served from 127.0.0.1 (server.js) running the bundle of
 // page.js, runners.js and lib/layers (bundle.js). So verify and bench see a

@@ -1,7 +1,7 @@
 'use strict';
 // Starting a system browser for a browser worker backend ('chromium-webgl'),
 // with puppeteer-core (which downloads no browser). Which browsers, how each
-// is driven and which backends need a display are Python's (runtimes.py,
+// is driven and which backends need a display are Python's (runtime/runtimes.py,
 // through vocabulary.json):
 //   chromium  headless over CDP (a pipe: the browser exits when Node does)
 //   firefox   over WebDriver BiDi; headless, except for the backends that
@@ -28,7 +28,7 @@ function onPath(name) {
   return null;
 }
 
-/** The browser's executable, or an error saying how to get one (as runtimes.py says it). */
+/** The browser's executable, or an error saying how to get one (as runtime/runtimes.py says it). */
 function browserExecutable(name) {
   const browser = BROWSERS[name];
   const own = process.env[browser.env];

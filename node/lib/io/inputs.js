@@ -1,8 +1,8 @@
 'use strict';
 // A model's inputs as its manifest records them (the signature: name, dtype,
-// shape, domain per input; py/tfjs_bridge/signature.py writes it), and the
+// shape, domain per input; py/tfjs_bridge/folder/signature.py writes it), and the
 // checks every array a user hands us passes before it runs, as
-// py/tfjs_bridge/inputs.py applies them: dtype, shape, sample count, token ids
+// py/tfjs_bridge/folder/checked_inputs.py applies them: dtype, shape, sample count, token ids
 // within [low, high), NaN/Inf.
 
 /** The manifest's signature, or what a manifest without one means: one float input. */

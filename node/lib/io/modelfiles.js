@@ -15,7 +15,7 @@ const path = require('path');
 
 const DTYPE_BYTES = { float32: 4, int32: 4, bool: 1, uint8: 1, float16: 2 };
 const QUANTIZED_BYTES = { float16: 2, uint8: 1, uint16: 2 }; // convert --quantize
-// Sizes bounded before anything is read or allocated; py/tfjs_bridge/tfjs_import.py
+// Sizes bounded before anything is read or allocated; py/tfjs_bridge/importing/reading.py
 // checks the same two (tests/test_import.py keeps them equal).
 const MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024;
 const MAX_WEIGHT_BYTES = 2 * 1024 * 1024 * 1024;

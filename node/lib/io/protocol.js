@@ -1,6 +1,6 @@
 'use strict';
 // The worker's framed protocol on stdin/stdout (the Python side is
-// py/tfjs_bridge/worker.py). Every message, either way, is one frame:
+// py/tfjs_bridge/runtime/worker_process.py). Every message, either way, is one frame:
 //   uint32 little-endian  length of the header
 //   header                UTF-8 JSON: {id, op | ok, ..., tensors: [{dtype, shape, nbytes}]}
 //   payload               the tensors' raw little-endian bytes, one after another

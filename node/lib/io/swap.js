@@ -1,6 +1,6 @@
 'use strict';
 // Putting a finished folder in place of another in one atomic step, as the
-// Python side does (py/tfjs_bridge/artifacts.py): a folder is written beside
+// Python side does (py/tfjs_bridge/folder/artifacts.py): a folder is written beside
 // its target under a staging name, then takes its place. A first write is one
 // rename(2). Replacing a folder is Linux's renameat2(RENAME_EXCHANGE), which
 // Node cannot call: the project's Python does it (artifacts.exchange), so at

@@ -1,9 +1,9 @@
 'use strict';
 // The Node half of the text tokenizer: loads the tokenizer.json that
-// py/tfjs_bridge/text.py fitted and saved, and encodes text exactly as
+// py/tfjs_bridge/folder/tokenizer.py fitted and saved, and encodes text exactly as
 // Tokenizer.encode does there. Node never fits a vocabulary.
 //
-// The rule, step by step (text.py's docstring says why):
+// The rule, step by step (folder/tokenizer.py's docstring says why):
 //   1. code points in `unassigned_ranges` (unassigned in the file's Unicode
 //      version) become U+0020,
 //   2. String.prototype.normalize(normalization) (NFKC by default),
@@ -35,7 +35,7 @@ function validRanges(ranges) {
   return true;
 }
 
-/** What is wrong with a parsed tokenizer file, or null (text.py's _check_spec checks the same). */
+/** What is wrong with a parsed tokenizer file, or null (folder/tokenizer.py's _check_spec checks the same). */
 function checkSpec(spec) {
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) return 'not a JSON object';
   if (spec.format !== FORMAT)
@@ -126,7 +126,7 @@ function makeTokenizer(spec) {
   };
 }
 
-/** Reads and checks a tokenizer.json written by text.py's Tokenizer.save. */
+/** Reads and checks a tokenizer.json written by folder/tokenizer.py's Tokenizer.save. */
 function loadTokenizer(file) {
   let text;
   try {

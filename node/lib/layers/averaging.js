@@ -2,7 +2,7 @@
 // Weight averaging for Node training (registry field ema_momentum): the model
 // ends training holding an exponential moving average of its weights, updated
 // after every batch, with the momentum warming up as in
-// py/tfjs_bridge/averaging.py: min(momentum, (1 + t) / (10 + t)) after step t.
+// py/tfjs_bridge/training/averaging.py: min(momentum, (1 + t) / (10 + t)) after step t.
 
 const warmupMomentum = (momentum, step) => Math.min(momentum, (1 + step) / (10 + step));
 

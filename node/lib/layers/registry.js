@@ -1,6 +1,6 @@
 'use strict';
 // The model registry as Node sees it: node/registry.json, generated from the
-// Python registry (py/tfjs_bridge/registry.py) by `tfjs-bridge registry`.
+// Python registry (py/tfjs_bridge/training/registry.py) by `tfjs-bridge registry`.
 // buildModel() is the tfjs-layers twin of the Python build_keras().
 const fs = require('fs');
 const path = require('path');
@@ -33,7 +33,7 @@ const LOSSES = {
 };
 
 // Keras's defaults where tfjs's differ, so a spec that leaves them out means
-// what it means in Python (registry.py states the tfjs ones explicitly).
+// what it means in Python (training/registry.py states the tfjs ones explicitly).
 const KERAS_DEFAULTS = {
   GRU: { recurrentActivation: 'sigmoid', resetAfter: true },
   LSTM: { recurrentActivation: 'sigmoid', unitForgetBias: true },

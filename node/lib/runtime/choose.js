@@ -2,15 +2,16 @@
 // Which format to run a model folder in when none is asked for: the fastest
 // Node path (a runtime with a default_rank in vocabulary.json: tfjs-node, or
 // onnxruntime-node when installed) that the parity check passed for this
-// very folder. parity.json (its schema is Python's: parity_record.py):
+// very folder. parity.json (its schema is Python's: folder/parity_record.py):
 //   results  written by `tfjs-bridge verify`: status per runtime
 //   speed    written by `tfjs-bridge bench`: samples/s per batch size, and
 //            the cold start (process start to first prediction)
 // `tfjs-bridge convert` writes both for the paths below (a quick verify, B=1
 // and B=32 timed briefly: bench/first_figures.py), so they exist from the start.
-// "Fastest" depends on the caller: a long-lived process (the worker, a
-// service) wants the highest throughput at its batch size; a one-shot run
-// (predict.js) also pays the load, so it wants the least total time.
+// "Fastest" depends on the caller: a long-lived process (the worker) wants
+// the highest throughput at its batch size; a one-shot run (predict.js) also
+// pays the load, so it wants the least total time. The service also weighs
+// how each path batches (lib/serve/choice.js, from verifiedPaths and batchMs).
 // Without figures, runtimes go by default_rank (what bench measured on this
 // machine kind). Never an unverified path, unless nothing was verified: then
 // layers, and the reason says so.

@@ -1,20 +1,21 @@
 'use strict';
 // Dynamic batching for one model: requests that arrive together run as one
 // batch and are split back. A request of n samples is queued as parts of at
-// most maxBatch samples; a batch takes whole parts, oldest first, of the same
-// per-sample shapes (a free axis, such as a sequence length, must agree).
+// most maxBatch samples (or the largest padded height); a batch takes whole
+// parts, oldest first, of the same per-sample shapes (a free axis, such as a
+// sequence length, must agree).
 //
-// Padded batches: every batch runs at one of a few fixed heights (maxBatch,
-// or the smallest of the heights catalog.js found bit-identical to it at
-// load), zero rows filling the rest. tfjs-node's kernels can pick their
-// blocking by the batch size, so the same sample at batch 1 and at batch 64
-// can differ in the last bit (measured: up to 6e-8 on gru's layers path); at
-// one batch shape a row's answer does not depend on its position or its
-// neighbours. Padded, an answer is bit-identical whatever else arrived with
-// it. Where the path computes each row the same at every batch size
-// (catalog.js checks this at load), padding buys nothing and batches run at
-// their own size. `pad(tag)` says which, per model version: null (unpadded),
-// true (maxBatch) or the heights.
+// Padded batches: every batch runs at one of a few fixed heights, the
+// smallest that holds it, zero rows filling the rest, and holds at most the
+// largest. tfjs-node's kernels can pick their blocking by the batch size, so
+// the same sample at batch 1 and at batch 64 can differ in the last bit
+// (measured: up to 6e-8 on gru's layers path), and so can a row in a
+// remainder block of the same batch. catalog.js finds at load the heights at
+// which every row comes out with its bits alone, at every position: padded
+// to those, an answer is bit-identical whatever else arrived with it. Where
+// the path computes each row the same at every batch size and position,
+// padding buys nothing and batches run at their own size. `pad(tag)` says
+// which, per model version: null (unpadded), true (maxBatch) or the heights.
 //
 // A batch goes out when a worker is free and either it is full or its
 // oldest part has waited maxWaitMs (0: at once). While every worker is busy,
@@ -72,8 +73,9 @@ class Batcher {
         }, timeoutMs);
       }
       const key = arrays.map((a) => a.shape.slice(1).join('x')).join('|');
-      for (let start = 0; start < n; start += this.maxBatch) {
-        const rows = Math.min(this.maxBatch, n - start);
+      const most = this.most(tag);
+      for (let start = 0; start < n; start += most) {
+        const rows = Math.min(most, n - start);
         const part = arrays.map((a) => rowsOf(a, start, rows));
         request.results.push(null);
         request.left += 1;
@@ -99,17 +101,18 @@ class Batcher {
       this.dropFinished();
       if (!this.queue.length) break;
       const oldest = this.queue[0];
+      const most = this.most(oldest.tag);
       const batch = [];
       let rows = 0;
       for (const item of this.queue) {
         const fits = item.key === oldest.key && item.tag === oldest.tag;
-        if (!fits || rows + item.rows > this.maxBatch) continue;
+        if (!fits || rows + item.rows > most) continue;
         batch.push(item);
         rows += item.rows;
-        if (rows === this.maxBatch) break;
+        if (rows === most) break;
       }
       const waited = now() - oldest.at;
-      if (rows < this.maxBatch && waited < this.maxWaitMs) {
+      if (rows < most && waited < this.maxWaitMs) {
         if (!this.timer)
           this.timer = setTimeout(() => {
             this.timer = null;
@@ -122,6 +125,14 @@ class Batcher {
       this.gauge();
       this.start(batch, rows);
     }
+  }
+
+  /** The most rows a batch of `tag` holds: maxBatch, or the largest padded height. */
+  most(tag) {
+    const heights = this.pad(tag);
+    return Array.isArray(heights)
+      ? Math.min(heights[heights.length - 1], this.maxBatch)
+      : this.maxBatch;
   }
 
   dropFinished() {

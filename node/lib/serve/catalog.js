@@ -152,34 +152,42 @@ class Catalog {
   /**
    * How a path batches when that is known without running it
    * ({heights, batching}; heights null: unpadded), else null: what was asked
-   * for, and in auto mode XLA and free axes, which are padded to maxBatch.
+   * for, and in auto mode a free axis, whose lengths no check at load can
+   * cover: padded to maxBatch.
    */
   staticBatching(format, signature) {
     const { mode, maxBatch } = this.batching;
-    const padded = (why) => ({ heights: [maxBatch], batching: `padded to ${maxBatch}: ${why}` });
     if (mode === 'padded') return { heights: [maxBatch], batching: 'padded (asked for)' };
     if (mode === 'unpadded')
       return {
         heights: null,
         batching: 'unpadded (asked for: an answer may change in its last bits with its batch)',
       };
-    if (format === 'saved_model_xla')
-      return padded('XLA compiles a program per batch shape, and padded there is one');
     if (signature.inputs.some((s) => s.shape.includes(null)))
-      return padded('a free axis, whose lengths a check at load cannot cover');
+      return {
+        heights: [maxBatch],
+        batching: `padded to ${maxBatch}: a free axis, whose lengths a check at load cannot cover`,
+      };
     return null;
   }
 
   /**
    * How batches of this version run ({heights, batching}): heights null,
    * at their own size; else padded with zero rows to the smallest of
-   * `heights` that holds them. In auto mode, measured: each of maxBatch
-   * seeded samples alone, then the first b together for every b up to
-   * maxBatch. If every row's answer is the same bits at every (position,
-   * batch size) a batch can give it, padding buys nothing. Otherwise batches
-   * are padded to the sizes among 1, 2, 4, 8, ... below maxBatch at which
-   * every row comes out with the same bits as in a full batch (and beside
-   * zero rows), and to maxBatch: a small batch then costs a small batch.
+   * `heights` that holds them, and never more rows than the largest.
+   * tfjs-node's kernels block rows by the batch size, so a sample can come
+   * out with other last bits in a batch of another size, and in a remainder
+   * block of the same batch (measured on AVX2: rows 30 and 31 of XLA's batch
+   * of 32 for gru). So in auto mode it is measured, on maxBatch seeded
+   * samples: at a batch size, groups of samples are run in every rotation,
+   * and the size counts only if each sample comes out with the same bits at
+   * every position (and beside zero rows, as padding puts them). Sizes that
+   * give every sample the same bits form a class. If one class holds every
+   * size from 1 to maxBatch, batches run unpadded. Otherwise the heights are
+   * the class, among the sizes 1, 2, 4, 8, 16, 24 and maxBatch, with the
+   * largest size (then the smallest): padded to those, an answer is
+   * bit-identical whatever else arrived with it. XLA, which compiles a
+   * program per batch shape, is checked at 1, 8 and maxBatch only, and padded.
    */
   async batchingFor({ key, signature, format, inputNames }) {
     const fixed = this.staticBatching(format, signature);
@@ -187,49 +195,79 @@ class Catalog {
     const { maxBatch } = this.batching;
     const inputs = signature.inputs.map((spec, i) => randomInput(spec, maxBatch, 1234 + i));
     const run = async (parts) => (await this.pool.predictOn(0, key, parts, inputNames)).tensors;
-    const rowsFrom = (start, rows) => inputs.map((a) => rowsOf(a, start, rows));
+    const rowOf = (tensors, r) => tensors.map((t) => rowsOf(t, r, 1));
     const same = (a, b) => a.every((t, o) => sameBits(t.data, b[o].data));
-    const row = (tensors, r) => tensors.map((t) => rowsOf(t, r, 1));
-    const together = new Array(maxBatch + 1).fill(null); // by batch size: rows 0..size-1
-    const alone = [];
-    for (let r = 0; r < maxBatch; r++) alone.push(await run(rowsFrom(r, 1)));
-    let differs = null;
-    for (let rows = 2; rows <= maxBatch; rows++) {
-      together[rows] = await run(rowsFrom(0, rows));
-      for (let r = 0; r < rows && !differs; r++) {
-        if (!same(row(together[rows], r), alone[r])) differs = { r, rows };
-      }
-    }
-    if (!differs)
-      return {
-        heights: null,
-        batching: `unpadded: every row the same bits alone and in batches of 2-${maxBatch} (checked at load)`,
+    const batchOf = (order, height) =>
+      inputs.map((a) =>
+        stack(
+          order.map((r) => rowsOf(a, r, 1)),
+          height,
+        ),
+      );
+    // Each sample's answer at this batch size, or null when some position
+    // (or zero rows beside it) gives it other bits.
+    const answersAt = async (size) => {
+      const answers = new Array(maxBatch).fill(null);
+      const agrees = (r, answer) => {
+        if (!answers[r]) answers[r] = answer;
+        return same(answer, answers[r]);
       };
-    const full = together[maxBatch];
-    const heights = [];
-    for (let size = 1; size < maxBatch; size *= 2) {
-      const rowsAt = (r) => (size === 1 ? alone[r] : row(together[size], r));
-      let ok = true;
-      for (let r = 0; r < size && ok; r++) ok = same(rowsAt(r), row(full, r));
-      if (ok && size > 1) {
-        // beside zero rows, as a padded batch has them: half the rows real
-        const half = Math.ceil(size / 2);
-        const padded = rowsFrom(0, half).map((a, i) =>
-          stack([a, zeros(signature.inputs[i], size - half)]),
-        );
-        const got = await run(padded);
-        for (let r = 0; r < half && ok; r++) ok = same(row(got, r), row(full, r));
+      for (let first = 0; first < maxBatch; first += size) {
+        for (let turn = 0; turn < size; turn++) {
+          const order = Array.from(
+            { length: size },
+            (_, p) => (first + ((p + turn) % size)) % maxBatch,
+          );
+          const out = await run(batchOf(order, size));
+          if (!order.every((r, p) => agrees(r, rowOf(out, p)))) return null;
+        }
       }
-      if (ok) heights.push(size);
+      const real = Array.from({ length: Math.ceil(size / 2) }, (_, p) => p);
+      const out = await run(batchOf(real, size));
+      return real.every((r) => agrees(r, rowOf(out, r))) ? answers : null;
+    };
+    const classes = []; // [{sizes, answers}]: sizes that give every sample the same bits
+    const measure = async (size) => {
+      const answers = await answersAt(size);
+      if (!answers) return;
+      const found = classes.find((c) => c.answers.every((a, r) => same(a, answers[r])));
+      if (found) found.sizes.push(size);
+      else classes.push({ sizes: [size], answers });
+    };
+    const xla = format === 'saved_model_xla';
+    const fewer = xla ? [1, 8] : [1, 2, 4, 8, 16, 24]; // XLA: a compilation each
+    const ladder = [...new Set([...fewer, maxBatch].filter((b) => b <= maxBatch))];
+    for (const size of ladder) await measure(size);
+    if (!xla && classes.length === 1 && classes[0].sizes.length === ladder.length) {
+      for (let size = 2; size <= maxBatch; size++) if (!ladder.includes(size)) await measure(size);
+      if (classes.length === 1 && classes[0].sizes.length === maxBatch)
+        return {
+          heights: null,
+          batching: `unpadded: every row the same bits at every position of batches of 1-${maxBatch} (checked at load)`,
+        };
     }
-    heights.push(maxBatch);
-    const why = `row ${differs.r} of a batch of ${differs.rows} differs from it alone in the last bits`;
-    if (heights.length === 1) return { heights, batching: `padded to ${maxBatch}: ${why}` };
+    const sizes = (c) => c.sizes.filter((b) => ladder.includes(b)).sort((a, b) => a - b);
+    const best = classes
+      .map(sizes)
+      .filter((h) => h.length)
+      .sort((a, b) => b[b.length - 1] - a[a.length - 1] || a[0] - b[0])[0];
+    const why = xla
+      ? 'XLA compiles a program per batch shape'
+      : `the last bits of a row change with the batch size or the position (${classes.length} classes of sizes)`;
+    if (best.length === 1 && best[0] === 1)
+      return {
+        heights: best,
+        batching:
+          `one row a batch: ${why}, and at no size checked (${ladder.slice(1).join(', ')}) ` +
+          'does every row come out with the same bits at every position (checked at load)',
+      };
+    const most = best[best.length - 1];
+    const cap = most < maxBatch ? ` (at most ${most} rows a batch)` : '';
     return {
-      heights,
+      heights: best,
       batching:
-        `padded to the smallest of ${heights.join(', ')} that holds the batch: ${why}, ` +
-        `but at ${heights.join(', ')} every row the same bits as in a batch of ${maxBatch} (checked at load)`,
+        `padded to the smallest of ${best.join(', ')} that holds the batch${cap}: ${why}; ` +
+        `at these sizes every row the same bits at every position (checked at load)`,
     };
   }
 

@@ -9,7 +9,8 @@
 //   light  requests/s, one request of one sample at a time: 1 / time of a
 //          batch of the height one row runs at (1 unpadded, else the smallest
 //          padded height)
-//   full   samples/s in full batches: maxBatch / time of a batch of maxBatch
+//   full   samples/s in full batches: the most rows a batch holds (maxBatch,
+//          or a padded path's largest height) / time of such a batch
 // and the path with the highest geometric mean of the two serves: a path
 // twice as fast at one end must not be more than twice as slow at the other.
 // How a path batches is known only once it is loaded and checked, so paths
@@ -24,11 +25,12 @@ function heightFor(heights, rows) {
 
 /** {light, full, score} for a path's recorded figures batched at `heights`; null without figures. */
 function capacity(speed, heights, maxBatch) {
+  const most = heights ? Math.min(heights[heights.length - 1], maxBatch) : maxBatch;
   const oneMs = batchMs(speed, heightFor(heights, 1));
-  const fullMs = batchMs(speed, maxBatch);
+  const fullMs = batchMs(speed, most);
   if (oneMs === null || fullMs === null) return null;
   const light = 1000 / oneMs;
-  const full = (1000 * maxBatch) / fullMs;
+  const full = (1000 * most) / fullMs;
   return { light, full, score: Math.sqrt(light * full) };
 }
 
@@ -65,7 +67,8 @@ const round = (n) => Math.round(n).toLocaleString('en-US');
 
 function batchingName(heights) {
   if (!heights) return 'unpadded';
-  return heights.length === 1 ? `padded to ${heights[0]}` : `padded to ${heights.join('/')}`;
+  if (heights.length === 1 && heights[0] === 1) return 'one row a batch';
+  return `padded to ${heights.join('/')}`;
 }
 
 /** The figures behind a choice, for the start-up line. */
@@ -80,7 +83,7 @@ function describeChoice({ path, scored }, maxBatch) {
     });
   return (
     `best verified path for serving by the recorded figures (requests/s one at a time | ` +
-    `samples/s in batches of ${maxBatch}; weighed alike): ${parts.join('; ')}`
+    `samples/s in full batches of up to ${maxBatch}; weighed alike): ${parts.join('; ')}`
   );
 }
 

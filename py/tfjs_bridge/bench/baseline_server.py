@@ -3,7 +3,7 @@ a model folder served the way Python users serve a Keras model, with
 FastAPI under uvicorn (one process), the forward pass in a `tf.function`,
 and TensorFlow Serving's REST row format.
 
-    python -m tfjs_bridge.baseline_server --model shared_models/gru --port 0
+    python -m tfjs_bridge.bench.baseline_server --model shared_models/gru --port 0
     curl -d '{"instances": [[[0.0, ...], ...]]}' http://127.0.0.1:PORT/v1/models/gru:predict
 
 `POST /v1/models/NAME:predict` takes {"instances": [...]}: with one input,

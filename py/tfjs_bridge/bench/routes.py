@@ -1,7 +1,7 @@
 """`tfjs-bridge bench`: what each route costs, side by side in one run.
 
 Python routes run in this process; every Node path runs inside one long-lived
-worker per backend (workers.py), timed there (warm-up, then repetitions for a
+worker per backend (runtime/pool.py), timed there (warm-up, then repetitions for a
 time budget; medians and p99), so process start is not in the figures; it is
 measured apart, as cold start. Only routes that pass the parity check on the
 same run are offered as the default (verified) path: run_bench verifies,

@@ -137,7 +137,7 @@ def server_command(kind: str, model_dir: Path, workers: int | None = None) -> li
         cmd = [node_executable(), str(NODE_DIR / "serve.js"), "--model", str(model_dir)]
         cmd += ["--workers", str(workers)] if workers is not None else []
     else:
-        cmd = [sys.executable, "-m", "tfjs_bridge.baseline_server", "--model", str(model_dir)]
+        cmd = [sys.executable, "-m", "tfjs_bridge.bench.baseline_server", "--model", str(model_dir)]
     return [*cmd, "--host", "127.0.0.1", "--port", "0"]
 
 

@@ -3,7 +3,7 @@
 layers: keras.h5 -> tfjs_layers/ (tf.loadLayersModel)
 graph:  saved_model/ -> tfjs_graph/ (tf.loadGraphModel)
 onnx:   keras.h5 -> onnx/ (onnx_export.py; optional, `make onnx`)
-(the folders are formats.py's). Each output is written to a temporary folder
+(the folders are folder/formats.py's). Each output is written to a temporary folder
 and renamed into place; the converter's version and the sha256 of every file
 it wrote go to manifest.json."""
 

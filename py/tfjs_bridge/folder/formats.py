@@ -1,6 +1,6 @@
 """The model formats Node runs, and where each lives inside a model folder:
 the one table of them. Training, conversion, export and verify read it here;
-Node reads it from the generated node/vocabulary.json (node_contract.py).
+Node reads it from the generated node/vocabulary.json (contract.py).
 
 keras.h5 and manifest.json (artifacts.py) are in a model folder too, but Node
 runs neither: they are not formats."""

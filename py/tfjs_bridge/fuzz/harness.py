@@ -34,7 +34,7 @@ from pathlib import Path
 from ..core.errors import BridgeError, first_line, unexpected
 from ..core.versions import python_versions
 from ..folder.formats import FORMATS
-from ..folder.parity_record import PASS, STATUSES
+from ..folder.parity_record import PASS, SKIP, STATUSES
 from ..runtime.runtimes import RUNTIMES, optional_missing
 from . import build, faults, space
 from .jobs import MODEL_TIMEOUT, run_jobs
@@ -330,7 +330,8 @@ def fault_check(spec, exported: Path, runtimes, verdicts: dict, samples: int) ->
                 "error": _failure(exc, "fault verify"),
             }
         results = {r.runtime: r.status for r in report.results}
-        caught = bool(results) and all(s != PASS for s in results.values())
+        # caught: every path ran and did not pass (a skip, not run, catches nothing)
+        caught = bool(results) and all(s not in (PASS, SKIP) for s in results.values())
         return {"placed": True, **fault.to_json(), "results": results, "caught": caught}
     return {"placed": False, "why": "; ".join(why)}
 

@@ -1,5 +1,5 @@
 """Inputs that exercise a model, for verify: made once in Python with a fixed
-seed, within each input's domain (signature.py), different from sample to
+seed, within each input's domain (folder/signature.py), different from sample to
 sample, and for masked inputs padded to many lengths (post- and pre-padding,
 and one sample padded throughout) so that the masked code paths are compared
 too. And the other half of the promise: a description of what was fed and
@@ -51,7 +51,7 @@ def probe_input(spec: InputSpec, samples: int, rng) -> np.ndarray:
         # With mask_zero, 0 is padding: the real ids start at 1.
         low = max(int(spec.low), 1) if masked else int(spec.low)
         # In the input's own dtype: a float input that feeds an Embedding
-        # (signature.py) gets whole ids as floats.
+        # (folder/signature.py) gets whole ids as floats.
         x = rng.integers(low, int(spec.high), size=shape, dtype=np.int64).astype(spec.dtype)
     else:
         x = rng.uniform(spec.low, spec.high, size=shape).astype(np.float32)

@@ -3,7 +3,7 @@ path (runtime/runtimes.py), against the model's truth (truth.py), compared
 by compare.py. Node runs in one long-lived worker per backend
 (runtime/pool.py), so a path is timed and checked, not started.
 verify_models also takes users' own Keras files and records what passed in
-each model folder's parity.json (parity_record.py).
+each model folder's parity.json (folder/parity_record.py).
 
 Each path gets one verdict from a closed set (parity_record.STATUSES): pass;
 mismatch (other numbers, or an error while running); unsupported (the path

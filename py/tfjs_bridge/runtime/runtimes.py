@@ -1,5 +1,5 @@
 """The Node paths a converted model can run on: a tfjs backend (one per Node
-process) and a format (formats.py). This module owns both tables, the
+process) and a format (folder/formats.py). This module owns both tables, the
 backends (which npm package, and how to get it) and the runtimes (the paths);
 Node reads them from the generated node/vocabulary.json. verify and bench
 iterate RUNTIMES; a path that is not here is not verified, and so is not offered.

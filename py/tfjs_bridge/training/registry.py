@@ -1,5 +1,5 @@
 """The one registry of models. Training, conversion, the Node scripts (through
-``node/registry.json``, which node_contract.py generates from it) and the
+``node/registry.json``, which contract.py generates from it) and the
 parity tests all iterate it; adding a model is adding one entry to ``MODELS``.
 
 Architectures are declared as data (Keras layer class names and configs) so
