@@ -309,7 +309,9 @@ def test_a_request_past_its_deadline_answers_504(small_models):
 def test_sigterm_finishes_requests_in_flight_and_refuses_new_ones(small_models):
     # batches of 1: each request of 256 samples runs for a while (~0.5 s)
     x = _gru_samples(256, seed=2).tolist()
-    options = ["--max-batch", "1", "--queue-limit", "4096"]
+    # a long deadline: 2,048 batches of one may take more than the default
+    # 10 s on a loaded 2-core machine, and deadlines are not what this tests
+    options = ["--max-batch", "1", "--queue-limit", "4096", "--timeout-ms", "300000"]
     with serving(small_models / "gru", options=options) as svc:
         finished = []
 

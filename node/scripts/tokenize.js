@@ -1,5 +1,5 @@
 'use strict';
-// Encodes texts with a tokenizer that Python fitted (tfjs_bridge.text), the
+// Encodes texts with a tokenizer that Python fitted (py/tfjs_bridge/folder/tokenizer.py), the
 // way Tokenizer.encode does there: one JSON string per line in, int32 ids
 // [N, max_len] out as .npy. Used to prove both halves tokenize identically.
 const fs = require('fs');

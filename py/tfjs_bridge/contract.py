@@ -25,7 +25,8 @@ from .training.registry import MODELS
 REGISTRY_JSON = NODE_DIR / "registry.json"
 VOCABULARY_JSON = NODE_DIR / "vocabulary.json"
 GENERATED_BY = (
-    "tfjs-bridge registry, from py/tfjs_bridge/{formats,runtimes,parity_record}.py: do not edit"
+    "tfjs-bridge registry, from"
+    " py/tfjs_bridge/{folder/formats,runtime/runtimes,folder/parity_record}.py: do not edit"
 )
 
 

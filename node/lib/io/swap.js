@@ -34,7 +34,7 @@ function swapIn(staging, target) {
     return;
   }
   const code =
-    'import sys; from tfjs_bridge.artifacts import exchange; exchange(sys.argv[1], sys.argv[2])';
+    'import sys; from tfjs_bridge.folder.artifacts import exchange; exchange(sys.argv[1], sys.argv[2])';
   const run = spawnSync(python(), ['-c', code, staging, target], { encoding: 'utf8' });
   if (run.status !== 0) {
     const said = (run.stderr || '').trim().split('\n').pop();

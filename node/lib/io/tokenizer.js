@@ -134,7 +134,7 @@ function loadTokenizer(file) {
   } catch (err) {
     const reason =
       err.code === 'ENOENT'
-        ? 'no tokenizer file: fit and save one first (Tokenizer.save in tfjs_bridge.text)'
+        ? 'no tokenizer file: fit and save one first (Tokenizer.save in tfjs_bridge.folder.tokenizer)'
         : err.code === 'EISDIR'
           ? 'a folder, not a tokenizer file'
           : err.message;

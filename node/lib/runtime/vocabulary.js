@@ -1,6 +1,6 @@
 'use strict';
 // The names Python and Node share, as Node reads them: node/vocabulary.json,
-// generated from py/tfjs_bridge/{formats,runtimes,parity_record}.py by
+// generated from py/tfjs_bridge/{folder/formats,runtime/runtimes,folder/parity_record}.py by
 // `tfjs-bridge registry` (make test fails when it drifts). Nothing here is
 // defined in Node:
 //   FORMATS   format -> {folder, entry, marker, made_by}: where it lives in a model folder

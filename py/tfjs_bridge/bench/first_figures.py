@@ -37,9 +37,11 @@ from ..runtime.runtimes import RUNTIMES, Runtime, optional_missing
 from ..training.registry import resolve
 from .routes import BenchReport, bench_node, estimate_cold_starts, record_speed
 
-# 100 samples: every registry model's paths verified and timed in 10-25 s of
-# extra convert time each on 2 cores (docs/parity.md); `tfjs-bridge verify`
-# (500) and `make verify` (whole test sets) remain the full checks.
+# 100 samples: beside loading each path (and compiling XLA), predicting them
+# is a few seconds at most; the check took 6-71 s per registry model, spam
+# (two 200-step SavedModels, XLA) 487 s, on a busy 2-core machine
+# (docs/parity.md). `tfjs-bridge verify` (500) and `make verify` (whole test
+# sets) remain the full checks.
 SAMPLES = 100
 BATCHES = (1, 32)  # one request alone, and a service's full batch
 BUDGET_S = 0.5  # seconds of timed calls per path and batch, after WARMUP untimed ones

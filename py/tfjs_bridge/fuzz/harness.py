@@ -14,8 +14,10 @@ fault is placed in that format's weights (faults.py) and that format's
 paths are verified again: each must not pass. A fault that passes is the
 worst finding a fuzz run can make.
 
-Node runs in one long-lived worker per backend within each verify call, and
-the converter in one long-lived process for the whole run (converter.py)."""
+Models run in job processes (jobs.py), one model at a time each, killed
+after a time limit. Node runs in one long-lived worker per backend within
+each verify call, and the converter in one long-lived process per job
+(converter.py)."""
 
 from __future__ import annotations
 
@@ -71,7 +73,9 @@ class Outcome:
 
     @property
     def uncaught(self) -> bool:
-        return bool(self.fault and self.fault.get("placed") and not self.fault["caught"])
+        """An injected fault that verify passed (not one it failed to run on)."""
+        f = self.fault or {}
+        return bool(f.get("placed") and not f["caught"] and not f.get("error"))
 
     def to_json(self) -> dict:
         return {
@@ -278,6 +282,8 @@ def run_model(
             export_model(path, exported, name=path.stem or path.name)
         step("fault")
         outcome.fault = fault_check(spec, exported, runtimes, outcome.verdicts, samples)
+        if outcome.fault.get("error"):  # verify itself failed on the faulted copy
+            outcome.failure = outcome.fault["error"]
     finally:
         outcome.seconds = time.monotonic() - started
         outcome.cpu_seconds = job_cpu_seconds() - cpu0

@@ -13,6 +13,8 @@ Coverage counts two kinds of pairs:
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -149,7 +151,26 @@ def markdown(report_json: dict, outcomes) -> str:
 
 
 def _short(reason: str, width: int = 140) -> str:
+    """A reason as the table groups it: without folders, layer numbers and counts."""
+    reason = re.sub(r"(/[^\s/:]+)+/", "", reason)  # /tmp/.../0-fz0-005/tfjs_graph/model.json
+    reason = re.sub(r"\b([a-z][a-z0-9]*)_\d+\b", r"\1_N", reason)  # dense_8 -> dense_N
+    reason = re.sub(r"\b\d+ of \d+ values", "n of m values", reason)
     return reason if len(reason) <= width else reason[: width - 1] + "…"
+
+
+def rewrite_table(folder: Path) -> Path:
+    """table.md again from folder/fuzz.json (after a change to this module)."""
+    from .harness import Outcome
+
+    data = json.loads((folder / "fuzz.json").read_text())
+    outcomes = [
+        Outcome(m["spec"], m["verdicts"], m["reasons"], m["failure"], m["fault"], m["seconds"],
+                m.get("cpu_seconds", 0.0))
+        for m in data["models"]
+    ]  # fmt: skip
+    table = folder / "table.md"
+    table.write_text(markdown(data, outcomes))
+    return table
 
 
 def write(report, folder: Path) -> list[Path]:
