@@ -134,13 +134,30 @@ def name_graph_outputs(model_json: Path, keys: list[str]) -> None:
     artifacts.write_json_atomic(model_json, model)
 
 
-def serving_output_keys(saved_model: Path) -> list[str]:
+def name_graph_inputs(model_json: Path, keys: dict[str, str]) -> None:
+    """The converter finds an input's signature key by its shape and dtype;
+    two inputs alike (a question pair: left and right) match both keys, and
+    it falls back to the tensor's name (left:0), a key no one feeds. `keys`
+    maps each serving input's tensor name to its key."""
+    model = json.loads(model_json.read_text())
+    inputs = (model.get("signature") or {}).get("inputs") or {}
+    renamed = {keys.get(spec["name"], key): spec for key, spec in inputs.items()}
+    if list(renamed) == list(inputs) or len(renamed) != len(inputs):
+        return
+    model["signature"]["inputs"] = renamed
+    artifacts.write_json_atomic(model_json, model)
+
+
+def serving_keys(saved_model: Path) -> tuple[dict[str, str], list[str]]:
+    """The serving signature's inputs (tensor name -> key) and output keys."""
     from ..core.quiet_tf import import_tensorflow
 
     tf = import_tensorflow()
-    return list(
-        tf.saved_model.load(str(saved_model)).signatures["serving_default"].structured_outputs
-    )
+    serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    # the function's first inputs are the signature's, in nest's (sorted-key) order
+    keys = sorted(serve.structured_input_signature[1])
+    inputs = {t.name: key for t, key in zip(serve.inputs, keys)}  # noqa: B905 (captures follow)
+    return inputs, list(serve.structured_outputs)
 
 
 def convert(
@@ -217,8 +234,9 @@ def convert_in_place(
         if fmt == "layers":
             name_custom_activations(out / LAYERS.entry)
         if fmt == "graph":
-            keys = serving_output_keys(model_dir / SAVED_MODEL.folder)
-            name_graph_outputs(out / FORMATS["graph"].entry, keys)
+            inputs, outputs = serving_keys(model_dir / SAVED_MODEL.folder)
+            name_graph_inputs(out / FORMATS["graph"].entry, inputs)
+            name_graph_outputs(out / FORMATS["graph"].entry, outputs)
         conversions[fmt] = {
             "converter": "tensorflowjs_converter",
             "converter_version": version,
