@@ -76,6 +76,15 @@ function lstmStep(ops, { act, recAct, width }, { recurrent }, xProjected, h, c) 
   return { h: ops.mul(o, tc), c: cNext, ifo, i, f, o, g, tc };
 }
 
+/**
+ * One SimpleRNN step: xProjected = x·W + b [B, W], weights {recurrent [W, W]}.
+ *   h' = act(xProjected + h·U)
+ * (No fast loop runs it; the streams of stream.js do.)
+ */
+function simpleStep(ops, { act }, { recurrent }, xProjected, h) {
+  return { h: act(ops.add(xProjected, ops.matMul(h, recurrent))) };
+}
+
 // Per kind: the weights' column groups of W (blocks), how many of them come
 // first and go through recAct (sigmoidGates: z, r of a GRU's z, r, h; i, f, o
 // of the LSTM's reordered i, f, o, g), and how a step's input projection is
@@ -83,6 +92,7 @@ function lstmStep(ops, { act, recAct, width }, { recurrent }, xProjected, h, c) 
 const CELLS = {
   GRU: { blocks: 3, sigmoidGates: 2, parts: [2, 1] },
   LSTM: { blocks: 4, sigmoidGates: 3, parts: [4] },
+  SimpleRNN: { blocks: 1, sigmoidGates: 0, parts: [1] },
 };
 
-module.exports = { gruStep, lstmStep, CELLS };
+module.exports = { gruStep, lstmStep, simpleStep, CELLS };

@@ -198,4 +198,4 @@ function withFastLoop(tf, Stock, kind) {
   return Fast;
 }
 
-module.exports = { withFastLoop, runLoop };
+module.exports = { withFastLoop, runLoop, wholeProjection, stepActivations };
