@@ -6,6 +6,7 @@
 //   node node/predict.js --model shared_models/gru --mnist-test 0:100
 //   node node/predict.js --model shared_models/spam --text "Subject line\nBody ..."
 //   node node/predict.js --model shared_models/spam --text-file mail.txt
+//   node node/predict.js --model shared_models/gru --stream < steps.jsonl
 //
 // --text and --text-file (a file holds one mail, read as UTF-8) are for text
 // models, whose folder holds the tokenizer.json Python fitted (checked
@@ -19,6 +20,12 @@
 // (tf.node.loadSavedModel), onnx (onnxruntime-node, `make onnx`). Without it,
 // the fastest path that `tfjs-bridge verify` passed for this folder
 // (lib/runtime/choose.js), and it says so.
+//
+// --stream reads one step per line from stdin (a JSON array of the step's
+// features; for token ids, one id) and writes one JSON line per step, that
+// step's output, keeping the model's recurrent state between lines; a line
+// {"reset": true} starts a new sequence. It runs the layers model on
+// tfjs-node, step by step (lib/layers/stream.js; docs/streaming.md).
 const path = require('path');
 const { main, UsageError, parseCommandLine } = require('./lib/runtime/cli');
 
@@ -27,7 +34,9 @@ const TOKENIZER_FILE = 'tokenizer.json'; // folder/tokenizer.py's TOKENIZER_FILE
 const USAGE =
   'usage: predict.js --model DIR [--format layers|graph|saved_model|saved_model_xla|onnx] ' +
   '(--input X.npy | --input NAME=X.npy ... [--output Y.npy] [--allow-nonfinite] ' +
-  '| --value V | --mnist-test START:END | --text TEXT | --text-file FILE) [--json]';
+  '| --value V | --mnist-test START:END | --text TEXT | --text-file FILE) [--json]\n' +
+  '       predict.js --model DIR --stream   (stdin: one step per line, a JSON array of its ' +
+  'features or one token id, or {"reset": true}; stdout: one JSON output per step)';
 
 function parse() {
   const args = parseCommandLine(
@@ -43,6 +52,7 @@ function parse() {
         'text-file': { type: 'string' },
         'allow-nonfinite': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
+        stream: { type: 'boolean', default: false },
       },
     },
     USAGE,
@@ -50,7 +60,11 @@ function parse() {
   const modes = ['input', 'value', 'mnist-test', 'text', 'text-file'].filter(
     (k) => args[k] !== undefined,
   );
+  if (args.stream) modes.push('stream');
   if (!args.model || modes.length !== 1) throw new UsageError(USAGE);
+  if (args.stream && args.format && args.format !== 'layers') {
+    throw new UsageError(`--stream runs the layers model, not --format ${args.format}`);
+  }
   return args;
 }
 
@@ -137,6 +151,22 @@ function parseRange(text) {
   return [Number(m[1]), Number(m[2])];
 }
 
+/** --stream: stdin's steps through one stream of the layers model (lib/runtime/streaming.js). */
+async function stream(args, tf, signature) {
+  const { loadModel } = require('./lib/runtime/models');
+  const { streamLines } = require('./lib/runtime/streaming');
+  if (signature.inputs.length !== 1) {
+    throw new UsageError(
+      `--stream takes a model with one input; this one has ${signature.inputs.length}`,
+    );
+  }
+  const runner = await loadModel(tf, args.model, 'layers');
+  const lines = require('readline').createInterface({ input: process.stdin, crlfDelay: Infinity });
+  await streamLines(tf, runner.model, signature.inputs[0], lines, (text) =>
+    process.stdout.write(text),
+  );
+}
+
 main(async () => {
   const args = parse();
   const { tf } = require('./lib/runtime/tfnode');
@@ -146,6 +176,7 @@ main(async () => {
   const manifest = readManifest(args.model);
   const spec = manifest.spec;
   const signature = require('./lib/io/inputs').signatureOf(manifest);
+  if (args.stream) return stream(args, tf, signature);
   const oneFloat = signature.inputs.length === 1 && signature.inputs[0].dtype === 'float32';
   let inputs;
   let labels = null;

@@ -6,7 +6,7 @@
 //   node node/worker.js --backend tensorflow|cpu|wasm|onnxruntime
 //   node node/worker.js --backend chromium-webgl     (a browser: lib/browser/driver.js)
 //
-// Requests: hello | load {model_dir, format} | predict {handle, inputs?} + a tensor per input |
+// Requests: hello | load {model_dir, format, stream?} | predict {handle, inputs?} + a tensor per input |
 // bench {handle, inputs?, warmup, budget_ms, ...} + a tensor per input | memory | dispose {handle}.
 // Replies: {id, ok: true, ...} or {id, ok: false, error}.
 // stdout carries frames only; anything a library prints goes to stderr.
@@ -78,7 +78,9 @@ function makeHandlers(tf, backend) {
     hello: () => ({ result: runtimeInfo(tf, backend) }),
 
     // Without a format, the fastest verified path of this worker's backend (lib/runtime/choose.js).
-    load: async ({ model_dir: modelDir, format, batch = 32 }) => {
+    // `stream` ({chunks, seed, drop_state}): the layers model fed to streams
+    // in chunks (lib/runtime/streaming.js), a stream path of verify.
+    load: async ({ model_dir: modelDir, format, batch = 32, stream = null }) => {
       const started = performance.now();
       let why = 'asked for';
       if (!format) {
@@ -89,7 +91,13 @@ function makeHandlers(tf, backend) {
           backends: [backend],
         }));
       }
-      const runner = await loadModel(tf, modelDir, format);
+      let runner = await loadModel(tf, modelDir, format);
+      if (stream) {
+        if (format !== 'layers') throw new Error(`streams run the layers model, not ${format}`);
+        const { streamRunner } = require('./lib/runtime/streaming');
+        const { chunks, seed, drop_state: dropState } = stream;
+        runner = streamRunner(tf, runner, { chunks, seed, dropState });
+      }
       const handle = nextHandle++;
       models.set(handle, runner);
       return {

@@ -40,6 +40,7 @@ from ..folder.parity_record import (
 from ..folder.signature import Signature
 from ..runtime.pool import on_workers, run_on_path
 from ..runtime.runtimes import Runtime
+from ..runtime.streams import StreamFeeding
 from ..training import data
 from . import compare, probes
 from .truth import CHUNK, Subject, Truth, subject_from_folder, truth_for
@@ -233,6 +234,7 @@ def _truth_outputs(truth: Truth, python_side) -> tuple[list[np.ndarray], list[st
 # while loading or running is a mismatch: a failure, never passed over.
 NODE_UNSUPPORTED = (
     (re.compile(r"Unknown layer: (\w+)"), "layer {0}: tfjs-layers has no class for it"),
+    (re.compile(r"cannot stream: (.+)"), "{0}"),  # node/lib/layers/stream.js
     # with no input missing ("[]"): a missing one would be a feeding bug, a mismatch
     (re.compile(r"Cannot compute the outputs .*Consider providing the following inputs: \[\]",
                 re.S),
@@ -279,6 +281,8 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
     xs, labels = inputs
     n = len(xs[0])
     fmt = truth.node_format(rt.format)
+    if rt.stream:  # the layers model fed to streams in chunks (runtime/streams.py)
+        worker = StreamFeeding(worker)
     if fmt not in subject.formats:
         progress.advance(math.ceil(n / CHUNK))
         return [PathResult(subject.name, rt.name, SKIP, f"the model folder has no {fmt} model")]

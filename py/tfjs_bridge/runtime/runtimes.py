@@ -8,7 +8,13 @@ The browser paths (BROWSER_RUNTIMES, docs/browser.md) are a browser, a tfjs
 backend in its page and a format: node/worker.js drives the browser, so to
 verify and bench they are one more worker backend ("chromium-webgl"). They
 are run when asked for (`--runtime chromium`), never by default: a browser
-is a system package that `make setup` does not install."""
+is a system package that `make setup` does not install.
+
+The stream paths (STREAM_RUNTIMES, docs/streaming.md) run the layers model
+as streams fed each sequence in chunks of steps (node/lib/layers/stream.js),
+and must give what the whole model gives. They too are run when named
+(`--runtime tfjs-node/stream`): a model that cannot stream (a Bidirectional
+layer) is `unsupported` there, which a default run should not report."""
 
 from __future__ import annotations
 
@@ -51,6 +57,8 @@ class Runtime:
     # on this machine kind. None: never chosen by default (the pure-JS and
     # WASM backends are for users who cannot install tfjs-node).
     default_rank: int | None = None
+    # The layers model fed to streams in chunks of steps, not run whole.
+    stream: bool = False
 
 
 RUNTIMES: dict[str, Runtime] = {
@@ -143,7 +151,26 @@ BROWSER_RUNTIMES: dict[str, Runtime] = {
     for bb in BROWSER_BACKENDS.values()
     for fmt in BROWSER_FORMATS
 }
-ALL_RUNTIMES: dict[str, Runtime] = {**RUNTIMES, **BROWSER_RUNTIMES}
+STREAM_RUNTIMES: dict[str, Runtime] = {
+    rt.name: rt
+    for rt in [
+        Runtime(
+            "tfjs-node/stream",
+            "tensorflow",
+            "layers",
+            "tfjs-node, the layers model fed to streams in chunks",
+            stream=True,
+        ),
+        Runtime(
+            "tfjs-cpu/stream",
+            "cpu",
+            "layers",
+            "@tensorflow/tfjs pure-JS CPU backend, fed to streams in chunks",
+            stream=True,
+        ),
+    ]
+}
+ALL_RUNTIMES: dict[str, Runtime] = {**RUNTIMES, **BROWSER_RUNTIMES, **STREAM_RUNTIMES}
 
 
 def browser_executable(browser: Browser) -> str | None:
@@ -192,7 +219,7 @@ def optional_missing(rt: Runtime) -> str | None:
 RUNTIME_HELP = (
     "A Node path (tfjs-node/layers), a backend (tfjs-wasm), a browser path "
     "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
-    "`make browser`); repeatable [default: every Node path]."
+    "`make browser`), or a stream path (tfjs-node/stream); repeatable [default: every Node path]."
 )
 
 
@@ -207,7 +234,9 @@ def resolve_runtimes(names: tuple[str, ...] | list[str]) -> list[Runtime]:
         matches = [
             rt
             for rt in ALL_RUNTIMES.values()
-            if name in (rt.name, rt.name.split("/")[0])
+            # (a stream path only by its own name: `tfjs-node` means the whole-model paths)
+            if name == rt.name
+            or (name == rt.name.split("/")[0] and not rt.stream)
             or (rt.backend in BROWSER_BACKENDS and BROWSER_BACKENDS[rt.backend].browser == name)
         ]
         if not matches:

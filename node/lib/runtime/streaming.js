@@ -1,0 +1,139 @@
+'use strict';
+// Streams (lib/layers/stream.js) as the entry points use them:
+//   streamLines    predict.js --stream: one step per line in, one output line out
+//   streamRunner   a layers runner whose predict() feeds each sequence to
+//                  streams in chunks (the worker's stream paths, verified
+//                  like any other path: py/tfjs_bridge/runtime/runtimes.py)
+const { openStreams } = require('../layers/stream');
+const { checkInput } = require('../io/inputs');
+
+/** mulberry32: seeded chunk sizes, the same on every run. */
+function seeded(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Chunk sizes that add up to `steps`: all 1 ('steps'), or drawn from
+ * 1..max(1, steps/4) ('random', from `rand`).
+ */
+function chunkSizes(steps, chunks, rand) {
+  if (chunks === 'steps') return new Array(steps).fill(1);
+  if (chunks !== 'random') throw new Error(`stream chunks: 'steps' or 'random', got '${chunks}'`);
+  const largest = Math.max(1, Math.floor(steps / 4));
+  const sizes = [];
+  for (let left = steps; left > 0;) {
+    const size = Math.min(left, 1 + Math.floor(rand() * largest));
+    sizes.push(size);
+    left -= size;
+  }
+  return sizes;
+}
+
+/**
+ * `runner` (a layers runner: runners.js) whose predict() opens a batch of
+ * streams for the batch it is given and feeds each sequence's steps in
+ * chunks: `chunks` 'random' (seeded by `seed`, a new draw each call) or
+ * 'steps'. It returns what the whole model returns: every step's output for
+ * a return_sequences model, else the last step's; with `perStep`, every
+ * step's output either way (a last-output model's "if the sequence ended
+ * here"). `dropState` resets every stream after each chunk: the negative
+ * control, a stream that forgets, which verify must fail.
+ */
+function streamRunner(
+  tf,
+  runner,
+  { chunks = 'random', seed = 0, dropState = false, perStep = false } = {},
+) {
+  // refused models fail at load, before any input is fed
+  openStreams(tf, runner.model, { batch: 1 }).dispose();
+  const rand = seeded(seed);
+  return {
+    ...runner,
+    predict: async (xs) => {
+      if (xs.length !== 1) throw new Error(`a stream takes one input, got ${xs.length}`);
+      const [x] = xs;
+      const [batch, steps] = x.shape;
+      const streams = openStreams(tf, runner.model, { batch });
+      const parts = [];
+      try {
+        let t = 0;
+        for (const size of chunkSizes(steps, chunks, rand)) {
+          parts.push(
+            tf.tidy(() => streams.feed(tf.slice(x, [0, t], [batch, size, ...x.shape.slice(2)]))),
+          );
+          if (dropState) streams.reset();
+          t += size;
+        }
+        const whole = tf.concat(parts, 1);
+        if (perStep || streams.returnsSequences) return [whole];
+        const last = tf.squeeze(tf.slice(whole, [0, steps - 1], [batch, 1]), [1]);
+        whole.dispose();
+        return [last];
+      } finally {
+        tf.dispose(parts);
+        streams.dispose();
+      }
+    },
+  };
+}
+
+/**
+ * predict.js --stream: one stream on `model` (a tf.LayersModel) fed from
+ * `lines` (an async iterable of text lines), each line one step, a JSON
+ * array of the step's features (for token ids, one id); `write(text)` gets
+ * one JSON line per step, that step's output. `{"reset": true}` starts a
+ * new sequence and writes nothing. A line that is not a step throws, naming
+ * the line; `spec` is the model's one input from its signature (lib/io/inputs.js).
+ */
+async function streamLines(tf, model, spec, lines, write) {
+  const streams = openStreams(tf, model, { batch: 1 });
+  const stepShape = spec.shape.slice(1);
+  const size = stepShape.reduce((a, b) => a * b, 1);
+  const stepSpec = { ...spec, shape: [null, ...stepShape] };
+  const what = stepShape.length ? `an array of ${size} numbers` : 'one token id';
+  let number = 0;
+  try {
+    for await (const line of lines) {
+      number += 1;
+      const where = `stdin line ${number}`;
+      if (!line.trim()) continue;
+      let value;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        throw new Error(`${where}: not JSON (want ${what} per line)`);
+      }
+      if (value && typeof value === 'object' && !Array.isArray(value)) {
+        if (value.reset !== true || Object.keys(value).length !== 1) {
+          throw new Error(`${where}: the one object a line may hold is {"reset": true}`);
+        }
+        streams.reset();
+        continue;
+      }
+      const flat = [value].flat(Infinity);
+      const numbers = flat.every((v) => typeof v === 'number' && Number.isFinite(v));
+      const integers = spec.dtype !== 'int32' || flat.every(Number.isInteger);
+      if (!numbers || !integers || flat.length !== size) {
+        throw new Error(`${where}: want ${what}, got ${JSON.stringify(value).slice(0, 80)}`);
+      }
+      const data = spec.dtype === 'int32' ? Int32Array.from(flat) : Float32Array.from(flat);
+      checkInput({ data, shape: [1, 1, ...stepShape], dtype: spec.dtype }, where, stepSpec);
+      const y = tf.tidy(() => streams.step(tf.tensor(data, [1, ...stepShape], spec.dtype)));
+      const out = y.arraySync()[0];
+      y.dispose();
+      write(`${JSON.stringify(out)}\n`);
+    }
+  } finally {
+    streams.dispose();
+  }
+  return number;
+}
+
+module.exports = { streamRunner, streamLines, chunkSizes };
