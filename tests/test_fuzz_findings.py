@@ -4,6 +4,9 @@ real export, tensorflowjs_converter and Node: every model gets a verdict per
 path, and the paths that can hold it pass."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from test_user_models import _results, _run
 from tfjs_bridge.core.quiet_tf import import_tensorflow
@@ -45,4 +48,45 @@ def test_two_inputs_alike_keep_their_names_in_the_graph_model(node_runtime, tmp_
 
     result, verdicts = _verify(folder, tmp_path / "report")
     assert result.exit_code == 0, result.output
+    assert verdicts == dict.fromkeys(TFJS_NODE, "pass")
+
+
+def _verify_in_process_of_its_own(source, report, timeout=300):
+    """verify as the console script, killed after `timeout`: a translation
+    that loops forever fails the test instead of hanging it."""
+    cli = Path(sys.executable).with_name("tfjs-bridge")
+    proc = subprocess.run(
+        [cli, "verify", "--keras-model", source, "--runtime", "tfjs-node", "--samples", "32",
+         "--report", report],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    return proc, {r: v["status"] for r, v in _results(report).items()}
+
+
+def test_keras3_shared_nested_sequential_over_tokens(node_runtime, tmp_path):
+    """fz0-012, 031, 050, 053, 065, 099: a Keras 3 functional model calling a
+    nested Sequential hung in keras3.to_tf_keras (Keras 3 numbers a nested
+    model's calls from 0, tf-keras from 1: tf-keras waited for node 0
+    forever). Then its token inputs, which reach their Embedding inside the
+    nested model, were read as floats: every probe became token 0, and verify
+    refused. Two inputs through one encoder: each call's node counts."""
+    import_tensorflow()
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(8)
+    encoder = keras.Sequential([keras.Input((5,), dtype="int32"), L.Embedding(30, 4),
+                                L.LSTM(4)], name="encoder")  # fmt: skip
+    left = keras.Input((5,), dtype="int32", name="left")
+    right = keras.Input((5,), dtype="int32", name="right")
+    y = L.Dense(2)(L.Concatenate()([encoder(left), encoder(right)]))
+    source = tmp_path / "pair.keras"
+    keras.Model([left, right], y).save(source)
+
+    proc, verdicts = _verify_in_process_of_its_own(source, tmp_path / "report")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    fed = saved["inputs"]["pair"]
+    assert [(i["name"], i["dtype"]) for i in fed] == [("left", "int32"), ("right", "int32")]
+    assert saved["outputs"]["pair"][0]["distinct_samples"] == 32
     assert verdicts == dict.fromkeys(TFJS_NODE, "pass")

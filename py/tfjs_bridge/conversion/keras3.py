@@ -76,7 +76,9 @@ def _plain_bidirectional(config: dict) -> dict:
 
 
 def _translate_node(node: dict) -> list:
-    """Keras 3 {"args": [tensors], "kwargs"} -> tf-keras [[layer, node, index, {}], ...]."""
+    """Keras 3 {"args": [tensors], "kwargs"} -> tf-keras [[layer, node, index, {}], ...].
+    An RNN's initial_state follows its input, as tf-keras (and tfjs) write
+    it: RNN.__call__ splits that list back into the input and the states."""
     tensors = []
 
     def collect(v):
@@ -88,6 +90,7 @@ def _translate_node(node: dict) -> list:
                 collect(item)
 
     collect(node.get("args", []))
+    collect((node.get("kwargs") or {}).get("initial_state") or [])
     return tensors
 
 
@@ -118,10 +121,54 @@ def _nested_io(refs):
     return [refs] if refs and isinstance(refs[0], str) else refs
 
 
+NESTED_MODELS = ("Functional", "Model", "Sequential")
+
+
+def _starts_with_input(layer: dict) -> bool:
+    """tf-keras's _should_skip_first_node: a nested model built on an Input
+    has a node of its own (its inputs to its outputs) before any call."""
+    inner = layer.get("config", {}).get("layers") or [{}]
+    return layer["class_name"] != "Sequential" or inner[0].get("class_name") == "InputLayer"
+
+
+def _as_tf_keras_functional(config: dict) -> None:
+    """A translated functional config in tf-keras's terms, in place, nested
+    functional models within too. Keras 3 numbers a nested model's calls from
+    0; tf-keras from 1, after that node of its own. Left at 0, tf-keras's
+    reconstruct_from_config waits for a node that never comes, forever."""
+    config["input_layers"] = _nested_io(config.get("input_layers"))
+    config["output_layers"] = _nested_io(config.get("output_layers"))
+    config["layers"] = _without_mask_ops(config)
+    nested = set()
+    for layer in config["layers"]:
+        if layer.get("class_name") in NESTED_MODELS:
+            if layer["class_name"] != "Sequential":
+                _as_tf_keras_functional(layer["config"])
+            if _starts_with_input(layer):
+                nested.add(layer["name"])
+    refs = [ref for layer in config["layers"] for node in layer.get("inbound_nodes", [])
+            for ref in node]  # fmt: skip
+    for ref in refs + config["output_layers"]:
+        if ref[0] in nested:
+            ref[1] += 1
+
+
 def output_names(model) -> list[str]:
-    """Keras 3 Sequential has no output_names; its output is its last layer's."""
-    names = getattr(model, "output_names", None)
-    return list(names) if names else [model.layers[-1].name]
+    """The names the tf-keras twin gives the outputs (and so the SavedModel's
+    keys, and tfjs's). Keras 3 Sequential has no output_names: its output is
+    its last layer's. Keras 3 names each output by its layer, so a layer with
+    several outputs (an LSTM's return_state) repeats its name; tf-keras (and
+    tfjs) number the repeats: lstm, lstm_1, lstm_2."""
+    names = list(getattr(model, "output_names", None) or [model.layers[-1].name])
+    unique, counts = [], {}
+    for name in names:
+        proposal = name
+        while proposal in unique:
+            counts[name] = counts.get(name, 1)
+            proposal = f"{name}_{counts[name]}"
+            counts[name] += 1
+        unique.append(proposal)
+    return unique
 
 
 def to_tf_keras(model):
@@ -132,9 +179,7 @@ def to_tf_keras(model):
     config = _translate(model.get_config())
     is_sequential = isinstance(model, keras.Sequential)
     if not is_sequential:
-        config["input_layers"] = _nested_io(config.get("input_layers"))
-        config["output_layers"] = _nested_io(config.get("output_layers"))
-        config["layers"] = _without_mask_ops(config)
+        _as_tf_keras_functional(config)
     cls = tf_keras.Sequential if is_sequential else tf_keras.Model
     try:
         twin = cls.from_config(config, custom_objects=CUSTOM_OBJECTS)

@@ -77,16 +77,28 @@ def legacy_signature(input_shape, outputs) -> Signature:
 
 
 def _consumers(model, tensor) -> list:
-    """The layers of `model` called on `tensor` directly."""
+    """The layers of `model` that read `tensor`, looking through nested
+    models: a nested model called on it counts as the layers its own
+    matching input reaches (a shared encoder's Embedding is what makes a
+    question pair's inputs token ids)."""
     import tensorflow as tf
 
-    return [
-        layer
-        for layer in model.layers
-        if type(layer).__name__ != "InputLayer"
-        for node in layer._inbound_nodes
-        if any(t is tensor for t in tf.nest.flatten(node.input_tensors))
-    ]
+    found = []
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        for node in layer._inbound_nodes:
+            given = tf.nest.flatten(node.input_tensors)
+            where = [i for i, t in enumerate(given) if t is tensor]
+            if not where:
+                continue
+            inner = getattr(layer, "inputs", None)
+            if getattr(layer, "layers", None) and inner and len(inner) == len(given):
+                for i in where:
+                    found += [c for c in _consumers(layer, inner[i]) if c not in found]
+            elif layer not in found:
+                found.append(layer)
+    return found
 
 
 def read_signature(model) -> Signature:

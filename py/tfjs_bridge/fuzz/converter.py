@@ -26,7 +26,8 @@ import tempfile
 from pathlib import Path
 
 from ..conversion import convert as convert_module
-from ..core.errors import BridgeError, last_line
+from ..conversion.convert import ConverterError
+from ..core.errors import last_line
 
 
 class ConverterProcess:
@@ -46,7 +47,8 @@ class ConverterProcess:
         )
 
     def run(self, args: list[str]) -> str:
-        """conversion.convert.run_converter's contract: stdout, or a BridgeError."""
+        """conversion.convert.run_converter's contract: stdout, or a ConverterError
+        (export catches that one: the format is unsupported, the others still run)."""
         if self.proc is None or self.proc.poll() is not None:
             self.proc = self._start()
         self.conversions += 1
@@ -62,10 +64,10 @@ class ConverterProcess:
             self.proc = None
             self.stderr.seek(0)
             tail = last_line(self.stderr.read()[-4000:])
-            raise BridgeError(f"tensorflowjs_converter failed: the process died ({tail})")
+            raise ConverterError(f"tensorflowjs_converter failed: the process died ({tail})")
         reply = json.loads(line)
         if not reply["ok"]:
-            raise BridgeError(f"tensorflowjs_converter failed: {reply['error']}")
+            raise ConverterError(f"tensorflowjs_converter failed: {reply['error']}")
         return reply.get("stdout", "")
 
     def cpu_seconds(self) -> float:
