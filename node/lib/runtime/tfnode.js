@@ -19,6 +19,10 @@ process.env.TF_CPP_MIN_LOG_LEVEL = process.env.TF_CPP_MIN_LOG_LEVEL || '3';
 
 const fs = require('fs');
 const { installKerasLayers } = require('../layers');
+const { installLegacyUtil } = require('./legacy_util');
+
+// Before tfjs-node: the util.is* helpers it calls, on Node 22 and 24 (legacy_util.js).
+const legacyUtil = installLegacyUtil();
 
 /**
  * Runs load() with file descriptor 2 on /dev/null. Node cannot dup(), so the
@@ -78,6 +82,8 @@ function runtimeInfo() {
   return {
     node: process.versions.node,
     napi: process.versions.napi,
+    abi: process.versions.modules,
+    legacyUtil,
     tfjs: tf.version.tfjs,
     tfjsNode: tf.version['tfjs-node'],
     backend,

@@ -9,6 +9,7 @@ NODE_DIR = PROJECT_ROOT / "node"
 NODE_MODULES = PROJECT_ROOT / "node_modules"
 TFJS_NODE_DIR = NODE_MODULES / "@tensorflow" / "tfjs-node"
 MODELS_DIR = PROJECT_ROOT / "shared_models"
+NODE_LTS_DIR = PROJECT_ROOT / "tools" / "node-lts"  # Node 22 and 24 (`make node-lts`)
 
 
 def models_root(out: Path | None) -> Path:
