@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from test_user_models import _results, _run
 from tfjs_bridge.core.quiet_tf import import_tensorflow
 
@@ -90,3 +92,88 @@ def test_keras3_shared_nested_sequential_over_tokens(node_runtime, tmp_path):
     assert [(i["name"], i["dtype"]) for i in fed] == [("left", "int32"), ("right", "int32")]
     assert saved["outputs"]["pair"][0]["distinct_samples"] == 32
     assert verdicts == dict.fromkeys(TFJS_NODE, "pass")
+
+
+def test_keras3_attention_states_and_dict_outputs_translate(node_runtime, tmp_path):
+    """Keras 3 models that had no tf-keras twin, so no verdict at all: a
+    MultiHeadAttention ('query_shape', fz0-010), an Embedding(mask_zero) ->
+    Attention (Keras 3's mask op layers: "'str' object is not callable",
+    fz0-041), an RNN given initial_state= (the states were dropped,
+    fz0-022/068), and dict outputs holding an LSTM's states (named lstm, lstm
+    by Keras 3: "'lstm_1' is not in list", fz0-074). tfjs-layers has no class
+    for either attention layer: the layers path alone is unsupported."""
+    import_tensorflow()
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(9)
+    tokens = keras.Input((6,), dtype="int32", name="tokens")
+    numeric = keras.Input((6, 3), name="numeric")
+    embedded = L.Embedding(20, 4, mask_zero=True)(tokens)
+    attended = L.Attention(use_scale=True)([embedded, embedded])
+    label = L.Dense(3, activation="softmax", name="label")(L.GRU(4)(attended))
+    mixed = L.MultiHeadAttention(num_heads=2, key_dim=4)(numeric, numeric)
+    seq, h, c = L.LSTM(5, return_sequences=True, return_state=True)(mixed)
+    score = L.Dense(1, name="score")(L.LSTM(5)(seq, initial_state=[h, c]))
+    source = tmp_path / "attend.keras"
+    keras.Model({"tokens": tokens, "numeric": numeric},
+                {"label": label, "h": h, "c": c, "score": score}).save(source)  # fmt: skip
+
+    result, verdicts = _verify(source, tmp_path / "report")
+    assert verdicts == {**dict.fromkeys(TFJS_NODE, "pass"), "tfjs-node/layers": "unsupported"}
+    assert result.exit_code == 0, result.output
+    results = _results(tmp_path / "report")
+    assert results["tfjs-node/layers"]["reason"].endswith("tfjs-layers has no class for it")
+    names = [o["name"] for o in results["tfjs-node/graph"]["outputs"]]
+    assert sorted(names) == ["label", "lstm", "lstm_1", "score"]
+
+
+@pytest.mark.parametrize("flavour", ["tf_keras", "keras3"])
+def test_a_stateful_rnn_is_unsupported_on_every_path_in_one_line(node_runtime, tmp_path, flavour):
+    """fz0-067: a stateful GRU (batch fixed at 1) stopped at the converter
+    ("Identity is not in graph") or in Keras itself (batch 16 against 1).
+    Its state carries over between calls, which verify's batches cannot
+    check: every path is unsupported, naming the layer, and no format is made."""
+    import_tensorflow()
+    import keras
+    import tf_keras
+
+    K = tf_keras if flavour == "tf_keras" else keras
+    K.utils.set_random_seed(10)
+    model = K.Sequential([K.Input((8, 3), batch_size=1), K.layers.GRU(3, stateful=True, name="gru"),
+                          K.layers.Dense(2)])  # fmt: skip
+    source = tmp_path / ("streaming.h5" if flavour == "tf_keras" else "streaming.keras")
+    model.save(source)
+
+    result, verdicts = _verify(source, tmp_path / "report")
+    assert result.exit_code == 1
+    assert verdicts == dict.fromkeys(TFJS_NODE, "unsupported")
+    reasons = {r["reason"] for r in _results(tmp_path / "report").values()}
+    assert reasons == {
+        "stateful GRU gru: its state carries over between calls, in a batch fixed at build "
+        "time; verify checks models whose calls stand alone"
+    }
+    assert "0 passed, 0 mismatched, 4 unsupported, 0 refused, 0 skipped" in result.output
+
+
+def test_a_keras3_layer_tf_keras_cannot_build_is_named_and_unsupported(node_runtime, tmp_path):
+    """A Keras 3 model with no tf-keras twin stopped verify with one line and
+    no verdict; now each path is unsupported, naming the layer."""
+    import_tensorflow()
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(11)
+    x = keras.Input((5, 3), name="x")
+    gated = L.MultiHeadAttention(num_heads=2, key_dim=4, use_gate=True, name="gated")(x, x)
+    source = tmp_path / "gated.keras"
+    keras.Model(x, L.Dense(2)(L.GRU(3)(gated))).save(source)
+
+    result, verdicts = _verify(source, tmp_path / "report")
+    assert result.exit_code == 1
+    assert verdicts == dict.fromkeys(TFJS_NODE, "unsupported")
+    reasons = {r["reason"] for r in _results(tmp_path / "report").values()}
+    assert reasons == {
+        "this Keras 3 model has no tf-keras equivalent that tfjs can load: layer "
+        "MultiHeadAttention gated: ('Keyword argument not understood:', 'use_gate')"
+    }

@@ -36,6 +36,7 @@ from .convert import ConverterError, convert_in_place
 from .keras_loader import (
     CUSTOM_OBJECTS,
     KERAS3,
+    RECURRENT_LAYERS,
     TF_KERAS,
     UNROLLABLE_LAYERS,
     lambda_layers,
@@ -157,6 +158,8 @@ def save_serving(model, model_dir: Path, trust_lambda: bool = False) -> bool:
     def outputs(*xs):
         ys = served(xs[0] if len(xs) == 1 else list(xs), training=False)
         ys = ys if isinstance(ys, list | tuple) else [ys]
+        # tfjs has no float16 tensors: a mixed-precision head is served widened (exactly)
+        ys = [tf.cast(y, tf.float32) if y.dtype in (tf.float16, tf.bfloat16) else y for y in ys]
         return dict(zip(names, ys, strict=True))
 
     spec = [
@@ -177,7 +180,8 @@ def is_classifier(model) -> bool:
 
 
 def _load_source(source: Path, trust_lambda: bool = False):
-    """(tf-keras model or None, reference kind)."""
+    """(Keras model or None, reference kind): a tf-keras model, a Keras 3 one
+    (.keras, translated by the caller), or None for a SavedModel served as is."""
     import_tensorflow()
     import tf_keras
 
@@ -196,11 +200,42 @@ def _load_source(source: Path, trust_lambda: bool = False):
     if suffix in (".h5", ".hdf5"):
         return load_keras(source, TF_KERAS, trust_lambda=trust_lambda), TF_KERAS
     if suffix == ".keras":
-        return keras3.to_tf_keras(load_keras(source, KERAS3, trust_lambda=trust_lambda)), KERAS3
+        return load_keras(source, KERAS3, trust_lambda=trust_lambda), KERAS3
     raise UsageError(f"{source}: expected a .h5, a .keras file or a SavedModel folder")
 
 
 LAMBDA_UNSUPPORTED = "tfjs-layers cannot run Python code"
+# What a model no format can hold leaves unsupported: every path verify runs.
+ALL_FORMATS = ("layers", "graph", SAVED_MODEL.name, SAVED_MODEL_XLA.name)
+
+
+def _stateful(model) -> str | None:
+    """Why a model with a stateful RNN has no path verify can check, or None.
+    Its state carries over from one call to the next within a batch fixed at
+    build time; verify's truth and paths each run batches of their own size."""
+    names = [
+        f"{type(layer).__name__} {layer.name}"
+        for layer in all_layers(model)
+        if type(layer).__name__ in RECURRENT_LAYERS and getattr(layer, "stateful", False)
+    ]
+    if not names:
+        return None
+    return (f"stateful {', '.join(names)}: its state carries over between calls, in a batch "
+            "fixed at build time; verify checks models whose calls stand alone")  # fmt: skip
+
+
+def _keras3_signature(model) -> Signature:
+    """A Keras 3 model's inputs by name and dtype (integers as ids of unknown
+    range), for a folder none of whose paths run."""
+    inputs = []
+    for tensor in model.inputs:
+        name = tensor._keras_history[0].name
+        shape = tuple(tensor.shape[1:])
+        if "int" in str(tensor.dtype):
+            inputs.append(InputSpec(name, "int32", shape, "tokens", 0, 2))
+        else:
+            inputs.append(float_input(name, shape))
+    return Signature(tuple(inputs), tuple(keras3.output_names(model)))
 
 
 def export_model(
@@ -213,8 +248,23 @@ def export_model(
     model, kind = _load_source(source, trust_lambda)
     name = name or out_dir.name
     notes, unsupported = [], {}
+    # Why no format can hold the model (every path unsupported), or None.
+    cannot = _stateful(model) if model is not None else None
+    if kind == KERAS3 and cannot is None:
+        try:
+            model = keras3.to_tf_keras(model)
+        except BridgeError as err:
+            cannot = str(err)
     with artifacts.model_lock(out_dir), artifacts.staged_dir(out_dir) as staging:
-        if model is not None:
+        if cannot:
+            unsupported = dict.fromkeys(ALL_FORMATS, cannot)
+            formats, classifier = (), False
+            if kind == KERAS3:
+                signature = _keras3_signature(model)
+            else:
+                signature = read_signature(model)
+                save_h5(model, staging / artifacts.KERAS_H5)  # the truth
+        elif model is not None:
             signature = read_signature(model)
             save_h5(model, staging / artifacts.KERAS_H5)
             if not save_serving(model, staging, trust_lambda):

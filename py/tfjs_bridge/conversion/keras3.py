@@ -30,6 +30,8 @@ def _translate(value, key: str | None = None, owner: str | None = None):
             name, node, index = value["config"]["keras_history"]
             return [name, node, index, {}]
         owner = value.get("class_name", owner)
+        if owner == "MultiHeadAttention" and isinstance(value.get("config"), dict):
+            value = {**value, "config": _attention_config(value)}
         if owner == "Bidirectional" and isinstance(value.get("config"), dict):
             value = {**value, "config": _plain_bidirectional(value["config"])}
         out = {}
@@ -41,7 +43,7 @@ def _translate(value, key: str | None = None, owner: str | None = None):
             if k == "rms_scaling" and v is False and owner == "LayerNormalization":
                 continue  # Keras 3's default, tf-keras's only way (True is refused by tf-keras)
             if k == "inbound_nodes":
-                out[k] = [_translate_node(node) for node in v]
+                out[k] = [_translate_node(node, owner) for node in v]
                 continue
             out["batch_input_shape" if k == "batch_shape" else k] = _translate(v, k, owner)
         return out
@@ -50,6 +52,22 @@ def _translate(value, key: str | None = None, owner: str | None = None):
     if key is not None and key.endswith("activation") and value == "hard_sigmoid":
         return KERAS3_HARD_SIGMOID
     return value
+
+
+def _attention_config(layer: dict) -> dict:
+    """tf-keras's MultiHeadAttention.from_config wants the shapes it was built
+    on in its config (it builds its weights from them); Keras 3 keeps them in
+    build_config. Keras 3's options at their defaults are dropped; set, they
+    are kept, and tf-keras refuses them by name."""
+    shapes = (layer.get("build_config") or {}).get("shapes_dict") or {}
+    value = shapes.get("value_shape")
+    config = {
+        k: v
+        for k, v in layer["config"].items()
+        if (k, v) not in (("use_gate", False), ("sliding_window", None)) and k != "seed"
+    }
+    return {**config, "query_shape": shapes.get("query_shape"), "value_shape": value,
+            "key_shape": shapes.get("key_shape") or value}  # fmt: skip
 
 
 def _plain_bidirectional(config: dict) -> dict:
@@ -75,7 +93,7 @@ def _plain_bidirectional(config: dict) -> dict:
     return config
 
 
-def _translate_node(node: dict) -> list:
+def _translate_node(node: dict, owner: str | None = None) -> list:
     """Keras 3 {"args": [tensors], "kwargs"} -> tf-keras [[layer, node, index, {}], ...].
     An RNN's initial_state follows its input, as tf-keras (and tfjs) write
     it: RNN.__call__ splits that list back into the input and the states."""
@@ -89,24 +107,48 @@ def _translate_node(node: dict) -> list:
             for item in v:
                 collect(item)
 
+    kwargs = node.get("kwargs") or {}
     collect(node.get("args", []))
-    collect((node.get("kwargs") or {}).get("initial_state") or [])
+    if owner == "MultiHeadAttention":
+        # tf-keras calls it on the query, with value (and key) as keyword tensors
+        named = dict(zip(("query", "value", "key"), tensors, strict=False))
+        for key in ("value", "key"):
+            tensors = []
+            collect(kwargs.get(key, []))
+            named.update({key: tensors[0]} if tensors else {})
+        query = named.pop("query")
+        return [[*query[:3], {k: t[:3] for k, t in named.items()}]]
+    collect(kwargs.get("initial_state") or [])
     return tensors
 
 
 def _without_mask_ops(config: dict) -> list:
-    """Keras 3 writes the mask of an Embedding(mask_zero=True) as a NotEqual op
-    layer passed to the next layer as mask=...; tf-keras (and tfjs) carry that
-    mask along implicitly. Node kwargs are not translated (_translate_node), so
-    such a layer is left unused: drop it. verify compares against the Keras 3
-    model itself, so a mask computed otherwise would fail, not pass silently."""
-    used = {ref[0] for layer in config["layers"] for node in layer.get("inbound_nodes", [])
-            for ref in node}  # fmt: skip
-    used |= {ref[0] for ref in config.get("output_layers") or []}
+    """Keras 3 computes masks in the graph: an Embedding(mask_zero=True)'s as
+    a NotEqual op layer, and what layers that pass a mask on (Attention,
+    Concatenate) make of it as more op layers (ConvertToTensor, ExpandDims,
+    LogicalOr, a Concatenate of masks, Any...), given to the next layer as
+    mask=... . tf-keras (and tfjs) carry masks along implicitly. Node kwargs
+    are not translated (_translate_node), so those layers no longer lead to
+    an output: drop every layer that does not (Keras 3 keeps no other; none
+    has weights). verify compares against the Keras 3 model itself, so a mask
+    computed otherwise would fail, not pass silently."""
+    inbound = {layer["name"]: layer.get("inbound_nodes", []) for layer in config["layers"]}
+    todo = [ref[0] for ref in config.get("output_layers") or []]
+    needed = set()
+    while todo:
+        name = todo.pop()
+        if name in needed or name not in inbound:
+            continue
+        needed.add(name)
+        for node in inbound[name]:
+            for ref in node:
+                todo.append(ref[0])
+                # tensors passed by keyword (a MultiHeadAttention's value, key)
+                todo += [t[0] for t in (ref[3] if len(ref) > 3 else {}).values()]
     return [
         layer
         for layer in config["layers"]
-        if layer.get("class_name") != "NotEqual" or layer.get("name") in used
+        if layer["name"] in needed or layer.get("class_name") == "InputLayer"
     ]
 
 
@@ -184,8 +226,23 @@ def to_tf_keras(model):
     try:
         twin = cls.from_config(config, custom_objects=CUSTOM_OBJECTS)
         twin.set_weights(model.get_weights())
-    except Exception as exc:  # tf-keras names the layer or argument it cannot take
+    except Exception as exc:
         raise BridgeError(
-            f"this Keras 3 model has no tf-keras equivalent that tfjs can load: {first_line(exc)}"
+            "this Keras 3 model has no tf-keras equivalent that tfjs can load: "
+            f"{_culprit(config)}{first_line(exc)}"
         ) from None
     return twin
+
+
+def _culprit(config: dict) -> str:
+    """'layer CLASS NAME: ' for the first layer tf-keras cannot build alone
+    (its own error often names only an argument), or ''."""
+    from tf_keras.layers import deserialize
+
+    for layer in config.get("layers", []):
+        try:
+            deserialize({k: v for k, v in layer.items() if k != "inbound_nodes"},
+                        custom_objects=CUSTOM_OBJECTS)  # fmt: skip
+        except Exception:  # noqa: BLE001 - any failure names this layer
+            return f"layer {layer.get('class_name')} {layer.get('name')}: "
+    return ""

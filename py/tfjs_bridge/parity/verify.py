@@ -165,6 +165,8 @@ def verify(
         if why:
             refused[name] = f"refused: the inputs cannot tell paths apart ({why})"
             continue
+        if not subject.formats:  # no format to run (each unsupported, or absent): no truth needed
+            continue
         python_side[name] = truths[name].python_side(xs)
         # Judged on what the model computes too: inputs that differ can still
         # all give one output (uniform floats cast to token 0, a saturated head).
@@ -193,7 +195,7 @@ def verify(
     def run(worker, subject: Subject, rt: Runtime) -> None:
         name = subject.name
         results.extend(
-            run_path(worker, subject, rt, inputs[name], truths[name], python_side[name],
+            run_path(worker, subject, rt, inputs[name], truths[name], python_side.get(name),
                      tolerances[name], progress)
         )  # fmt: skip
 
