@@ -27,8 +27,8 @@ import numpy as np
 from ..conversion.keras_loader import load_keras
 from ..folder import artifacts
 from ..folder.formats import FORMATS
-from ..parity import probes
-from ..parity.truth import keras_call, output_names, subject_from_folder
+from ..parity import compare, probes
+from ..parity.truth import compute_precision, keras_call, output_names, subject_from_folder
 
 RELATIVE = (0.05, 0.5)  # tried in turn: a few percent first, well above 1e-5
 EFFECT = 100.0  # the change it makes must be this many times the tolerance
@@ -103,6 +103,8 @@ def choose(model_dir: Path, samples: int) -> tuple[str, object, tuple, float, fl
     xs = probes.probe_inputs(subject.signature, samples)
     call = keras_call(model)
     before = [np.asarray(y) for y in call(xs)]
+    # measured against the tolerance verify will judge by (wider for a float16 model)
+    atol, rtol = compare.precision_tolerance(*compute_precision(model), subject.atol, subject.rtol)
     tried = 0
     for layer, var in _candidates(model, output_names(model, subject.reference_kind)):
         value = np.asarray(var.numpy())
@@ -116,7 +118,7 @@ def choose(model_dir: Path, samples: int) -> tuple[str, object, tuple, float, fl
                 changed[index] *= 1.0 + relative
                 var.assign(changed)
                 try:
-                    effect = _effect(call, xs, before, subject.atol, subject.rtol)
+                    effect = _effect(call, xs, before, atol, rtol)
                 finally:
                     var.assign(value)
                 tried += 1

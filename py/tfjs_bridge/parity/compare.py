@@ -123,3 +123,103 @@ def _compare_values(name: str, e: np.ndarray, g: np.ndarray, atol: float, rtol: 
     if e.ndim == 3:  # (batch, timesteps, features): return_sequences
         out["max_abs_per_timestep"] = diff.max(axis=(0, 2)).tolist()
     return out
+
+
+# -- the truth's own precision and conditioning ---------------------------------------
+
+# Machine epsilon of each dtype a Keras dtype policy computes in.
+EPSILON = {"float64": 2.0**-52, "float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7}
+# A value is judged on an ill-conditioned model only where Keras moves by at
+# most this fraction of the tolerance when its inputs move by one ulp: a path
+# whose arithmetic differs from Keras's by up to ~100 ulps still lands within
+# tolerance there.
+WELL_CONDITIONED = 0.01
+# Below this fraction of judged values, what is left is too little to judge.
+MIN_JUDGED = 0.1
+
+
+def precision_tolerance(dtype: str, depth: int, atol: float, rtol: float) -> tuple[float, float]:
+    """(atol, rtol) for a truth that computes in `dtype` in `depth` layers.
+    Each such layer rounds what it computes to that dtype, about one epsilon
+    relative at most, so a path computing the same function more precisely
+    may differ by depth x epsilon, relative to a value (and absolutely near
+    zero). Never tighter than the given tolerance."""
+    floor = max(depth, 1) * EPSILON[dtype] if dtype != "float32" else 0.0
+    return max(atol, floor), max(rtol, floor)
+
+
+def conditioning(
+    expected: list[np.ndarray],
+    got: list[np.ndarray],
+    moved: list[np.ndarray],
+    atol: float,
+    rtol: float,
+    relative: float,
+    classifier: bool = False,
+) -> dict:
+    """A path outside tolerance, judged against how far the truth itself
+    moves: `moved` is the truth on inputs moved by `relative` (one ulp of its
+    precision; each value the larger of its moves). Where Keras's own move
+    exceeds the tolerance, no path with another summation order can agree,
+    so a difference there says nothing; the path is judged on the values
+    where Keras moves by at most WELL_CONDITIONED x the tolerance.
+
+    Returns the figures and "verdict": None when the truth is well-conditioned
+    (the plain comparison stands), else pass | mismatch | refused, with a
+    "reason"."""
+    e = [x.astype(np.float64) for x in expected]
+    g = [x.astype(np.float64) for x in got]
+    m = [x.astype(np.float64) for x in moved]
+    tol = [atol + rtol * np.abs(np.nan_to_num(x)) for x in e]
+    keras = [np.nan_to_num(np.abs(b - a), nan=np.inf) for a, b in zip(e, m, strict=True)]
+    path = [np.nan_to_num(np.abs(b - a), nan=np.inf) for a, b in zip(e, g, strict=True)]
+    judged = [k <= WELL_CONDITIONED * t for k, t in zip(keras, tol, strict=True)]
+    elements = sum(x.size for x in e)
+    out = {
+        "input_change": relative,
+        "keras_moves": max(float(k.max()) if k.size else 0.0 for k in keras),
+        "keras_outside": int(sum((k > t).sum() for k, t in zip(keras, tol, strict=True))),
+        "elements": elements,
+        "judged": int(sum(j.sum() for j in judged)),
+        "outside_judged": int(
+            sum((p[j] > t[j]).sum() for p, t, j in zip(path, tol, judged, strict=True))
+        ),
+        "verdict": None,
+    }
+    if out["keras_outside"] == 0:
+        return out
+    # The class chosen is judged where every value of its position is.
+    differ = 0
+    if classifier and e[0].ndim >= 2:
+        where = judged[0].all(axis=-1)
+        differ = int((_classes(e[0]) != _classes(g[0]))[where].sum())
+        out["argmax_judged"], out["argmax_differ_judged"] = int(where.sum()), differ
+    moves = (
+        f"Keras moves by up to {out['keras_moves']:.2g} when its inputs move by a relative "
+        f"{relative:.1e}, "
+        f"beyond the tolerance at {out['keras_outside']} of {elements} values"
+    )
+    if out["outside_judged"] or differ:
+        what = (
+            f"{out['outside_judged']} of the {out['judged']} values"
+            if out["outside_judged"]
+            else f"the argmax at {differ} of {out['argmax_judged']} positions"
+        )
+        out["verdict"] = "mismatch"
+        out["reason"] = (
+            f"{what} where Keras is well-conditioned differ beyond tolerance "
+            f"(ill-conditioned elsewhere: {moves})"
+        )
+    elif out["judged"] < MIN_JUDGED * elements:
+        out["verdict"] = "refused"
+        out["reason"] = (
+            f"refused: the model is ill-conditioned at these inputs: {moves}; only "
+            f"{out['judged']} values are well-conditioned enough to judge"
+        )
+    else:
+        out["verdict"] = "pass"
+        out["reason"] = (
+            f"ill-conditioned: judged on the {out['judged']} of {elements} values where "
+            f"Keras is well-conditioned ({moves})"
+        )
+    return out

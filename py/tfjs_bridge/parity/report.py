@@ -43,7 +43,8 @@ def print_table(report, console=None) -> None:
         argmax = f"{f['argmax_agree']}/{f['argmax_total']}" if "argmax_total" in f else ""
         table.add_row(
             MARKS[r.status],
-            r.status,
+            # a pass with a reason is qualified (reduced precision, ill-conditioned): see below
+            f"{r.status}*" if r.status == PASS and r.reason else r.status,
             r.model,
             r.runtime,
             str(f.get("samples", "")),
@@ -54,9 +55,9 @@ def print_table(report, console=None) -> None:
         )
     console.print(table)
     for r in report.results:
-        if r.status != PASS:
+        if r.status != PASS or r.reason:
             # "model runtime: verdict: reason" (a refusal's reason already says "refused:")
-            said = r.reason if r.reason.startswith(f"{r.status}:") else f"{r.status}: {r.reason}"
+            said = r.reason if r.reason.startswith(r.status) else f"{r.status}: {r.reason}"
             console.print(f"{MARKS[r.status]} {r.model} {r.runtime}: {said}", highlight=False)
     accuracy = {}
     for r in report.results:

@@ -141,6 +141,13 @@ def as_list(y) -> list:
 class Truth:
     """The interface verify runs every path through."""
 
+    # The dtype the truth computes in and how many layers compute in it
+    # (compare.precision_tolerance); float32 unless the truth says otherwise.
+    precision: tuple[str, int] = ("float32", 0)
+    # Whether python_side on nudged inputs measures the truth's own
+    # conditioning (it does when Python computes the truth).
+    measures_conditioning: bool = False
+
     def node_format(self, fmt: str) -> str:
         """The format Node runs for a path of this format."""
         return fmt
@@ -163,6 +170,8 @@ class Truth:
 class KerasTruth(Truth):
     """The folder's original model, run in Python: the truth every Node path must match."""
 
+    measures_conditioning = True
+
     def __init__(self, subject: Subject):
         self.subject = subject
         tf = import_tensorflow()
@@ -177,6 +186,7 @@ class KerasTruth(Truth):
         if kind in (TF_KERAS, KERAS3):
             model = load_keras(path, kind, trust_lambda=subject.trust_lambda)
             self.keras_model = model
+            self.precision = compute_precision(model)
             self.output_names = output_names(model, kind)
             self._call = keras_call(model, subject.signature.names)
         elif kind == "saved_model":
@@ -191,23 +201,34 @@ class KerasTruth(Truth):
             self._call = call
         else:
             raise BridgeError(f"{subject.model_dir}: unknown reference kind '{kind}'")
-        self.signature_names = self._signature_names(tf)
+        self.signature_names = self._signature_names()
 
-    def _signature_names(self, tf) -> list[str] | None:
-        """Output keys of the SavedModel's serving signature, sorted (Node sorts them too)."""
+    def _signature_names(self) -> list[str] | None:
+        """Output keys of the SavedModel's serving signature, sorted (Node sorts
+        them too), read from saved_model.pb: loading the SavedModel for them
+        took 42 s of spam's check (200 unrolled steps)."""
+        from tensorflow.core.protobuf import saved_model_pb2
+
         folder = self.subject.model_dir / FORMATS["saved_model"].folder
         if not folder.exists():
             return None
-        serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
-        return sorted(serve.structured_outputs)
+        proto = saved_model_pb2.SavedModel()
+        proto.ParseFromString((folder / "saved_model.pb").read_bytes())
+        graphs = [g for g in proto.meta_graphs if "serve" in g.meta_info_def.tags]
+        return sorted(graphs[0].signature_def["serving_default"].outputs)
 
     def expected_names(self, fmt: str) -> list[str]:
         return self.output_names if fmt == "layers" else self.signature_names or self.output_names
 
     def __call__(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         """Outputs in output_names order for the inputs (one array per input,
-        in the signature's order), computed in chunks."""
-        return run_chunked(self._call, xs)
+        in the signature's order), computed in chunks. A float16 (bfloat16)
+        output is widened to float32: no Node path returns those dtypes, and
+        widening is exact."""
+        return [
+            y.astype(np.float32) if y.dtype.kind in "fV" and y.dtype.itemsize < 4 else y
+            for y in run_chunked(self._call, xs)
+        ]
 
     python_side = __call__
 
@@ -306,3 +327,34 @@ def output_names(model, kind: str) -> list[str]:
 
         return keras3_output_names(model)
     return list(model.output_names)
+
+
+REDUCED = ("float16", "bfloat16")  # in compare.EPSILON's order of coarseness: bfloat16 last
+
+
+def _sublayers(layer):
+    """A layer and every layer inside it (nested models, wrappers), in tf-keras and Keras 3."""
+    yield layer
+    inner = list(getattr(layer, "layers", None) or [])
+    for attr in ("layer", "forward_layer", "backward_layer", "cell"):
+        if getattr(layer, attr, None) is not None:
+            inner.append(getattr(layer, attr))
+    for sub in inner:
+        yield from _sublayers(sub)
+
+
+def compute_precision(model) -> tuple[str, int]:
+    """(dtype, depth): the coarsest dtype a layer computes in under the
+    model's dtype policies (mixed_float16 computes in float16 on float32
+    weights), and how many layers with weights compute in it, each counted
+    once (a wrapper or an RNN with the cell that does its arithmetic)."""
+    leaves = {}
+    for layer in _sublayers(model):
+        children = [c for c in _sublayers(layer) if c is not layer]
+        if layer.weights and not any(c.weights for c in children):
+            leaves[id(layer)] = str(getattr(layer, "compute_dtype", None) or "float32")
+    for dtype in reversed(REDUCED):
+        depth = sum(d == dtype for d in leaves.values())
+        if depth:
+            return dtype, depth
+    return "float32", 0

@@ -43,6 +43,7 @@ from ..runtime.runtimes import Runtime
 from ..runtime.streams import StreamFeeding
 from ..training import data
 from . import compare, probes
+from .conditioning import Conditioning
 from .truth import CHUNK, Subject, Truth, subject_from_folder, truth_for
 
 ONE_BY_ONE = 4  # samples also predicted in batches of one, on every path
@@ -155,11 +156,15 @@ def verify(
         for s in subjects
     }
     inputs, truths, python_side, fed, computed, refused = {}, {}, {}, {}, {}, {}
+    conditioned = {}
     for subject in subjects:
         name = subject.name
         truths[name] = truth_for(subject)
+        if atol is None and rtol is None:  # a tolerance given outright is taken as given
+            tolerances[name].update(at_precision(truths[name].precision, tolerances[name]))
         xs, labels = inputs_for(subject, samples, ranges or {}, (feeds or {}).get(name))
         inputs[name] = (xs, labels)
+        conditioned[name] = Conditioning(truths[name], xs, subject.signature)
         fed[name] = probes.describe(xs, subject.signature)
         why = probes.vacuity(fed[name], subject.signature)
         if why:
@@ -196,7 +201,7 @@ def verify(
         name = subject.name
         results.extend(
             run_path(worker, subject, rt, inputs[name], truths[name], python_side.get(name),
-                     tolerances[name], progress)
+                     tolerances[name], progress, conditioned[name])
         )  # fmt: skip
 
     def unavailable(subject: Subject, rt: Runtime, err: NodeError) -> None:
@@ -245,6 +250,9 @@ NODE_UNSUPPORTED = (
      "op {0}: tfjs has no kernel for it"),
     (re.compile(r"Kernel '(\w+)' not registered for backend '(\w+)'"),
      "op {0}: the {1} backend has no kernel for it"),
+    # tfjs-node's SavedModel loader maps no float16 (or other) signature dtype
+    (re.compile(r"Unsupported tensor DataType: (\w+)"),
+     "the SavedModel's signature has a dtype tfjs-node has no tensor for ({0})"),
 )  # fmt: skip
 
 
@@ -275,11 +283,27 @@ def inputs_for(subject: Subject, samples, ranges, given) -> tuple[list[np.ndarra
     return probes.probe_inputs(signature, samples), None
 
 
-def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progress):
+def at_precision(precision: tuple[str, int], tol: dict) -> dict:
+    """The tolerance for a truth computing at `precision` (dtype, layers),
+    and what the report says of it; nothing to change at float32."""
+    dtype, depth = precision
+    if dtype == "float32":
+        return {}
+    atol, rtol = compare.precision_tolerance(dtype, depth, tol["atol"], tol["rtol"])
+    layers = f"{depth} layer{'s' if depth > 1 else ''}"
+    said = (f"{dtype} precision, tol {max(atol, rtol):.1e} = {layers} x {dtype}'s epsilon "
+            f"{compare.EPSILON[dtype]:.1e}")  # fmt: skip
+    return {"atol": atol, "rtol": rtol, "spec": {"atol": tol["atol"], "rtol": tol["rtol"]},
+            "precision": dtype, "precision_layers": depth, "said": said}  # fmt: skip
+
+
+def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progress,
+             conditioned: Conditioning | None = None):  # fmt: skip
     """One path of one model: Node runs it (chunks, then the first samples
     one at a time), and each comparison its truth names is judged: outputs
     within tolerance (or, for quantized weights, within budget), then the
-    batch of one against the same samples in a batch. One PathResult each."""
+    batch of one against the same samples in a batch. Outside tolerance,
+    `conditioned` judges by how far the truth itself moves. One PathResult each."""
     xs, labels = inputs
     n = len(xs[0])
     fmt = truth.node_format(rt.format)
@@ -297,7 +321,14 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
         return [PathResult(subject.name, name, status, reason) for name in names]
     results = []
     conversion = subject.quantized.get(fmt)
-    for c in truth.comparisons(rt.name, fmt, run, python_side):
+
+    def steady(found, c, index, singles=False):  # outside tolerance: is the truth that unsteady?
+        if conditioned is None or conversion:  # a quantized path has its budget instead
+            return None
+        return conditioned.judge(found, c, rt.name, fmt, run, index, tol, subject.classifier,
+                                 singles)  # fmt: skip
+
+    for index, c in enumerate(truth.comparisons(rt.name, fmt, run, python_side)):
         names = (c.expected_names, c.got_names)
         figures = compare.compare(c.expected, c.got, *names, atol=tol["atol"], rtol=tol["rtol"],
                                   labels=labels, classifier=subject.classifier)  # fmt: skip
@@ -310,12 +341,22 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
             )
             # one at a time must still agree with the path's own batches
             expected_singles = [g[: len(c.got_singles[0])] for g in c.got]
-        if passed:
+        status = PASS if passed else MISMATCH
+        if not passed:
+            status, reason = steady(figures, c, index) or (status, reason)
+        if status == PASS:
             single = compare.compare(expected_singles, c.got_singles, *names, atol=tol["atol"],
                                      rtol=tol["rtol"])  # fmt: skip
-            passed = single["passed"]
-            reason = "" if passed else f"one sample at a time: {single['reason']}"
-        status = PASS if passed else MISMATCH
+            if not single["passed"]:
+                status, why = steady(single, c, index, singles=True) or (MISMATCH, single["reason"])
+                if "conditioning" in single:
+                    figures["conditioning_singles"] = single["conditioning"]
+                if status != PASS or not reason:  # "refused: one sample at a time: ..."
+                    verdict = f"{status}: " if why.startswith(f"{status}: ") else ""
+                    reason = f"{verdict}one sample at a time: {why.removeprefix(verdict)}"
+        if "said" in tol:  # reduced precision: every verdict says at which tolerance
+            reason = f"{reason} (at {tol['said']})" if reason else f"pass at {tol['said']}"
+            figures["precision"] = tol["precision"]
         results.append(PathResult(subject.name, c.name, status, reason, c.relabel(figures)))
     return results
 
