@@ -78,7 +78,7 @@ function makeHandlers(tf, backend) {
     hello: () => ({ result: runtimeInfo(tf, backend) }),
 
     // Without a format, the fastest verified path of this worker's backend (lib/runtime/choose.js).
-    // `stream` ({chunks, seed, drop_state}): the layers model fed to streams
+    // `stream` ({chunks, seed, drop_state, per_step}): the layers model fed to streams
     // in chunks (lib/runtime/streaming.js), a stream path of verify.
     load: async ({ model_dir: modelDir, format, batch = 32, stream = null }) => {
       const started = performance.now();
@@ -95,8 +95,8 @@ function makeHandlers(tf, backend) {
       if (stream) {
         if (format !== 'layers') throw new Error(`streams run the layers model, not ${format}`);
         const { streamRunner } = require('./lib/runtime/streaming');
-        const { chunks, seed, drop_state: dropState } = stream;
-        runner = streamRunner(tf, runner, { chunks, seed, dropState });
+        const { chunks, seed, drop_state: dropState, per_step: perStep } = stream;
+        runner = streamRunner(tf, runner, { chunks, seed, dropState, perStep });
       }
       const handle = nextHandle++;
       models.set(handle, runner);

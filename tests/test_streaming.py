@@ -1,0 +1,192 @@
+"""Streams (#24): the stream paths against Keras, through verify and the
+worker, and `predict.js --stream` end to end. Keras is the truth: the whole
+output sequence of a return_sequences model, and for a last-output model
+the output on every prefix. The negative control (a stream that drops its
+state between chunks) must fail the same check."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
+from tfjs_bridge.core.quiet_tf import import_tensorflow
+from tfjs_bridge.folder.parity_record import MISMATCH, PASS, UNSUPPORTED
+from tfjs_bridge.parity.truth import subject_from_folder
+from tfjs_bridge.parity.verify import verify
+from tfjs_bridge.runtime import streams
+from tfjs_bridge.runtime.node_process import node_env, node_executable
+from tfjs_bridge.runtime.runtimes import STREAM_RUNTIMES, resolve_runtimes
+from tfjs_bridge.runtime.worker_process import NodeWorker
+
+SAMPLES = 64
+TARGET = 1e-5  # issue #24: a stream gives Keras's outputs within 1e-5
+STREAMING = ["gru", "lstm", "lstm_sine", "gru_keras"]  # last-output GRU/LSTM models
+BIDIRECTIONAL = ["rnn_stack", "spam"]
+
+
+def _stream_paths():
+    return [STREAM_RUNTIMES["tfjs-node/stream"], STREAM_RUNTIMES["tfjs-cpu/stream"]]
+
+
+@pytest.fixture(scope="module")
+def sequence_model(tmp_path_factory, node_runtime):
+    """A return_sequences stack over token ids with padding (mask_zero):
+    Embedding -> GRU (reset after) -> SimpleRNN -> LSTM -> Dense, random weights."""
+    from tfjs_bridge.conversion.export import export_model
+
+    import_tensorflow()
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(24)
+    ids = tf_keras.Input((12,), dtype="int32", name="ids")
+    h = tf_keras.layers.Embedding(30, 6, mask_zero=True)(ids)
+    h = tf_keras.layers.GRU(8, return_sequences=True)(h)
+    h = tf_keras.layers.SimpleRNN(6, return_sequences=True)(h)
+    h = tf_keras.layers.LSTM(5, return_sequences=True)(h)
+    out = tf_keras.layers.Dense(3)(h)
+    root = tmp_path_factory.mktemp("streams")
+    tf_keras.Model(ids, out).save(root / "seq.h5")
+    export_model(root / "seq.h5", root / "seq", name="seq")
+    return root / "seq"
+
+
+def test_stream_paths_are_named_only(node_runtime):
+    assert not any(rt.stream for rt in resolve_runtimes([]))
+    assert not any(rt.stream for rt in resolve_runtimes(["tfjs-node"]))
+    assert [rt.name for rt in resolve_runtimes(["tfjs-node/stream"])] == ["tfjs-node/stream"]
+
+
+def test_registry_models_stream_as_keras_computes(node_runtime, small_models):
+    subjects = [subject_from_folder(small_models / n) for n in STREAMING + BIDIRECTIONAL]
+    report = verify(subjects, _stream_paths(), SAMPLES, explicit_runtimes=True)
+    results = {(r.model, r.runtime): r for r in report.results}
+    for model in STREAMING:
+        for rt in _stream_paths():
+            r = results[(model, rt.name)]
+            assert r.status == PASS, (model, rt.name, r.reason)
+            assert r.figures["samples"] == SAMPLES and r.figures["outside"] == 0
+            assert r.figures["max_abs"] <= TARGET, (model, rt.name, r.figures["max_abs"])
+    for model in BIDIRECTIONAL:
+        r = results[(model, "tfjs-node/stream")]
+        assert r.status == UNSUPPORTED, (model, r.status, r.reason)
+        assert "Bidirectional" in r.reason and "backward direction" in r.reason, r.reason
+    # (rnn_stack and spam pass no path here, so the report is not `ok`; nothing mismatched)
+    assert not any(r.status == MISMATCH for r in report.results)
+
+
+def test_sequence_model_streams_as_keras_computes(sequence_model):
+    subject = subject_from_folder(sequence_model)
+    paths = [*_stream_paths(), *resolve_runtimes(["tfjs-node/layers"])]
+    report = verify([subject], paths, SAMPLES, explicit_runtimes=True)
+    for r in report.results:
+        assert r.status == PASS, (r.runtime, r.reason)
+        assert r.figures["max_abs"] <= TARGET, (r.runtime, r.figures["max_abs"])
+    # padded samples were fed (0 ids), so the mask was exercised
+    assert report.inputs["seq"][0]["padded_fraction"] > 0, report.inputs
+
+
+@pytest.mark.parametrize("model", ["gru_keras", "lstm_sine"])
+def test_last_output_streams_give_keras_on_every_prefix(node_runtime, small_models, model):
+    """Every step's output of a last-output model, fed one step at a time,
+    is what Keras gives on the prefix ending there."""
+    import_tensorflow()
+    import tf_keras
+
+    folder = small_models / model
+    keras_model = tf_keras.models.load_model(folder / "keras.h5", compile=False)
+    steps, features = keras_model.input_shape[1:]
+    # the same layers on a free time axis, so that a prefix can be fed
+    x_in = tf_keras.Input((None, features))
+    y = x_in
+    for layer in keras_model.layers:
+        y = layer(y)
+    free = tf_keras.Model(x_in, y)
+    x = np.random.default_rng(0).uniform(-1, 1, (16, steps, features)).astype(np.float32)
+    if model == "gru_keras":
+        x = (x + 1) / 2  # MNIST rows are in [0, 1]
+    want = np.stack([free(x[:, : t + 1]).numpy() for t in range(steps)], axis=1)
+    with NodeWorker("tensorflow") as worker:
+        feeding = streams.StreamFeeding(worker, {"chunks": "steps", "per_step": True})
+        loaded = feeding.load(folder, "layers")
+        (got,), _ = worker.predict(loaded["handle"], x)
+    assert got.shape == want.shape == (16, steps, keras_model.output_shape[-1])
+    assert np.abs(got - want).max() <= TARGET
+    assert np.abs(want[:, 0] - want[:, -1]).max() > 1e-3  # the prefixes differ: not vacuous
+
+
+def test_a_stream_that_drops_its_state_fails_verify(node_runtime, small_models, monkeypatch):
+    """The negative control: the same check, a stream that forgets its state
+    after every chunk. verify must call it a mismatch."""
+    monkeypatch.setitem(streams.VERIFY_FEED, "drop_state", True)
+    subject = subject_from_folder(small_models / "gru_keras")
+    report = verify([subject], _stream_paths()[:1], SAMPLES, explicit_runtimes=True)
+    (r,) = report.results
+    assert r.status == MISMATCH, (r.status, r.reason)
+    assert not report.ok
+
+
+def _predict_stream(folder, lines):
+    return subprocess.run(
+        [node_executable(), str(NODE_DIR / "predict.js"), "--model", str(folder), "--stream"],
+        input="".join(f"{line}\n" for line in lines),
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=node_env(),
+        timeout=120,
+    )
+
+
+def test_predict_stream_reads_steps_and_resets(node_runtime, small_models):
+    """predict.js --stream: one output line per step, the last-output model's
+    output on each prefix; {"reset": true} starts a new sequence."""
+    import_tensorflow()
+    import tf_keras
+
+    folder = small_models / "lstm_sine"
+    keras_model = tf_keras.models.load_model(folder / "keras.h5", compile=False)
+    steps = 5
+    seq = np.random.default_rng(1).uniform(-1, 1, (steps, 1)).astype(np.float32)
+    x_in = tf_keras.Input((None, 1))
+    y = x_in
+    for layer in keras_model.layers:
+        y = layer(y)
+    free = tf_keras.Model(x_in, y)
+    want = [free(seq[None, : t + 1]).numpy()[0] for t in range(steps)]
+    lines = [json.dumps(row.tolist()) for row in seq]
+    done = _predict_stream(folder, [*lines, '{"reset": true}', lines[0]])
+    assert done.returncode == 0, done.stderr
+    got = [np.array(json.loads(line)) for line in done.stdout.splitlines()]
+    assert len(got) == steps + 1
+    assert max(np.abs(g - w).max() for g, w in zip(got, want, strict=False)) <= TARGET
+    assert np.abs(got[-1] - want[0]).max() <= TARGET  # after the reset: the first step again
+    assert np.abs(got[1] - want[0]).max() > 1e-4  # and the state did matter
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("[0.1, 0.2]", "want an array of 1 numbers"),
+        ("not json", "not JSON"),
+        ('{"restart": true}', '{"reset": true}'),
+        ('["a"]', "want an array of 1 numbers"),
+    ],
+)
+def test_predict_stream_bad_line_is_one_error_line(node_runtime, small_models, line, message):
+    done = _predict_stream(small_models / "lstm_sine", ["[0.5]", line])
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+    assert done.stderr.startswith("error: stdin line 2: ") and message in done.stderr
+    assert len(done.stdout.splitlines()) == 1  # the good step before it was answered
+
+
+def test_predict_stream_help_and_refusals(node_runtime, small_models):
+    helped = subprocess.run([node_executable(), str(NODE_DIR / "predict.js"), "--help"],
+                            capture_output=True, text=True, env=node_env(), timeout=60)  # fmt: skip
+    assert helped.returncode == 0 and "--stream" in helped.stdout
+    refused = _predict_stream(small_models / "rnn_stack", ["[0]"])
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: cannot stream: ") and "Bidirectional" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
