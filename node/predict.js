@@ -34,9 +34,11 @@ const TOKENIZER_FILE = 'tokenizer.json'; // folder/tokenizer.py's TOKENIZER_FILE
 const USAGE =
   'usage: predict.js --model DIR [--format layers|graph|saved_model|saved_model_xla|onnx] ' +
   '(--input X.npy | --input NAME=X.npy ... [--output Y.npy] [--allow-nonfinite] ' +
-  '| --value V | --mnist-test START:END | --text TEXT | --text-file FILE) [--json]\n' +
-  '       predict.js --model DIR --stream   (stdin: one step per line, a JSON array of its ' +
-  'features or one token id, or {"reset": true}; stdout: one JSON output per step)';
+  '| --value V | --mnist-test START:END | --text TEXT | --text-file FILE | --stream) [--json]';
+// --help says what --stream reads and writes too
+const HELP =
+  `${USAGE}\n--stream: stdin one step per line (a JSON array of its features, or one ` +
+  'token id; {"reset": true} starts a new sequence), stdout one JSON output line per step';
 
 function parse() {
   const args = parseCommandLine(
@@ -294,4 +296,4 @@ main(async () => {
   }
   (summary.written || []).forEach((file) => lines.push(`wrote ${file}`));
   process.stdout.write(`${lines.join('\n')}\n`);
-}, USAGE);
+}, HELP);

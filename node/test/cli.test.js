@@ -16,6 +16,7 @@ const SCRIPTS = [
   'scripts/doctor.js',
   'scripts/echo-npy.js',
   'scripts/bench-masks.js',
+  'scripts/bench-stream.js',
   'scripts/tokenize.js',
   'scripts/load.js',
   'scripts/create-tfjs-models.js',
@@ -34,7 +35,14 @@ for (const script of SCRIPTS) {
   });
 }
 
-for (const script of ['predict.js', 'train.js', 'worker.js', 'serve.js', 'scripts/load.js']) {
+for (const script of [
+  'predict.js',
+  'train.js',
+  'worker.js',
+  'serve.js',
+  'scripts/load.js',
+  'scripts/bench-stream.js',
+]) {
   test(`${script} with an unknown option: one error line, exit 2`, () => {
     const out = run(script, ['--no-such-option']);
     assert.equal(out.status, 2, out.stderr);
