@@ -78,8 +78,10 @@ def test_registry_models_stream_as_keras_computes(node_runtime, small_models):
 
 def test_sequence_model_streams_as_keras_computes(sequence_model):
     subject = subject_from_folder(sequence_model)
-    paths = [*_stream_paths(), *resolve_runtimes(["tfjs-node/layers"])]
+    paths = [*_stream_paths(), STREAM_RUNTIMES["tfjs-wasm/stream"]]
+    paths += resolve_runtimes(["tfjs-node/layers"])
     report = verify([subject], paths, SAMPLES, explicit_runtimes=True)
+    assert sorted(r.runtime for r in report.results) == sorted(rt.name for rt in paths)
     for r in report.results:
         assert r.status == PASS, (r.runtime, r.reason)
         assert r.figures["max_abs"] <= TARGET, (r.runtime, r.figures["max_abs"])

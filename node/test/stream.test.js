@@ -9,7 +9,7 @@
 // setState replay a stream; what cannot stream is refused with its reason.
 //
 // Each backend runs in a process of its own (tfjs-node takes over every tfjs
-// in its process): this file re-runs itself with STREAM_BACKEND=cpu.
+// in its process): this file re-runs itself with STREAM_BACKEND set.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync } = require('child_process');
@@ -307,7 +307,7 @@ if (process.env.STREAM_BACKEND) {
     process.stdout.write(JSON.stringify(figures)),
   );
 } else {
-  for (const backend of ['tensorflow', 'cpu']) {
+  for (const backend of ['tensorflow', 'cpu', 'wasm']) {
     test(`streams compute what the whole model computes (${backend} backend)`, async (t) => {
       const figures = JSON.parse(
         execFileSync(process.execPath, [__filename], {

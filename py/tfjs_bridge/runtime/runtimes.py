@@ -168,6 +168,13 @@ STREAM_RUNTIMES: dict[str, Runtime] = {
             "@tensorflow/tfjs pure-JS CPU backend, fed to streams in chunks",
             stream=True,
         ),
+        Runtime(
+            "tfjs-wasm/stream",
+            "wasm",
+            "layers",
+            "@tensorflow/tfjs-backend-wasm, fed to streams in chunks",
+            stream=True,
+        ),
     ]
 }
 ALL_RUNTIMES: dict[str, Runtime] = {**RUNTIMES, **BROWSER_RUNTIMES, **STREAM_RUNTIMES}
