@@ -15,13 +15,17 @@ A format that cannot be made is left out, whole, and the manifest's
 "unsupported" says why in one line (format -> reason): the converter's error
 for that format, or a Lambda layer for the layers format (tfjs-layers cannot
 run Python code). verify gives its paths the verdict `unsupported` and runs
-the others. Lambda layers are loaded only with trust_lambda (their code
-comes from the file)."""
+the others. A Keras 3 model with no tf-keras twin has no layers format; its
+SavedModels serve the Keras 3 model itself. A stateful RNN has no format at
+all (every path unsupported): its state carries over between calls.
+Lambda layers are loaded only with trust_lambda (their code comes from the
+file)."""
 
 from __future__ import annotations
 
 import shutil
 import warnings
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -224,6 +228,47 @@ def _stateful(model) -> str | None:
             "fixed at build time; verify checks models whose calls stand alone")  # fmt: skip
 
 
+def _serve_keras3(model, model_dir: Path) -> Signature:
+    """saved_model/ and saved_model_xla/ serving a Keras 3 model that has no
+    tf-keras twin (the layers format needs one; the graph and SavedModel
+    paths do not), keyed as save_serving keys a twin's. Returns its
+    signature, token inputs found in the saved graph."""
+    tf = import_tensorflow()
+    plain = _keras3_signature(model)
+    keys = serving_keys(plain)
+    struct = getattr(model, "_inputs_struct", None)
+
+    def outputs(*xs):
+        given = dict(zip(plain.names, xs, strict=True))
+        if isinstance(struct, dict):  # built on a dict: each input under its key
+            inputs = {key: given[t._keras_history[0].name] for key, t in struct.items()}
+        else:
+            inputs = xs[0] if len(xs) == 1 else list(xs)
+        ys = model(inputs, training=False)
+        ys = [ys[k] for k in sorted(ys)] if isinstance(ys, dict) else ys
+        ys = ys if isinstance(ys, list | tuple) else [ys]
+        return dict(zip(plain.outputs, ys, strict=True))
+
+    spec = [
+        tf.TensorSpec((None, *i.shape), i.dtype, name=key)
+        for i, key in zip(plain.inputs, keys, strict=True)
+    ]
+    # Keras 3 variables wrap tf.Variables that tf.saved_model does not find
+    # through the model: a module holding them saves them (as Keras's own
+    # ExportArchive does).
+    holder = tf.Module()
+    holder.weights = [v.value for v in model.variables]
+    for folder, xla in ((SAVED_MODEL.folder, None), (SAVED_MODEL_XLA.folder, True)):
+        serve = tf.function(outputs, input_signature=spec, jit_compile=xla)
+        tf.saved_model.save(holder, str(model_dir / folder), signatures={"serving_default": serve})
+    found = {i.name: i for i in _saved_model_signature(model_dir / SAVED_MODEL.folder).inputs}
+    inputs = tuple(
+        replace(found[key], name=i.name, dtype=i.dtype)
+        for i, key in zip(plain.inputs, keys, strict=True)
+    )
+    return Signature(inputs, plain.outputs)
+
+
 def _keras3_signature(model) -> Signature:
     """A Keras 3 model's inputs by name and dtype (integers as ids of unknown
     range), for a folder none of whose paths run."""
@@ -250,11 +295,12 @@ def export_model(
     notes, unsupported = [], {}
     # Why no format can hold the model (every path unsupported), or None.
     cannot = _stateful(model) if model is not None else None
+    untranslated = None  # why a Keras 3 model has no tf-keras twin: no layers format
     if kind == KERAS3 and cannot is None:
         try:
             model = keras3.to_tf_keras(model)
         except BridgeError as err:
-            cannot = str(err)
+            untranslated = str(err)
     with artifacts.model_lock(out_dir), artifacts.staged_dir(out_dir) as staging:
         if cannot:
             unsupported = dict.fromkeys(ALL_FORMATS, cannot)
@@ -264,6 +310,11 @@ def export_model(
             else:
                 signature = read_signature(model)
                 save_h5(model, staging / artifacts.KERAS_H5)  # the truth
+        elif untranslated:
+            signature = _serve_keras3(model, staging)
+            notes.append("no tf-keras twin: the SavedModel serves the Keras 3 model, loops kept")
+            unsupported["layers"] = untranslated
+            formats, classifier = ("graph",), False
         elif model is not None:
             signature = read_signature(model)
             save_h5(model, staging / artifacts.KERAS_H5)
