@@ -59,6 +59,13 @@ def test_too_little_steady_truth_is_refused_and_a_steady_truth_keeps_the_plain_v
     e, moved = _chaotic(rng, steps=50)  # 3 steady steps of 50: under MIN_JUDGED
     found = compare.conditioning([e], [e + 2 * (moved - e)], [moved], 1e-5, 1e-5, 2.0**-23)
     assert found["verdict"] == "refused" and "ill-conditioned at these inputs" in found["reason"]
+    # a batch of one after batches that passed: any steady value will do, but one is needed
+    path = e + 2 * (moved - e)
+    found = compare.conditioning([e], [path], [moved], 1e-5, 1e-5, 2.0**-23, min_judged=0)
+    assert found["verdict"] == "pass" and found["judged"] == 8 * 3 * 3
+    found = compare.conditioning([e[:, 5:]], [path[:, 5:]], [moved[:, 5:]], 1e-5, 1e-5, 2.0**-23,
+                                 min_judged=0)  # fmt: skip
+    assert found["verdict"] == "refused" and found["judged"] == 0
     # a steady truth: a path outside tolerance stays a plain mismatch
     steady = e + 1e-9
     found = compare.conditioning([e], [e + 1e-3], [steady], 1e-5, 1e-5, 2.0**-23)

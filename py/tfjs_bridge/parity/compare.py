@@ -156,13 +156,15 @@ def conditioning(
     rtol: float,
     relative: float,
     classifier: bool = False,
+    min_judged: float = MIN_JUDGED,
 ) -> dict:
     """A path outside tolerance, judged against how far the truth itself
     moves: `moved` is the truth on inputs moved by `relative` (one ulp of its
     precision; each value the larger of its moves). Where Keras's own move
     exceeds the tolerance, no path with another summation order can agree,
     so a difference there says nothing; the path is judged on the values
-    where Keras moves by at most WELL_CONDITIONED x the tolerance.
+    where Keras moves by at most WELL_CONDITIONED x the tolerance, and
+    refused when fewer than `min_judged` of the values (or none) are.
 
     Returns the figures and "verdict": None when the truth is well-conditioned
     (the plain comparison stands), else pass | mismatch | refused, with a
@@ -210,7 +212,7 @@ def conditioning(
             f"{what} where Keras is well-conditioned differ beyond tolerance "
             f"(ill-conditioned elsewhere: {moves})"
         )
-    elif out["judged"] < MIN_JUDGED * elements:
+    elif not out["judged"] or out["judged"] < min_judged * elements:
         out["verdict"] = "refused"
         out["reason"] = (
             f"refused: the model is ill-conditioned at these inputs: {moves}; only "

@@ -86,14 +86,18 @@ class Conditioning:
         """(verdict, reason) for a comparison outside tolerance, judged by
         how far the truth moves (compare.conditioning, its figures kept in
         figures["conditioning"]); None when the plain verdict stands: names,
-        shapes or dtypes differ, nothing to nudge, or the truth is steady."""
+        shapes or dtypes differ, nothing to nudge, or the truth is steady.
+        `singles`: the batch-of-one check of a path whose batches passed;
+        any steady value is then enough to judge it by (the batches were
+        the full check)."""
         if not self.available or not figures.get("outputs"):
             return None
         moved, moved_singles = self.moved(runtime, fmt, run, index, c.expected)
         expected, got = (c.expected_singles, c.got_singles) if singles else (c.expected, c.got)
         moved = moved_singles if singles else moved
+        least = 0.0 if singles else compare.MIN_JUDGED
         found = compare.conditioning(expected, got, moved, tol["atol"], tol["rtol"], self.relative,
-                                     classifier)  # fmt: skip
+                                     classifier, least)  # fmt: skip
         figures["conditioning"] = found
         if found["verdict"] is None:
             return None
