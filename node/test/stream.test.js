@@ -46,6 +46,15 @@ const CASES = {
     tf.layers.simpleRNN({ units: UNITS, returnSequences: true, inputShape: [null, FEATURES] }),
     new GRU({ units: UNITS, resetAfter: true, returnSequences: true }),
   ],
+  'SimpleRNN last output -> Dropout -> LayerNormalization -> Activation (per-step heads)': (
+    _,
+    tf,
+  ) => [
+    tf.layers.simpleRNN({ units: UNITS, inputShape: [null, FEATURES] }),
+    tf.layers.dropout({ rate: 0.5 }),
+    tf.layers.layerNormalization(),
+    tf.layers.activation({ activation: 'softmax' }),
+  ],
   'Embedding mask_zero -> GRU sequences -> Dense (token ids, padded)': ({ GRU }, tf) => [
     tf.layers.embedding({
       inputDim: VOCAB,
