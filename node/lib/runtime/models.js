@@ -130,6 +130,11 @@ async function loadModel(tf, modelDir, format = 'layers') {
     );
   }
   if (format === 'onnx') return { format, ...(await loadOnnx(tf.ort, where)) };
+  if (!Object.hasOwn(LOADERS, format)) {
+    throw new Error(
+      `the ${format} format has no Node path (it runs in LiteRT: Python's TFLite interpreter)`,
+    );
+  }
   return { format, ...(await LOADERS[format](tf, where, format)) };
 }
 

@@ -3,6 +3,7 @@
 layers: keras.h5 -> tfjs_layers/ (tf.loadLayersModel)
 graph:  saved_model/ -> tfjs_graph/ (tf.loadGraphModel)
 onnx:   keras.h5 -> onnx/ (onnx_export.py; optional, `make onnx`)
+tflite: saved_model/ -> tflite/ (tflite_export.py; TFLite builtin ops only)
 (the folders are folder/formats.py's). Each output is written to a temporary folder
 and renamed into place; the converter's version and the sha256 of every file
 it wrote go to manifest.json."""
@@ -24,10 +25,12 @@ from ..folder.formats import FORMATS, LAYERS, SAVED_MODEL
 from . import quantization
 
 DEFAULT_FORMATS = ("layers", "graph")  # `convert --format all`: onnx is optional
-CONVERTIBLE = (*DEFAULT_FORMATS, "onnx")  # what `convert` makes (train makes the SavedModels)
+# What `convert` makes (train makes the SavedModels).
+CONVERTIBLE = (*DEFAULT_FORMATS, "onnx", "tflite")
 FORMAT_HELP = (
     "layers: keras.h5 -> tfjs_layers/; graph: saved_model/ -> tfjs_graph/; "
-    "onnx: keras.h5 -> onnx/ with tf2onnx (needs `make onnx`; not part of all)."
+    "onnx: keras.h5 -> onnx/ with tf2onnx (needs `make onnx`; not part of all); "
+    "tflite: saved_model/ -> tflite/, TFLite builtin ops only (not part of all)."
 )
 
 
@@ -205,8 +208,11 @@ def convert_in_place(
 ) -> dict:
     """Convert into model_dir itself (a folder no one else sees yet)."""
     manifest = artifacts.read_manifest(model_dir)
-    if quantize and "onnx" in formats:
-        raise UsageError("--quantize applies to the tfjs formats (layers, graph), not to onnx")
+    for other in ("onnx", "tflite"):
+        if quantize and other in formats:
+            raise UsageError(
+                f"--quantize applies to the tfjs formats (layers, graph), not to {other}"
+            )
     # Convert only what was trained: inputs whose sha256 no longer matches are refused.
     sources = {"layers": artifacts.KERAS_H5, "onnx": artifacts.KERAS_H5}
     for fmt in formats:
@@ -227,6 +233,12 @@ def convert_in_place(
             from .onnx_export import export_onnx
 
             done = export_onnx(model_dir, out)
+            conversions[fmt] = {**done, "output": output, "files": artifacts.file_hashes(out)}
+            continue
+        if fmt == "tflite":
+            from .tflite_export import export_tflite
+
+            done = export_tflite(model_dir, out)
             conversions[fmt] = {**done, "output": output, "files": artifacts.file_hashes(out)}
             continue
         args = converter_args(fmt, model_dir, out, quantize)

@@ -1,6 +1,7 @@
-"""The model formats Node runs, and where each lives inside a model folder:
-the one table of them. Training, conversion, export and verify read it here;
-Node reads it from the generated node/vocabulary.json (contract.py).
+"""The model formats Node runs (and tflite, which LiteRT runs), and where each
+lives inside a model folder: the one table of them. Training, conversion,
+export and verify read it here; Node reads it from the generated
+node/vocabulary.json (contract.py).
 
 keras.h5 and manifest.json (artifacts.py) are in a model folder too, but Node
 runs neither: they are not formats."""
@@ -13,7 +14,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Format:
-    name: str  # layers | graph | saved_model | saved_model_xla | onnx
+    name: str  # layers | graph | saved_model | saved_model_xla | onnx | tflite
     folder: str  # inside a model folder
     entry: str | None  # the file Node loads, relative to folder; None: the folder itself
     marker: str  # relative to folder: present, the format exists
@@ -41,6 +42,10 @@ FORMATS: dict[str, Format] = {
         Format("saved_model_xla", "saved_model_xla", None, "saved_model.pb", "tfjs-bridge train"),
         # Optional (`make onnx`): a tf2onnx export of keras.h5.
         Format("onnx", "onnx", "model.onnx", "model.onnx", "tfjs-bridge convert --format onnx"),
+        # From saved_model/, TFLite builtin ops only, for LiteRT (Python's TFLite
+        # interpreter; LiteRT.js): no Node path runs it.
+        Format("tflite", "tflite", "model.tflite", "model.tflite",
+               "tfjs-bridge convert --format tflite"),
     ]
 }  # fmt: skip
 
@@ -50,6 +55,7 @@ GRAPH = FORMATS["graph"]
 SAVED_MODEL = FORMATS["saved_model"]
 SAVED_MODEL_XLA = FORMATS["saved_model_xla"]
 ONNX = FORMATS["onnx"]
+TFLITE = FORMATS["tflite"]
 
 # A weight's bytes per element in each dtype a tfjs weights manifest may name
 # (quantized weights included): what reading and sizing shards needs.

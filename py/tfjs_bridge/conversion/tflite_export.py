@@ -1,0 +1,81 @@
+"""The TFLite route: saved_model/ -> tflite/model.tflite, for LiteRT (Python's
+TFLite interpreter here; LiteRT.js in a page, docs/node-versions.md's issue #25).
+
+Converted from the SavedModel that train and export write (the RNN unrolled
+where the time axis is known), with TFLite's builtin ops only: LiteRT.js has
+no Flex (SELECT_TF_OPS) kernels, so a model that would need one (an RNN kept
+as a `while` loop over TensorLists, for one) is refused with the op names.
+The batch dimension stays dynamic (-1): a reader resizes the input before
+allocate_tensors."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+from ..core.errors import BridgeError
+from ..core.quiet_tf import import_tensorflow, native_stderr_hidden
+from ..folder.formats import FORMATS, SAVED_MODEL
+
+# 'tf.TensorListReserve' op ...; failed to legalize operation 'tf.While'; Flex ops: FlexFoo
+_TF_OP = re.compile(r"'tf\.(\w+)'|\bFlex(\w+)")
+
+
+class FlexOpsRefused(BridgeError):
+    """The model needs TensorFlow ops outside TFLite's builtin set."""
+
+    def __init__(self, ops: list[str]):
+        self.ops = ops
+        super().__init__(
+            "tflite: refused: the model needs TensorFlow ops that TFLite's builtin set "
+            f"lacks (Flex/SELECT_TF_OPS, which LiteRT.js cannot run): {', '.join(ops)}"
+        )
+
+
+def needed_tf_ops(message: str) -> list[str]:
+    """The TensorFlow op names a converter error names, sorted, each once."""
+    return sorted({a or b for a, b in _TF_OP.findall(message)})
+
+
+def interpreter(model: bytes | Path):
+    """TensorFlow's own TFLite interpreter (tf.lite.Interpreter; its note that
+    LiteRT's package will replace it is silenced)."""
+    tf = import_tensorflow()
+    content = model if isinstance(model, bytes) else Path(model).read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tf.lite.Interpreter(model_content=content)
+
+
+def model_ops(content: bytes) -> list[str]:
+    """The op names in a .tflite model (builtin names, or a custom op's name)."""
+    ops = interpreter(content)._get_ops_details()  # noqa: SLF001 - no public listing in TF 2.19
+    return sorted({op["op_name"] for op in ops})
+
+
+def export_tflite(model_dir: Path, out_dir: Path) -> dict:
+    """Write out_dir/model.tflite from model_dir/saved_model/; returns what to record."""
+    tf = import_tensorflow()
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(model_dir / SAVED_MODEL.folder))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        with native_stderr_hidden():
+            content = converter.convert()
+    except Exception as exc:  # noqa: BLE001 - the converter raises several kinds
+        ops = needed_tf_ops(str(exc))
+        if ops:
+            raise FlexOpsRefused(ops) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BridgeError(f"tflite: the TFLite converter failed: {first}") from None
+    ops = model_ops(content)
+    custom = [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
+    if custom:
+        raise FlexOpsRefused(custom)
+    (out_dir / FORMATS["tflite"].entry).write_bytes(content)
+    return {
+        "converter": "tf.lite.TFLiteConverter",
+        "converter_version": tf.__version__,
+        "ops_set": "TFLITE_BUILTINS",
+        "ops": ops,
+    }
