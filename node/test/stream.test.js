@@ -260,6 +260,10 @@ async function streamFigures(backend) {
       new layers.GRU({ units: UNITS, returnSequences: true, inputShape: [STEPS, FEATURES] }),
       tf.layers.flatten(),
     ],
+    softmaxOverTime: [
+      new layers.GRU({ units: UNITS, returnSequences: true, inputShape: [STEPS, FEATURES] }),
+      tf.layers.softmax({ axis: 1 }),
+    ],
     after: [
       new layers.GRU({ units: UNITS, inputShape: [null, FEATURES] }),
       tf.layers.repeatVector({ n: 2 }),
@@ -302,12 +306,13 @@ async function judge(t, { backend, results }) {
     });
   }
   await t.test(`what cannot stream is refused with its reason (${backend})`, () => {
-    const { bidirectional, backwards, flatten, after } = results.refusals;
+    const { bidirectional, backwards, flatten, after, softmaxOverTime } = results.refusals;
     assert.match(bidirectional.refusal, /Bidirectional.*backward direction/);
     assert.equal(bidirectional.thrown, `cannot stream: ${bidirectional.refusal}`);
     assert.match(backwards.refusal, /go_backwards/);
     assert.match(flatten.refusal, /Flatten\) is not known to act on each step alone/);
     assert.match(after.refusal, /RepeatVector/);
+    assert.match(softmaxOverTime.refusal, /Softmax\) acts along axis 1, not the features alone/);
   });
 }
 

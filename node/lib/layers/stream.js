@@ -61,6 +61,12 @@ function chainOf(model) {
   return { chain };
 }
 
+/** The input shape `layer` was built for (its one inbound node's). */
+function builtShape(layer) {
+  const shapes = layer.inboundNodes[0].inputShapes; // one Shape, or a list of them
+  return Array.isArray(shapes[0]) ? shapes[0] : shapes;
+}
+
 /** Why `layer`, at this place in the chain, cannot stream (null when it can). */
 function layerRefusal(layer, afterLastOutput) {
   const kind = layer.getClassName();
@@ -77,7 +83,16 @@ function layerRefusal(layer, afterLastOutput) {
     }
     return null;
   }
-  if (PER_STEP.has(kind) || MASKING.has(kind)) return null;
+  if (MASKING.has(kind)) return null;
+  if (PER_STEP.has(kind)) {
+    // a normalisation or softmax over any axis but the features mixes steps
+    const axes = layer.axis === undefined ? [] : [layer.axis].flat();
+    const rank = builtShape(layer).length;
+    const alongFeatures = axes.every((a) => a === -1 || a === rank - 1);
+    return alongFeatures
+      ? null
+      : `layer ${layer.name} (${kind}) acts along axis ${axes.join(', ')}, not the features alone`;
+  }
   return `layer ${layer.name} (${kind}) is not known to act on each step alone`;
 }
 
@@ -161,8 +176,7 @@ function recurrentChunk(tf, ops, layer, x, state, mask) {
  * a layer built for rank 2 (BatchNormalization's input spec) runs as built.
  */
 function perStepChunk(tf, layer, x) {
-  const shapes = layer.inboundNodes[0].inputShapes; // one Shape, or a list of them
-  const builtRank = (Array.isArray(shapes[0]) ? shapes[0] : shapes).length;
+  const builtRank = builtShape(layer).length;
   const [batch, steps] = x.shape;
   const flat = builtRank === x.rank - 1 ? tf.reshape(x, [batch * steps, ...x.shape.slice(2)]) : x;
   let y = layer.call(flat, { training: false });
