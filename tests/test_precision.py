@@ -70,6 +70,11 @@ def test_too_little_steady_truth_is_refused_and_a_steady_truth_keeps_the_plain_v
     steady = e + 1e-9
     found = compare.conditioning([e], [e + 1e-3], [steady], 1e-5, 1e-5, 2.0**-23)
     assert found["verdict"] is None and found["keras_outside"] == 0
+    # NaN and Inf where Keras gives them again are no move of its own
+    special = np.array([[np.nan, np.inf, 1.0]])
+    found = compare.conditioning([special], [special + [[0, 0, 1]]], [special.copy()], 1e-5,
+                                 1e-5, 2.0**-23)  # fmt: skip
+    assert found["verdict"] is None and found["keras_moves"] == 0 and found["outside_judged"] == 1
 
 
 def test_a_classifier_is_judged_on_its_argmax_where_the_truth_is_steady():

@@ -91,12 +91,18 @@ def _argmax_figures(e: np.ndarray, g: np.ndarray, labels: np.ndarray | None) -> 
     return out
 
 
-def _compare_values(name: str, e: np.ndarray, g: np.ndarray, atol: float, rtol: float) -> dict:
-    diff = np.abs(g - e)
-    # NaN or Inf where Python has the same is agreement; anywhere else, an error.
+def _gap(e: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """|g - e|, where NaN or Inf where e has the same is agreement (0), and
+    anywhere else an error (inf)."""
+    with np.errstate(invalid="ignore"):  # inf - inf: judged just below
+        diff = np.abs(g - e)
     same_special = (np.isnan(e) & np.isnan(g)) | (np.isinf(e) & (e == g))
     diff = np.where(same_special, 0.0, diff)
-    diff = np.where(np.isnan(diff), np.inf, diff)
+    return np.where(np.isnan(diff), np.inf, diff)
+
+
+def _compare_values(name: str, e: np.ndarray, g: np.ndarray, atol: float, rtol: float) -> dict:
+    diff = _gap(e, g)
     bad = diff > atol + rtol * np.abs(np.nan_to_num(e))
     scale = np.abs(e)
     meaningful = scale >= max(atol, 1e-30)  # relative error means little on near-zeros
@@ -173,8 +179,8 @@ def conditioning(
     g = [x.astype(np.float64) for x in got]
     m = [x.astype(np.float64) for x in moved]
     tol = [atol + rtol * np.abs(np.nan_to_num(x)) for x in e]
-    keras = [np.nan_to_num(np.abs(b - a), nan=np.inf) for a, b in zip(e, m, strict=True)]
-    path = [np.nan_to_num(np.abs(b - a), nan=np.inf) for a, b in zip(e, g, strict=True)]
+    keras = [_gap(a, b) for a, b in zip(e, m, strict=True)]
+    path = [_gap(a, b) for a, b in zip(e, g, strict=True)]
     judged = [k <= WELL_CONDITIONED * t for k, t in zip(keras, tol, strict=True)]
     elements = sum(x.size for x in e)
     out = {
