@@ -60,6 +60,29 @@ def test_the_verdicts_are_a_closed_set_and_decide_the_exit_code():
     }
 
 
+def test_required_paths_must_pass_for_every_model():
+    from tfjs_bridge.core.errors import BridgeError
+    from tfjs_bridge.parity.commands import check_verified
+
+    report = _report(("m", "tfjs-node/layers", "pass"), ("m", "tfjs-node/graph", "unsupported"),
+                     ("n", "tfjs-node/layers", "pass"))  # fmt: skip
+    check_verified(report)  # the rule alone: verified
+    check_verified(report, ["tfjs-node/layers"])
+    said = (r"^required paths did not pass: m tfjs-node/graph \(unsupported\), "
+            r"n tfjs-node/graph \(not run\)$")  # fmt: skip
+    with pytest.raises(BridgeError, match=said):
+        check_verified(report, ["tfjs-node/graph"])
+    with pytest.raises(BridgeError, match=r"n tfjs-node/saved_model_xla \(not run\)$"):
+        check_verified(report, ["tfjs-node"])  # a backend: each of its paths
+    # an imported folder's results name the Keras side too
+    imported = _report(("i", "tf-keras vs tfjs-node/layers", "pass"),
+                       ("i", "keras3 vs tfjs-node/layers", "refused"))  # fmt: skip
+    with pytest.raises(BridgeError, match=r": i keras3 vs tfjs-node/layers \(refused\)$"):
+        check_verified(imported, ["tfjs-node/layers"])
+    with pytest.raises(BridgeError, match="unknown runtime 'nope'"):
+        check_verified(report, ["nope"])
+
+
 @pytest.mark.parametrize(
     "message, status, reason",
     [

@@ -189,6 +189,8 @@ def export(source: Path, out_dir: Path, name: str | None, trust_lambda: bool):
 )
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), help=ACCURACY_DROP_HELP)
 @click.option("--trust-lambda", is_flag=True, help=TRUST_LAMBDA_HELP)
+@click.option("--require", "required", multiple=True, help="A path (or backend) that must "
+              "pass for every model, beyond the rule above; repeatable.")  # fmt: skip
 @console.models_dir_option
 def verify(full, samples, **options):
     """Check that every Node path computes what Python computes for MODELS.
@@ -198,7 +200,7 @@ def verify(full, samples, **options):
     argmax of a classifier. Inputs are made within each input's domain unless
     --inputs gives them; inputs that cannot tell paths apart are refused.
     Verdicts: pass, mismatch, unsupported, refused (or skip); exit 0 when no
-    path mismatches and at least one passes.
+    path mismatches and at least one passes (and every --require path passes).
 
     Examples: tfjs-bridge verify gru --full; verify --keras-model my_model.keras
     --report reports/mine; verify gru --full --max-accuracy-drop 0.2 (quantized)"""
@@ -209,7 +211,7 @@ def verify(full, samples, **options):
         done = verify_command(samples=None if full else samples, progress=progress, **options)
     print_table(done.report)
     echo_wrote(done.written)
-    check_verified(done.report)
+    check_verified(done.report, options["required"])
 
 
 @main.command()

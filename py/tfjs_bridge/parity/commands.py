@@ -38,13 +38,15 @@ def verify_command(
     out: Path | None = None,
     progress: Progress = NO_PROGRESS,
     trust_lambda: bool = False,
+    required: tuple[str, ...] | list[str] = (),
 ) -> Verified:
     """`verify`: the registry MODELS in the models folder `out` (all of them
     when neither MODELS nor keras_models nor model_dirs name any), the
     model_dirs and the users' keras_models, on the runtimes named (none:
-    every Node path); writes report_dir/report.json and errors.png if given."""
+    every Node path); writes report_dir/report.json and errors.png if given.
+    `required` paths (check_verified) are run even when `runtimes` names others."""
     ranges = parse_ranges(input_ranges)
-    chosen = resolve_runtimes(runtimes)
+    chosen = resolve_runtimes((*runtimes, *required) if runtimes else ())
     root = models_root(out)
     named = models or not (keras_models or model_dirs)
     dirs = [root / spec.name for spec in resolve(models)] if named else []
@@ -57,9 +59,26 @@ def verify_command(
     return Verified(report, written)
 
 
-def check_verified(report: VerifyReport) -> None:
-    """A BridgeError naming the paths that did not pass, if any did not."""
-    if report.ok:
-        return
-    bad = [f"{r.model} {r.runtime}" for r in report.results if r.status != "pass"]
-    raise BridgeError(f"{len(bad)} of {len(report.results)} paths did not pass: {', '.join(bad)}")
+def check_verified(report: VerifyReport, required: tuple[str, ...] | list[str] = ()) -> None:
+    """A BridgeError naming the paths that did not pass, if any did not;
+    and, for `required` paths (names or backends, as --runtime takes them),
+    naming each that did not pass (or did not run) for some model."""
+    if not report.ok:
+        bad = [f"{r.model} {r.runtime}" for r in report.results if r.status != "pass"]
+        raise BridgeError(
+            f"{len(bad)} of {len(report.results)} paths did not pass: {', '.join(bad)}"
+        )
+    names = [rt.name for rt in resolve_runtimes(required)] if required else []
+    missed = []
+    for model in dict.fromkeys(r.model for r in report.results):
+        for name in names:
+            # an imported folder's results read "tf-keras vs tfjs-node/layers"
+            mine = [r for r in report.results
+                    if r.model == model and r.runtime.split(" vs ")[-1] == name]  # fmt: skip
+            missed += (
+                [f"{model} {name} (not run)"]
+                if not mine
+                else [f"{model} {r.runtime} ({r.status})" for r in mine if r.status != "pass"]
+            )
+    if missed:
+        raise BridgeError(f"required paths did not pass: {', '.join(missed)}")
