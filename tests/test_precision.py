@@ -178,7 +178,8 @@ def exported(tmp_path_factory):
     try:
         keras.utils.set_random_seed(7)
         keras.Sequential([
-            keras.Input((12, 4)), keras.layers.GRU(32), keras.layers.Dense(5, activation="softmax"),
+            keras.Input((12, 4)), keras.layers.GRU(32),
+            keras.layers.Dense(5, activation="softmax", name="head"),
         ]).save(root / "mixed.keras")  # fmt: skip
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -202,7 +203,7 @@ def exported(tmp_path_factory):
 
 def test_a_float16_model_is_judged_at_float16_precision(node_runtime, exported, rerecord, tmp_path):
     folder = exported["mixed"]
-    faulted = _fault(folder, rerecord, "dense/kernel", 1.5, "mixed_faulted")
+    faulted = _fault(folder, rerecord, "head/kernel", 1.5, "mixed_faulted")
     result = _run("verify", "--model-dir", folder, "--model-dir", faulted, "--samples", 64,
                   "--runtime", "tfjs-node/layers", "--runtime", "tfjs-node/saved_model",
                   "--report", tmp_path)  # fmt: skip
