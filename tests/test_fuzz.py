@@ -26,19 +26,8 @@ CI_TIMEOUT = 240.0  # s per model: 2x the slowest seen (113 s, two jobs on a loa
 # found by this fuzzer and not fixed yet. They are expected failures, listed
 # by -ra, and report XPASS once fixed: then delete the entry. `tfjs-bridge
 # fuzz --seed 0 --start I --count 1` reruns model I and prints its spec.
-KERAS3_NESTED = (
-    "bug: a Keras 3 functional model calling a nested Sequential never exports: "
-    "conversion/keras3.to_tf_keras -> tf_keras Model.from_config loops forever in "
-    "reconstruct_from_config (killed after CI_TIMEOUT)"
-)
-KNOWN: dict[str, str] = {
-    "fz0-010": "bug: a Keras 3 MultiHeadAttention has no tf-keras translation "
-    "(keras3.to_tf_keras: 'query_shape'): one line, but no verdict for any path",
-    "fz0-012": KERAS3_NESTED,
-    "fz0-022": "bug: a Keras 3 RNN called with initial_state= does not translate (the "
-    "states are dropped: weight shape (4, 4) vs (8, 4)): one line, but no verdict",
-    "fz0-031": KERAS3_NESTED,
-}
+# (Empty: fz0-010, 012, 022 and 031 were fixed; tests/test_fuzz_findings.py.)
+KNOWN: dict[str, str] = {}
 
 
 def _spec_json(spec: dict) -> str:
