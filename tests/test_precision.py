@@ -218,7 +218,12 @@ def test_a_float16_model_is_judged_at_float16_precision(node_runtime, exported, 
     assert layers["status"] == "pass" and layers["reason"] == said
     assert 1e-5 < layers["max_abs"] < 2 * F16
     assert saved_model["status"] == "pass" and saved_model["max_abs"] == 0  # the same float16 graph
-    assert f"mixed tfjs-node/layers: {said}" in " ".join(result.output.split())
+    printed = " ".join(result.output.split())
+    assert f"mixed tfjs-node/layers: {said}" in printed
+    assert (
+        "3 passed, 1 mismatched, 0 unsupported, 0 refused, 0 skipped (mixed, mixed_faulted "
+        "at float16 precision)" in printed
+    )
     # negative control: one wrong weight in the layers files
     wrong = by["mixed_faulted", "tfjs-node/layers"]
     assert wrong["status"] == "mismatch" and wrong["max_abs"] > 4 * F16

@@ -86,7 +86,14 @@ def print_table(report, console=None) -> None:
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
     counts = {s: sum(r.status == s for r in report.results) for s in MARKS}
-    console.print(", ".join(f"{counts[s]} {word}" for s, word in COUNTED.items()))
+    summary = ", ".join(f"{counts[s]} {word}" for s, word in COUNTED.items())
+    # models judged at a coarser precision than float32, by dtype
+    coarse: dict[str, list[str]] = {}
+    for model, tol in report.tolerances.items():
+        if tol.get("precision"):
+            coarse.setdefault(tol["precision"], []).append(model)
+    said = "; ".join(f"{', '.join(m)} at {d} precision" for d, m in coarse.items())
+    console.print(f"{summary} ({said})" if said else summary, highlight=False)
 
 
 def plot(report, path: Path) -> Path:
