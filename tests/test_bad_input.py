@@ -246,7 +246,8 @@ def test_missing_node_says_how_to_fix(lstm_dir, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 1
     assert _one_error_line(proc.stderr) == (
-        "error: Node.js was not found on PATH: install Node.js 20, then run `make setup`"
+        "error: Node.js was not found on PATH: "
+        "install Node.js (20, 22 or 24), then run `make setup`"
     )
 
 

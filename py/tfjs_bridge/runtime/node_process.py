@@ -21,7 +21,7 @@ def node_executable() -> str:
     node = shutil.which("node")
     if node is None:
         raise BridgeError(
-            "Node.js was not found on PATH: install Node.js 20, then run `make setup`"
+            "Node.js was not found on PATH: install Node.js (20, 22 or 24), then run `make setup`"
         )
     return node
 
