@@ -66,7 +66,7 @@ def test_convert_records_verified_and_timed_paths(converted):
         speed = record["speed"][path]
         assert speed["1"] > 0 and speed["32"] > 0, (path, speed)
         assert speed["cold_start_s"] > 0, (path, speed)
-    assert "gru: checked on 100 samples: 4 of 4 paths pass" in output
+    assert f"gru: checked on {first_figures.SAMPLES} samples: 4 of 4 paths pass" in output
     # the default path and its B=1 figure, as Node chooses it
     found = re.search(r"default path: (\S+) \(([\d,]+) samples/s at B=1", output)
     assert found and found.group(1) in TFJS_NODE, output

@@ -64,3 +64,33 @@ def test_a_slow_answer_times_out(node_runtime, small_models):
 def test_a_worker_that_cannot_start_says_why(node_runtime):
     with pytest.raises(NodeError, match="unknown backend 'tpu'"):
         NodeWorker("tpu")
+
+
+def test_shared_workers_load_each_path_once_for_verify_and_timing(node_runtime, small_models,
+                                                                   tmp_path):  # fmt: skip
+    """convert's check verifies, then times, on one worker per backend and one
+    load per path (pool.SharedWorkers): timing starts from verify's load."""
+    import shutil
+
+    from tfjs_bridge.bench.routes import bench_node
+    from tfjs_bridge.parity.truth import subject_from_folder
+    from tfjs_bridge.parity.verify import verify_models
+    from tfjs_bridge.runtime.pool import SharedWorkers
+    from tfjs_bridge.runtime.runtimes import RUNTIMES
+
+    folder = shutil.copytree(small_models / "lstm", tmp_path / "lstm")  # parity.json is written
+    layers = RUNTIMES["tfjs-node/layers"]
+    with SharedWorkers() as shared:
+        report = verify_models([folder], [], [layers], 8, shared=shared)
+        assert [r.status for r in report.results] == ["pass"], report.results
+        worker = shared.get("tensorflow")
+        kept = worker.load(folder, "layers")  # verify's load, not a new one
+        assert kept["first_call_ms"] > 0
+        timed = bench_node([(subject_from_folder(folder), layers)], [1], 0.05, shared=shared,
+                           warmup=1, min_reps=1)  # fmt: skip
+        assert timed.first_call_ms[("lstm", "tfjs-node/layers")] == kept["first_call_ms"]
+        assert timed.load_ms[("lstm", "tfjs-node/layers")] == kept["load_ms"]
+        assert shared.get("tensorflow") is worker and worker.load(folder, "layers") is kept
+    # the control: a plain worker loads afresh, under a new handle, every time
+    with NodeWorker("tensorflow") as plain:
+        assert plain.load(folder, "layers")["handle"] != plain.load(folder, "layers")["handle"]

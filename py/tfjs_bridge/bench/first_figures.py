@@ -6,13 +6,13 @@ chosen by measurement from the first run, without `verify` or `bench`:
    Node's default choice may pick (node/lib/runtime/choose.js's candidates:
    each installed runtime with a default_rank, for every format the folder
    holds), recorded in its parity.json as `tfjs-bridge verify` records it;
-2. each path that passed timed briefly at B=1 and B=32 (bench's timing: one
-   long-lived worker per backend, BUDGET_S of repetitions per batch), and its
-   cold start estimated from that worker's start, the path's load and its
-   first call (routes.estimate_cold_starts: `node predict.js` per path would
-   load and compile each path once more), recorded as `tfjs-bridge bench`
-   records it. A full `tfjs-bridge bench` overwrites these figures, with
-   cold starts measured whole.
+2. each path that passed timed briefly at B=1 and B=32 (bench's timing,
+   BUDGET_S of repetitions per batch) on the same worker and the same load as
+   its verify, and its cold start estimated from that worker's start, the
+   path's load and its first call (routes.estimate_cold_starts: `node
+   predict.js` per path would load and compile each path once more),
+   recorded as `tfjs-bridge bench` records it. A full `tfjs-bridge bench`
+   overwrites these figures, with cold starts measured whole.
 
 `convert --no-verify` skips both. A failing path leaves the converted files
 in place (they are complete); parity.json says which path failed, and Node
@@ -33,17 +33,22 @@ from ..folder.parity_record import MISMATCH, PASS
 from ..parity.truth import Subject, subject_from_folder
 from ..parity.verify import PathResult, VerifyReport, verify_models
 from ..runtime.node_process import node_env, node_executable
+from ..runtime.pool import SharedWorkers
 from ..runtime.runtimes import RUNTIMES, Runtime, optional_missing
 from ..training.registry import resolve
 from .routes import BenchReport, bench_node, estimate_cold_starts, record_speed
 
-# 100 samples: beside loading each path (and compiling XLA), predicting them
+# 96 samples: beside loading each path (and compiling XLA), predicting them
 # is a few seconds at most; the check took 6-71 s per registry model, spam
 # (two 200-step SavedModels, XLA) 487 s, on a busy 2-core machine
 # (docs/parity.md). `tfjs-bridge verify` (500) and `make verify` (whole test
 # sets) remain the full checks.
-SAMPLES = 100
+SAMPLES = 96
 BATCHES = (1, 32)  # one request alone, and a service's full batch
+# Node gets the samples in batches of 32 (and the first few alone): an XLA
+# path then compiles for the two batch sizes the timing uses, once each,
+# instead of for 100, 1, and again for 1 and 32 (about a minute each on spam).
+CHUNK = BATCHES[-1]
 BUDGET_S = 0.5  # seconds of timed calls per path and batch, after WARMUP untimed ones
 # At least MIN_REPS calls, at most 200: a path at 1 s a call (spam's graph
 # model, a While loop) costs ~5 s per batch size instead of ~8.
@@ -160,10 +165,15 @@ def check(
     subjects = [subject_from_folder(d) for d in model_dirs]
     wanted = {rt.name for s in subjects for rt in default_runtimes(s)}
     runtimes = [rt for name, rt in RUNTIMES.items() if name in wanted]
-    verified = verify_models(model_dirs, [], runtimes, samples)
-    passed = {(r.model, r.runtime) for r in verified.results if r.status == PASS}
-    pairs = [(s, rt) for rt in runtimes for s in subjects if (s.name, rt.name) in passed]
-    timed = bench_node(pairs, list(batches), budget_s, warmup=WARMUP, min_reps=MIN_REPS)
+    # One worker per backend for both steps: each path is loaded (and its
+    # XLA compiled) once, by verify, and timed on that load.
+    with SharedWorkers() as shared:
+        verified = verify_models(model_dirs, [], runtimes, samples, shared=shared, chunk=CHUNK)
+        passed = {(r.model, r.runtime) for r in verified.results if r.status == PASS}
+        pairs = [(s, rt) for rt in runtimes for s in subjects if (s.name, rt.name) in passed]
+        timed = bench_node(
+            pairs, list(batches), budget_s, shared=shared, warmup=WARMUP, min_reps=MIN_REPS
+        )
     timed.verified = {pair: True for pair in passed}
     estimate_cold_starts(timed, pairs)
     record_speed(timed, subjects)

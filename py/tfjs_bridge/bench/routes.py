@@ -31,7 +31,7 @@ from ..folder.parity_record import PASS
 from ..parity.truth import KerasTruth, Subject
 from ..parity.verify import record_parity, verify
 from ..runtime.node_process import node_env, node_executable
-from ..runtime.pool import on_workers
+from ..runtime.pool import SharedWorkers, on_workers
 from ..runtime.runtimes import Runtime
 from ..training import data
 
@@ -89,6 +89,9 @@ class BenchReport:
     # node backend -> s from spawn to first answer; (model, route) -> ms to load
     worker_start_s: dict[str, float] = field(default_factory=dict)
     load_ms: dict[tuple[str, str], float] = field(default_factory=dict)
+    # (model, route) -> ms of the path's first call, when an earlier caller
+    # (convert's verify) made it on the same load: timing then starts warm
+    first_call_ms: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def get(self, model: str, route: str, batch: int) -> Timing | None:
         for t in self.timings:
@@ -198,11 +201,13 @@ def bench_node(
     report: BenchReport | None = None,
     log=lambda message: None,
     inputs: dict[str, np.ndarray] | None = None,
+    shared: SharedWorkers | None = None,
     **bench_fields,
 ) -> BenchReport:
     """Time each (subject, Node runtime) pair at every batch size, inside one
     long-lived worker per backend, into `report` (a new one when None).
     `inputs`: each subject's samples by name [default: its reference inputs];
+    `shared`: workers (and loads) kept from an earlier caller [started here];
     `bench_fields`: the worker's bench fields (warmup, min_reps, max_reps) [its defaults]."""
     if report is None:
         report = BenchReport(batches=list(batches))
@@ -228,13 +233,15 @@ def bench_node(
         report.peak_rss[f"node/{worker.backend}"] = worker.memory()["peak_rss"]
         report.worker_start_s[worker.backend] = worker.start_seconds
 
-    report.node.update(on_workers(pairs, run, unavailable, finish=finish))
+    report.node.update(on_workers(pairs, run, unavailable, finish=finish, shared=shared))
     return report
 
 
 def _bench_node_path(worker, subject, rt, x_all, batches, budget_s, report, log, fields) -> None:
     loaded = worker.load(subject.model_dir, rt.format)
     report.load_ms[(subject.name, rt.name)] = loaded["load_ms"]
+    if "first_call_ms" in loaded:  # a load kept from verify (pool.RetainingWorker)
+        report.first_call_ms[(subject.name, rt.name)] = loaded["first_call_ms"]
     for batch in batches:
         result, _ = worker.request(
             "bench", [batch_of(x_all, batch)], handle=loaded["handle"], budget_ms=budget_s * 1000,
@@ -288,17 +295,18 @@ def time_cold_starts(
 def estimate_cold_starts(report: BenchReport, pairs: list[tuple[Subject, Runtime]]) -> None:
     """A cold start per timed pair without starting a process for it: its
     worker's start (spawn to first answer: Node and the backend), the path's
-    load, and its first call (at the first batch size timed: kernels built,
-    XLA compiled), as bench_node measured them. cold_start() measures the
-    whole of `node predict.js` instead, at the cost of a load and a first
-    call more."""
+    load, and its first call (at the first batch size timed, or verify's
+    first batch when timing reused verify's load: kernels built, XLA
+    compiled), as bench_node measured them. cold_start() measures the whole
+    of `node predict.js` instead, at the cost of a load and a first call more."""
     for subject, rt in pairs:
         first = report.get(subject.name, rt.name, report.batches[0])
+        first_ms = report.first_call_ms.get((subject.name, rt.name), first and first.first_ms)
         load_ms = report.load_ms.get((subject.name, rt.name))
         start_s = report.worker_start_s.get(rt.backend)
-        if first is None or first.first_ms is None or load_ms is None or start_s is None:
+        if first_ms is None or load_ms is None or start_s is None:
             continue
-        seconds = start_s + (load_ms + first.first_ms) / 1000
+        seconds = start_s + (load_ms + first_ms) / 1000
         report.cold_start_by_path[(subject.name, rt.name)] = {
             "median_s": seconds, "runs_s": [seconds], "format": rt.format, "estimated": True,
         }  # fmt: skip

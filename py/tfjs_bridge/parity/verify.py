@@ -38,7 +38,7 @@ from ..folder.parity_record import (
     record_results,
 )
 from ..folder.signature import Signature
-from ..runtime.pool import on_workers, run_on_path
+from ..runtime.pool import SharedWorkers, on_workers, run_on_path
 from ..runtime.runtimes import Runtime
 from ..runtime.streams import StreamFeeding
 from ..training import data
@@ -143,9 +143,13 @@ def verify(
     ranges: dict[str, tuple[float, float]] | None = None,
     feeds: dict[str, list[np.ndarray]] | None = None,
     max_accuracy_drop: float | None = None,
+    shared: SharedWorkers | None = None,
+    chunk: int = CHUNK,
 ) -> VerifyReport:
     """Every (subject, runtime) pair on the same inputs. `ranges` overrides
-    input domains by input name; `feeds` gives a subject's inputs outright."""
+    input domains by input name; `feeds` gives a subject's inputs outright;
+    `shared` keeps the workers and their loads for a later caller; `chunk`:
+    samples per Node call (a batch size an XLA path compiles for)."""
     # The spec's tolerances unless the caller overrides them.
     tolerances = {
         s.name: {
@@ -195,13 +199,13 @@ def verify(
         ]
         pairs = [(s, rt) for s, rt in pairs if not why_not(s, rt)]
 
-    chunks = {s.name: math.ceil(len(inputs[s.name][0][0]) / CHUNK) for s in subjects}
+    chunks = {s.name: math.ceil(len(inputs[s.name][0][0]) / chunk) for s in subjects}
 
     def run(worker, subject: Subject, rt: Runtime) -> None:
         name = subject.name
         results.extend(
             run_path(worker, subject, rt, inputs[name], truths[name], python_side.get(name),
-                     tolerances[name], progress, conditioned[name])
+                     tolerances[name], progress, conditioned[name], chunk)
         )  # fmt: skip
 
     def unavailable(subject: Subject, rt: Runtime, err: NodeError) -> None:
@@ -211,7 +215,7 @@ def verify(
 
     progress.start(sum(chunks[s.name] for s, _ in pairs), "verify")
     try:
-        runtime_info = on_workers(pairs, run, unavailable, timeout=timeout)
+        runtime_info = on_workers(pairs, run, unavailable, timeout=timeout, shared=shared)
     finally:
         progress.close()
     results.sort(key=lambda r: order.get((r.model, r.runtime), len(order)))
@@ -298,7 +302,7 @@ def at_precision(precision: tuple[str, int], tol: dict) -> dict:
 
 
 def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progress,
-             conditioned: Conditioning | None = None):  # fmt: skip
+             conditioned: Conditioning | None = None, chunk: int = CHUNK):  # fmt: skip
     """One path of one model: Node runs it (chunks, then the first samples
     one at a time), and each comparison its truth names is judged: outputs
     within tolerance (or, for quantized weights, within budget), then the
@@ -310,10 +314,10 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
     if rt.stream:  # the layers model fed to streams in chunks (runtime/streams.py)
         worker = StreamFeeding(worker)
     if fmt not in subject.formats:
-        progress.advance(math.ceil(n / CHUNK))
+        progress.advance(math.ceil(n / chunk))
         return [PathResult(subject.name, rt.name, SKIP, f"the model folder has no {fmt} model")]
     try:
-        run = run_on_path(worker, subject.model_dir, fmt, xs, subject.signature.names, CHUNK,
+        run = run_on_path(worker, subject.model_dir, fmt, xs, subject.signature.names, chunk,
                           ONE_BY_ONE, progress.advance)  # fmt: skip
     except NodeError as err:
         status, reason = node_verdict(err)
@@ -374,13 +378,16 @@ def verify_models(
     inputs_file: Path | None = None,
     max_accuracy_drop: float | None = None,
     trust_lambda: bool = False,
+    shared: SharedWorkers | None = None,
+    chunk: int = CHUNK,
 ) -> VerifyReport:
     """verify for model folders and for users' own models (.h5, .keras or
     SavedModel folders), each exported to a temporary folder for the run.
     The folders that outlive it learn which of their paths passed (parity.json).
     `inputs_file` (.npy or .npz by input name) replaces the generated inputs
     of the one model verified. `trust_lambda`: load Keras models holding
-    Lambda layers, whose code comes from the file (refused otherwise)."""
+    Lambda layers, whose code comes from the file (refused otherwise).
+    `shared`, `chunk`: see verify()."""
     from ..conversion.export import export_model
     from ..folder.checked_inputs import load_inputs
 
@@ -411,6 +418,8 @@ def verify_models(
             ranges=ranges,
             feeds=feeds,
             max_accuracy_drop=max_accuracy_drop,
+            shared=shared,
+            chunk=chunk,
         )
     record_parity(report, kept)
     return report
