@@ -99,8 +99,8 @@ def test_keras3_attention_states_and_dict_outputs_translate(node_runtime, tmp_pa
     MultiHeadAttention ('query_shape', fz0-010), an Embedding(mask_zero) ->
     Attention (Keras 3's mask op layers: "'str' object is not callable",
     fz0-041), an RNN given initial_state= (the states were dropped,
-    fz0-022/068), and dict outputs holding an LSTM's states (named lstm, lstm
-    by Keras 3: "'lstm_1' is not in list", fz0-074). tfjs-layers has no class
+    fz0-022/068), and dict outputs holding an LSTM's states (named states,
+    states by Keras 3: "'states_1' is not in list", fz0-074). tfjs-layers has no class
     for either attention layer: the layers path alone is unsupported."""
     import_tensorflow()
     import keras
@@ -113,7 +113,7 @@ def test_keras3_attention_states_and_dict_outputs_translate(node_runtime, tmp_pa
     attended = L.Attention(use_scale=True)([embedded, embedded])
     label = L.Dense(3, activation="softmax", name="label")(L.GRU(4)(attended))
     mixed = L.MultiHeadAttention(num_heads=2, key_dim=4)(numeric, numeric)
-    seq, h, c = L.LSTM(5, return_sequences=True, return_state=True)(mixed)
+    seq, h, c = L.LSTM(5, return_sequences=True, return_state=True, name="states")(mixed)
     score = L.Dense(1, name="score")(L.LSTM(5)(seq, initial_state=[h, c]))
     source = tmp_path / "attend.keras"
     keras.Model({"tokens": tokens, "numeric": numeric},
@@ -125,7 +125,7 @@ def test_keras3_attention_states_and_dict_outputs_translate(node_runtime, tmp_pa
     results = _results(tmp_path / "report")
     assert results["tfjs-node/layers"]["reason"].endswith("tfjs-layers has no class for it")
     names = [o["name"] for o in results["tfjs-node/graph"]["outputs"]]
-    assert sorted(names) == ["label", "lstm", "lstm_1", "score"]
+    assert sorted(names) == ["label", "score", "states", "states_1"]
 
 
 @pytest.mark.parametrize("flavour", ["tf_keras", "keras3"])
