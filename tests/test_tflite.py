@@ -1,12 +1,15 @@
 """`convert --format tflite` (#25): a .tflite per model folder from its
 SavedModel, TFLite builtin ops only, recorded with its sha256; run in
-Python's TFLite interpreter it computes what Keras computes. A model that
-needs Flex ops is refused naming them; a wrong weight fails; a tampered file
-is never read; Node says in one line that it has no tflite path."""
+Python's TFLite interpreter it computes what Keras computes, and `verify
+--runtime python-tflite/tflite` says so by the rules of every path. A model
+that needs Flex ops is refused naming them; a wrong weight fails (in verify
+too); a tampered file is never read; Node says in one line that it has no
+tflite path."""
 
 import json
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,9 +21,20 @@ from tfjs_bridge.core.errors import BridgeError, UsageError
 from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
 from tfjs_bridge.folder.artifacts import sha256
 from tfjs_bridge.folder.formats import TFLITE
-from tfjs_bridge.parity.tflite_runner import TfliteModel
+from tfjs_bridge.runtime.tflite_worker import TfliteModel
 
 TFLITE_FILE = f"{TFLITE.folder}/{TFLITE.entry}"
+
+
+def _verify(folder, report):
+    """`tfjs-bridge verify` of one folder on the tflite path (and tfjs-node's
+    layers path beside it): (exit code, {runtime: status})."""
+    cmd = [sys.executable, "-m", "tfjs_bridge.cli", "verify", folder.name, "--out",
+           str(folder.parent), "--runtime", "python-tflite/tflite", "--runtime",
+           "tfjs-node/layers", "--samples", "100", "--report", str(report)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    results = json.loads((report / "report.json").read_text())["results"]
+    return proc.returncode, {r["runtime"]: r["status"] for r in results}, proc
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +91,7 @@ def _scale_a_kernel(path, factor):
 
 
 def test_a_wrong_weight_fails_and_a_tampered_file_is_not_read(
-    gru_tflite, gru_keras, tmp_path, rerecord
+    node_runtime, gru_tflite, gru_keras, tmp_path, rerecord
 ):
     """The negative control: one kernel scaled by 1.5. Unrecorded, the file
     is refused by its sha256; re-recorded (a wrong but consistent model),
@@ -93,6 +107,19 @@ def test_a_wrong_weight_fails_and_a_tampered_file_is_not_read(
     assert np.abs(y - truth).max() > 1e-3
     with pytest.raises(AssertionError):
         np.testing.assert_allclose(y, truth, atol=1e-5, rtol=1e-5)
+    code, statuses, proc = _verify(folder, tmp_path / "report")
+    assert code == 1 and statuses["python-tflite/tflite"] == "mismatch", proc.stdout
+    assert statuses["tfjs-node/layers"] == "pass"  # the rest of the folder is right
+
+
+def test_verify_passes_the_tflite_path_against_keras(node_runtime, gru_tflite, tmp_path):
+    folder = tmp_path / "gru"
+    shutil.copytree(gru_tflite, folder)  # verify writes parity.json into the folder
+    code, statuses, proc = _verify(folder, tmp_path / "report")
+    assert code == 0, proc.stdout + proc.stderr
+    assert statuses == {"python-tflite/tflite": "pass", "tfjs-node/layers": "pass"}
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["versions"]["node"]["python-tflite"]["runtime"] == "tf.lite.Interpreter"
 
 
 def test_a_model_needing_flex_ops_is_refused_naming_them(tmp_path):

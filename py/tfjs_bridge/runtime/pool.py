@@ -15,9 +15,18 @@ import numpy as np
 
 from ..core.errors import NodeError
 from .runtimes import Runtime
+from .tflite_worker import TfliteWorker
 from .worker_process import NodeWorker
 
 S = TypeVar("S")  # what runs on a path: a reference.Subject
+
+
+def start_worker(backend: str, timeout: float | None = None):
+    """A Node worker for a backend, or, for python-tflite, the in-process
+    TFLite interpreter that answers as one (tflite_worker.py)."""
+    if backend == TfliteWorker.backend:
+        return TfliteWorker(timeout)
+    return NodeWorker(backend, timeout=timeout)
 
 
 class RetainingWorker:
@@ -62,7 +71,7 @@ class SharedWorkers:
             raise self._failed[backend]
         if backend not in self._workers:
             try:
-                self._workers[backend] = RetainingWorker(NodeWorker(backend, timeout=self.timeout))
+                self._workers[backend] = RetainingWorker(start_worker(backend, self.timeout))
             except NodeError as err:
                 self._failed[backend] = err
                 raise
@@ -98,7 +107,7 @@ def on_workers(
     for backend in dict.fromkeys(rt.backend for _, rt in pairs):
         todo = [(s, rt) for s, rt in pairs if rt.backend == backend]
         try:
-            worker = shared.get(backend) if shared else NodeWorker(backend, timeout=timeout)
+            worker = shared.get(backend) if shared else start_worker(backend, timeout)
         except NodeError as err:
             for subject, rt in todo:
                 unavailable(subject, rt, err)

@@ -177,7 +177,20 @@ STREAM_RUNTIMES: dict[str, Runtime] = {
         ),
     ]
 }
-ALL_RUNTIMES: dict[str, Runtime] = {**RUNTIMES, **BROWSER_RUNTIMES, **STREAM_RUNTIMES}
+# Not Node: the tflite format in Python's TFLite interpreter (LiteRT), run in
+# the verifying process itself (tflite_worker.py); named only with --runtime,
+# never chosen by Node, not in node/vocabulary.json.
+PYTHON_RUNTIMES: dict[str, Runtime] = {
+    "python-tflite/tflite": Runtime(
+        "python-tflite/tflite",
+        "python-tflite",
+        "tflite",
+        "Python's TFLite interpreter (tf.lite.Interpreter): LiteRT, builtin ops",
+    ),
+}
+ALL_RUNTIMES: dict[str, Runtime] = {
+    **RUNTIMES, **BROWSER_RUNTIMES, **STREAM_RUNTIMES, **PYTHON_RUNTIMES
+}  # fmt: skip
 
 
 def browser_executable(browser: Browser) -> str | None:
@@ -216,6 +229,8 @@ def optional_missing(rt: Runtime) -> str | None:
 
     if rt.backend in BROWSER_BACKENDS:
         return browser_missing(rt.backend)
+    if rt.name in PYTHON_RUNTIMES:  # the pinned TensorFlow's own interpreter
+        return None
     backend = BACKENDS[rt.backend]
     if backend.optional and not (NODE_MODULES / backend.package / "package.json").exists():
         return f"{backend.package} is not installed: run `{backend.install}`"
@@ -226,7 +241,8 @@ def optional_missing(rt: Runtime) -> str | None:
 RUNTIME_HELP = (
     "A Node path (tfjs-node/layers), a backend (tfjs-wasm), a browser path "
     "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
-    "`make browser`), or a stream path (tfjs-node/stream); repeatable [default: every Node path]."
+    "`make browser`), a stream path (tfjs-node/stream), or python-tflite/tflite (the .tflite "
+    "in Python's TFLite interpreter); repeatable [default: every Node path]."
 )
 
 

@@ -1,6 +1,8 @@
 """A model folder's tflite/model.tflite run in Python's TFLite interpreter
 (TensorFlow's own, tf.lite.Interpreter), by the SavedModel's signature names:
-the LiteRT path that verify's comparison rules can be applied to.
+the LiteRT path, python-tflite/tflite (runtimes.py). TfliteWorker answers as
+a Node worker does (load, predict, dispose), in this process, so verify runs
+it through pool.on_workers and judges it by the same rules as every path.
 
 The file is checked against manifest.json's sha256 before it is read, as
 every Node path checks its files. The batch dimension is resized to the
@@ -8,6 +10,7 @@ inputs' before tensors are allocated (the converter keeps it dynamic)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +56,51 @@ class TfliteModel:
             self.interpreter.set_tensor(index, inputs[name])
         self.interpreter.invoke()
         return {name: self.interpreter.get_tensor(index) for name, index in self.outputs.items()}
+
+
+class TfliteWorker:
+    """NodeWorker's interface (worker_process.py) over TfliteModel, in-process."""
+
+    backend = "python-tflite"
+
+    def __init__(self, timeout: float | None = None):  # nothing to wait for: no process
+        from ..core.quiet_tf import import_tensorflow
+
+        tf = import_tensorflow()
+        self.info = {"backend": self.backend, "runtime": "tf.lite.Interpreter",
+                     "tensorflow": tf.__version__}  # fmt: skip
+        self._models: dict[int, TfliteModel] = {}
+        self.start_seconds = 0.0
+
+    def load(self, model_dir, fmt: str | None) -> dict:
+        if fmt != TFLITE.name:
+            raise BridgeError(f"python-tflite runs the tflite format, not {fmt}")
+        started = time.perf_counter()
+        model = TfliteModel(Path(model_dir))
+        handle = len(self._models) + 1
+        self._models[handle] = model
+        load_ms = (time.perf_counter() - started) * 1000
+        return {"handle": handle, "outputs": list(model.outputs), "load_ms": load_ms}
+
+    def predict(self, handle: int, xs, names: list[str] | None = None):
+        model = self._models[handle]
+        arrays = [xs] if isinstance(xs, np.ndarray) else list(xs)
+        if len(arrays) == 1 and len(model.inputs) == 1:
+            feeds = {next(iter(model.inputs)): arrays[0]}
+        else:
+            feeds = dict(zip(names or list(model.inputs), arrays, strict=True))
+        started = time.perf_counter()
+        ys = model.predict(feeds)
+        return list(ys.values()), {"ms": (time.perf_counter() - started) * 1000}
+
+    def dispose(self, handle: int) -> None:
+        self._models.pop(handle, None)
+
+    def close(self) -> None:
+        self._models.clear()
+
+    def __enter__(self) -> TfliteWorker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
