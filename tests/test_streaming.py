@@ -192,3 +192,14 @@ def test_predict_stream_help_and_refusals(node_runtime, small_models):
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: cannot stream: ") and "Bidirectional" in refused.stderr
     assert len(refused.stderr.splitlines()) == 1
+
+
+def test_bench_refuses_stream_paths_in_one_line():
+    """bench would time the whole layers model under a stream path's name."""
+    from click.testing import CliRunner
+
+    from tfjs_bridge.cli import main
+
+    done = CliRunner().invoke(main, ["bench", "gru", "--runtime", "tfjs-node/stream"])
+    assert done.exit_code == 2
+    assert "bench does not time stream paths yet (tfjs-node/stream)" in done.output

@@ -59,6 +59,10 @@ def bench_routes(
     (none: all) in the models folder `out`; writes report_dir/bench.json and
     bench.png if report_dir is given."""
     chosen = resolve_runtimes(runtimes)
+    streamed = [rt.name for rt in chosen if rt.stream]
+    if streamed:  # it would time the whole layers model under the stream path's name
+        raise UsageError(f"bench does not time stream paths yet ({', '.join(streamed)}): "
+                         "node node/scripts/bench-stream.js does (docs/streaming.md)")  # fmt: skip
     root = models_root(out)
     subjects = [subject_from_folder(root / spec.name) for spec in resolve(models)]
     report = run_bench(subjects, chosen, list(batches), budget, node_training=node_training,
