@@ -143,9 +143,26 @@ def test_a_model_needing_flex_ops_is_refused_naming_them(tmp_path):
     assert not (tmp_path / TFLITE_FILE).exists()
 
 
-def test_quantize_is_refused_for_tflite(gru_tflite):
-    with pytest.raises(UsageError, match="not to tflite"):
-        convert(gru_tflite, ("tflite",), quantize="float16")
+def test_quantized_tflite_is_judged_by_the_budget(node_runtime, gru_tflite, tmp_path):
+    """--quantize float16 in TFLite's terms: a smaller file, recorded as
+    quantized, so verify judges it by quantization.py's accuracy budget (not
+    by 1e-5, which float16 weights miss). uint16 has no TFLite counterpart."""
+    folder = tmp_path / "gru"
+    shutil.copytree(gru_tflite, folder)
+    before = sha256(folder / "manifest.json")
+    with pytest.raises(UsageError, match="uint16 has no TFLite counterpart"):
+        convert(folder, ("tflite",), quantize="uint16")
+    assert sha256(folder / "manifest.json") == before
+    convert(folder, ("tflite",), quantize="float16")
+    done = json.loads((folder / "manifest.json").read_text())["conversions"]["tflite"]
+    assert done["quantize"] == "float16" and done["tflite_optimization"] == "float16"
+    assert done["weight_bytes"] == (folder / TFLITE_FILE).stat().st_size
+    assert done["weight_bytes"] < 0.9 * done["float32_weight_bytes"]
+    code, statuses, proc = _verify(folder, tmp_path / "report")
+    assert code == 0 and statuses["python-tflite/tflite"] == "pass", proc.stdout
+    results = json.loads((tmp_path / "report" / "report.json").read_text())["results"]
+    (result,) = [r for r in results if r["runtime"] == "python-tflite/tflite"]
+    assert result["quantization"]["dtype"] == "float16" and result["max_abs"] > 1e-5
 
 
 def test_node_has_no_tflite_path_and_says_so_in_one_line(node_runtime, gru_tflite):

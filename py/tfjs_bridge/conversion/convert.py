@@ -208,11 +208,8 @@ def convert_in_place(
 ) -> dict:
     """Convert into model_dir itself (a folder no one else sees yet)."""
     manifest = artifacts.read_manifest(model_dir)
-    for other in ("onnx", "tflite"):
-        if quantize and other in formats:
-            raise UsageError(
-                f"--quantize applies to the tfjs formats (layers, graph), not to {other}"
-            )
+    if quantize and "onnx" in formats:
+        raise UsageError("--quantize applies to the tfjs formats and tflite, not to onnx")
     # Convert only what was trained: inputs whose sha256 no longer matches are refused.
     sources = {"layers": artifacts.KERAS_H5, "onnx": artifacts.KERAS_H5}
     for fmt in formats:
@@ -238,7 +235,7 @@ def convert_in_place(
         if fmt == "tflite":
             from .tflite_export import export_tflite
 
-            done = export_tflite(model_dir, out)
+            done = export_tflite(model_dir, out, quantize)
             conversions[fmt] = {**done, "output": output, "files": artifacts.file_hashes(out)}
             continue
         args = converter_args(fmt, model_dir, out, quantize)
