@@ -2,8 +2,8 @@
 // The page's script, bundled by esbuild from the very files Node runs:
 // page.js (the page's end of the worker contract), lib/runtime/runners.js
 // (how a loaded model is named, fed and run) and lib/layers/ (tfjs-bridge's
-// layers: the reset-after GRU, keras3_hard_sigmoid, causal Conv1D, the fast
-// loop). None of them requires tfjs: each takes the tf it is given, here the
+// layers: the reset-after GRU, keras3_hard_sigmoid, causal Conv1D, the masked
+// pooling, the fast loop). None of them requires tfjs: each takes the tf it is given, here the
 // page's own (tf.min.js, loaded before the bundle). The build refuses any
 // other input, so no second tfjs can slip into the page.
 //
@@ -18,7 +18,8 @@ const ALLOWED = [/^browser\/page\.js$/, /^runtime\/runners\.js$/, /^layers\/[a-z
 
 /**
  * The bundle's text: an IIFE that sets globalThis.tfjsBridge. Node's
- * environment switches the layers read (TFJS_BRIDGE_RNN_LOOP) are fixed at
+ * environment switches the layers read (TFJS_BRIDGE_RNN_LOOP,
+ * TFJS_BRIDGE_MASKED_POOLING) are fixed at
  * build time to this process's values, so a page runs the loop Node would.
  */
 async function buildPageBundle() {
@@ -34,6 +35,9 @@ async function buildPageBundle() {
     logLevel: 'silent',
     define: {
       'process.env.TFJS_BRIDGE_RNN_LOOP': JSON.stringify(process.env.TFJS_BRIDGE_RNN_LOOP || ''),
+      'process.env.TFJS_BRIDGE_MASKED_POOLING': JSON.stringify(
+        process.env.TFJS_BRIDGE_MASKED_POOLING || '',
+      ),
     },
   });
   const inputs = Object.keys(result.metafile.inputs).map((file) =>

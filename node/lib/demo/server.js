@@ -77,7 +77,10 @@ async function buildBundle() {
     target: ['es2020'],
     logLevel: 'silent',
     plugins: [noFs],
-    define: { 'process.env.TFJS_BRIDGE_RNN_LOOP': '""' },
+    define: {
+      'process.env.TFJS_BRIDGE_RNN_LOOP': '""',
+      'process.env.TFJS_BRIDGE_MASKED_POOLING': '""',
+    },
   });
   return result.outputFiles[0].text;
 }

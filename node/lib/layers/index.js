@@ -8,6 +8,8 @@
 //   Bidirectional  both directions as one loop (bidirectional.js)
 //   keras3HardSigmoid  Keras 3's hard_sigmoid (activations.js)
 //   Conv1D         tfjs's Conv1D, plus Keras's padding="causal" (conv1d_causal.js)
+//   GlobalAveragePooling1D  the mean of the unmasked steps, as Keras; with
+//   GlobalMaxPooling1D      it, Keras's data_format and keepdims (masked_pooling.js)
 //
 // This is the one place classes are registered with tfjs's serialization,
 // each class name once, under the names the converter writes, so
@@ -20,6 +22,7 @@ const { withFastLoop } = require('./fast_loop');
 const { bidirectionalLayer } = require('./bidirectional');
 const { kerasActivations } = require('./activations');
 const { causalConv1D } = require('./conv1d_causal');
+const { globalPooling1D } = require('./masked_pooling');
 
 /** Installs the layers into `tf` (once per tfjs) and returns their classes. */
 const installKerasLayers = oncePerTf((tf) => {
@@ -30,7 +33,17 @@ const installKerasLayers = oncePerTf((tf) => {
   const Bidirectional = bidirectionalLayer(tf, { GRU, LSTM });
   const { Keras3HardSigmoid } = kerasActivations(tf);
   const { Conv1D } = causalConv1D(tf);
-  const classes = { GRUCell, GRU, LSTM, Bidirectional, Keras3HardSigmoid, Conv1D };
+  const { GlobalAveragePooling1D, GlobalMaxPooling1D } = globalPooling1D(tf);
+  const classes = {
+    GRUCell,
+    GRU,
+    LSTM,
+    Bidirectional,
+    Keras3HardSigmoid,
+    Conv1D,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+  };
   Object.values(classes).forEach((cls) => tf.serialization.registerClass(cls));
   return classes;
 });
