@@ -3,16 +3,12 @@
 // and the textbook equations computed without tfjs.
 const assert = require('node:assert/strict');
 
+const { seeded } = require('../lib/runtime/streaming');
+
+/** Seeded weights in [-1, 1): the stream runner's mulberry32, rescaled. */
 function seededRandom(seed) {
-  // mulberry32: small, deterministic, good enough for test weights.
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const uniform = seeded(seed);
+  return () => uniform() * 2 - 1;
 }
 
 const randomMatrix = (rand, rows, cols) =>

@@ -7,7 +7,7 @@
 const { openStreams } = require('../layers/stream');
 const { checkInput } = require('../io/inputs');
 
-/** mulberry32: seeded chunk sizes, the same on every run. */
+/** mulberry32 in [0, 1): seeded chunk sizes, the same on every run (tests draw their weights from it too). */
 function seeded(seed) {
   let a = seed >>> 0;
   return () => {
@@ -136,4 +136,4 @@ async function streamLines(tf, model, spec, lines, write) {
   return number;
 }
 
-module.exports = { streamRunner, streamLines, chunkSizes };
+module.exports = { streamRunner, streamLines, chunkSizes, seeded };
