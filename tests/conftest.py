@@ -41,22 +41,35 @@ SMALL_TRAINING = {
 }
 
 
-@pytest.fixture(scope="session")
-def small_models(tmp_path_factory):
-    """Every registry model trained small and converted to every format, once per session."""
+def build_small_models(root):
+    """Every registry model trained small and converted to every format, into root."""
     import importlib.util
 
     from tfjs_bridge.conversion.convert import convert
     from tfjs_bridge.training.registry import MODELS
     from tfjs_bridge.training.train import train
 
-    root = tmp_path_factory.mktemp("shared_models")
     onnx = ("onnx",) if importlib.util.find_spec("tf2onnx") else ()  # `make onnx` only
     for name, spec in MODELS.items():
         epochs, limit = SMALL_TRAINING[name]
         train(spec, root, epochs=epochs, limit=limit)
         convert(root / name, ("layers", "graph", *onnx))
     return root
+
+
+@pytest.fixture(scope="session")
+def small_models(tmp_path_factory):
+    """Every registry model trained small and converted to every format, once per session.
+
+    A developer running a few tests may set TFJS_BRIDGE_SMALL_MODELS to a folder
+    built once by `python tests/conftest.py DIR`: it is copied, never changed
+    (tests re-record and corrupt files in their copy). CI always trains afresh."""
+    root = tmp_path_factory.mktemp("shared_models")
+    prebuilt = os.environ.get("TFJS_BRIDGE_SMALL_MODELS")
+    if prebuilt and not os.environ.get("CI"):
+        shutil.copytree(prebuilt, root, dirs_exist_ok=True)
+        return root
+    return build_small_models(root)
 
 
 @pytest.fixture
@@ -77,3 +90,10 @@ def rerecord():
         manifest_path.write_text(json.dumps(manifest))
 
     return record
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    build_small_models(Path(sys.argv[1]))
