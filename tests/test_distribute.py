@@ -110,7 +110,7 @@ def test_negative_control_another_global_batch_is_told_apart(mirrored, tmp_path)
 @pytest.mark.parametrize("fixture", ["mirrored", "multi_worker"])
 def test_distributed_model_folders_convert_and_verify(fixture, request):
     root = request.getfixturevalue(fixture)
-    converted = _cli("convert", "gru", "--out", root)
+    converted = _cli("convert", "gru", "--no-verify", "--out", root)  # verified below
     assert converted.returncode == 0, converted.stderr
     verified = _cli(
         "verify", "gru", "--out", root, "--samples", 64,
@@ -149,7 +149,7 @@ def _children(pid: int) -> dict[int, int]:
 
 
 def test_a_killed_worker_fails_the_job_in_bounded_time_and_a_restart_resumes(tmp_path):
-    args = ["train", "gru", "--epochs", "6", "--limit", "8000", "--workers", "2"]
+    args = ["train", "gru", "--epochs", "4", "--limit", "4000", "--workers", "2"]
     args += ["--out", str(tmp_path)]
     launcher = subprocess.Popen(
         [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -182,8 +182,8 @@ def test_a_killed_worker_fails_the_job_in_bounded_time_and_a_restart_resumes(tmp
     assert resumed.returncode == 0, resumed.stderr
     assert "gru: resumed after epoch" in resumed.stdout
     manifest = _manifest(tmp_path)
-    assert manifest["epochs"] == 6 and 1 <= manifest["resumed_from_epoch"] < 6
-    assert len(manifest["history"]["loss"]) == len(manifest["test_accuracy_per_epoch"]) == 6
+    assert manifest["epochs"] == 4 and 1 <= manifest["resumed_from_epoch"] < 4
+    assert len(manifest["history"]["loss"]) == len(manifest["test_accuracy_per_epoch"]) == 4
 
 
 def test_tf_config_is_read_and_checked():

@@ -19,6 +19,7 @@ from tfjs_bridge.bench import first_figures
 from tfjs_bridge.cli import main
 from tfjs_bridge.conversion import convert as convert_module
 from tfjs_bridge.core.errors import BridgeError
+from tfjs_bridge.folder.artifacts import MANIFEST, read_manifest, write_json_atomic
 from tfjs_bridge.folder.parity_record import read_parity
 
 TFJS_NODE = ["tfjs-node/layers", "tfjs-node/graph", "tfjs-node/saved_model",
@@ -26,14 +27,15 @@ TFJS_NODE = ["tfjs-node/layers", "tfjs-node/graph", "tfjs-node/saved_model",
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, node_runtime):
-    """gru trained small (as conftest's small_models), not converted."""
-    from tfjs_bridge.training.registry import MODELS
-    from tfjs_bridge.training.train import train
-
+def trained(tmp_path_factory, small_models, node_runtime):
+    """conftest's small gru as `train` left it: its conversions taken away."""
     root = tmp_path_factory.mktemp("trained")
-    train(MODELS["gru"], root, epochs=1, limit=3000)
-    return root / "gru"
+    folder = shutil.copytree(small_models / "gru", root / "gru")
+    manifest = read_manifest(folder)
+    for conversion in manifest.pop("conversions").values():
+        shutil.rmtree(folder / conversion["output"])
+    write_json_atomic(folder / MANIFEST, manifest)
+    return folder
 
 
 def _copy(folder, tmp_path, name="models"):

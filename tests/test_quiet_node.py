@@ -40,3 +40,26 @@ def test_the_check_sees_startup_lines_when_they_are_let_through(
     assert proc.returncode == 1
     if not any(noise in proc.stderr for noise in STARTUP_NOISE):
         pytest.fail(f"no start-up lines even unhidden: the check cannot fail\n{proc.stderr}")
+
+
+def _predict_saved_model(model_dir, fmt, **env):
+    clean = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    cmd = ["node", str(NODE_DIR / "predict.js"), "--model", str(model_dir), "--format", fmt,
+           "--mnist-test", "0:4", "--json"]  # fmt: skip
+    return subprocess.run(
+        cmd, cwd=PROJECT_ROOT, env={**clean, **env}, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("fmt", ["saved_model", "saved_model_xla"])
+def test_a_saved_model_runs_without_tensorflow_info_lines(node_runtime, small_models, fmt):
+    """TensorFlow logs through absl when a SavedModel loads ("MLIR V1
+    optimization pass") and when XLA first compiles, whatever
+    TF_CPP_MIN_LOG_LEVEL says: a good run leaves stderr empty all the same."""
+    proc = _predict_saved_model(small_models / "gru", fmt)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    # Negative control: unhidden, the lines are there, so the check above can fail.
+    loud = _predict_saved_model(small_models / "gru", fmt, TFJS_BRIDGE_DEBUG="1")
+    assert loud.returncode == 0, loud.stderr
+    assert "MLIR V1 optimization pass" in loud.stderr or "XLA" in loud.stderr, loud.stderr

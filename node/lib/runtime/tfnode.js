@@ -61,7 +61,29 @@ function loadTfjsNode() {
   }
 }
 
+/**
+ * TensorFlow logs info lines through absl on fd 2, whatever
+ * TF_CPP_MIN_LOG_LEVEL says: "MLIR V1 optimization pass is not enabled" when
+ * a SavedModel's session is made, and "XLA service … initialized" and
+ * "Compiled cluster using XLA!" at an XLA model's first run (once a process).
+ * Both native calls are synchronous and report failures as exceptions, so
+ * fd 2 is hidden around the load and each model's first run only.
+ */
+function quietSavedModels(backend) {
+  const { loadSavedModelMetaGraph: load, runSavedModel: run } = backend;
+  const ran = new Set();
+  backend.loadSavedModelMetaGraph = function (...args) {
+    return withStderrHidden(() => load.apply(this, args));
+  };
+  backend.runSavedModel = function (id, ...args) {
+    if (ran.has(id)) return run.call(this, id, ...args);
+    ran.add(id);
+    return withStderrHidden(() => run.call(this, id, ...args));
+  };
+}
+
 const tf = loadTfjsNode();
+if (tf.getBackend() === 'tensorflow') quietSavedModels(tf.backend());
 installKerasLayers(tf);
 
 /** The shared libraries this process mapped whose name mentions libtensorflow. */
