@@ -22,17 +22,20 @@ ANY_PATH_MAX_ABS = 1e-4
 
 
 AVAILABLE = [rt for rt in RUNTIMES.values() if not optional_missing(rt)]
+# spam is verified on these same paths, with its real test mails and stricter
+# checks, by test_spam.py: a second run here would cost CI a minute for nothing.
+PARITY_MODELS = [name for name in MODELS if name != "spam"]
 
 
 @pytest.fixture(scope="module")
 def matrix(node_runtime, small_models):
-    subjects = [subject_from_folder(small_models / name) for name in MODELS]
+    subjects = [subject_from_folder(small_models / name) for name in PARITY_MODELS]
     report = verify(subjects, AVAILABLE, SAMPLES)
     return report, {(r.model, r.runtime): r for r in report.results}
 
 
 @pytest.mark.parametrize("runtime", list(RUNTIMES))
-@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("model", PARITY_MODELS)
 def test_node_path_matches_python(matrix, model, runtime):
     missing = optional_missing(RUNTIMES[runtime])
     if missing:
@@ -64,7 +67,7 @@ def test_report_records_versions_and_tolerances(matrix, tmp_path):
     assert saved["versions"]["node"]["tensorflow"]["tensorflow"] == "2.19.0"
     assert saved["versions"]["node"]["wasm"]["backend"] == "wasm"
     assert saved["tolerances"]["gru"] == {"atol": 1e-5, "rtol": 1e-5}
-    assert len(saved["results"]) == len(MODELS) * len(AVAILABLE)
+    assert len(saved["results"]) == len(PARITY_MODELS) * len(AVAILABLE)
 
 
 # -- the comparison rules themselves ------------------------------------------
