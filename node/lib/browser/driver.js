@@ -4,7 +4,9 @@
 // with these handlers, which pass each to a page of a real browser
 // (launch.js) served from 127.0.0.1 (server.js) running the bundle of
 // page.js, runners.js and lib/layers (bundle.js). So verify and bench see a
-// browser path as one more backend, 'chromium-webgl' say.
+// browser path as one more backend, 'chromium-webgl' say. A LiteRT.js backend
+// ('chromium-litert-wasm', engine 'litert') is driven the same way, its page
+// being litert_page.js with @litertjs/core and no tfjs.
 const fs = require('fs');
 const path = require('path');
 const { BROWSER_BACKENDS } = require('../runtime/vocabulary');
@@ -76,12 +78,13 @@ function pageError(err) {
  * starts its tfjs backend. Returns {handlers, close}.
  */
 async function startBrowserWorker(backend) {
-  const { browser: browserName, tfjs_backend: tfjsBackend } = BROWSER_BACKENDS[backend];
+  const { browser: browserName, tfjs_backend: tfjsBackend, engine } = BROWSER_BACKENDS[backend];
+  const litert = engine === 'litert';
   // TFJS_BRIDGE_PAGE_LAYERS=stock: a page with tfjs's stock classes only, the
   // control that shows what tfjs-bridge's layers change.
   const stock = process.env.TFJS_BRIDGE_PAGE_LAYERS === 'stock';
-  const bundle = await buildPageBundle();
-  const server = await startServer(tfjsBackend, bundle.text);
+  const bundle = await buildPageBundle(engine);
+  const server = await startServer(tfjsBackend, bundle.text, engine);
   let launched;
   try {
     launched = await launchBrowser(browserName, tfjsBackend);
@@ -104,15 +107,25 @@ async function startBrowserWorker(backend) {
     page.on('console', (m) => process.stderr.write(`page ${m.type()}: ${m.text()}\n`));
     page.on('pageerror', (err) => process.stderr.write(`page error: ${err.message}\n`));
     await page.goto(`${server.url}/`, { waitUntil: 'load' });
-    const wasmPaths = `${server.url}/tfjs/`;
-    info = await page
-      .evaluate((b, o) => globalThis.tfjsBridge.start(b, o), tfjsBackend, {
-        wasmPaths,
-        layers: !stock,
-      })
-      .catch((err) => {
-        throw pageError(err);
+    info = await (
+      litert
+        ? page.evaluate((b, o) => globalThis.litertBridge.start(b, o), tfjsBackend, {
+            wasmPath: `${server.url}/litert/`,
+          })
+        : page.evaluate((b, o) => globalThis.tfjsBridge.start(b, o), tfjsBackend, {
+            wasmPaths: `${server.url}/tfjs/`,
+            layers: !stock,
+          })
+    ).catch((err) => {
+      throw pageError(err);
+    });
+    if (litert) {
+      Object.assign(info, {
+        litertjs: require('@litertjs/core/package.json').version,
+        // which of LiteRT.js's builds the page really fetched (server.js)
+        wasm_files: server.served(),
       });
+    }
     const version = await launched.browser.version();
     const proc = launched.browser.process();
     Object.assign(info, {
@@ -125,7 +138,7 @@ async function startBrowserWorker(backend) {
       browser_pid: proc ? proc.pid : null,
       node: process.versions.node,
       pid: process.pid,
-      page_layers: stock ? 'stock' : 'tfjs-bridge',
+      page_layers: litert ? null : stock ? 'stock' : 'tfjs-bridge',
       bundle: bundle.inputs,
     });
   } catch (err) {
@@ -133,6 +146,7 @@ async function startBrowserWorker(backend) {
     throw err;
   }
 
+  const bridge = litert ? 'litertBridge' : 'tfjsBridge'; // the page's global (bundle.js)
   const inPage = (fn, ...args) =>
     page.evaluate(fn, ...args).catch((err) => {
       throw pageError(err);
@@ -151,14 +165,25 @@ async function startBrowserWorker(backend) {
       const started = performance.now();
       // The checks Node makes before it parses anything: sha256 against the
       // manifest, weight paths inside the folder, declared bytes = shard bytes.
+      if (litert !== (format === 'tflite')) {
+        throw new Error(
+          litert
+            ? `LiteRT.js runs the tflite format, not ${format}`
+            : `the ${format} format does not run in a tfjs page (layers or graph)`,
+        );
+      }
       const where = checkedFormatPath(modelDir, format);
-      readModelArtifacts(where);
-      const json = JSON.parse(fs.readFileSync(where, 'utf8'));
-      const files = [path.basename(where), ...json.weightsManifest.flatMap((g) => g.paths)];
+      let files = [path.basename(where)];
+      if (!litert) {
+        readModelArtifacts(where);
+        const json = JSON.parse(fs.readFileSync(where, 'utf8'));
+        files = [...files, ...json.weightsManifest.flatMap((g) => g.paths)];
+      }
       const handle = nextHandle++;
       const base = server.mount(handle, path.dirname(where), files);
       const loaded = await inPage(
-        (h, u, f) => globalThis.tfjsBridge.load(h, u, f),
+        (b, h, u, f) => globalThis[b].load(h, u, f),
+        bridge,
         handle,
         `${base}${path.basename(where)}`,
         format,
@@ -177,7 +202,8 @@ async function startBrowserWorker(backend) {
     predict: async ({ handle, tensors, inputs = null }) => {
       if (!tensors.length) throw new Error('predict takes at least 1 input tensor, got 0');
       const out = await inPage(
-        (h, xs, names) => globalThis.tfjsBridge.predict(h, xs, names),
+        (b, h, xs, names) => globalThis[b].predict(h, xs, names),
+        bridge,
         handle,
         tensors.map(toWire),
         inputs,
@@ -187,7 +213,8 @@ async function startBrowserWorker(backend) {
 
     bench: async ({ handle, tensors, inputs = null, ...timing }) => {
       const result = await inPage(
-        (h, xs, names, o) => globalThis.tfjsBridge.bench(h, xs, names, o),
+        (b, h, xs, names, o) => globalThis[b].bench(h, xs, names, o),
+        bridge,
         handle,
         tensors.map(toWire),
         inputs,
@@ -197,11 +224,11 @@ async function startBrowserWorker(backend) {
     },
 
     memory: async () => ({
-      result: { ...(await inPage(() => globalThis.tfjsBridge.memory())), ...browserMemory() },
+      result: { ...(await inPage((b) => globalThis[b].memory(), bridge)), ...browserMemory() },
     }),
 
     dispose: async ({ handle }) => {
-      await inPage((h) => globalThis.tfjsBridge.dispose(h), handle);
+      await inPage((b, h) => globalThis[b].dispose(h), bridge, handle);
       server.unmount(handle);
       return { result: { handle } };
     },

@@ -10,6 +10,12 @@ verify and bench they are one more worker backend ("chromium-webgl"). They
 are run when asked for (`--runtime chromium`), never by default: a browser
 is a system package that `make setup` does not install.
 
+The LiteRT.js paths (LITERT_RUNTIMES, docs/runtimes.md) are browser paths
+too, through the same driver and worker contract, but with no tfjs in the
+page: LiteRT.js (@litertjs/core) runs the folder's .tflite on one of its
+accelerators. They are asked for by name (`--runtime chromium-litert-wasm`);
+`--runtime chromium` means the tfjs paths.
+
 The stream paths (STREAM_RUNTIMES, docs/streaming.md) run the layers model
 as streams fed each sequence in chunks of steps (node/lib/layers/stream.js),
 and must give what the whole model gives. They too are run when named
@@ -135,7 +141,10 @@ class BrowserBackend:
 
     name: str
     browser: str  # a key of BROWSERS
-    tfjs_backend: str  # cpu | wasm | webgl | webgpu
+    # The backend in the page: tfjs's (cpu | wasm | webgl | webgpu), or, for
+    # the litert engine, LiteRT.js's accelerator (wasm | webgpu).
+    tfjs_backend: str
+    engine: str = "tfjs"  # tfjs | litert: what runs the model in the page
 
 
 BROWSER_BACKENDS: dict[str, BrowserBackend] = {
@@ -151,6 +160,24 @@ BROWSER_RUNTIMES: dict[str, Runtime] = {
     for bb in BROWSER_BACKENDS.values()
     for fmt in BROWSER_FORMATS
 }
+# LiteRT.js (Google's successor to tfjs on the web) in Chromium: the .tflite
+# on XNNPack compiled to WebAssembly (one thread, no cross-origin isolation
+# needed). WebGPU is not a path: docs/runtimes.md says what it did here.
+LITERT_PACKAGE = "@litertjs/core"
+LITERT_BACKENDS: dict[str, BrowserBackend] = {
+    bb.name: bb for bb in [BrowserBackend("chromium-litert-wasm", "chromium", "wasm", "litert")]
+}
+LITERT_RUNTIMES: dict[str, Runtime] = {
+    f"{bb.name}/tflite": Runtime(
+        f"{bb.name}/tflite",
+        bb.name,
+        "tflite",
+        f"{bb.browser} page, LiteRT.js ({LITERT_PACKAGE}) {bb.tfjs_backend} accelerator",
+    )
+    for bb in LITERT_BACKENDS.values()
+}
+# Every backend node/worker.js drives a browser page for (vocabulary.json's browser_backends).
+PAGE_BACKENDS: dict[str, BrowserBackend] = {**BROWSER_BACKENDS, **LITERT_BACKENDS}
 STREAM_RUNTIMES: dict[str, Runtime] = {
     rt.name: rt
     for rt in [
@@ -189,7 +216,7 @@ PYTHON_RUNTIMES: dict[str, Runtime] = {
     ),
 }
 ALL_RUNTIMES: dict[str, Runtime] = {
-    **RUNTIMES, **BROWSER_RUNTIMES, **STREAM_RUNTIMES, **PYTHON_RUNTIMES
+    **RUNTIMES, **BROWSER_RUNTIMES, **LITERT_RUNTIMES, **STREAM_RUNTIMES, **PYTHON_RUNTIMES
 }  # fmt: skip
 
 
@@ -204,7 +231,7 @@ def browser_executable(browser: Browser) -> str | None:
 
 def browser_missing(backend: str) -> str | None:
     """Why a browser backend cannot run here (None when it can)."""
-    bb = BROWSER_BACKENDS[backend]
+    bb = PAGE_BACKENDS[backend]
     browser = BROWSERS[bb.browser]
     own = os.environ.get(browser.env)
     if own and browser_executable(browser) is None:
@@ -227,7 +254,9 @@ def optional_missing(rt: Runtime) -> str | None:
     """Why an optional runtime (a package or a browser) cannot run here (None when it can)."""
     from ..core.paths import NODE_MODULES
 
-    if rt.backend in BROWSER_BACKENDS:
+    if rt.backend in LITERT_BACKENDS and not (NODE_MODULES / LITERT_PACKAGE / "package.json").exists():
+        return f"{LITERT_PACKAGE} is not installed: run `make setup`"
+    if rt.backend in PAGE_BACKENDS:
         return browser_missing(rt.backend)
     if rt.name in PYTHON_RUNTIMES:  # the pinned TensorFlow's own interpreter
         return None
@@ -241,7 +270,7 @@ def optional_missing(rt: Runtime) -> str | None:
 RUNTIME_HELP = (
     "A Node path (tfjs-node/layers), a backend (tfjs-wasm), a browser path "
     "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
-    "`make browser`), a stream path (tfjs-node/stream), or python-tflite/tflite (the .tflite "
+    "`make browser`), LiteRT.js in Chromium (chromium-litert-wasm/tflite), a stream path (tfjs-node/stream), or python-tflite/tflite (the .tflite "
     "in Python's TFLite interpreter); repeatable [default: every Node path]."
 )
 
