@@ -13,9 +13,9 @@ import subprocess
 
 import numpy as np
 import pytest
-from test_browser import require_browser
-from test_tflite import TFLITE_FILE, _only, _scale_a_kernel
 
+from test_browser import require_browser
+from test_tflite import TFLITE_FILE, _scale_a_kernel
 from tfjs_bridge.conversion.convert import convert
 from tfjs_bridge.conversion.tflite_export import interpreter
 from tfjs_bridge.core.errors import NodeError
@@ -115,8 +115,9 @@ def test_the_batch_the_page_fixes_changes_no_answer(node_runtime, tflite_folders
         "const { bytes, fixed } = fixTfliteBatch(fs.readFileSync(process.argv[2]), 5);"
         "fs.writeFileSync(process.argv[3], bytes); console.log(fixed);"
     )
-    proc = subprocess.run(["node", "-e", script, str(NODE_DIR / "lib" / "io" / "tflite_batch.js"),
-                           str(source), str(fixed)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    module = NODE_DIR / "lib" / "io" / "tflite_batch.js"
+    proc = subprocess.run(["node", "-e", script, str(module), str(source), str(fixed)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) > 0  # -1s rewritten
     x = np.random.default_rng(5).random((5, 28, 28), dtype=np.float32)

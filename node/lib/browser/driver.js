@@ -104,7 +104,12 @@ async function startBrowserWorker(backend) {
   try {
     page = await launched.browser.newPage();
     // The page's own messages (tfjs's warnings) go where a worker's go: stderr.
-    page.on('console', (m) => process.stderr.write(`page ${m.type()}: ${m.text()}\n`));
+    // LiteRT.js logs its native INFO lines (environment, delegates) as errors: dropped.
+    const chatter = /^(INFO: |I\d{4} )/;
+    page.on('console', (m) => {
+      if (litert && chatter.test(m.text())) return;
+      process.stderr.write(`page ${m.type()}: ${m.text()}\n`);
+    });
     page.on('pageerror', (err) => process.stderr.write(`page error: ${err.message}\n`));
     await page.goto(`${server.url}/`, { waitUntil: 'load' });
     info = await (

@@ -254,7 +254,8 @@ def optional_missing(rt: Runtime) -> str | None:
     """Why an optional runtime (a package or a browser) cannot run here (None when it can)."""
     from ..core.paths import NODE_MODULES
 
-    if rt.backend in LITERT_BACKENDS and not (NODE_MODULES / LITERT_PACKAGE / "package.json").exists():
+    litert_missing = not (NODE_MODULES / LITERT_PACKAGE / "package.json").exists()
+    if rt.backend in LITERT_BACKENDS and litert_missing:
         return f"{LITERT_PACKAGE} is not installed: run `make setup`"
     if rt.backend in PAGE_BACKENDS:
         return browser_missing(rt.backend)
@@ -270,7 +271,8 @@ def optional_missing(rt: Runtime) -> str | None:
 RUNTIME_HELP = (
     "A Node path (tfjs-node/layers), a backend (tfjs-wasm), a browser path "
     "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
-    "`make browser`), LiteRT.js in Chromium (chromium-litert-wasm/tflite), a stream path (tfjs-node/stream), or python-tflite/tflite (the .tflite "
+    "`make browser`), LiteRT.js in Chromium (chromium-litert-wasm/tflite), a stream path "
+    "(tfjs-node/stream), or python-tflite/tflite (the .tflite "
     "in Python's TFLite interpreter); repeatable [default: every Node path]."
 )
 

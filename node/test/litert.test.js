@@ -1,0 +1,48 @@
+'use strict';
+// The LiteRT.js page's parts (docs/runtimes.md): its bundle holds our page,
+// runners.js, tflite_batch.js and @litertjs/core only (no tfjs); the server
+// serves LiteRT.js's WebAssembly itself, as application/wasm, and nothing
+// else under /litert/; the batch fix refuses what it cannot fix. The page
+// running real models is tests/test_litert.py.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { buildPageBundle } = require('../lib/browser/bundle');
+const { startServer, LITERT_FILES } = require('../lib/browser/server');
+const { fixTfliteBatch } = require('../lib/io/tflite_batch');
+
+test('the LiteRT.js bundle is our page and @litertjs/core, with no tfjs', async () => {
+  const { text, inputs } = await buildPageBundle('litert');
+  assert.deepEqual(inputs.filter((f) => !f.includes('node_modules')).sort(), [
+    'browser/litert_page.js',
+    'io/tflite_batch.js',
+    'runtime/runners.js',
+  ]);
+  assert.ok(inputs.some((f) => f.endsWith('node_modules/@litertjs/core/dist/index.js')));
+  assert.doesNotMatch(text, /@tensorflow|\brequire\(/);
+  assert.match(text, /globalThis\.litertBridge\s*=/);
+});
+
+test('the server serves LiteRT.js from node_modules, and a page with no tfjs', async () => {
+  const server = await startServer('wasm', '/* bundle */', 'litert');
+  try {
+    const page = await (await fetch(`${server.url}/`)).text();
+    assert.doesNotMatch(page, /tf\.min\.js/);
+    assert.match(page, /bridge\.js[\s\S]*<body>/);
+    const wasm = await fetch(`${server.url}/litert/litert_wasm_internal.wasm`);
+    assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+    assert.equal(
+      Number(wasm.headers.get('content-length')),
+      require('fs').statSync(LITERT_FILES['litert_wasm_internal.wasm']).size,
+    );
+    for (const p of ['/litert/../package.json', '/litert/index.js', '/litert/x.wasm'])
+      assert.equal((await fetch(`${server.url}${p}`)).status, 404, p);
+    assert.deepEqual(server.served(), ['litert_wasm_internal.wasm']);
+  } finally {
+    await server.close();
+  }
+});
+
+test('the batch fix refuses what is not a .tflite, and a batch below 1', () => {
+  assert.throws(() => fixTfliteBatch(new Uint8Array(64), 2), /not a \.tflite file/);
+  assert.throws(() => fixTfliteBatch(new Uint8Array(64), 0), /batch must be >= 1/);
+});
