@@ -22,12 +22,12 @@ from tfjs_bridge.core.errors import NodeError
 from tfjs_bridge.core.paths import MODELS_DIR, NODE_DIR
 from tfjs_bridge.parity.truth import subject_from_folder
 from tfjs_bridge.parity.verify import verify
-from tfjs_bridge.runtime.runtimes import LITERT_RUNTIMES, resolve_runtimes
+from tfjs_bridge.runtime.runtimes import ENGINE_RUNTIMES, resolve_runtimes
 from tfjs_bridge.runtime.worker_process import NodeWorker
 from tfjs_bridge.training.registry import MODELS
 
 BACKEND = "chromium-litert-wasm"
-RUNTIME = LITERT_RUNTIMES[f"{BACKEND}/tflite"]
+RUNTIME = ENGINE_RUNTIMES[f"{BACKEND}/tflite"]
 SAMPLES = 32
 TARGET = 1e-5  # issue #25: within 1e-5 of Keras (float32), as every path
 # spam's .tflite takes 2 min or more to convert here (its Bidirectional GRU
@@ -72,7 +72,7 @@ def test_the_page_reports_what_really_ran(matrix):
     report, _ = matrix
     info = report.runtimes[BACKEND]
     assert info["engine"] == "litert" and info["backend"] == info["requested_backend"] == "wasm"
-    assert info["litertjs"] == "2.5.3" and info["threads"] == 1
+    assert info["@litertjs/core"] == "2.5.3" and info["threads"] == 1
     assert info["wasm_files"] == ["litert_wasm_internal.js", "litert_wasm_internal.wasm"]
     assert info["relaxed_simd"] is True and info["browser_version"].startswith("Chrome/")
     assert "browser/litert_page.js" in info["bundle"]

@@ -9,7 +9,8 @@
 //
 // A LiteRT.js page (engine 'litert') has its own bundle: litert_page.js,
 // runners.js's naming and timing, io/tflite_batch.js, and @litertjs/core
-// itself (an ES module; its WebAssembly is served beside, server.js).
+// itself (an ES module; its WebAssembly is served beside, server.js). An
+// ONNX Runtime Web page (engine 'ort') bundles ort_page.js and runners.js.
 //
 // esbuild-wasm, not esbuild: the same bundler, but no platform binary in an
 // optional dependency, which `npm ci --omit=optional` (make setup) would skip.
@@ -31,11 +32,16 @@ const BUNDLES = {
       /^(\.\.\/)+node_modules\/@litertjs\/(core|wasm-utils)\/dist\/index\.js$/,
     ],
   },
+  // ONNX Runtime Web comes as its own script (server.js), like tf.min.js.
+  ort: {
+    entry: path.join(__dirname, 'ort_page.js'),
+    allowed: [/^browser\/ort_page\.js$/, /^runtime\/runners\.js$/],
+  },
 };
 
 /**
  * The bundle's text: an IIFE that sets globalThis.tfjsBridge (litertBridge
- * for the litert engine). Node's
+ * for the litert engine, ortBridge for ort). Node's
  * environment switches the layers read (TFJS_BRIDGE_RNN_LOOP,
  * TFJS_BRIDGE_MASKED_POOLING) are fixed at
  * build time to this process's values, so a page runs the loop Node would.

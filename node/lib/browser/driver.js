@@ -5,8 +5,9 @@
 // (launch.js) served from 127.0.0.1 (server.js) running the bundle of
 // page.js, runners.js and lib/layers (bundle.js). So verify and bench see a
 // browser path as one more backend, 'chromium-webgl' say. A LiteRT.js backend
-// ('chromium-litert-wasm', engine 'litert') is driven the same way, its page
-// being litert_page.js with @litertjs/core and no tfjs.
+// ('chromium-litert-wasm', engine 'litert') and an ONNX Runtime Web one
+// ('chromium-ort-wasm', engine 'ort') are driven the same way, their pages
+// being litert_page.js and ort_page.js, with no tfjs.
 const fs = require('fs');
 const path = require('path');
 const { BROWSER_BACKENDS } = require('../runtime/vocabulary');
@@ -15,7 +16,7 @@ const { readModelArtifacts } = require('../io/modelfiles');
 const { benchOptions } = require('../runtime/runners');
 const { residentMemory } = require('../runtime/memory');
 const { buildPageBundle } = require('./bundle');
-const { startServer } = require('./server');
+const { startServer, packageVersion } = require('./server');
 const { launchBrowser } = require('./launch');
 
 const TYPES = { float32: Float32Array, int32: Int32Array };
@@ -73,13 +74,22 @@ function pageError(err) {
   return new Error(message.replace(/^(Evaluation failed: )?(Error: )?/, ''));
 }
 
+// What differs per engine: the page's global (bundle.js), the formats it
+// runs, where its WebAssembly is served (server.js), and its package.
+const ENGINES = {
+  tfjs: { bridge: 'tfjsBridge', formats: ['layers', 'graph'], wasm: 'tfjs' },
+  litert: { bridge: 'litertBridge', formats: ['tflite'], wasm: 'litert', pkg: '@litertjs/core' },
+  ort: { bridge: 'ortBridge', formats: ['onnx'], wasm: 'ort', pkg: 'onnxruntime-web' },
+};
+
 /**
  * Launches the browser of `backend` ('chromium-webgl'), opens the page and
  * starts its tfjs backend. Returns {handlers, close}.
  */
 async function startBrowserWorker(backend) {
   const { browser: browserName, tfjs_backend: tfjsBackend, engine } = BROWSER_BACKENDS[backend];
-  const litert = engine === 'litert';
+  const { bridge, formats, wasm, pkg } = ENGINES[engine];
+  const tfjs = engine === 'tfjs';
   // TFJS_BRIDGE_PAGE_LAYERS=stock: a page with tfjs's stock classes only, the
   // control that shows what tfjs-bridge's layers change.
   const stock = process.env.TFJS_BRIDGE_PAGE_LAYERS === 'stock';
@@ -107,27 +117,23 @@ async function startBrowserWorker(backend) {
     // LiteRT.js logs its native INFO lines (environment, delegates) as errors: dropped.
     const chatter = /^(INFO: |I\d{4} )/;
     page.on('console', (m) => {
-      if (litert && chatter.test(m.text())) return;
+      if (engine === 'litert' && chatter.test(m.text())) return;
       process.stderr.write(`page ${m.type()}: ${m.text()}\n`);
     });
     page.on('pageerror', (err) => process.stderr.write(`page error: ${err.message}\n`));
     await page.goto(`${server.url}/`, { waitUntil: 'load' });
-    info = await (
-      litert
-        ? page.evaluate((b, o) => globalThis.litertBridge.start(b, o), tfjsBackend, {
-            wasmPath: `${server.url}/litert/`,
-          })
-        : page.evaluate((b, o) => globalThis.tfjsBridge.start(b, o), tfjsBackend, {
-            wasmPaths: `${server.url}/tfjs/`,
-            layers: !stock,
-          })
-    ).catch((err) => {
-      throw pageError(err);
-    });
-    if (litert) {
+    const options = tfjs
+      ? { wasmPaths: `${server.url}/tfjs/`, layers: !stock }
+      : { wasmPath: `${server.url}/${wasm}/`, wasmPaths: `${server.url}/${wasm}/` };
+    info = await page
+      .evaluate((g, b, o) => globalThis[g].start(b, o), bridge, tfjsBackend, options)
+      .catch((err) => {
+        throw pageError(err);
+      });
+    if (!tfjs) {
       Object.assign(info, {
-        litertjs: require('@litertjs/core/package.json').version,
-        // which of LiteRT.js's builds the page really fetched (server.js)
+        [pkg]: packageVersion(pkg),
+        // which WebAssembly files the page really fetched from us (server.js)
         wasm_files: server.served(),
       });
     }
@@ -143,7 +149,7 @@ async function startBrowserWorker(backend) {
       browser_pid: proc ? proc.pid : null,
       node: process.versions.node,
       pid: process.pid,
-      page_layers: litert ? null : stock ? 'stock' : 'tfjs-bridge',
+      page_layers: !tfjs ? null : stock ? 'stock' : 'tfjs-bridge',
       bundle: bundle.inputs,
     });
   } catch (err) {
@@ -151,7 +157,6 @@ async function startBrowserWorker(backend) {
     throw err;
   }
 
-  const bridge = litert ? 'litertBridge' : 'tfjsBridge'; // the page's global (bundle.js)
   const inPage = (fn, ...args) =>
     page.evaluate(fn, ...args).catch((err) => {
       throw pageError(err);
@@ -170,16 +175,12 @@ async function startBrowserWorker(backend) {
       const started = performance.now();
       // The checks Node makes before it parses anything: sha256 against the
       // manifest, weight paths inside the folder, declared bytes = shard bytes.
-      if (litert !== (format === 'tflite')) {
-        throw new Error(
-          litert
-            ? `LiteRT.js runs the tflite format, not ${format}`
-            : `the ${format} format does not run in a tfjs page (layers or graph)`,
-        );
+      if (!formats.includes(format)) {
+        throw new Error(`the ${format} format does not run in a ${engine} page (${formats})`);
       }
       const where = checkedFormatPath(modelDir, format);
       let files = [path.basename(where)];
-      if (!litert) {
+      if (tfjs) {
         readModelArtifacts(where);
         const json = JSON.parse(fs.readFileSync(where, 'utf8'));
         files = [...files, ...json.weightsManifest.flatMap((g) => g.paths)];
@@ -200,6 +201,8 @@ async function startBrowserWorker(backend) {
           why: 'asked for',
           ...loaded,
           load_ms: performance.now() - started,
+          // (onnxruntime-web fetches its .wasm when its first session is made)
+          ...(tfjs ? {} : { wasm_files: server.served() }),
         },
       };
     },

@@ -6,10 +6,26 @@
 //                         which WebAssembly.instantiateStreaming insists on)
 //   /litert/<file>        LiteRT.js's WebAssembly and its loaders, from node_modules/@litertjs/core/wasm/
 //                         (a LiteRT.js page: no tfjs file, and nothing from a CDN)
+//   /ort/<file>           onnxruntime-web's WASM build (ort.wasm.min.js, its .mjs and .wasm),
+//                         from node_modules/onnxruntime-web/dist/ (optional: `make onnx`)
 //   /bridge.js            the page bundle (bundle.js)
 //   /models/<handle>/...  a mounted model folder: its model.json and the shards it lists
 const fs = require('fs');
 const path = require('path');
+
+/** An installed package's folder (onnxruntime-web's exports do not list its package.json). */
+function packageDir(pkg) {
+  let dir = path.dirname(require.resolve(pkg));
+  const named = (d) => {
+    const file = path.join(d, 'package.json');
+    return fs.existsSync(file) && JSON.parse(fs.readFileSync(file, 'utf8')).name === pkg;
+  };
+  while (!named(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
+const packageVersion = (pkg) =>
+  JSON.parse(fs.readFileSync(path.join(packageDir(pkg), 'package.json'), 'utf8')).version;
 
 const dist = (pkg) => path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'dist');
 const TFJS_FILES = {
@@ -32,7 +48,7 @@ const TFJS_FILES = {
 };
 // LiteRT.js picks one of its builds by what the browser has (relaxed SIMD,
 // threads, JSPI); all are named, and the driver reports which was fetched.
-const LITERT_WASM = path.join(path.dirname(require.resolve('@litertjs/core/package.json')), 'wasm');
+const LITERT_WASM = path.join(packageDir('@litertjs/core'), 'wasm');
 const LITERT_FILES = Object.fromEntries(
   [
     'litert_wasm_internal',
@@ -43,21 +59,38 @@ const LITERT_FILES = Object.fromEntries(
     ['.js', '.wasm'].map((ext) => [`${build}${ext}`, path.join(LITERT_WASM, `${build}${ext}`)]),
   ),
 );
+// onnxruntime-web is optional (`make onnx`): its files are named only when it is installed.
+function ortFiles() {
+  let dir;
+  try {
+    dir = path.join(packageDir('onnxruntime-web'), 'dist');
+  } catch {
+    return {};
+  }
+  const names = ['ort.wasm.min.js', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
+  return Object.fromEntries(names.map((name) => [name, path.join(dir, name)]));
+}
+const ORT_FILES = ortFiles();
 // The backend scripts a page needs besides tf.min.js (which holds cpu and webgl).
 const BACKEND_SCRIPTS = { wasm: ['tf-backend-wasm.min.js'], webgpu: ['tf-backend-webgpu.min.js'] };
 const TYPES = {
   '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
   '.wasm': 'application/wasm',
   '.json': 'application/json; charset=utf-8',
 };
 
 function pageHtml(tfjsBackend, engine) {
-  const tfjs = engine === 'litert' ? [] : ['tf.min.js', ...(BACKEND_SCRIPTS[tfjsBackend] || [])];
+  const scripts = {
+    tfjs: ['tf.min.js', ...(BACKEND_SCRIPTS[tfjsBackend] || [])].map((name) => `/tfjs/${name}`),
+    litert: [], // (in the bundle)
+    ort: ['/ort/ort.wasm.min.js'],
+  }[engine];
   return [
     '<!doctype html>',
     '<meta charset="utf-8">',
-    `<title>tfjs-bridge ${engine === 'litert' ? 'LiteRT.js ' : ''}${tfjsBackend}</title>`,
-    ...tfjs.map((name) => `<script src="/tfjs/${name}"></script>`),
+    `<title>tfjs-bridge ${engine} ${tfjsBackend}</title>`,
+    ...scripts.map((src) => `<script src="${src}"></script>`),
     '<script src="/bridge.js"></script>',
     '<body></body>', // (LiteRT.js adds its loader script to the body)
     '',
@@ -68,12 +101,12 @@ function pageHtml(tfjsBackend, engine) {
  * Starts the server for a page on `tfjsBackend` (LiteRT.js's accelerator for
  * the litert engine) with the bundle's text. Returns {url, mount(handle,
  * folder, files), unmount(handle), served(), close()}; served() lists the
- * /litert/ files the page fetched.
+ * /litert/ and /ort/ files the page fetched.
  */
 async function startServer(tfjsBackend, bundleText, engine = 'tfjs') {
   const app = require('fastify')({ logger: false });
   const mounts = new Map(); // handle -> {folder, files: Set of names}
-  const litertServed = [];
+  const served = [];
 
   const sendFile = (reply, file) =>
     reply
@@ -92,9 +125,16 @@ async function startServer(tfjsBackend, bundleText, engine = 'tfjs') {
     return sendFile(reply, file);
   });
   app.get('/litert/:file', (request, reply) => {
-    const file = LITERT_FILES[request.params.file];
+    const file =
+      Object.hasOwn(LITERT_FILES, request.params.file) && LITERT_FILES[request.params.file];
     if (!file) return reply.code(404).send('not found');
-    litertServed.push(request.params.file);
+    served.push(request.params.file);
+    return sendFile(reply, file);
+  });
+  app.get('/ort/:file', (request, reply) => {
+    const file = Object.hasOwn(ORT_FILES, request.params.file) && ORT_FILES[request.params.file];
+    if (!file) return reply.code(404).send('not found');
+    served.push(request.params.file);
     return sendFile(reply, file);
   });
   app.get('/models/:handle/*', (request, reply) => {
@@ -115,9 +155,9 @@ async function startServer(tfjsBackend, bundleText, engine = 'tfjs') {
       return `${url}/models/${handle}/`;
     },
     unmount: (handle) => mounts.delete(handle),
-    served: () => [...litertServed],
+    served: () => [...served],
     close: () => app.close(),
   };
 }
 
-module.exports = { startServer, TFJS_FILES, LITERT_FILES };
+module.exports = { startServer, packageVersion, TFJS_FILES, LITERT_FILES, ORT_FILES };

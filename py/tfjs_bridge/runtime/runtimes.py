@@ -10,11 +10,12 @@ verify and bench they are one more worker backend ("chromium-webgl"). They
 are run when asked for (`--runtime chromium`), never by default: a browser
 is a system package that `make setup` does not install.
 
-The LiteRT.js paths (LITERT_RUNTIMES, docs/runtimes.md) are browser paths
-too, through the same driver and worker contract, but with no tfjs in the
-page: LiteRT.js (@litertjs/core) runs the folder's .tflite on one of its
-accelerators. They are asked for by name (`--runtime chromium-litert-wasm`);
-`--runtime chromium` means the tfjs paths.
+The LiteRT.js and ONNX Runtime Web paths (ENGINE_RUNTIMES, docs/runtimes.md)
+are browser paths too, through the same driver and worker contract, but with
+no tfjs in the page: LiteRT.js (@litertjs/core) runs the folder's .tflite,
+onnxruntime-web its .onnx. They are asked for by name (`--runtime
+chromium-litert-wasm`, `chromium-ort-wasm`); `--runtime chromium` means the
+tfjs paths.
 
 The stream paths (STREAM_RUNTIMES, docs/streaming.md) run the layers model
 as streams fed each sequence in chunks of steps (node/lib/layers/stream.js),
@@ -160,24 +161,48 @@ BROWSER_RUNTIMES: dict[str, Runtime] = {
     for bb in BROWSER_BACKENDS.values()
     for fmt in BROWSER_FORMATS
 }
-# LiteRT.js (Google's successor to tfjs on the web) in Chromium: the .tflite
-# on XNNPack compiled to WebAssembly (one thread, no cross-origin isolation
-# needed). WebGPU is not a path: docs/runtimes.md says what it did here.
-LITERT_PACKAGE = "@litertjs/core"
-LITERT_BACKENDS: dict[str, BrowserBackend] = {
-    bb.name: bb for bb in [BrowserBackend("chromium-litert-wasm", "chromium", "wasm", "litert")]
+
+
+# Runtimes other than tfjs in a Chromium page, on the folder's other formats:
+# LiteRT.js (Google's successor to tfjs on the web) on the .tflite, and ONNX
+# Runtime Web on the .onnx (the optional ONNX route). Both on WebAssembly,
+# one thread (no cross-origin isolation needed). Not WebGPU: docs/runtimes.md
+# says what LiteRT.js's did here.
+@dataclass(frozen=True)
+class PageEngine:
+    name: str  # BrowserBackend.engine
+    package: str  # the npm package the page runs
+    install: str  # what installs it
+    format: str  # the format its page runs (formats.FORMATS)
+    label: str
+
+
+PAGE_ENGINES: dict[str, PageEngine] = {
+    e.name: e
+    for e in [
+        PageEngine("litert", "@litertjs/core", "make setup", "tflite", "LiteRT.js"),
+        PageEngine("ort", "onnxruntime-web", "make onnx", "onnx", "ONNX Runtime Web"),
+    ]
 }
-LITERT_RUNTIMES: dict[str, Runtime] = {
-    f"{bb.name}/tflite": Runtime(
-        f"{bb.name}/tflite",
+ENGINE_BACKENDS: dict[str, BrowserBackend] = {
+    bb.name: bb
+    for bb in [
+        BrowserBackend("chromium-litert-wasm", "chromium", "wasm", "litert"),
+        BrowserBackend("chromium-ort-wasm", "chromium", "wasm", "ort"),
+    ]
+}
+ENGINE_RUNTIMES: dict[str, Runtime] = {
+    f"{bb.name}/{engine.format}": Runtime(
+        f"{bb.name}/{engine.format}",
         bb.name,
-        "tflite",
-        f"{bb.browser} page, LiteRT.js ({LITERT_PACKAGE}) {bb.tfjs_backend} accelerator",
+        engine.format,
+        f"{bb.browser} page, {engine.label} ({engine.package}) {bb.tfjs_backend}",
     )
-    for bb in LITERT_BACKENDS.values()
+    for bb in ENGINE_BACKENDS.values()
+    for engine in [PAGE_ENGINES[bb.engine]]
 }
 # Every backend node/worker.js drives a browser page for (vocabulary.json's browser_backends).
-PAGE_BACKENDS: dict[str, BrowserBackend] = {**BROWSER_BACKENDS, **LITERT_BACKENDS}
+PAGE_BACKENDS: dict[str, BrowserBackend] = {**BROWSER_BACKENDS, **ENGINE_BACKENDS}
 STREAM_RUNTIMES: dict[str, Runtime] = {
     rt.name: rt
     for rt in [
@@ -216,7 +241,7 @@ PYTHON_RUNTIMES: dict[str, Runtime] = {
     ),
 }
 ALL_RUNTIMES: dict[str, Runtime] = {
-    **RUNTIMES, **BROWSER_RUNTIMES, **LITERT_RUNTIMES, **STREAM_RUNTIMES, **PYTHON_RUNTIMES
+    **RUNTIMES, **BROWSER_RUNTIMES, **ENGINE_RUNTIMES, **STREAM_RUNTIMES, **PYTHON_RUNTIMES
 }  # fmt: skip
 
 
@@ -254,9 +279,10 @@ def optional_missing(rt: Runtime) -> str | None:
     """Why an optional runtime (a package or a browser) cannot run here (None when it can)."""
     from ..core.paths import NODE_MODULES
 
-    litert_missing = not (NODE_MODULES / LITERT_PACKAGE / "package.json").exists()
-    if rt.backend in LITERT_BACKENDS and litert_missing:
-        return f"{LITERT_PACKAGE} is not installed: run `make setup`"
+    if rt.backend in ENGINE_BACKENDS:
+        engine = PAGE_ENGINES[ENGINE_BACKENDS[rt.backend].engine]
+        if not (NODE_MODULES / engine.package / "package.json").exists():
+            return f"{engine.package} is not installed: run `{engine.install}`"
     if rt.backend in PAGE_BACKENDS:
         return browser_missing(rt.backend)
     if rt.name in PYTHON_RUNTIMES:  # the pinned TensorFlow's own interpreter
@@ -271,7 +297,8 @@ def optional_missing(rt: Runtime) -> str | None:
 RUNTIME_HELP = (
     "A Node path (tfjs-node/layers), a backend (tfjs-wasm), a browser path "
     "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
-    "`make browser`), LiteRT.js in Chromium (chromium-litert-wasm/tflite), a stream path "
+    "`make browser`), LiteRT.js or ONNX Runtime Web in Chromium (chromium-litert-wasm, "
+    "chromium-ort-wasm), a stream path "
     "(tfjs-node/stream), or python-tflite/tflite (the .tflite "
     "in Python's TFLite interpreter); repeatable [default: every Node path]."
 )
