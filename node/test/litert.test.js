@@ -7,7 +7,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { buildPageBundle } = require('../lib/browser/bundle');
-const { startServer, LITERT_FILES } = require('../lib/browser/server');
+const { startServer, LITERT_FILES, ORT_FILES } = require('../lib/browser/server');
 const { fixTfliteBatch } = require('../lib/io/tflite_batch');
 
 test('the LiteRT.js bundle is our page and @litertjs/core, with no tfjs', async () => {
@@ -41,6 +41,30 @@ test('the server serves LiteRT.js from node_modules, and a page with no tfjs', a
     await server.close();
   }
 });
+
+test(
+  'an ONNX Runtime Web page loads its WASM build from us',
+  {
+    skip: Object.keys(ORT_FILES).length
+      ? false
+      : 'onnxruntime-web is not installed: run `make onnx`',
+  },
+  async () => {
+    const { text, inputs } = await buildPageBundle('ort');
+    assert.deepEqual(inputs, ['runtime/runners.js', 'browser/ort_page.js']);
+    assert.match(text, /globalThis\.ortBridge\s*=/);
+    const server = await startServer('wasm', text, 'ort');
+    try {
+      const page = await (await fetch(`${server.url}/`)).text();
+      assert.match(page, /\/ort\/ort\.wasm\.min\.js[\s\S]*bridge\.js/);
+      const wasm = await fetch(`${server.url}/ort/ort-wasm-simd-threaded.wasm`);
+      assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+      assert.equal((await fetch(`${server.url}/ort/ort.min.js`)).status, 404); // (not named)
+    } finally {
+      await server.close();
+    }
+  },
+);
 
 test('the batch fix refuses what is not a .tflite, and a batch below 1', () => {
   assert.throws(() => fixTfliteBatch(new Uint8Array(64), 2), /not a \.tflite file/);
