@@ -138,14 +138,15 @@ XVFB = "Xvfb"  # what gives a display-needing backend its display when there is 
 
 @dataclass(frozen=True)
 class BrowserBackend:
-    """A worker backend that is a browser's page on one tfjs backend: `chromium-webgl`."""
+    """A worker backend that is a browser's page on one backend: `chromium-webgl`
+    (tfjs), `chromium-litert-wasm` (LiteRT.js)."""
 
     name: str
     browser: str  # a key of BROWSERS
     # The backend in the page: tfjs's (cpu | wasm | webgl | webgpu), or, for
-    # the litert engine, LiteRT.js's accelerator (wasm | webgpu).
+    # another engine, its accelerator or execution provider (wasm).
     tfjs_backend: str
-    engine: str = "tfjs"  # tfjs | litert: what runs the model in the page
+    engine: str = "tfjs"  # what runs the model in the page: tfjs, or a key of PAGE_ENGINES
 
 
 BROWSER_BACKENDS: dict[str, BrowserBackend] = {
@@ -174,7 +175,7 @@ class PageEngine:
     package: str  # the npm package the page runs
     install: str  # what installs it
     format: str  # the format its page runs (formats.FORMATS)
-    label: str
+    label: str  # its name for people
 
 
 PAGE_ENGINES: dict[str, PageEngine] = {
