@@ -122,9 +122,7 @@ async function startBrowserWorker(backend) {
     });
     page.on('pageerror', (err) => process.stderr.write(`page error: ${err.message}\n`));
     await page.goto(`${server.url}/`, { waitUntil: 'load' });
-    const options = tfjs
-      ? { wasmPaths: `${server.url}/tfjs/`, layers: !stock }
-      : { wasmPath: `${server.url}/${wasm}/`, wasmPaths: `${server.url}/${wasm}/` };
+    const options = { wasmPaths: `${server.url}/${wasm}/`, ...(tfjs ? { layers: !stock } : {}) };
     info = await page
       .evaluate((g, b, o) => globalThis[g].start(b, o), bridge, tfjsBackend, options)
       .catch((err) => {
@@ -173,11 +171,11 @@ async function startBrowserWorker(backend) {
     load: async ({ model_dir: modelDir, format }) => {
       if (!format) throw new Error(`load needs a format on the ${backend} backend`);
       const started = performance.now();
-      // The checks Node makes before it parses anything: sha256 against the
-      // manifest, weight paths inside the folder, declared bytes = shard bytes.
       if (!formats.includes(format)) {
         throw new Error(`the ${format} format does not run in a ${engine} page (${formats})`);
       }
+      // The checks Node makes before it parses anything: sha256 against the
+      // manifest, weight paths inside the folder, declared bytes = shard bytes.
       const where = checkedFormatPath(modelDir, format);
       let files = [path.basename(where)];
       if (tfjs) {

@@ -35,12 +35,12 @@ function fromBase64({ dtype, shape, b64 }) {
 }
 
 /**
- * Loads LiteRT.js's WebAssembly from `wasmPath` (served by the driver) and
+ * Loads LiteRT.js's WebAssembly from `wasmPaths` (served by the driver) and
  * checks that `accelerator` exists here: LiteRT.js would otherwise compile
  * for WASM when a WebGPU device is missing or a model is not fully delegated.
  */
-async function start(accelerator, { wasmPath }) {
-  const liteRt = await litert.loadLiteRt(wasmPath); // single-threaded, no JSPI
+async function start(accelerator, { wasmPaths }) {
+  const liteRt = await litert.loadLiteRt(wasmPaths); // single-threaded, no JSPI
   const device = litert.getDefaultEnvironment().webGpuDevice;
   if (accelerator === 'webgpu' && !device) {
     throw new Error('LiteRT.js found no WebGPU device in this browser');
