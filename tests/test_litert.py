@@ -158,3 +158,18 @@ def test_spam_on_litert(node_runtime, tmp_path):
     print(json.dumps(result.to_json()))
     assert result.status == "pass", result.reason
     assert result.figures["max_abs"] <= TARGET
+
+
+@pytest.mark.slow
+def test_every_mnist_digit_agrees_on_litert(node_runtime, tmp_path):
+    """Issue #25's target: 10,000 / 10,000 MNIST digits agree with Keras on
+    LiteRT.js WASM, for the full-trained gru (its .tflite made in a copy)."""
+    require_browser(BACKEND)
+    folder = tmp_path / "gru"
+    shutil.copytree(MODELS_DIR / "gru", folder)
+    convert(folder, ("tflite",))
+    (result,) = verify([subject_from_folder(folder)], [RUNTIME], samples=None).results
+    print(json.dumps(result.to_json()))
+    assert result.status == "pass", result.reason
+    assert result.figures["argmax_agree"] == result.figures["argmax_total"] == 10_000
+    assert result.figures["max_abs"] <= TARGET
