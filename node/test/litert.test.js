@@ -9,6 +9,18 @@ const assert = require('node:assert/strict');
 const { buildPageBundle } = require('../lib/browser/bundle');
 const { startServer, LITERT_FILES, ORT_FILES } = require('../lib/browser/server');
 const { fixTfliteBatch } = require('../lib/io/tflite_batch');
+const { launchBrowser, browserExecutable } = require('../lib/browser/launch');
+
+function chromiumMissing() {
+  try {
+    browserExecutable('chromium');
+    return null;
+  } catch (err) {
+    if (process.env.CI)
+      throw new Error(`${err.message}; CI must run every runtime`, { cause: err });
+    return err.message;
+  }
+}
 
 test('the LiteRT.js bundle is our page and @litertjs/core, with no tfjs', async () => {
   const { text, inputs } = await buildPageBundle('litert');
@@ -61,6 +73,31 @@ test(
       assert.equal(wasm.headers.get('content-type'), 'application/wasm');
       assert.equal((await fetch(`${server.url}/ort/ort.min.js`)).status, 404); // (not named)
     } finally {
+      await server.close();
+    }
+  },
+);
+
+test(
+  'LiteRT.js asked for WebGPU where there is none is an error, not a WASM fallback',
+  { skip: chromiumMissing() || false },
+  async () => {
+    // Chromium without --enable-unsafe-webgpu has no adapter on Linux:
+    // LiteRT.js would compile every model for WASM instead.
+    const { text } = await buildPageBundle('litert');
+    const server = await startServer('webgpu', text, 'litert');
+    const launched = await launchBrowser('chromium', 'cpu');
+    try {
+      const page = await launched.browser.newPage();
+      await page.goto(`${server.url}/`);
+      const wasmPaths = `${server.url}/litert/`;
+      await assert.rejects(
+        page.evaluate((o) => globalThis.litertBridge.start('webgpu', o), { wasmPaths }),
+        /LiteRT\.js found no WebGPU device in this browser/,
+      );
+      assert.ok(server.served().includes('litert_wasm_internal.wasm')); // (it did load)
+    } finally {
+      await launched.close();
       await server.close();
     }
   },
