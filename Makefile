@@ -21,15 +21,16 @@ $(STAMPS)/python: pyproject.toml constraints.txt
 
 # --ignore-scripts: tfjs-node's install script would download libtensorflow
 # from a non-npm host; the addon is compiled below instead. --omit=optional:
-# onnxruntime-node (290 MB) comes with `make onnx` only.
+# onnxruntime-node (290 MB) and onnxruntime-web come with `make onnx` only.
 $(STAMPS)/node: package.json package-lock.json
 	@mkdir -p $(STAMPS)
 	npm ci --ignore-scripts --omit=optional --no-audit --no-fund
 	@touch $@
 
-# The optional ONNX route: tf2onnx (+ onnx, onnxruntime) in the venv and
-# onnxruntime-node from the lock file (its install script, which fetches CUDA
-# files from a non-npm host, is skipped; the CPU binary ships in the package).
+# The optional ONNX route: tf2onnx (+ onnx, onnxruntime) in the venv, and
+# onnxruntime-node and onnxruntime-web (the chromium-ort-wasm page) from the
+# lock file (onnxruntime-node's install script, which fetches CUDA files from
+# a non-npm host, is skipped; the CPU binary ships in the package).
 # npm ci starts node_modules afresh, so the addon is built again (~10 s).
 onnx: $(STAMPS)/onnx
 $(STAMPS)/onnx: $(STAMPS)/python $(STAMPS)/node

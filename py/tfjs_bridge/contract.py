@@ -19,7 +19,7 @@ from .core.errors import BridgeError
 from .core.paths import NODE_DIR
 from .folder import parity_record
 from .folder.formats import FORMATS
-from .runtime.runtimes import BACKENDS, BROWSER_BACKENDS, BROWSERS, RUNTIMES, XVFB
+from .runtime.runtimes import BACKENDS, BROWSERS, PAGE_BACKENDS, RUNTIMES, XVFB
 from .training.registry import MODELS
 
 REGISTRY_JSON = NODE_DIR / "registry.json"
@@ -66,8 +66,8 @@ def vocabulary() -> dict:
             for b in BROWSERS.values()
         },
         "browser_backends": {
-            bb.name: {"browser": bb.browser, "tfjs_backend": bb.tfjs_backend}
-            for bb in BROWSER_BACKENDS.values()
+            bb.name: {"browser": bb.browser, "tfjs_backend": bb.tfjs_backend, "engine": bb.engine}
+            for bb in PAGE_BACKENDS.values()
         },
         "xvfb": XVFB,
         "parity": {

@@ -7,25 +7,50 @@
 // page's own (tf.min.js, loaded before the bundle). The build refuses any
 // other input, so no second tfjs can slip into the page.
 //
+// A LiteRT.js page (engine 'litert') has its own bundle: litert_page.js,
+// runners.js's naming and timing, io/tflite_batch.js, and @litertjs/core
+// itself (an ES module; its WebAssembly is served beside, server.js). An
+// ONNX Runtime Web page (engine 'ort') bundles ort_page.js and runners.js.
+//
 // esbuild-wasm, not esbuild: the same bundler, but no platform binary in an
 // optional dependency, which `npm ci --omit=optional` (make setup) would skip.
 const path = require('path');
 
 const LIB = path.resolve(__dirname, '..');
-const ENTRY = path.join(__dirname, 'page.js');
-// The only files the bundle may hold (its inputs, relative to node/lib).
-const ALLOWED = [/^browser\/page\.js$/, /^runtime\/runners\.js$/, /^layers\/[a-z0-9_]+\.js$/];
+// Each engine's entry, and the only files its bundle may hold (relative to node/lib).
+const BUNDLES = {
+  tfjs: {
+    entry: path.join(__dirname, 'page.js'),
+    allowed: [/^browser\/page\.js$/, /^runtime\/runners\.js$/, /^layers\/[a-z0-9_]+\.js$/],
+  },
+  litert: {
+    entry: path.join(__dirname, 'litert_page.js'),
+    allowed: [
+      /^browser\/litert_page\.js$/,
+      /^runtime\/runners\.js$/,
+      /^io\/tflite_batch\.js$/,
+      /^(\.\.\/)+node_modules\/@litertjs\/(core|wasm-utils)\/dist\/index\.js$/,
+    ],
+  },
+  // ONNX Runtime Web comes as its own script (server.js), like tf.min.js.
+  ort: {
+    entry: path.join(__dirname, 'ort_page.js'),
+    allowed: [/^browser\/ort_page\.js$/, /^runtime\/runners\.js$/],
+  },
+};
 
 /**
- * The bundle's text: an IIFE that sets globalThis.tfjsBridge. Node's
+ * The bundle's text: an IIFE that sets globalThis.tfjsBridge (litertBridge
+ * for the litert engine, ortBridge for ort). Node's
  * environment switches the layers read (TFJS_BRIDGE_RNN_LOOP,
  * TFJS_BRIDGE_MASKED_POOLING) are fixed at
  * build time to this process's values, so a page runs the loop Node would.
  */
-async function buildPageBundle() {
+async function buildPageBundle(engine = 'tfjs') {
   const esbuild = require('esbuild-wasm');
+  const { entry, allowed } = BUNDLES[engine];
   const result = await esbuild.build({
-    entryPoints: [ENTRY],
+    entryPoints: [entry],
     bundle: true,
     write: false,
     format: 'iife',
@@ -43,7 +68,7 @@ async function buildPageBundle() {
   const inputs = Object.keys(result.metafile.inputs).map((file) =>
     path.relative(LIB, path.resolve(file)),
   );
-  const foreign = inputs.filter((rel) => !ALLOWED.some((re) => re.test(rel)));
+  const foreign = inputs.filter((rel) => !allowed.some((re) => re.test(rel)));
   if (foreign.length) {
     throw new Error(`the page bundle would hold files other than ours: ${foreign.join(', ')}`);
   }

@@ -4,7 +4,10 @@
 // with these handlers, which pass each to a page of a real browser
 // (launch.js) served from 127.0.0.1 (server.js) running the bundle of
 // page.js, runners.js and lib/layers (bundle.js). So verify and bench see a
-// browser path as one more backend, 'chromium-webgl' say.
+// browser path as one more backend, 'chromium-webgl' say. A LiteRT.js backend
+// ('chromium-litert-wasm', engine 'litert') and an ONNX Runtime Web one
+// ('chromium-ort-wasm', engine 'ort') are driven the same way, their pages
+// being litert_page.js and ort_page.js, with no tfjs.
 const fs = require('fs');
 const path = require('path');
 const { BROWSER_BACKENDS } = require('../runtime/vocabulary');
@@ -13,7 +16,7 @@ const { readModelArtifacts } = require('../io/modelfiles');
 const { benchOptions } = require('../runtime/runners');
 const { residentMemory } = require('../runtime/memory');
 const { buildPageBundle } = require('./bundle');
-const { startServer } = require('./server');
+const { startServer, packageVersion } = require('./server');
 const { launchBrowser } = require('./launch');
 
 const TYPES = { float32: Float32Array, int32: Int32Array };
@@ -71,17 +74,27 @@ function pageError(err) {
   return new Error(message.replace(/^(Evaluation failed: )?(Error: )?/, ''));
 }
 
+// What differs per engine: the page's global (bundle.js), the formats it
+// runs, where its WebAssembly is served (server.js), and its package.
+const ENGINES = {
+  tfjs: { bridge: 'tfjsBridge', formats: ['layers', 'graph'], wasm: 'tfjs' },
+  litert: { bridge: 'litertBridge', formats: ['tflite'], wasm: 'litert', pkg: '@litertjs/core' },
+  ort: { bridge: 'ortBridge', formats: ['onnx'], wasm: 'ort', pkg: 'onnxruntime-web' },
+};
+
 /**
  * Launches the browser of `backend` ('chromium-webgl'), opens the page and
  * starts its tfjs backend. Returns {handlers, close}.
  */
 async function startBrowserWorker(backend) {
-  const { browser: browserName, tfjs_backend: tfjsBackend } = BROWSER_BACKENDS[backend];
+  const { browser: browserName, tfjs_backend: tfjsBackend, engine } = BROWSER_BACKENDS[backend];
+  const { bridge, formats, wasm, pkg } = ENGINES[engine];
+  const tfjs = engine === 'tfjs';
   // TFJS_BRIDGE_PAGE_LAYERS=stock: a page with tfjs's stock classes only, the
   // control that shows what tfjs-bridge's layers change.
   const stock = process.env.TFJS_BRIDGE_PAGE_LAYERS === 'stock';
-  const bundle = await buildPageBundle();
-  const server = await startServer(tfjsBackend, bundle.text);
+  const bundle = await buildPageBundle(engine);
+  const server = await startServer(tfjsBackend, bundle.text, engine);
   let launched;
   try {
     launched = await launchBrowser(browserName, tfjsBackend);
@@ -101,18 +114,27 @@ async function startBrowserWorker(backend) {
   try {
     page = await launched.browser.newPage();
     // The page's own messages (tfjs's warnings) go where a worker's go: stderr.
-    page.on('console', (m) => process.stderr.write(`page ${m.type()}: ${m.text()}\n`));
+    // LiteRT.js logs its native INFO lines (environment, delegates) as errors: dropped.
+    const chatter = /^(INFO: |I\d{4} )/;
+    page.on('console', (m) => {
+      if (engine === 'litert' && chatter.test(m.text())) return;
+      process.stderr.write(`page ${m.type()}: ${m.text()}\n`);
+    });
     page.on('pageerror', (err) => process.stderr.write(`page error: ${err.message}\n`));
     await page.goto(`${server.url}/`, { waitUntil: 'load' });
-    const wasmPaths = `${server.url}/tfjs/`;
+    const options = { wasmPaths: `${server.url}/${wasm}/`, ...(tfjs ? { layers: !stock } : {}) };
     info = await page
-      .evaluate((b, o) => globalThis.tfjsBridge.start(b, o), tfjsBackend, {
-        wasmPaths,
-        layers: !stock,
-      })
+      .evaluate((g, b, o) => globalThis[g].start(b, o), bridge, tfjsBackend, options)
       .catch((err) => {
         throw pageError(err);
       });
+    if (!tfjs) {
+      Object.assign(info, {
+        [pkg]: packageVersion(pkg),
+        // which WebAssembly files the page really fetched from us (server.js)
+        wasm_files: server.served(),
+      });
+    }
     const version = await launched.browser.version();
     const proc = launched.browser.process();
     Object.assign(info, {
@@ -125,7 +147,7 @@ async function startBrowserWorker(backend) {
       browser_pid: proc ? proc.pid : null,
       node: process.versions.node,
       pid: process.pid,
-      page_layers: stock ? 'stock' : 'tfjs-bridge',
+      page_layers: !tfjs ? null : stock ? 'stock' : 'tfjs-bridge',
       bundle: bundle.inputs,
     });
   } catch (err) {
@@ -149,16 +171,23 @@ async function startBrowserWorker(backend) {
     load: async ({ model_dir: modelDir, format }) => {
       if (!format) throw new Error(`load needs a format on the ${backend} backend`);
       const started = performance.now();
+      if (!formats.includes(format)) {
+        throw new Error(`the ${format} format does not run in a ${engine} page (${formats})`);
+      }
       // The checks Node makes before it parses anything: sha256 against the
       // manifest, weight paths inside the folder, declared bytes = shard bytes.
       const where = checkedFormatPath(modelDir, format);
-      readModelArtifacts(where);
-      const json = JSON.parse(fs.readFileSync(where, 'utf8'));
-      const files = [path.basename(where), ...json.weightsManifest.flatMap((g) => g.paths)];
+      let files = [path.basename(where)];
+      if (tfjs) {
+        readModelArtifacts(where);
+        const json = JSON.parse(fs.readFileSync(where, 'utf8'));
+        files = [...files, ...json.weightsManifest.flatMap((g) => g.paths)];
+      }
       const handle = nextHandle++;
       const base = server.mount(handle, path.dirname(where), files);
       const loaded = await inPage(
-        (h, u, f) => globalThis.tfjsBridge.load(h, u, f),
+        (b, h, u, f) => globalThis[b].load(h, u, f),
+        bridge,
         handle,
         `${base}${path.basename(where)}`,
         format,
@@ -170,6 +199,8 @@ async function startBrowserWorker(backend) {
           why: 'asked for',
           ...loaded,
           load_ms: performance.now() - started,
+          // (onnxruntime-web fetches its .wasm when its first session is made)
+          ...(tfjs ? {} : { wasm_files: server.served() }),
         },
       };
     },
@@ -177,7 +208,8 @@ async function startBrowserWorker(backend) {
     predict: async ({ handle, tensors, inputs = null }) => {
       if (!tensors.length) throw new Error('predict takes at least 1 input tensor, got 0');
       const out = await inPage(
-        (h, xs, names) => globalThis.tfjsBridge.predict(h, xs, names),
+        (b, h, xs, names) => globalThis[b].predict(h, xs, names),
+        bridge,
         handle,
         tensors.map(toWire),
         inputs,
@@ -187,7 +219,8 @@ async function startBrowserWorker(backend) {
 
     bench: async ({ handle, tensors, inputs = null, ...timing }) => {
       const result = await inPage(
-        (h, xs, names, o) => globalThis.tfjsBridge.bench(h, xs, names, o),
+        (b, h, xs, names, o) => globalThis[b].bench(h, xs, names, o),
+        bridge,
         handle,
         tensors.map(toWire),
         inputs,
@@ -197,11 +230,11 @@ async function startBrowserWorker(backend) {
     },
 
     memory: async () => ({
-      result: { ...(await inPage(() => globalThis.tfjsBridge.memory())), ...browserMemory() },
+      result: { ...(await inPage((b) => globalThis[b].memory(), bridge)), ...browserMemory() },
     }),
 
     dispose: async ({ handle }) => {
-      await inPage((h) => globalThis.tfjsBridge.dispose(h), handle);
+      await inPage((b, h) => globalThis[b].dispose(h), bridge, handle);
       server.unmount(handle);
       return { result: { handle } };
     },

@@ -23,6 +23,7 @@ const {
   layersRunner,
   graphArtifactsFor,
   graphRunner,
+  onnxRunner,
   bind,
   kerasOutputNames,
 } = require('./runners');
@@ -64,35 +65,9 @@ async function loadSavedModel(tf, where, format) {
   };
 }
 
-/**
- * An ONNX model in onnxruntime-node. No tfjs tensors: run(input) takes and
- * returns plain {dtype, shape, data} arrays, which the worker passes through.
- */
+/** An ONNX model in onnxruntime-node (runners.js's onnxRunner, shared with ONNX Runtime Web's page). */
 async function loadOnnx(ort, where) {
-  const session = await ort.InferenceSession.create(where, { graphOptimizationLevel: 'all' });
-  const outputs = [...session.outputNames].sort();
-  // tf2onnx keeps the graph's input names, sometimes with a ':0'
-  const inputKeys = session.inputNames.map((name) => name.replace(/:0$/, ''));
-  return {
-    model: session,
-    outputs,
-    run: async (arrays, names) => {
-      const ordered = byName(arrays, names, inputKeys, where);
-      const feeds = Object.fromEntries(
-        session.inputNames.map((name, i) => {
-          const { dtype, data, shape } = ordered[i];
-          return [name, new ort.Tensor(dtype, data, shape)];
-        }),
-      );
-      const result = await session.run(feeds);
-      return outputs.map((key) => ({
-        dtype: result[key].type,
-        shape: result[key].dims.map(Number),
-        data: result[key].data,
-      }));
-    },
-    dispose: () => session.release(),
-  };
+  return onnxRunner(ort, where, where);
 }
 
 const LOADERS = {

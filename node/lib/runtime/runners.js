@@ -153,6 +153,43 @@ function graphRunner(model, signature, where) {
 }
 
 /**
+ * An ONNX model in onnxruntime (onnxruntime-node in Node, onnxruntime-web in
+ * a page: the same API), from `source` (a file path, or a URL in a page).
+ * No tfjs tensors: run(input) takes and returns plain {dtype, shape, data}
+ * arrays, which the worker passes through. `options`: the session's (a
+ * page names its execution provider).
+ */
+async function onnxRunner(ort, source, where, options = {}) {
+  const session = await ort.InferenceSession.create(source, {
+    graphOptimizationLevel: 'all',
+    ...options,
+  });
+  const outputs = [...session.outputNames].sort();
+  // tf2onnx keeps the graph's input names, sometimes with a ':0'
+  const inputKeys = session.inputNames.map((name) => name.replace(/:0$/, ''));
+  return {
+    model: session,
+    outputs,
+    run: async (arrays, names) => {
+      const ordered = byName(arrays, names, inputKeys, where);
+      const feeds = Object.fromEntries(
+        session.inputNames.map((name, i) => {
+          const { dtype, data, shape } = ordered[i];
+          return [name, new ort.Tensor(dtype, data, shape)];
+        }),
+      );
+      const result = await session.run(feeds);
+      return outputs.map((key) => ({
+        dtype: result[key].type,
+        shape: result[key].dims.map(Number),
+        data: result[key].data,
+      }));
+    },
+    dispose: () => session.release(),
+  };
+}
+
+/**
  * Inputs bound to a loaded model (any format, any backend): call() runs it
  * and returns plain {dtype, shape, data} outputs; release() frees the inputs.
  * `inputs` holds one {dtype, shape, data} per model input, named by `names`
@@ -214,6 +251,7 @@ module.exports = {
   unfuseTensorBias,
   graphArtifactsFor,
   graphRunner,
+  onnxRunner,
   bind,
   timeCalls,
   benchOptions,

@@ -8,7 +8,8 @@
 //   RUNTIMES  runtime (path) name -> {backend, format, description, default_rank}
 //   PARITY    parity.json: {file, version, statuses, cold_start_key}
 //   BROWSERS  browser -> {env, executables, protocol, backends, display_backends, install}
-//   BROWSER_BACKENDS  worker backend ('chromium-webgl') -> {browser, tfjs_backend}
+//   BROWSER_BACKENDS  worker backend ('chromium-webgl', 'chromium-litert-wasm') ->
+//             {browser, tfjs_backend, engine: tfjs | litert | ort}
 //   XVFB      the X server that gives a display-needing backend its display
 const fs = require('fs');
 const path = require('path');

@@ -10,6 +10,13 @@ verify and bench they are one more worker backend ("chromium-webgl"). They
 are run when asked for (`--runtime chromium`), never by default: a browser
 is a system package that `make setup` does not install.
 
+The LiteRT.js and ONNX Runtime Web paths (ENGINE_RUNTIMES, docs/runtimes.md)
+are browser paths too, through the same driver and worker contract, but with
+no tfjs in the page: LiteRT.js (@litertjs/core) runs the folder's .tflite,
+onnxruntime-web its .onnx. They are asked for by name (`--runtime
+chromium-litert-wasm`, `chromium-ort-wasm`); `--runtime chromium` means the
+tfjs paths.
+
 The stream paths (STREAM_RUNTIMES, docs/streaming.md) run the layers model
 as streams fed each sequence in chunks of steps (node/lib/layers/stream.js),
 and must give what the whole model gives. They too are run when named
@@ -131,11 +138,15 @@ XVFB = "Xvfb"  # what gives a display-needing backend its display when there is 
 
 @dataclass(frozen=True)
 class BrowserBackend:
-    """A worker backend that is a browser's page on one tfjs backend: `chromium-webgl`."""
+    """A worker backend that is a browser's page on one backend: `chromium-webgl`
+    (tfjs), `chromium-litert-wasm` (LiteRT.js)."""
 
     name: str
     browser: str  # a key of BROWSERS
-    tfjs_backend: str  # cpu | wasm | webgl | webgpu
+    # The backend in the page: tfjs's (cpu | wasm | webgl | webgpu), or, for
+    # another engine, its accelerator or execution provider (wasm).
+    tfjs_backend: str
+    engine: str = "tfjs"  # what runs the model in the page: tfjs, or a key of PAGE_ENGINES
 
 
 BROWSER_BACKENDS: dict[str, BrowserBackend] = {
@@ -151,6 +162,48 @@ BROWSER_RUNTIMES: dict[str, Runtime] = {
     for bb in BROWSER_BACKENDS.values()
     for fmt in BROWSER_FORMATS
 }
+
+
+# Runtimes other than tfjs in a Chromium page, on the folder's other formats:
+# LiteRT.js (Google's successor to tfjs on the web) on the .tflite, and ONNX
+# Runtime Web on the .onnx (the optional ONNX route). Both on WebAssembly,
+# one thread (no cross-origin isolation needed). Not WebGPU: docs/runtimes.md
+# says what LiteRT.js's did here.
+@dataclass(frozen=True)
+class PageEngine:
+    name: str  # BrowserBackend.engine
+    package: str  # the npm package the page runs
+    install: str  # what installs it
+    format: str  # the format its page runs (formats.FORMATS)
+    label: str  # its name for people
+
+
+PAGE_ENGINES: dict[str, PageEngine] = {
+    e.name: e
+    for e in [
+        PageEngine("litert", "@litertjs/core", "make setup", "tflite", "LiteRT.js"),
+        PageEngine("ort", "onnxruntime-web", "make onnx", "onnx", "ONNX Runtime Web"),
+    ]
+}
+ENGINE_BACKENDS: dict[str, BrowserBackend] = {
+    bb.name: bb
+    for bb in [
+        BrowserBackend("chromium-litert-wasm", "chromium", "wasm", "litert"),
+        BrowserBackend("chromium-ort-wasm", "chromium", "wasm", "ort"),
+    ]
+}
+ENGINE_RUNTIMES: dict[str, Runtime] = {
+    f"{bb.name}/{engine.format}": Runtime(
+        f"{bb.name}/{engine.format}",
+        bb.name,
+        engine.format,
+        f"{bb.browser} page, {engine.label} ({engine.package}) {bb.tfjs_backend}",
+    )
+    for bb in ENGINE_BACKENDS.values()
+    for engine in [PAGE_ENGINES[bb.engine]]
+}
+# Every backend node/worker.js drives a browser page for (vocabulary.json's browser_backends).
+PAGE_BACKENDS: dict[str, BrowserBackend] = {**BROWSER_BACKENDS, **ENGINE_BACKENDS}
 STREAM_RUNTIMES: dict[str, Runtime] = {
     rt.name: rt
     for rt in [
@@ -189,7 +242,7 @@ PYTHON_RUNTIMES: dict[str, Runtime] = {
     ),
 }
 ALL_RUNTIMES: dict[str, Runtime] = {
-    **RUNTIMES, **BROWSER_RUNTIMES, **STREAM_RUNTIMES, **PYTHON_RUNTIMES
+    **RUNTIMES, **BROWSER_RUNTIMES, **ENGINE_RUNTIMES, **STREAM_RUNTIMES, **PYTHON_RUNTIMES
 }  # fmt: skip
 
 
@@ -204,7 +257,7 @@ def browser_executable(browser: Browser) -> str | None:
 
 def browser_missing(backend: str) -> str | None:
     """Why a browser backend cannot run here (None when it can)."""
-    bb = BROWSER_BACKENDS[backend]
+    bb = PAGE_BACKENDS[backend]
     browser = BROWSERS[bb.browser]
     own = os.environ.get(browser.env)
     if own and browser_executable(browser) is None:
@@ -227,7 +280,11 @@ def optional_missing(rt: Runtime) -> str | None:
     """Why an optional runtime (a package or a browser) cannot run here (None when it can)."""
     from ..core.paths import NODE_MODULES
 
-    if rt.backend in BROWSER_BACKENDS:
+    if rt.backend in ENGINE_BACKENDS:
+        engine = PAGE_ENGINES[ENGINE_BACKENDS[rt.backend].engine]
+        if not (NODE_MODULES / engine.package / "package.json").exists():
+            return f"{engine.package} is not installed: run `{engine.install}`"
+    if rt.backend in PAGE_BACKENDS:
         return browser_missing(rt.backend)
     if rt.name in PYTHON_RUNTIMES:  # the pinned TensorFlow's own interpreter
         return None
@@ -241,7 +298,9 @@ def optional_missing(rt: Runtime) -> str | None:
 RUNTIME_HELP = (
     "A Node path (tfjs-node/layers), a backend (tfjs-wasm), a browser path "
     "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
-    "`make browser`), a stream path (tfjs-node/stream), or python-tflite/tflite (the .tflite "
+    "`make browser`), LiteRT.js or ONNX Runtime Web in Chromium (chromium-litert-wasm, "
+    "chromium-ort-wasm), a stream path "
+    "(tfjs-node/stream), or python-tflite/tflite (the .tflite "
     "in Python's TFLite interpreter); repeatable [default: every Node path]."
 )
 
