@@ -1,0 +1,340 @@
+'use strict';
+// serve's sequence batcher under load against what users do without it, in
+// one run, on one service (node/serve.js, started here on 127.0.0.1):
+//   stream   N clients, each feeding whole sequences one step per request to
+//            POST /v1/models/NAME:stream (start, steps, end, the next one)
+//   prefix   N clients, each calling POST /v1/models/NAME_prefix:predict on
+//            its growing prefix (1 step, then 2, ... then the whole sequence)
+// and steps/s for each: a step is one more step of a sequence answered.
+// Every answer is checked, within --atol, against the stream path computed
+// here (lib/layers/stream.js on the same layers model, every step's output:
+// what Keras gives on each prefix, tests/test_streaming.py); a wrong answer or
+// a non-200 is counted. The model's time axis is fixed (a registry model),
+// so the prefix side serves a copy of its layers model with a free time axis
+// (a temporary folder; the model folder is only read), on the layers path:
+// the only path a prefix of any length can run on.
+//
+//   node node/scripts/bench-stream-serve.js --model shared_models/gru [--clients 256] [--duration 20]
+const { spawn } = require('child_process');
+const crypto = require('crypto');
+const fs = require('fs');
+const http = require('http');
+const os = require('os');
+const path = require('path');
+const { performance } = require('perf_hooks');
+const { main, parseCommandLine, UsageError } = require('../lib/runtime/cli');
+
+const USAGE =
+  'usage: bench-stream-serve.js --model DIR [--clients 256] [--duration 20] [--sequences 16] ' +
+  '[--atol 1e-5]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
+
+const SERVE = path.join(__dirname, '..', 'serve.js');
+
+function parse() {
+  const { values } = parseCommandLine(
+    {
+      options: {
+        model: { type: 'string' },
+        clients: { type: 'string', default: '256' },
+        duration: { type: 'string', default: '20' },
+        sequences: { type: 'string', default: '16' },
+        atol: { type: 'string', default: '1e-5' },
+      },
+    },
+    USAGE,
+  );
+  if (!values.model) throw new UsageError(`--model is required (${USAGE})`);
+  const positive = (name, integer = true) => {
+    const value = Number(values[name]);
+    if (!(value > 0) || (integer && !Number.isInteger(value)))
+      throw new UsageError(
+        `--${name} must be a positive ${integer ? 'integer' : 'number'}, got '${values[name]}'`,
+      );
+    return value;
+  };
+  const dir = path.resolve(values.model);
+  if (!fs.existsSync(path.join(dir, 'manifest.json')))
+    throw new UsageError(`--model ${values.model}: no manifest.json there`);
+  return {
+    dir,
+    clients: positive('clients'),
+    duration: positive('duration', false),
+    sequences: positive('sequences'),
+    atol: positive('atol', false),
+  };
+}
+
+const sha256 = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+/**
+ * A copy of `dir`'s layers model and manifest whose time axis is free, in a
+ * temporary folder: the layers model.json's input shape and the manifest's
+ * signature say so, and the manifest records the new model.json's sha256.
+ */
+function freeTimeAxisCopy(dir) {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-stream-serve-'));
+  fs.cpSync(path.join(dir, 'tfjs_layers'), path.join(out, 'tfjs_layers'), { recursive: true });
+  const modelJson = path.join(out, 'tfjs_layers', 'model.json');
+  const model = JSON.parse(fs.readFileSync(modelJson, 'utf8'));
+  const first = model.modelTopology.model_config.config.layers[0].config;
+  if (!first.batch_input_shape || first.batch_input_shape.length < 3)
+    throw new Error(
+      `${dir}: not a sequence model (its input shape is [${first.batch_input_shape}])`,
+    );
+  first.batch_input_shape[1] = null;
+  fs.writeFileSync(modelJson, JSON.stringify(model));
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  manifest.signature.inputs[0].shape[0] = null;
+  manifest.conversions.layers.files['model.json'] = sha256(modelJson);
+  fs.writeFileSync(path.join(out, 'manifest.json'), JSON.stringify(manifest));
+  return out;
+}
+
+/** `count` sequences of the model's length, seeded, within its input's domain, and every step's output on the stream path. */
+async function references(dir, count) {
+  const { tf } = require('../lib/runtime/tfnode');
+  const { loadModel } = require('../lib/runtime/models');
+  const { openStreams } = require('../lib/layers/stream');
+  const { seeded } = require('../lib/runtime/streaming');
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  const [spec] = manifest.signature.inputs;
+  if (spec.kind === 'tokens') throw new UsageError('token-id models are not benched here yet');
+  const runner = await loadModel(tf, dir, 'layers');
+  const rand = seeded(24);
+  const [steps, ...stepShape] = spec.shape;
+  const size = stepShape.reduce((a, b) => a * b, 1);
+  const low = spec.low ?? 0;
+  const high = spec.high ?? 1;
+  const x = Float32Array.from({ length: count * steps * size }, () => low + rand() * (high - low));
+  const streams = openStreams(tf, runner.model, { batch: count });
+  const y = streams.feed(tf.tensor(x, [count, steps, ...stepShape]));
+  const want = y.arraySync();
+  tf.dispose(y);
+  streams.dispose();
+  runner.dispose();
+  const inputs = Array.from({ length: count }, (_, s) =>
+    Array.from({ length: steps }, (_, t) =>
+      Array.from(x.subarray((s * steps + t) * size, (s * steps + t + 1) * size)),
+    ),
+  );
+  return { inputs, want, steps };
+}
+
+/** Starts serve.js with both models; resolves to {port, child} once it listens. */
+function startService(dir, prefixDir, clients) {
+  const args = [
+    SERVE,
+    '--port',
+    '0',
+    '--model',
+    `model=${dir}`,
+    '--model',
+    `model_prefix=${prefixDir}`,
+    '--format',
+    'layers',
+    '--max-sequences',
+    String(2 * clients),
+    '--max-stream-batch',
+    String(clients),
+    '--queue-limit',
+    String(Math.max(1024, 2 * clients)),
+    '--reload-interval-ms',
+    '0',
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let said = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (text) => {
+      said += text;
+      const found = said.match(/listening on http:\/\/[\d.]+:(\d+)/);
+      if (found) resolve({ port: Number(found[1]), child, said });
+    });
+    child.on('exit', (code) =>
+      reject(
+        new Error(`serve.js exited (${code}) before listening: ${said.trim().split('\n').pop()}`),
+      ),
+    );
+  });
+}
+
+function post(agent, port, route, body) {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      {
+        agent,
+        host: '127.0.0.1',
+        port,
+        path: route,
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+        },
+      },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode, text }));
+      },
+    );
+    request.on('error', reject);
+    request.end(payload);
+  });
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+/** CPU seconds of the service's processes and this client while `run` runs. */
+async function withCpu(pids, run) {
+  const before = pids.map(cpuSeconds);
+  const self = process.cpuUsage();
+  const figures = await run();
+  const used = pids.map((pid, i) => cpuSeconds(pid) - before[i]);
+  const client = process.cpuUsage(self);
+  figures.cpu_s = {
+    http_process: used[0],
+    worker: used[1],
+    client: (client.user + client.system) / 1e6,
+  };
+  return figures;
+}
+
+const closeTo = (got, want, atol) =>
+  Array.isArray(got) &&
+  got.length === want.length &&
+  got.every((v, i) => Math.abs(v - want[i]) <= atol);
+
+/** Runs `clients` loops of `oneStep(client, n)` for `duration` s; the figures. */
+async function load(clients, duration, oneStep) {
+  const latencies = [];
+  const counts = { steps: 0, wrong: 0, failed: 0 };
+  const started = performance.now();
+  const until = started + duration * 1000;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, client) => {
+      for (let n = 0; performance.now() < until; n++) {
+        const at = performance.now();
+        const verdict = await oneStep(client, n);
+        latencies.push(performance.now() - at);
+        counts[verdict] += 1;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+  return {
+    steps_per_s: counts.steps / seconds,
+    answered_right: counts.steps,
+    wrong: counts.wrong,
+    failed: counts.failed,
+    seconds,
+    p50_ms: q(0.5),
+    p99_ms: q(0.99),
+  };
+}
+
+main(async () => {
+  const options = parse();
+  const { dir, clients, duration, sequences, atol } = options;
+  const { inputs, want, steps } = await references(dir, sequences);
+  const prefixDir = freeTimeAxisCopy(dir);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  let service;
+  try {
+    service = await startService(dir, prefixDir, clients);
+    const { port } = service;
+    const pids = [service.child.pid, Number(service.said.match(/pids (\d+)/)[1])];
+    const check = ({ status, text }, s, t, field) => {
+      if (status !== 200) return 'failed';
+      const answer = JSON.parse(text)[field];
+      return closeTo(answer && answer[answer.length - 1], want[s][t], atol) ? 'steps' : 'wrong';
+    };
+    // :predict on the growing prefix: client c feeds sequence c % count, step n % steps
+    const prefix = await withCpu(pids, () =>
+      load(clients, duration, async (client, n) => {
+        const s = client % sequences;
+        const t = n % steps;
+        const reply = await post(agent, port, '/v1/models/model_prefix:predict', {
+          instances: [inputs[s].slice(0, t + 1)],
+        });
+        return check(reply, s, t, 'predictions');
+      }),
+    );
+    // :stream: the same sequences, one step a request, a new sequence id each time round
+    const stream = await withCpu(pids, () =>
+      load(clients, duration, async (client, n) => {
+        const s = client % sequences;
+        const t = n % steps;
+        const body = {
+          sequence_id: `c${client}-${Math.floor(n / steps)}`,
+          instances: [inputs[s][t]],
+        };
+        if (t === 0) body.sequence_start = true;
+        if (t === steps - 1) body.sequence_end = true;
+        const reply = await post(agent, port, '/v1/models/model:stream', body);
+        return check(reply, s, t, 'predictions');
+      }),
+    );
+    const metrics = await new Promise((resolve, reject) =>
+      http
+        .get({ agent, host: '127.0.0.1', port, path: '/metrics' }, (response) => {
+          let text = '';
+          response.on('data', (chunk) => (text += chunk));
+          response.on('end', () => resolve(text));
+        })
+        .on('error', reject),
+    );
+    const metric = (name, labels = '{model="model"}') => {
+      const line = metrics.split('\n').find((l) => l.startsWith(`${name}${labels}`));
+      return line ? Number(line.split(' ').pop()) : null;
+    };
+    const batches = metric('tfjs_bridge_sequence_batch_steps_count');
+    stream.batches = batches;
+    stream.steps_per_batch = metric('tfjs_bridge_sequence_batch_steps_sum') / batches;
+    stream.worker_ms_per_batch =
+      (1000 * metric('tfjs_bridge_sequence_batch_duration_seconds_sum')) / batches;
+    const prefixBatches = metric('tfjs_bridge_batch_size_count', '{model="model_prefix"}');
+    prefix.batches = prefixBatches;
+    prefix.samples_per_batch =
+      metric('tfjs_bridge_batch_size_sum', '{model="model_prefix"}') / prefixBatches;
+    prefix.worker_ms_per_batch =
+      (1000 *
+        metric(
+          'tfjs_bridge_batch_duration_seconds_sum',
+          '{model="model_prefix",path="tfjs-node/layers"}',
+        )) /
+      prefixBatches;
+    const report = {
+      model: dir,
+      clients,
+      duration_s: duration,
+      steps_per_sequence: steps,
+      atol,
+      stream,
+      prefix,
+      ratio: stream.steps_per_s / prefix.steps_per_s,
+      load_average: os.loadavg(),
+      cpus: os.cpus().length,
+      node: process.versions.node,
+      when: new Date().toISOString(),
+    };
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  } finally {
+    agent.destroy();
+    if (service) {
+      const exited = new Promise((resolve) => service.child.once('exit', resolve));
+      service.child.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(prefixDir, { recursive: true, force: true });
+  }
+}, USAGE);
