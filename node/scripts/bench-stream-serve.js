@@ -12,7 +12,11 @@
 // a non-200 is counted. The model's time axis is fixed (a registry model),
 // so the prefix side serves a copy of its layers model with a free time axis
 // (a temporary folder; the model folder is only read), on the layers path:
-// the only path a prefix of any length can run on.
+// the only path a prefix of any length can run on. The prefix clients are
+// at different points of their sequences (client c starts at step c mod T),
+// as independent users are; --lockstep starts them all at step 1, so that
+// prefixes of one length arrive together and batch (the service batches
+// requests only when their shapes agree).
 //
 //   node node/scripts/bench-stream-serve.js --model shared_models/gru [--clients 256] [--duration 20]
 const { spawn } = require('child_process');
@@ -26,7 +30,7 @@ const { main, parseCommandLine, UsageError } = require('../lib/runtime/cli');
 
 const USAGE =
   'usage: bench-stream-serve.js --model DIR [--clients 256] [--duration 20] [--sequences 16] ' +
-  '[--atol 1e-5]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
+  '[--atol 1e-5] [--lockstep]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
 
 const SERVE = path.join(__dirname, '..', 'serve.js');
 
@@ -39,6 +43,7 @@ function parse() {
         duration: { type: 'string', default: '20' },
         sequences: { type: 'string', default: '16' },
         atol: { type: 'string', default: '1e-5' },
+        lockstep: { type: 'boolean', default: false },
       },
     },
     USAGE,
@@ -61,6 +66,7 @@ function parse() {
     duration: positive('duration', false),
     sequences: positive('sequences'),
     atol: positive('atol', false),
+    lockstep: values.lockstep,
   };
 }
 
@@ -244,7 +250,7 @@ async function load(clients, duration, oneStep) {
 
 main(async () => {
   const options = parse();
-  const { dir, clients, duration, sequences, atol } = options;
+  const { dir, clients, duration, sequences, atol, lockstep } = options;
   const { inputs, want, steps } = await references(dir, sequences);
   const prefixDir = freeTimeAxisCopy(dir);
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
@@ -258,7 +264,7 @@ main(async () => {
       const answer = JSON.parse(text)[field];
       return closeTo(answer && answer[answer.length - 1], want[s][t], atol) ? 'steps' : 'wrong';
     };
-    // :predict on the growing prefix: client c feeds sequence c % count, step n % steps
+    // :predict on the growing prefix: client c feeds sequence c % count, from step c % steps
     const prefix = await withCpu(pids, () =>
       load(clients, duration, async (client, n) => {
         const s = client % sequences;
@@ -317,6 +323,7 @@ main(async () => {
       model: dir,
       clients,
       duration_s: duration,
+      prefix_clients: lockstep ? 'in lockstep' : 'spread over the sequence',
       steps_per_sequence: steps,
       atol,
       stream,

@@ -203,9 +203,14 @@ class Sequences {
     );
   }
 
-  /** Every sequence held by a worker that died (pool's restart event). */
+  /** Every sequence held by a worker that died (pool's restart event), and its lanes. */
   loseDead() {
     for (const sequence of [...this.live.values()]) if (!this.alive(sequence)) this.lose(sequence);
+    for (const generation of this.generations) {
+      for (const worker of [...generation.streams.lanes.keys()])
+        if (worker.exited && !generation.streams.lanes.get(worker).running)
+          generation.streams.lanes.delete(worker);
+    }
   }
 
   /** Frees the sequences idle past idleMs. */
