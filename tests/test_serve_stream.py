@@ -163,6 +163,7 @@ STEP, TWO = "STEP", "TWO"  # the first step of sequence 0; its first two steps
         ("gru", {"sequence_id": "never", "sequence_start": None}, 400, "has not started"),
         ("gru", {"sequence_id": None}, 400, "sequence_id"),
         ("gru", {"sequence_id": ""}, 400, "sequence_id"),
+        ("gru", {"sequence_id": "a\nb"}, 400, "control characters"),
         ("gru", {"sequence_start": 1}, 400, "true or false"),
         ("gru", {"instances": [[0.5] * 27]}, 400, "shape"),
         ("gru", {"instances": [["a"] * 28]}, 400, "not a number"),

@@ -38,11 +38,14 @@ function rowOf({ data, shape, dtype }, i) {
 /** A sequence id as given (a string or a non-negative integer), or a 400. */
 function sequenceIdOf(value) {
   const ok =
-    (typeof value === 'string' && value.length > 0 && value.length <= ID_MAX_CHARS) ||
+    (typeof value === 'string' &&
+      value.length > 0 &&
+      value.length <= ID_MAX_CHARS &&
+      ![...value].some((c) => c < ' ' || c === '\u007f')) || // it is quoted in one-line errors
     (Number.isSafeInteger(value) && value >= 0);
   if (!ok)
     throw new RequestError(
-      `sequence_id: want a non-empty string (at most ${ID_MAX_CHARS} characters) or a non-negative integer, got ${JSON.stringify(value)}`.slice(
+      `sequence_id: want a non-empty string (at most ${ID_MAX_CHARS} characters, no control characters) or a non-negative integer, got ${JSON.stringify(value)}`.slice(
         0,
         200,
       ),
@@ -140,6 +143,9 @@ class Sequences {
       );
     const { streams } = generation;
     const workers = await this.pool.serving(streams.key);
+    // another start of the same id may have come in while this one waited
+    if (this.live.has(id))
+      throw new RequestError(`sequence ${id} is being started by another request`, 409, 'conflict');
     const lanes = workers.map((worker) => this.laneOf(generation, worker));
     const lane = lanes.reduce((a, b) => (b.free.length > a.free.length ? b : a));
     if (!lane.free.length || this.live.size >= this.maxSequences)
