@@ -148,6 +148,16 @@ def test_a_batcher_that_mixes_up_rows_is_caught(small_models, inputs, keras_pref
     assert max(worst.values()) > 1e-3, worst
 
 
+def test_two_workers_each_keep_their_own_sequences(small_models, inputs, keras_prefixes):
+    """With two worker processes, each sequence lives in the one it started in."""
+    with serving(small_models / "gru", options=[*_options(), "--workers", 2]) as two:
+        answers = _interleave(two, inputs)
+        said = "\n".join(two.lines)
+    assert re.search(r"2 worker process\(es\), pids \d+ \d+;", said), said
+    worst = _errors(answers, keras_prefixes)
+    assert max(worst.values()) <= TARGET, worst
+
+
 def _gru_step(inputs, i=0, t=0):
     return [inputs[i, t].tolist()]
 
