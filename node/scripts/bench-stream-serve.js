@@ -9,7 +9,8 @@
 // Every answer is checked, within --atol, against the stream path computed
 // here (lib/layers/stream.js on the same layers model, every step's output:
 // what Keras gives on each prefix, tests/test_streaming.py); a wrong answer or
-// a non-200 is counted. The model's time axis is fixed (a registry model),
+// a non-200 is counted. Each side is an autocannon run, one connection per
+// client, one request in flight on each. The model's time axis is fixed (a registry model),
 // so the prefix side serves a copy of its layers model with a free time axis
 // (a temporary folder; the model folder is only read), on the layers path:
 // the only path a prefix of any length can run on. The prefix clients are
@@ -25,7 +26,6 @@ const fs = require('fs');
 const http = require('http');
 const os = require('os');
 const path = require('path');
-const { performance } = require('perf_hooks');
 const { main, parseCommandLine, UsageError } = require('../lib/runtime/cli');
 
 const USAGE =
@@ -164,33 +164,6 @@ function startService(dir, prefixDir, clients) {
   });
 }
 
-function post(agent, port, route, body) {
-  const payload = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      {
-        agent,
-        host: '127.0.0.1',
-        port,
-        path: route,
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(payload),
-        },
-      },
-      (response) => {
-        let text = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk) => (text += chunk));
-        response.on('end', () => resolve({ status: response.statusCode, text }));
-      },
-    );
-    request.on('error', reject);
-    request.end(payload);
-  });
-}
-
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 function cpuSeconds(pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -218,31 +191,51 @@ const closeTo = (got, want, atol) =>
   got.length === want.length &&
   got.every((v, i) => Math.abs(v - want[i]) <= atol);
 
-/** Runs `clients` loops of `oneStep(client, n)` for `duration` s; the figures. */
-async function load(clients, duration, oneStep) {
+/**
+ * autocannon on `url` for `duration` s, one connection per client, each
+ * cycling through requestsFor(client): its steps, in order. Each request
+ * carries `expect` (the answer it must get, checked within atol) and a
+ * body, or setupRequest() for a body that changes each time round.
+ */
+async function load(url, clients, duration, requestsFor, atol) {
+  const autocannon = require('autocannon');
+  const counts = { right: 0, wrong: 0 };
+  const checked = (expect) => (status, text) => {
+    if (status !== 200) {
+      if (!counts.firstFailure) counts.firstFailure = `${status} ${text.slice(0, 200)}`;
+      return; // counted by autocannon as non-2xx
+    }
+    const answer = JSON.parse(text).predictions;
+    counts[closeTo(answer && answer[0], expect, atol) ? 'right' : 'wrong'] += 1;
+  };
   const latencies = [];
-  const counts = { steps: 0, wrong: 0, failed: 0 };
-  const started = performance.now();
-  const until = started + duration * 1000;
-  await Promise.all(
-    Array.from({ length: clients }, async (_, client) => {
-      for (let n = 0; performance.now() < until; n++) {
-        const at = performance.now();
-        const verdict = await oneStep(client, n);
-        latencies.push(performance.now() - at);
-        counts[verdict] += 1;
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+  let next = 0;
+  const instance = autocannon({
+    url,
+    connections: clients,
+    duration,
+    timeout: 60,
+    // every connection gets its own list (its own sequence ids); this one
+    // is only built by autocannon before setupClient replaces it
+    requests: requestsFor(0),
+    setupClient: (client) => {
+      const c = next++;
+      client.setRequests(requestsFor(c).map((r) => ({ ...r, onResponse: checked(r.expect) })));
+    },
+  });
+  instance.on('response', (_client, status, _bytes, ms) => {
+    if (status === 200) latencies.push(ms);
+  });
+  const result = await instance;
+  const sorted = Float64Array.from(latencies).sort();
+  const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
   return {
-    steps_per_s: counts.steps / seconds,
-    answered_right: counts.steps,
+    steps_per_s: counts.right / result.duration,
+    answered_right: counts.right,
     wrong: counts.wrong,
-    failed: counts.failed,
-    seconds,
+    failed: result.errors + result.non2xx + result.timeouts,
+    first_failure: counts.firstFailure || null,
+    seconds: result.duration,
     p50_ms: q(0.5),
     p99_ms: q(0.99),
   };
@@ -253,46 +246,48 @@ main(async () => {
   const { dir, clients, duration, sequences, atol, lockstep } = options;
   const { inputs, want, steps } = await references(dir, sequences);
   const prefixDir = freeTimeAxisCopy(dir);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   let service;
   try {
     service = await startService(dir, prefixDir, clients);
     const { port } = service;
     const pids = [service.child.pid, Number(service.said.match(/pids (\d+)/)[1])];
-    const check = ({ status, text }, s, t, field) => {
-      if (status !== 200) return 'failed';
-      const answer = JSON.parse(text)[field];
-      return closeTo(answer && answer[answer.length - 1], want[s][t], atol) ? 'steps' : 'wrong';
-    };
+    const base = `http://127.0.0.1:${port}/v1/models`;
+    const json = { method: 'POST', headers: { 'content-type': 'application/json' } };
     // :predict on the growing prefix: client c feeds sequence c % count, from step c % steps
+    const prefixRequests = (client) => {
+      const s = client % sequences;
+      return Array.from({ length: steps }, (_, k) => {
+        const t = (k + (lockstep ? 0 : client)) % steps;
+        const body = JSON.stringify({ instances: [inputs[s].slice(0, t + 1)] });
+        return { ...json, path: '/v1/models/model_prefix:predict', body, expect: want[s][t] };
+      });
+    };
     const prefix = await withCpu(pids, () =>
-      load(clients, duration, async (client, n) => {
-        const s = client % sequences;
-        const t = n % steps;
-        const reply = await post(agent, port, '/v1/models/model_prefix:predict', {
-          instances: [inputs[s].slice(0, t + 1)],
-        });
-        return check(reply, s, t, 'predictions');
-      }),
+      load(`${base}/model_prefix:predict`, clients, duration, prefixRequests, atol),
     );
     // :stream: the same sequences, one step a request, a new sequence id each time round
+    const streamRequests = (client) => {
+      const s = client % sequences;
+      let round = 0;
+      return Array.from({ length: steps }, (_, t) => ({
+        ...json,
+        path: '/v1/models/model:stream',
+        expect: want[s][t],
+        setupRequest: (request) => {
+          if (t === 0) round += 1;
+          const body = { sequence_id: `c${client}-${round}`, instances: [inputs[s][t]] };
+          if (t === 0) body.sequence_start = true;
+          if (t === steps - 1) body.sequence_end = true;
+          return { ...request, body: JSON.stringify(body) };
+        },
+      }));
+    };
     const stream = await withCpu(pids, () =>
-      load(clients, duration, async (client, n) => {
-        const s = client % sequences;
-        const t = n % steps;
-        const body = {
-          sequence_id: `c${client}-${Math.floor(n / steps)}`,
-          instances: [inputs[s][t]],
-        };
-        if (t === 0) body.sequence_start = true;
-        if (t === steps - 1) body.sequence_end = true;
-        const reply = await post(agent, port, '/v1/models/model:stream', body);
-        return check(reply, s, t, 'predictions');
-      }),
+      load(`${base}/model:stream`, clients, duration, streamRequests, atol),
     );
     const metrics = await new Promise((resolve, reject) =>
       http
-        .get({ agent, host: '127.0.0.1', port, path: '/metrics' }, (response) => {
+        .get({ host: '127.0.0.1', port, path: '/metrics' }, (response) => {
           let text = '';
           response.on('data', (chunk) => (text += chunk));
           response.on('end', () => resolve(text));
@@ -336,7 +331,6 @@ main(async () => {
     };
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } finally {
-    agent.destroy();
     if (service) {
       const exited = new Promise((resolve) => service.child.once('exit', resolve));
       service.child.kill('SIGTERM');
