@@ -3,6 +3,8 @@
 //
 //   node node/serve.js --model shared_models/gru [--model spam=shared_models/spam] [--port 8501]
 //   curl -d '{"instances": [[[0, ...], ...]]}' http://127.0.0.1:8501/v1/models/gru:predict
+//   curl -d '{"sequence_id": "a", "sequence_start": true, "instances": [[0, ...]]}' \
+//     http://127.0.0.1:8501/v1/models/gru:stream      (one step of a sequence; docs/streaming.md)
 //
 // Each model runs on the fastest path `tfjs-bridge verify` passed for its
 // folder (lib/runtime/choose.js) unless --format says, in worker processes (lib/serve/pool.js);
@@ -20,7 +22,8 @@ const USAGE =
   'usage: serve.js --model [NAME=]DIR [--model ...] [--host 127.0.0.1] [--port 8501] ' +
   '[--workers N] [--max-batch 32] [--max-wait-ms 0] [--batching auto|padded|unpadded] [--queue-limit 1024] ' +
   '[--timeout-ms 10000] [--body-limit-mb 16] [--reload-interval-ms 1000] [--backend tensorflow] ' +
-  '[--format layers|graph|saved_model|saved_model_xla]';
+  '[--format layers|graph|saved_model|saved_model_xla] ' +
+  '[--max-sequences 1024] [--stream-idle-ms 60000] [--max-stream-batch 256]';
 
 // gru at concurrency 64 on 2 cores: 13,766 requests/s with 1 worker, 9,112
 // with 2 (docs/serving.md).
@@ -50,6 +53,9 @@ function parse() {
         'reload-interval-ms': { type: 'string', default: '1000' },
         backend: { type: 'string', default: 'tensorflow' },
         format: { type: 'string' },
+        'max-sequences': { type: 'string', default: '1024' },
+        'stream-idle-ms': { type: 'string', default: '60000' },
+        'max-stream-batch': { type: 'string', default: '256' },
       },
     },
     USAGE,
@@ -84,6 +90,12 @@ function parse() {
       queueLimit,
       mode: args.batching,
     },
+    // :stream (lib/serve/sequences.js): live sequences per model (0: no :stream)
+    streaming: {
+      maxSequences: integer(args, 'max-sequences', 0),
+      idleMs: integer(args, 'stream-idle-ms', 1),
+      maxBatch: integer(args, 'max-stream-batch', 1),
+    },
     timeoutMs: integer(args, 'timeout-ms', 1),
     bodyLimit: integer(args, 'body-limit-mb', 1) * 2 ** 20,
     reloadIntervalMs: integer(args, 'reload-interval-ms', 0),
@@ -112,6 +124,7 @@ async function serve(options) {
       free: () => catalog && catalog.pump(),
       restart: (worker) => {
         metrics.restarted();
+        if (catalog) catalog.loseSequences(); // their states died with the worker
         say(`worker ${worker.index} (pid ${worker.pid}) ${worker.exited}: starting it again`);
       },
     },
@@ -122,6 +135,7 @@ async function serve(options) {
     backend: options.backend,
     format: options.format,
     batching: options.batching,
+    streaming: options.streaming,
     log: say,
   });
   let app;

@@ -7,7 +7,9 @@
 //   node node/worker.js --backend chromium-webgl     (a browser: lib/browser/driver.js)
 //
 // Requests: hello | load {model_dir, format, stream?} | predict {handle, inputs?} + a tensor per input |
-// bench {handle, inputs?, warmup, budget_ms, ...} + a tensor per input | memory | dispose {handle}.
+// bench {handle, inputs?, warmup, budget_ms, ...} + a tensor per input | memory | dispose {handle} |
+// sequences_open {handle, capacity} | sequences_step {handle, slots, starts} + the steps' tensor
+// (serve's :stream, lib/serve/sequences.js).
 // Replies: {id, ok: true, ...} or {id, ok: false, error}.
 // stdout carries frames only; anything a library prints goes to stderr.
 const { performance } = require('perf_hooks');
@@ -67,6 +69,7 @@ function makeHandlers(tf, backend) {
   const { loadModel, bind } = require('./lib/runtime/models');
   const { timeCalls, benchOptions } = require('./lib/runtime/runners');
   const models = new Map();
+  const tables = new Map(); // handle -> the sequences' states on that layers model
   let nextHandle = 1;
   const get = (handle) => {
     const runner = models.get(handle);
@@ -140,9 +143,44 @@ function makeHandlers(tf, backend) {
       }
     },
 
+    // serve's sequence batcher: the states of `capacity` sequences on a loaded
+    // layers model, one row each (lib/runtime/streaming.js), then steps of
+    // many of them at once. TFJS_BRIDGE_TEST_MIX_SEQUENCES=1 mixes up their
+    // rows: only the service's negative control sets it.
+    sequences_open: ({ handle, capacity }) => {
+      const { model } = get(handle);
+      if (!model || typeof model.getLayer !== 'function')
+        throw new Error('sequences run the layers model');
+      const { sequenceTable } = require('./lib/runtime/streaming');
+      const mixRows = process.env.TFJS_BRIDGE_TEST_MIX_SEQUENCES === '1';
+      if (tables.has(handle)) tables.get(handle).dispose();
+      const table = sequenceTable(tf, model, capacity, { mixRows });
+      tables.set(handle, table);
+      return { result: { handle, capacity, returns_sequences: table.returnsSequences } };
+    },
+
+    sequences_step: async ({ handle, tensors, slots, starts }) => {
+      const table = tables.get(handle);
+      if (!table) throw new Error(`no sequences opened on handle ${handle}`);
+      if (tensors.length !== 1) throw new Error(`a step takes 1 tensor, got ${tensors.length}`);
+      const started = performance.now();
+      const [{ data, shape, dtype }] = tensors;
+      const x = tf.tensor(data, shape, dtype);
+      let y;
+      try {
+        y = table.step(x, slots, starts);
+        const out = { dtype: y.dtype, shape: y.shape, data: await y.data() };
+        return { result: { ms: performance.now() - started }, tensors: [out] };
+      } finally {
+        tf.dispose([x, y]);
+      }
+    },
+
     memory: () => ({ result: memoryFigures(tf) }),
 
     dispose: ({ handle }) => {
+      if (tables.has(handle)) tables.get(handle).dispose();
+      tables.delete(handle);
       get(handle).dispose();
       models.delete(handle);
       return { result: { handle } };

@@ -17,6 +17,7 @@ const SCRIPTS = [
   'scripts/echo-npy.js',
   'scripts/bench-masks.js',
   'scripts/bench-stream.js',
+  'scripts/bench-stream-serve.js',
   'scripts/tokenize.js',
   'scripts/load.js',
   'scripts/create-tfjs-models.js',
@@ -42,6 +43,7 @@ for (const script of [
   'serve.js',
   'scripts/load.js',
   'scripts/bench-stream.js',
+  'scripts/bench-stream-serve.js',
 ]) {
   test(`${script} with an unknown option: one error line, exit 2`, () => {
     const out = run(script, ['--no-such-option']);

@@ -303,12 +303,19 @@ def bench(serve, **options):
               help="A request's deadline; beyond, 504.")  # fmt: skip
 @click.option("--format", "fmt",
               help="Run every model in this format [each's fastest verified path].")  # fmt: skip
+@click.option("--max-sequences", type=click.IntRange(min=0),
+              help=":stream's live sequences per model at most; 0: no :stream [1024].")  # fmt: skip
+@click.option("--stream-idle-ms", type=console.AT_LEAST_1,
+              help="A sequence without a step that long is freed [60000].")  # fmt: skip
+@click.option("--max-stream-batch", type=console.AT_LEAST_1,
+              help="Steps (one per sequence) per batched step at most [256].")  # fmt: skip
 def serve(models, **options):
     """Serve model folders over HTTP with TensorFlow Serving's REST API.
 
     Becomes node/serve.js (signals go straight to it). POST
     /v1/models/NAME:predict with {"instances": ...} or {"inputs": ...} (or an
-    .npy/.npz body); GET /v1/models/NAME[/metadata], /healthz, /readyz, /metrics.
+    .npy/.npz body); POST /v1/models/NAME:stream, one step of a sequence
+    (docs/streaming.md); GET /v1/models/NAME[/metadata], /healthz, /readyz, /metrics.
     Example: tfjs-bridge serve shared_models/gru --port 8501"""
     from .runtime import services
 

@@ -4,6 +4,8 @@
 //   streamRunner   a layers runner whose predict() feeds each sequence to
 //                  streams in chunks (the worker's stream paths, verified
 //                  like any other path: py/tfjs_bridge/runtime/runtimes.py)
+//   sequenceTable  the states of many sequences, one row each, stepped
+//                  together (the worker's half of serve's :stream)
 const { openStreams } = require('../layers/stream');
 const { checkInput } = require('../io/inputs');
 
@@ -136,4 +138,71 @@ async function streamLines(tf, model, spec, lines, write) {
   return number;
 }
 
-module.exports = { streamRunner, streamLines, chunkSizes, seeded };
+/**
+ * The states of up to `capacity` sequences of `model` (a tf.LayersModel),
+ * one row (a slot) each, for the service's sequence batcher
+ * (lib/serve/sequences.js): step(x, slots, starts) runs one step of the
+ * sequences in `slots` (distinct) together, x [n, ...step], each from its
+ * own row (the zero state where `starts` says it begins), writes each new
+ * state back to its row and returns the step's output [n, ...]. The rows
+ * are gathered into one batch of streams (lib/layers/stream.js), so a step
+ * of n sequences is one batched step. `mixRows` writes each state back to
+ * the next sequence's row: the negative control of the service's tests, a
+ * batcher that mixes up its sequences. Throws "cannot stream: ..." when the
+ * model cannot.
+ */
+function sequenceTable(tf, model, capacity, { mixRows = false } = {}) {
+  const probe = openStreams(tf, model, { batch: 1 });
+  const zero = probe.getState();
+  const widths = zero.map((state) => state.map((t) => t.shape[1]));
+  const { returnsSequences } = probe;
+  tf.dispose(zero);
+  probe.dispose();
+  let table = widths.map((state) => state.map((w) => tf.keep(tf.zeros([capacity, w]))));
+  const streamsOf = new Map(); // batch size -> streams of that many rows, reused
+
+  const step = (x, slots, starts) => {
+    const n = slots.length;
+    const bad = slots.find((s) => !(Number.isInteger(s) && s >= 0 && s < capacity));
+    if (bad !== undefined) throw new Error(`sequences: no slot ${bad} (0 to ${capacity - 1})`);
+    if (new Set(slots).size !== n) throw new Error('sequences: a slot twice in one step');
+    if (x.shape[0] !== n) throw new Error(`sequences: ${x.shape[0]} steps for ${n} slots`);
+    if (!streamsOf.has(n)) streamsOf.set(n, openStreams(tf, model, { batch: n }));
+    const streams = streamsOf.get(n);
+    const rows = tf.tensor1d(slots, 'int32');
+    const back = mixRows && n > 1 ? [...slots.slice(1), slots[0]] : slots;
+    const into = tf.tensor2d(back, [n, 1], 'int32');
+    try {
+      const gathered = tf.tidy(() => {
+        const kept = tf.tensor2d(
+          starts.map((start) => (start ? 0 : 1)),
+          [n, 1],
+        );
+        return table.map((state) => state.map((t) => tf.mul(tf.gather(t, rows), kept)));
+      });
+      streams.setState(gathered);
+      tf.dispose(gathered);
+      const y = streams.step(x);
+      const next = streams.getState();
+      const old = table;
+      table = table.map((state, i) =>
+        state.map((t, j) => tf.keep(tf.tensorScatterUpdate(t, into, next[i][j]))),
+      );
+      tf.dispose([next, old]);
+      return y;
+    } finally {
+      tf.dispose([rows, into]);
+    }
+  };
+
+  const dispose = () => {
+    tf.dispose(table);
+    table = [];
+    streamsOf.forEach((streams) => streams.dispose());
+    streamsOf.clear();
+  };
+
+  return { capacity, returnsSequences, step, dispose };
+}
+
+module.exports = { streamRunner, streamLines, sequenceTable, chunkSizes, seeded };

@@ -2,6 +2,8 @@
 // The HTTP side of the service, on fastify:
 //   POST /v1/models/NAME:predict          TF Serving's REST predict (rest.js), or .npy/.npz
 //   POST /v1/models/NAME/versions/V:predict
+//   POST /v1/models/NAME:stream           one step of a sequence (sequence_id, sequence_start,
+//                                         sequence_end; sequences.js), answered from its state
 //   GET  /v1/models/NAME                  status, as TF Serving answers it
 //   GET  /v1/models/NAME/metadata         signature (inputs, outputs) and the path it runs on
 //   GET  /healthz                         the process answers
@@ -15,9 +17,11 @@ const {
   readJsonRequest,
   readBinaryRequest,
   writeResponse,
+  sample,
   metadata,
   status,
 } = require('./rest');
+const { sequenceIdOf } = require('./sequences');
 
 // Why a request failed -> HTTP status. Queue full: 429; shutting down or no
 // worker: 503; deadline: 504.
@@ -119,32 +123,77 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
     }
   };
 
+  // One step of a sequence: {"sequence_id", "sequence_start"?, "sequence_end"?,
+  // "instances": [step]} (or "inputs"), answered {"sequence_id", "sequence_step",
+  // "predictions": [output]} (or "outputs") from the sequence's own state.
+  const streamStep = async (request, reply, name) => {
+    try {
+      const entry = model(name);
+      if (state.closing) throw new RequestError('shutting down', 503, 'unavailable');
+      const type = String(request.headers['content-type'] || '')
+        .split(';')[0]
+        .trim();
+      if (BINARY[type])
+        throw new RequestError(`a :stream step is a JSON body, not ${type}`, 415, 'bad_request');
+      const body = request.body;
+      if (body === null || typeof body !== 'object' || Array.isArray(body))
+        throw new RequestError('the body must be a JSON object');
+      const {
+        sequence_id: given,
+        sequence_start: start = false,
+        sequence_end: end = false,
+        ...rest
+      } = body;
+      const id = sequenceIdOf(given);
+      if (typeof start !== 'boolean' || typeof end !== 'boolean')
+        throw new RequestError('sequence_start and sequence_end must be true or false');
+      const answer = await entry.sequences.step({
+        id,
+        start,
+        end,
+        read: (signature) => readJsonRequest(rest, signature),
+        current: entry.current,
+      });
+      const key = answer.format === 'columnar' ? 'outputs' : 'predictions';
+      metrics.answered(name, 200, null);
+      return reply.code(200).send({
+        sequence_id: given,
+        sequence_step: answer.step,
+        [key]: [sample(answer.output, 0)],
+      });
+    } catch (err) {
+      return fail(reply, name, err);
+    }
+  };
+
   // NAME:predict is one path segment: read the verb from it.
-  const verbOf = (target) => {
+  const verbOf = (target, verbs = ['predict', 'stream']) => {
     const at = target.lastIndexOf(':');
     const [name, verb] = at < 0 ? [target, ''] : [target.slice(0, at), target.slice(at + 1)];
-    if (verb !== 'predict')
+    if (!verbs.includes(verb))
       throw new RequestError(
-        `unsupported verb ':${verb}' (this service answers :predict; classify and regress are TF Serving's for Estimators)`,
+        `unsupported verb ':${verb}' (this service answers ${verbs.map((v) => `:${v}`).join(' and ')}; classify and regress are TF Serving's for Estimators)`,
         404,
         'not_found',
       );
-    return name;
+    return { name, verb };
   };
 
   app.post('/v1/models/:target', async (request, reply) => {
-    let name;
+    let target;
     try {
-      name = verbOf(request.params.target);
+      target = verbOf(request.params.target);
     } catch (err) {
       return fail(reply, request.params.target, err);
     }
-    return predict(request, reply, name);
+    if (target.verb === 'stream') return streamStep(request, reply, target.name);
+    return predict(request, reply, target.name);
   });
   app.post('/v1/models/:name/versions/:target', async (request, reply) => {
     let version;
     try {
-      version = verbOf(request.params.target);
+      // a sequence runs on the version it started on: :stream takes no version
+      ({ name: version } = verbOf(request.params.target, ['predict']));
     } catch (err) {
       return fail(reply, request.params.name, err);
     }

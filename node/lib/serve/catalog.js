@@ -17,6 +17,7 @@ const { FORMATS, runtimeName } = require('../runtime/vocabulary');
 const { DTYPES } = require('../io/protocol');
 const { Batcher, rowsOf, stack } = require('./batcher');
 const { choosePath, describeChoice } = require('./choice');
+const { Sequences } = require('./sequences');
 
 /** What identifies a folder's content: its inode (a swap changes it) and its manifest's stat. */
 function stampOf(dir) {
@@ -60,8 +61,10 @@ function randomInput(spec, rows, seed) {
 const sameBits = (a, b) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 
 class Catalog {
-  constructor({ pool, metrics, backend, format = null, batching, log }) {
+  constructor({ pool, metrics, backend, format = null, batching, streaming, log }) {
     Object.assign(this, { pool, metrics, backend, format, batching, log });
+    // :stream (sequences.js): {maxSequences (0: off), idleMs, maxBatch}
+    this.streaming = streaming || { maxSequences: 0 };
     this.models = new Map(); // name -> {dir, current, batcher, refused}
   }
 
@@ -147,6 +150,61 @@ class Catalog {
       throw err;
     }
     return generation;
+  }
+
+  /**
+   * What :stream runs on for a version: its layers model (loaded once more
+   * unless that is the path it serves on), a table of the sequences' states
+   * opened in every worker and warmed by one step. Sets generation.streams
+   * to {key, capacity, signature (one step's), lanes, opened} or, for a
+   * model that cannot stream (stream.js says why) or a folder without a
+   * layers model, {why}.
+   */
+  async prepareStreams(name, generation) {
+    const { maxSequences } = this.streaming;
+    if (!maxSequences) {
+      generation.streams = { why: 'streams are off (--max-sequences 0)' };
+      return;
+    }
+    const { dir, manifest, signature, version } = generation;
+    const key = generation.format === 'layers' ? generation.key : `${name}@${version}/stream`;
+    let loaded = false;
+    try {
+      if (signature.inputs.length !== 1)
+        throw new Error(`a stream takes one input, the model has ${signature.inputs.length}`);
+      checkIntegrity(dir, FORMATS.layers.folder, manifest);
+      if (key !== generation.key) {
+        await this.pool.load(key, dir, 'layers');
+        loaded = true;
+      }
+      const [spec] = signature.inputs;
+      const step = { ...spec, shape: spec.shape.slice(1) }; // one step: no time axis
+      const workers = this.pool.holding(key);
+      for (const worker of workers) {
+        const handle = worker.handles.get(key);
+        await worker.request('sequences_open', { handle, capacity: maxSequences });
+        await worker.request('sequences_step', { handle, slots: [0], starts: [true] }, [
+          zeros(step, 1),
+        ]);
+      }
+      generation.streams = {
+        key,
+        capacity: maxSequences,
+        signature: { inputs: [step], outputs: signature.outputs },
+        lanes: new Map(), // worker -> its slots and pending steps (sequences.js)
+        opened: new Set(workers),
+      };
+    } catch (err) {
+      if (loaded) await this.pool.unload(key);
+      generation.streams = { why: String(err.message).split('\n')[0] };
+    }
+  }
+
+  /** Frees a version in every worker: its path, and its streams' layers model if separate. */
+  async unloadGeneration(generation) {
+    const streamKey = generation.streams && generation.streams.key;
+    if (streamKey && streamKey !== generation.key) await this.pool.unload(streamKey);
+    await this.pool.unload(generation.key);
   }
 
   /**
@@ -288,8 +346,19 @@ class Catalog {
   async add(name, dir) {
     if (this.models.has(name))
       throw new Error(`two models named ${name}: name them (--model NAME=DIR)`);
-    const entry = { name, dir, current: null, refused: null, batcher: null };
+    const entry = { name, dir, current: null, refused: null, batcher: null, sequences: null };
     entry.current = await this.prepare(name, dir, 1);
+    await this.prepareStreams(name, entry.current);
+    const { maxSequences, idleMs, maxBatch: maxSteps } = this.streaming;
+    entry.sequences = new Sequences({
+      name,
+      pool: this.pool,
+      maxSequences,
+      idleMs,
+      maxBatch: maxSteps,
+      metrics: this.metrics.forSequences(name),
+      release: (generation) => this.release(generation),
+    });
     entry.batcher = new Batcher({
       ...this.batching,
       idle: () => this.pool.idle(),
@@ -300,7 +369,17 @@ class Catalog {
     this.models.set(name, entry);
     const { runtime, why, batching } = entry.current;
     this.log(`model ${name}: ${dir} runs on ${runtime} (${why}); batches ${batching}`);
+    this.logStreams(name, entry.current);
     return entry;
+  }
+
+  logStreams(name, generation) {
+    const { streams } = generation;
+    this.log(
+      streams.key
+        ? `model ${name}: :stream on ${runtimeName(this.backend, 'layers')} streams, up to ${streams.capacity} live sequences`
+        : `model ${name}: no :stream (${streams.why})`,
+    );
   }
 
   /** A batch runs on the version its requests were checked against, even after a reload. */
@@ -324,11 +403,16 @@ class Catalog {
 
   release(generation) {
     generation.pending -= 1;
-    if (generation.retired && !generation.pending) this.pool.unload(generation.key);
+    if (generation.retired && !generation.pending) this.unloadGeneration(generation);
   }
 
   get(name) {
     return this.models.get(name);
+  }
+
+  /** Every live sequence whose worker died is lost (the pool restarted it). */
+  loseSequences() {
+    for (const entry of this.models.values()) entry.sequences.loseDead();
   }
 
   /** Pumps every model's queue (a worker became free). */
@@ -350,6 +434,7 @@ class Catalog {
     let next;
     try {
       next = await this.prepare(entry.name, entry.dir, version);
+      await this.prepareStreams(entry.name, next);
     } catch (err) {
       entry.refused = stamp;
       this.metrics.reloaded(entry.name, 'refused');
@@ -362,11 +447,12 @@ class Catalog {
     entry.current = next;
     entry.refused = null;
     old.retired = true;
-    if (!old.pending) await this.pool.unload(old.key);
+    if (!old.pending) await this.unloadGeneration(old);
     this.metrics.reloaded(entry.name, 'loaded');
     this.log(
       `model ${entry.name}: version ${version} loaded from ${entry.dir} (${next.runtime}; batches ${next.batching})`,
     );
+    this.logStreams(entry.name, next);
   }
 
   /** Polls for changed folders every intervalMs (0: never); returns a stop function. */
@@ -387,7 +473,10 @@ class Catalog {
   }
 
   drain(err) {
-    for (const entry of this.models.values()) entry.batcher.drain(err);
+    for (const entry of this.models.values()) {
+      entry.batcher.drain(err);
+      entry.sequences.drain(err);
+    }
   }
 }
 

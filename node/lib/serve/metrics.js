@@ -7,6 +7,7 @@ const client = require('prom-client');
 const PREFIX = 'tfjs_bridge_';
 // Batch sizes are counted in samples; latency in seconds, from 0.5 ms to 10 s.
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+const STEP_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 const LATENCY_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
 ];
@@ -52,12 +53,55 @@ function createMetrics() {
     'result',
   ]);
   const signals = make(client.Counter, 'signals_total', 'Signals handled, by name.', ['signal']);
+  // :stream's sequence batcher (sequences.js)
+  const liveSequences = make(
+    client.Gauge,
+    'live_sequences',
+    'Sequences started and not yet ended, expired or lost.',
+    ['model'],
+  );
+  const sequenceBatch = make(
+    client.Histogram,
+    'sequence_batch_steps',
+    'Steps (one per sequence) per batched step of :stream.',
+    ['model'],
+    { buckets: STEP_BUCKETS },
+  );
+  const sequenceBatchLatency = make(
+    client.Histogram,
+    'sequence_batch_duration_seconds',
+    'Time a batched step of :stream spends in its worker process.',
+    ['model'],
+    { buckets: LATENCY_BUCKETS },
+  );
+  const stepLatency = make(
+    client.Histogram,
+    'sequence_step_duration_seconds',
+    'Latency of one :stream step, queued to answered.',
+    ['model'],
+    { buckets: LATENCY_BUCKETS },
+  );
+  const sequencesClosed = make(
+    client.Counter,
+    'sequences_closed_total',
+    'Sequences freed, by why: ended, expired, lost (their worker died), restarted.',
+    ['model', 'why'],
+  );
 
   return {
     registry,
     forModel: (model) => ({
       batchRows: (rows) => batchSize.observe({ model }, rows),
       queueDepth: (n) => queueDepth.set({ model }, n),
+    }),
+    forSequences: (model) => ({
+      live: (n) => liveSequences.set({ model }, n),
+      batch: (steps, seconds) => {
+        sequenceBatch.observe({ model }, steps);
+        sequenceBatchLatency.observe({ model }, seconds);
+      },
+      stepTime: (seconds) => stepLatency.observe({ model }, seconds),
+      closed: (why) => sequencesClosed.inc({ model, why }),
     }),
     answered: (model, code, seconds, path) => {
       requests.inc({ model, code: String(code) });

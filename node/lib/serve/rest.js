@@ -256,6 +256,7 @@ module.exports = {
   readJsonRequest,
   readBinaryRequest,
   writeResponse,
+  sample,
   metadata,
   status,
 };

@@ -30,9 +30,13 @@ def serve_command(
     queue_limit: int = 1024,
     timeout_ms: int = 10000,
     fmt: str | None = None,
+    max_sequences: int | None = None,
+    stream_idle_ms: int | None = None,
+    max_stream_batch: int | None = None,
 ) -> list[str]:
     """node serve.js's argv for MODELS ([NAME=]MODEL_DIR each); workers None:
-    serve.js's default; fmt None: each model's fastest verified path."""
+    serve.js's default; fmt None: each model's fastest verified path; the
+    :stream options (docs/streaming.md) None: serve.js's defaults."""
     args = [node_executable(), str(NODE_DIR / "serve.js"), "--host", host, "--port", str(port),
             "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
             "--batching", batching, "--queue-limit", str(queue_limit),
@@ -41,6 +45,11 @@ def serve_command(
         args += ["--workers", str(workers)]
     if fmt:
         args += ["--format", fmt]
+    streaming = {"--max-sequences": max_sequences, "--stream-idle-ms": stream_idle_ms,
+                 "--max-stream-batch": max_stream_batch}  # fmt: skip
+    for flag, value in streaming.items():
+        if value is not None:
+            args += [flag, str(value)]
     for model in models:
         args += ["--model", model]
     return args

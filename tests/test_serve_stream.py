@@ -1,0 +1,262 @@
+"""serve's sequence batcher (#24, `POST /v1/models/NAME:stream`) against a real
+node/serve.js on 127.0.0.1 and its real worker: sequences interleaved on one
+model, started and ended at different times, each stepped in rounds so that
+their steps run as batched steps, every answer Keras's output on that
+sequence's own prefix; the negative control, a worker that mixes up the
+sequences' rows, fails the same check; every 4xx; a killed worker's sequences
+answer 410, never from a fresh state."""
+
+import json
+import os
+import re
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from service import serving
+from tfjs_bridge.core.quiet_tf import import_tensorflow
+
+TARGET = 1e-5  # issue #24: a stream gives Keras's outputs within 1e-5
+MAX_SEQUENCES = 6
+IDLE_MS = 3000
+# (first round, steps) per sequence: at most MAX_SEQUENCES live in any round;
+# the last two start once others ended, so they reuse freed rows.
+SCHEDULE = [(0, 28), (0, 28), (0, 13), (0, 20), (2, 28), (5, 10), (20, 28), (30, 15)]
+
+
+def _metric(service, name, **labels):
+    """The value of one sample line of /metrics (0 when absent)."""
+    _, text = service.get("/metrics")
+    for line in text.decode().splitlines():
+        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _step(service, model, body):
+    status, _, raw = service.request("POST", f"/v1/models/{model}:stream", body)
+    return status, json.loads(raw)
+
+
+def _options(max_sequences=MAX_SEQUENCES):
+    return ["--max-sequences", max_sequences, "--stream-idle-ms", IDLE_MS, "--format", "layers"]
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    """One input sequence per scheduled sequence, each its own (MNIST-like rows in [0, 1))."""
+    return np.random.default_rng(24).uniform(0, 1, (len(SCHEDULE), 28, 28)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def keras_prefixes(small_models, inputs):
+    """Keras's output on every prefix of every sequence: [sequence, step, 10]."""
+    import_tensorflow()
+    import tf_keras
+
+    model = tf_keras.models.load_model(small_models / "gru" / "keras.h5", compile=False)
+    # the same layers on a free time axis, so that a prefix can be fed
+    x_in = tf_keras.Input((None, 28))
+    y = x_in
+    for layer in model.layers:
+        y = layer(y)
+    free = tf_keras.Model(x_in, y)
+    want = np.stack([free(inputs[:, : t + 1]).numpy() for t in range(28)], axis=1)
+    assert np.abs(want[:, 0] - want[:, -1]).max() > 1e-3  # the prefixes differ: not vacuous
+    assert np.abs(want[0] - want[1]).max() > 1e-3  # so do the sequences
+    return want
+
+
+@pytest.fixture(scope="module")
+def service(small_models, node_runtime):
+    with serving(small_models / "gru", small_models / "rnn_stack", options=_options()) as svc:
+        yield svc
+
+
+def _interleave(service, inputs):
+    """Runs SCHEDULE: a thread per sequence, all stepping in rounds (a barrier
+    after each), so that the steps of a round arrive together and batch.
+    Returns {sequence: [(status, answer) per step]}."""
+    rounds = max(first + steps for first, steps in SCHEDULE)
+    barrier = threading.Barrier(len(SCHEDULE))
+    answers = {i: [] for i in range(len(SCHEDULE))}
+
+    def run(i):
+        first, steps = SCHEDULE[i]
+        for r in range(rounds):
+            t = r - first
+            if 0 <= t < steps:
+                body = {"sequence_id": f"seq-{i}", "instances": [inputs[i, t].tolist()]}
+                if t == 0:
+                    body["sequence_start"] = True
+                if t == steps - 1:
+                    body["sequence_end"] = True
+                answers[i].append(_step(service, "gru", body))
+            barrier.wait(timeout=120)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(SCHEDULE))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def _errors(answers, keras_prefixes):
+    """Max |answer - Keras on the sequence's own prefix| per sequence."""
+    worst = {}
+    for i, replies in answers.items():
+        assert len(replies) == SCHEDULE[i][1]
+        for t, (status, body) in enumerate(replies):
+            assert status == 200, (i, t, body)
+            assert body["sequence_id"] == f"seq-{i}" and body["sequence_step"] == t + 1
+        got = np.array([body["predictions"][0] for _, body in replies])
+        worst[i] = float(np.abs(got - keras_prefixes[i, : len(got)]).max())
+    return worst
+
+
+def test_interleaved_sequences_each_get_keras_on_their_own_prefix(service, inputs, keras_prefixes):
+    said = "\n".join(service.lines)
+    assert "model gru: :stream on tfjs-node/layers" in said, said
+    before = _metric(service, "tfjs_bridge_sequence_batch_steps_count", model="gru")
+    answers = _interleave(service, inputs)
+    worst = _errors(answers, keras_prefixes)
+    assert max(worst.values()) <= TARGET, worst
+    steps = sum(n for _, n in SCHEDULE)
+    batches = _metric(service, "tfjs_bridge_sequence_batch_steps_count", model="gru") - before
+    # steps of several sequences ran as one batched step (how many share one
+    # depends on how the requests arrive: 170 steps took 109 batches once)
+    assert batches < steps, (batches, steps)
+    assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == 0
+    assert _metric(service, "tfjs_bridge_sequences_closed_total", model="gru", why="ended") >= 8
+    assert _metric(service, "tfjs_bridge_sequence_step_duration_seconds_count", model="gru") > 0
+
+
+def test_a_batcher_that_mixes_up_rows_is_caught(small_models, inputs, keras_prefixes):
+    """The negative control: the worker writes each sequence's new state to the
+    next one's row (TFJS_BRIDGE_TEST_MIX_SEQUENCES=1); the same check fails."""
+    os.environ["TFJS_BRIDGE_TEST_MIX_SEQUENCES"] = "1"
+    try:
+        with serving(small_models / "gru", options=_options()) as mixed:
+            answers = _interleave(mixed, inputs)
+    finally:
+        del os.environ["TFJS_BRIDGE_TEST_MIX_SEQUENCES"]
+    worst = _errors(answers, keras_prefixes)
+    assert max(worst.values()) > 1e-3, worst
+
+
+def test_two_workers_each_keep_their_own_sequences(small_models, inputs, keras_prefixes):
+    """With two worker processes, each sequence lives in the one it started in."""
+    with serving(small_models / "gru", options=[*_options(), "--workers", 2]) as two:
+        answers = _interleave(two, inputs)
+        said = "\n".join(two.lines)
+    assert re.search(r"2 worker process\(es\), pids \d+ \d+;", said), said
+    worst = _errors(answers, keras_prefixes)
+    assert max(worst.values()) <= TARGET, worst
+
+
+def _gru_step(inputs, i=0, t=0):
+    return [inputs[i, t].tolist()]
+
+
+STEP, TWO = "STEP", "TWO"  # the first step of sequence 0; its first two steps
+
+
+# (model, changes to a first step {"sequence_id": "s", "sequence_start": true,
+# "instances": STEP}, None deletes a field; status; words in the error)
+@pytest.mark.parametrize(
+    ("model", "changes", "code", "words"),
+    [
+        ("gru", {"sequence_id": "never", "sequence_start": None}, 400, "has not started"),
+        ("gru", {"sequence_id": None}, 400, "sequence_id"),
+        ("gru", {"sequence_id": ""}, 400, "sequence_id"),
+        ("gru", {"sequence_id": "a\nb"}, 400, "control characters"),
+        ("gru", {"sequence_start": 1}, 400, "true or false"),
+        ("gru", {"instances": [[0.5] * 27]}, 400, "shape"),
+        ("gru", {"instances": [["a"] * 28]}, 400, "not a number"),
+        ("gru", {"instances": TWO}, 400, "one step"),
+        ("gru", {"oops": 1}, 400, "unknown field"),
+        ("rnn_stack", {"instances": [[0.5]]}, 400, "Bidirectional"),
+        ("nope", {}, 404, "no model"),
+    ],
+)
+def test_bad_steps_are_refused_with_one_line(service, inputs, model, changes, code, words):
+    body = {"sequence_id": "s", "sequence_start": True, "instances": STEP, **changes}
+    body = {k: v for k, v in body.items() if v is not None}
+    if body.get("instances") == STEP:
+        body["instances"] = _gru_step(inputs)
+    if body.get("instances") == TWO:
+        body["instances"] = [inputs[0, 0].tolist(), inputs[0, 1].tolist()]
+    status, answer = _step(service, model, body)
+    assert status == code, answer
+    assert list(answer) == ["error"] and "\n" not in answer["error"], answer
+    assert words in answer["error"], answer
+    assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == 0
+
+
+def test_ended_and_expired_sequences_answer_404(service, inputs):
+    start = {"sequence_start": True, "instances": _gru_step(inputs)}
+    assert _step(service, "gru", {"sequence_id": "e", "sequence_end": True, **start})[0] == 200
+    status, answer = _step(service, "gru", {"sequence_id": "e", "instances": _gru_step(inputs)})
+    assert status == 404 and "ended" in answer["error"], answer
+
+    assert _step(service, "gru", {"sequence_id": "idle", **start})[0] == 200
+    assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == 1
+    time.sleep(IDLE_MS / 1000 + 1.5)
+    status, answer = _step(service, "gru", {"sequence_id": "idle", "instances": _gru_step(inputs)})
+    assert status == 404 and "expired" in answer["error"] and "--stream-idle-ms" in answer["error"]
+    assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == 0
+    # started again, it is answered from the zero state
+    first = _step(service, "gru", {"sequence_id": "idle", "sequence_end": True, **start})
+    again = _step(service, "gru", {"sequence_id": "e", "sequence_end": True, **start})
+    assert first[0] == again[0] == 200
+    np.testing.assert_allclose(first[1]["predictions"], again[1]["predictions"], atol=TARGET)
+
+
+def test_too_many_live_sequences_answer_429(service, inputs):
+    start = {"sequence_start": True, "instances": _gru_step(inputs)}
+    for i in range(MAX_SEQUENCES):
+        assert _step(service, "gru", {"sequence_id": f"many-{i}", **start})[0] == 200
+    status, answer = _step(service, "gru", {"sequence_id": "one-too-many", **start})
+    assert status == 429 and "--max-sequences" in answer["error"], answer
+    # a live sequence goes on; once one ends, a new one starts
+    end = {"sequence_end": True, "instances": _gru_step(inputs, t=1)}
+    for i in range(MAX_SEQUENCES):
+        status, answer = _step(service, "gru", {"sequence_id": f"many-{i}", **end})
+        assert status == 200 and answer["sequence_step"] == 2, answer
+    status, answer = _step(
+        service, "gru", {"sequence_id": "one-too-many", "sequence_end": True, **start}
+    )
+    assert status == 200, answer
+
+
+def test_a_killed_worker_loses_its_sequences_with_410(service, inputs, keras_prefixes):
+    """Its state died with the worker: the client is told, never answered from a fresh state."""
+    start = {"sequence_id": "k", "sequence_start": True, "instances": _gru_step(inputs)}
+    assert _step(service, "gru", start)[0] == 200
+    assert (
+        _step(service, "gru", {"sequence_id": "k", "instances": _gru_step(inputs, t=1)})[0] == 200
+    )
+    (pid,) = re.search(r"pids (\d+);", "\n".join(service.lines)).groups()
+    os.kill(int(pid), signal.SIGKILL)
+    for _ in range(2):  # at once, and again after the restart
+        status, answer = _step(
+            service, "gru", {"sequence_id": "k", "instances": _gru_step(inputs, t=2)}
+        )
+        assert status == 410 and "lost" in answer["error"] and pid in answer["error"], answer
+        deadline = time.time() + 120
+        while not any("starting it again" in line for line in service.lines):
+            assert time.time() < deadline
+            time.sleep(0.2)
+    assert _metric(service, "tfjs_bridge_sequences_closed_total", model="gru", why="lost") == 1
+    # a sequence started again runs on the restarted worker, from the zero state
+    for t in range(3):
+        body = {"sequence_id": "k", "instances": _gru_step(inputs, t=t)}
+        if t == 0:
+            body["sequence_start"] = True
+        status, answer = _step(service, "gru", body)
+        assert status == 200, answer
+        np.testing.assert_allclose(answer["predictions"][0], keras_prefixes[0, t], atol=TARGET)
