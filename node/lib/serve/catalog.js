@@ -153,6 +153,19 @@ class Catalog {
   }
 
   /**
+   * A version's streams, prepared at its first :stream start (once: later
+   * starts wait for the same preparation), so a service whose clients never
+   * stream loads nothing more and starts no slower. Logs the outcome.
+   */
+  streamsOf(name, generation) {
+    if (!generation.streamsReady)
+      generation.streamsReady = this.prepareStreams(name, generation).then(() =>
+        this.logStreams(name, generation),
+      );
+    return generation.streamsReady;
+  }
+
+  /**
    * What :stream runs on for a version: its layers model (loaded once more
    * unless that is the path it serves on), a table of the sequences' states
    * opened in every worker and warmed by one step. Sets generation.streams
@@ -348,7 +361,6 @@ class Catalog {
       throw new Error(`two models named ${name}: name them (--model NAME=DIR)`);
     const entry = { name, dir, current: null, refused: null, batcher: null, sequences: null };
     entry.current = await this.prepare(name, dir, 1);
-    await this.prepareStreams(name, entry.current);
     const { maxSequences, idleMs, maxBatch: maxSteps } = this.streaming;
     entry.sequences = new Sequences({
       name,
@@ -358,6 +370,7 @@ class Catalog {
       maxBatch: maxSteps,
       metrics: this.metrics.forSequences(name),
       release: (generation) => this.release(generation),
+      streamsOf: (generation) => this.streamsOf(name, generation),
     });
     entry.batcher = new Batcher({
       ...this.batching,
@@ -373,13 +386,21 @@ class Catalog {
     return entry;
   }
 
+  /** The start-up line about :stream, and, at a version's first start, what it found. */
   logStreams(name, generation) {
     const { streams } = generation;
-    this.log(
-      streams.key
-        ? `model ${name}: :stream on ${runtimeName(this.backend, 'layers')} streams, up to ${streams.capacity} live sequences`
-        : `model ${name}: no :stream (${streams.why})`,
-    );
+    const { maxSequences } = this.streaming;
+    if (!maxSequences) this.log(`model ${name}: no :stream (streams are off: --max-sequences 0)`);
+    else if (!streams)
+      this.log(
+        `model ${name}: :stream ready at its first sequence_start (on ${runtimeName(this.backend, 'layers')} streams, up to ${maxSequences} live sequences)`,
+      );
+    else
+      this.log(
+        streams.key
+          ? `model ${name}: :stream on ${runtimeName(this.backend, 'layers')} streams, up to ${streams.capacity} live sequences`
+          : `model ${name}: no :stream (${streams.why})`,
+      );
   }
 
   /** A batch runs on the version its requests were checked against, even after a reload. */
@@ -434,7 +455,6 @@ class Catalog {
     let next;
     try {
       next = await this.prepare(entry.name, entry.dir, version);
-      await this.prepareStreams(entry.name, next);
     } catch (err) {
       entry.refused = stamp;
       this.metrics.reloaded(entry.name, 'refused');

@@ -58,10 +58,12 @@ class Sequences {
    * pool: lib/serve/pool.js's; maxSequences live at once (a 429 beyond);
    * idleMs: a sequence without a step that long is freed; maxBatch: the most
    * steps a batched step holds; metrics: metrics.js's forSequences(model);
-   * release(generation): catalog.js's, once a sequence no longer needs its version.
+   * release(generation): catalog.js's, once a sequence no longer needs its version;
+   * streamsOf(generation): catalog.js's, prepares a version's streams (once).
    */
-  constructor({ name, pool, maxSequences, idleMs, maxBatch, metrics, release }) {
+  constructor({ name, pool, maxSequences, idleMs, maxBatch, metrics, release, streamsOf }) {
     Object.assign(this, { name, pool, maxSequences, idleMs, maxBatch, metrics, release });
+    this.streamsOf = streamsOf;
     this.generations = new Set(); // the versions sequences ran on: their lanes
     this.live = new Map(); // id -> {id, generation, lane, slot, steps, lastAt, busy}
     this.gone = new Map(); // id -> why it is no longer live (insertion order: oldest first)
@@ -90,6 +92,7 @@ class Sequences {
       );
     if (!start && !sequence) throw this.whyNotLive(id);
     const generation = start ? current : sequence.generation;
+    if (!generation.streams) await this.streamsOf(generation);
     if (!generation.streams.key)
       throw new RequestError(`model ${this.name} cannot stream: ${generation.streams.why}`);
     const { format, arrays } = read(generation.streams.signature);
