@@ -18,6 +18,7 @@ const MNIST_STROKES = [1.86, 4.04]; // a stroke's width is brought into this ran
 const MNIST_CENTRE = [14.5, 14.5];
 const SUPER = 8; // work at 8 x MNIST's resolution, then average each 8 x 8
 const MAX_SIDE = 256; // larger inputs (photos) are first scaled to this
+const MAX_CHANGE = 3; // pixels: the most a stroke is widened or narrowed
 const INK = 0.5; // of the brightest pixel: what counts as the stroke itself
 const FAINT = 0.1; // of the brightest pixel: below it, background
 
@@ -212,8 +213,16 @@ function mnistDigit(ink, w, h, strokes = MNIST_STROKES) {
   // nearest MNIST width: (extent - width) * scale + target = BOX.
   const natural = (width * BOX) / extent;
   const target = Math.min(Math.max(natural, strokes[0]), strokes[1]);
-  const scale = target === natural ? BOX / extent : (BOX - target) / Math.max(extent - width, 1);
-  const radius = ((target - width * scale) / 2) * SUPER; // in the 8x image's pixels
+  // A blob (a dot, a scribble) has no centre line to speak of: the scale
+  // stays near the box's and the width changes by a few pixels at most,
+  // which also bounds the work.
+  const fit = BOX / extent;
+  const scale =
+    target === natural
+      ? fit
+      : Math.min(Math.max((BOX - target) / Math.max(extent - width, 1), 0.75 * fit), 1.5 * fit);
+  const change = Math.min(Math.max(target - width * scale, -MAX_CHANGE), MAX_CHANGE);
+  const radius = (change / 2) * SUPER; // in the 8x image's pixels
   let big = resample(
     source.image,
     source.width,
