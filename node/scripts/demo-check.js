@@ -34,6 +34,8 @@ const SHOWN = [
   'sine-status',
   'lstm_sine-test',
   'lstm_sine-example',
+  'lstm_sine-meta',
+  'spam-meta',
   'spam-status',
   'spam-test',
   'spam-example',
@@ -96,6 +98,15 @@ async function run() {
     for (let i = 1; i <= 20; i++) await page.mouse.move(box.x + 140, box.y + 40 + i * 10);
     await page.mouse.up();
     out.stroke = await page.evaluate(() => globalThis.demo.classify());
+    out.stroke_seen = await page.evaluate(() => globalThis.demo.digitSeen());
+    out.sliders = await page.evaluate(() =>
+      Object.fromEntries(
+        ['period', 'amplitude', 'phase'].map((id) => {
+          const el = globalThis.document.getElementById(id);
+          return [id, [Number(el.min), Number(el.max)]];
+        }),
+      ),
+    );
     if (text !== null)
       out.spam = await page.evaluate((t) => globalThis.demo.spamProbability(t), text);
     out.forecast = await page.evaluate(() => globalThis.demo.forecast());

@@ -93,7 +93,10 @@ function clearDigit() {
 function digitInput() {
   const side = SIDE * SCALE;
   const { data } = context().getImageData(0, 0, side, side);
-  const input = mnistDigit(inkFromRgba(data, side, side), side, side);
+  return showSeen(mnistDigit(inkFromRgba(data, side, side), side, side));
+}
+
+function showSeen(input) {
   const seen = $('digit-seen').getContext('2d');
   const zoom = $('digit-seen').width / SIDE;
   for (let i = 0; i < SIDE * SIDE; i++) {
@@ -105,10 +108,11 @@ function digitInput() {
   return input;
 }
 
-async function classify() {
+/** gru's probabilities for the canvas, or for `given` (784 values: an MNIST image as it is). */
+async function classify(given = null) {
   if (!models.gru) return null;
   const started = performance.now();
-  const input = digitInput();
+  const input = given ? showSeen(Float32Array.from(given)) : digitInput();
   const y = tf.tidy(() => models.gru.predict(tf.tensor(input, [1, SIDE, SIDE])));
   const probs = Array.from(await y.data());
   y.dispose();
@@ -126,25 +130,33 @@ async function classify() {
 
 /** Paints 784 bytes (an MNIST image) onto the canvas, each as a 10 x 10 block, then classifies. */
 function drawPixels(bytes) {
+  paintPixels(bytes);
+  return classify();
+}
+
+function paintPixels(bytes) {
   const ctx = context();
   for (let i = 0; i < SIDE * SIDE; i++) {
     const v = bytes[i];
     ctx.fillStyle = `rgb(${v},${v},${v})`;
     ctx.fillRect((i % SIDE) * SCALE, Math.floor(i / SIDE) * SCALE, SCALE, SCALE);
   }
-  return classify();
 }
 
-/** An MNIST test digit onto the canvas: the page's answer beside Keras's for the 28 x 28 image. */
+/**
+ * An MNIST test digit onto the canvas, given to gru as it is (it is MNIST
+ * already): the page's answer beside Keras's for the same 28 x 28 image.
+ */
 async function tryDigitExample() {
   const example = takeExample('gru');
   if (!example) return null;
   clearDigit();
-  const page = await drawPixels(example.pixels);
+  paintPixels(example.pixels);
+  const page = await classify(example.pixels.map((v) => v / 255));
   const keras = argmax(example.keras);
   const mine = argmax(page);
   $('gru-example').textContent =
-    `${example.source}, #${example.number}: label ${example.label} · Keras (on the 28 x 28 image): ` +
+    `${example.source}, #${example.number} (as is): label ${example.label} · Keras: ` +
     `${keras} (${percent(example.keras[keras])}) · this page: ${mine} (${percent(page[mine])})`;
   return { label: example.label, keras: example.keras, page };
 }
@@ -297,7 +309,8 @@ async function forecast({ period, amplitude, phase } = sineSettings()) {
   const mse = errors.lstm_sine[HORIZONS.length - 1];
   $('sine-status').textContent =
     `truth: grey; the ${WINDOW} noisy values the model sees: black; its forecast: blue (MSE over ${HORIZON} steps: ${mse.toFixed(4)})`;
-  return { truth, window, predicted, mse, errors, horizons: HORIZONS };
+  const history = Array.from({ length: lag + WINDOW }, (_, i) => observed.get(i - lag));
+  return { truth, window, history, lag, predicted, mse, errors, horizons: HORIZONS };
 }
 
 /** A test window of lstm_sine's: the page's next value beside Keras's and the truth, then fed back. */

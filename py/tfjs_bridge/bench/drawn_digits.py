@@ -71,7 +71,7 @@ def thin(mask: np.ndarray) -> np.ndarray:
 
 
 def centre_line(image: np.ndarray) -> np.ndarray:
-    """(n, 2) points (x, y), in canvas pixels from the digit's centre, of a 28 x 28 digit's centre line."""
+    """A 28 x 28 digit's centre line: (n, 2) points (x, y) in canvas pixels from its centre."""
     from PIL import Image
 
     big = Image.fromarray(np.rint(image * 255).astype(np.uint8)).resize(
@@ -83,7 +83,7 @@ def centre_line(image: np.ndarray) -> np.ndarray:
 
 
 def draw(points: np.ndarray, variant: Variant) -> np.ndarray:
-    """The digit drawn with a round pen: a CANVAS x CANVAS uint8 image (ink 255 on 0, or 0 on 255 on paper)."""
+    """The digit drawn with a round pen: CANVAS x CANVAS uint8, 255 on 0 (on paper 0 on 255)."""
     from PIL import Image, ImageDraw
 
     size = CANVAS * SUPERSAMPLE
@@ -116,7 +116,9 @@ def write_strokes(images: np.ndarray, folder: Path, variants=VARIANTS) -> list[d
             canvas = draw(points, variant)
             path = folder / f"digit{i:05d}_v{v}.png"
             Image.fromarray(canvas).save(path)
-            records.append({"index": i, "variant": variant, "png": path, "naive": naive_input(canvas, variant)})
+            records.append(
+                {"index": i, "variant": variant, "png": path, "naive": naive_input(canvas, variant)}
+            )
     return records
 
 
@@ -170,7 +172,9 @@ def measure(model: Path, count: int, start: int = 0) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="an MNIST model's folder (gru)")
-    parser.add_argument("--count", type=int, default=500, help="MNIST test digits (each in 6 variants)")
+    parser.add_argument(
+        "--count", type=int, default=500, help="MNIST test digits (each in 6 variants)"
+    )
     parser.add_argument("--start", type=int, default=0, help="the first test digit")
     args = parser.parse_args(argv)
     result = measure(args.model, args.count, args.start)

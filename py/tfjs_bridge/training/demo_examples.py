@@ -33,8 +33,11 @@ def gru_examples(folder: Path, count: int = EXAMPLES) -> dict:
     return {
         "source": f"MNIST test images {MNIST_FIRST}..{MNIST_FIRST + count - 1}",
         "examples": [
-            {"pixels": np.rint(image * 255).astype(int).ravel().tolist(), "label": int(label),
-             "keras": probs.tolist()}  # fmt: skip
+            {
+                "pixels": np.rint(image * 255).astype(int).ravel().tolist(),
+                "label": int(label),
+                "keras": probs.tolist(),
+            }  # fmt: skip
             for image, label, probs in zip(images, labels, keras, strict=True)
         ],
     }
