@@ -41,7 +41,7 @@ def _box_and_centre(image):
     mass = image.sum()
     grid = np.arange(28) + 0.5
     centre = ((image.sum(1) * grid).sum() / mass, (image.sum(0) * grid).sum() / mass)
-    return max(rows.ptp(), cols.ptp()) + 1, np.array(centre)
+    return max(np.ptp(rows), np.ptp(cols)) + 1, np.array(centre)
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +79,15 @@ def test_a_real_mnist_digit_comes_back_as_itself(tmp_path):
     seen = _preprocessed(pngs, tmp_path / "seen.npy")
     same, scanned = seen[0::2], seen[1::2]
     error = np.abs(same - images).mean(axis=(1, 2))
-    # Most come back exactly; those with strokes outside MNIST's common
-    # widths (its thinnest and thickest 10 %) are made a little wider or narrower.
-    assert (error == 0).mean() >= 0.7 and error.max() < 0.05, error
-    assert np.abs(scanned - images).mean(axis=(1, 2)).max() < 0.05
+    # Most come back exactly or within a few grey levels; those with strokes
+    # outside MNIST's common widths (its thinnest and thickest 10 %) are
+    # made a little wider or narrower.
+    assert (error == 0).mean() >= 0.5 and np.median(error) < 1e-3 and error.max() < 0.05, error
+    scan_error = np.abs(scanned - images).mean(axis=(1, 2))  # widths measured finer: more changed
+    assert np.median(scan_error) < 1e-2 and scan_error.max() < 0.1, scan_error
     # The control: against another digit the difference is far larger.
-    assert np.abs(same - np.roll(images, 1, axis=0)).mean(axis=(1, 2)).min() > 0.05
+    others = np.abs(same - np.roll(images, 1, axis=0)).mean(axis=(1, 2))
+    assert np.median(others) > 0.1 and others.min() > 0.05, others
 
 
 def test_node_and_keras_answer_alike_for_the_preprocessed_array(strokes, small_models, tmp_path):
