@@ -67,6 +67,24 @@ def test_strokes_are_made_mnist_like(strokes):
     assert all(box < 15 and np.abs(centre - 14.5).max() > 3 for box, centre in naive)
 
 
+def test_grey_paper_is_background(strokes, tmp_path):
+    # A photo's paper is not white: ink 40 on paper 225 must give what ink 0 on 255 gives.
+    records, seen = strokes
+    on_paper = [i for i, r in enumerate(records) if r["variant"].paper]
+    pngs = []
+    for i in on_paper:
+        page = np.asarray(Image.open(records[i]["png"]), dtype=np.float64)
+        Image.fromarray(np.rint(40 + page * (185 / 255)).astype(np.uint8)).save(
+            tmp_path / f"{i}.png"
+        )
+        pngs.append(tmp_path / f"{i}.png")
+    grey = _preprocessed(pngs, tmp_path / "grey.npy")
+    error = np.abs(grey - seen[on_paper]).mean(axis=(1, 2))
+    assert error.max() < 0.02, error
+    # The control: another digit on the same paper is far from it.
+    assert np.abs(grey - np.roll(seen[on_paper], 1, axis=0)).mean(axis=(1, 2)).min() > 0.05
+
+
 def test_a_real_mnist_digit_comes_back_as_itself(tmp_path):
     images = mnist_split("test", 20)[0]
     pngs = []

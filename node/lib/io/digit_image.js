@@ -26,7 +26,8 @@ const FAINT = 0.1; // of the brightest pixel: below it, background
  * An image's pixels as ink in [0, 1], bright ink on a dark background as in
  * MNIST. rgba: 4 bytes a pixel (canvas ImageData, a decoded PNG);
  * transparency is composited over white; dark ink on light paper (a photo,
- * most drawings) is inverted, told apart by the border's brightness.
+ * most drawings) is inverted, told apart by the border's brightness, and the
+ * border's level is taken as the background's.
  */
 function inkFromRgba(rgba, width, height) {
   const gray = new Float32Array(width * height);
@@ -45,7 +46,14 @@ function inkFromRgba(rgba, width, height) {
     border += gray[y * width] + gray[y * width + width - 1];
     count += 2;
   }
-  if (border / count > 0.5) for (let i = 0; i < gray.length; i++) gray[i] = 1 - gray[i];
+  const paper = border / count > 0.5;
+  // The background's level (the border's mean, once ink is bright) is
+  // taken away: grey paper, a photo's light, are not ink.
+  const background = paper ? 1 - border / count : border / count;
+  for (let i = 0; i < gray.length; i++) {
+    const ink = paper ? 1 - gray[i] : gray[i];
+    gray[i] = Math.max(0, ink - background) / (1 - background || 1);
+  }
   return gray;
 }
 
@@ -204,6 +212,7 @@ function mnistDigit(ink, w, h, strokes = MNIST_STROKES) {
     // a photo: thinning millions of pixels is slow and learns nothing more
     source = resample(source.image, w, h, box, MAX_SIDE / Math.max(box[2], box[3]), 1);
     box = inkBox(source.image, source.width, source.height, FAINT);
+    if (!box) return new Float32Array(SIDE * SIDE);
   }
   const crop = resample(source.image, source.width, source.height, box, 1, 0);
   const width = strokeWidth(crop.image, crop.width, crop.height);
