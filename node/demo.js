@@ -1,7 +1,7 @@
 'use strict';
 // A page people can use: the converted models in the browser, with tfjs.
 //
-//   node node/demo.js [--models shared_models] [--host 127.0.0.1] [--port 8080]
+//   node node/demo.js [--models shared_models] [--examples FILE.json] [--host 127.0.0.1] [--port 8080]
 //
 // Draw a digit (gru classifies it as you draw), watch lstm_sine forecast a
 // sine against the truth, paste a mail (spam's probability). The page runs
@@ -10,15 +10,22 @@
 // files the page needs are served (each model's model.json, the shards it
 // lists, spam's tokenizer.json), checked against the folder's manifest, from
 // 127.0.0.1 unless --host says otherwise. SIGINT/SIGTERM stop it.
+//
+// --examples: real test examples with Keras's answers and lstm_sine's
+// training domain, as `tfjs-bridge demo` writes them at start-up
+// (py/tfjs_bridge/training/demo_examples.py); without it the page says
+// they are missing.
 const { main, UsageError, parseCommandLine } = require('./lib/runtime/cli');
 
-const USAGE = 'usage: demo.js [--models shared_models] [--host 127.0.0.1] [--port 8080]';
+const USAGE =
+  'usage: demo.js [--models shared_models] [--examples FILE.json] [--host 127.0.0.1] [--port 8080]';
 
 function parse() {
   const args = parseCommandLine(
     {
       options: {
         models: { type: 'string', default: 'shared_models' },
+        examples: { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'string', default: '8080' },
       },
@@ -33,9 +40,9 @@ function parse() {
 }
 
 async function run() {
-  const { models, host, port } = parse();
+  const { models, examples, host, port } = parse();
   const { startDemo } = require('./lib/demo/server');
-  const demo = await startDemo(models, host, port);
+  const demo = await startDemo(models, host, port, examples);
   process.stdout.write(`demo: ${demo.url} (${demo.models.join(', ')})\n`);
   const stop = () => demo.close().then(() => process.exit(0));
   process.once('SIGINT', stop);

@@ -4,6 +4,7 @@
 //   node node/predict.js --model shared_models/gru --input x.npy --output y.npy
 //   node node/predict.js --model shared_models/lstm --value 3
 //   node node/predict.js --model shared_models/gru --mnist-test 0:100
+//   node node/predict.js --model shared_models/gru --image digit.png [--image 2.png ...]
 //   node node/predict.js --model shared_models/spam --text "Subject line\nBody ..."
 //   node node/predict.js --model shared_models/spam --text-file mail.txt
 //   node node/predict.js --model shared_models/gru --stream < steps.jsonl
@@ -14,6 +15,11 @@
 // encoded to token ids as in Python (lib/io/tokenizer.js), and the model's
 // probability printed. The model reads the text as given: for the spam model,
 // a mail's subject, a newline, and its body (folder/tokenizer.py's mail_text), no headers.
+//
+// --image (MNIST models) reads a PNG (a drawing, a photo of a digit on
+// paper) and makes it MNIST-like as the demo page does (lib/io/digit_image.js:
+// the ink's box scaled into 20 x 20, strokes MNIST-wide, centred by mass),
+// then prints the digit and its probability for each image.
 //
 // --format picks how the model is loaded: layers (tf.loadLayersModel),
 // graph (tf.loadGraphModel), saved_model or saved_model_xla
@@ -34,7 +40,8 @@ const TOKENIZER_FILE = 'tokenizer.json'; // folder/tokenizer.py's TOKENIZER_FILE
 const USAGE =
   'usage: predict.js --model DIR [--format layers|graph|saved_model|saved_model_xla|onnx] ' +
   '(--input X.npy | --input NAME=X.npy ... [--output Y.npy] [--allow-nonfinite] ' +
-  '| --value V | --mnist-test START:END | --text TEXT | --text-file FILE | --stream) [--json]';
+  '| --value V | --mnist-test START:END | --image FILE.png ... | --text TEXT | --text-file FILE ' +
+  '| --stream) [--json]';
 // --help says what --stream reads and writes too
 const HELP =
   `${USAGE}\n--stream: stdin one step per line (a JSON array of its features, or one ` +
@@ -50,6 +57,7 @@ function parse() {
         output: { type: 'string' },
         value: { type: 'string' },
         'mnist-test': { type: 'string' },
+        image: { type: 'string', multiple: true },
         text: { type: 'string' },
         'text-file': { type: 'string' },
         'allow-nonfinite': { type: 'boolean', default: false },
@@ -59,7 +67,7 @@ function parse() {
     },
     USAGE,
   ).values;
-  const modes = ['input', 'value', 'mnist-test', 'text', 'text-file'].filter(
+  const modes = ['input', 'value', 'mnist-test', 'image', 'text', 'text-file'].filter(
     (k) => args[k] !== undefined,
   );
   if (args.stream) modes.push('stream');
@@ -207,6 +215,10 @@ main(async () => {
       oov: ids.filter((id) => id === 1).length,
     };
     inputs = [{ data: ids, shape: [1, ids.length], dtype: 'int32' }];
+  } else if (args.image !== undefined) {
+    if (spec.data !== 'mnist')
+      throw new UsageError(`--image needs an MNIST model; ${spec.name} is not one`);
+    inputs = [require('./lib/io/png').readDigitPngs(args.image)];
   } else {
     if (spec.data !== 'mnist')
       throw new UsageError(`--mnist-test needs an MNIST model; ${spec.name} is not one`);
@@ -260,6 +272,13 @@ main(async () => {
     const digits = Array.from(tf.tidy(() => y.argMax(-1)).dataSync());
     summary.digits = digits;
     summary.accuracy = digits.filter((d, i) => d === labels[i]).length / digits.length;
+  } else if (args.image) {
+    const classes = y.shape[1];
+    summary.images = args.image.map((file, i) => {
+      const probabilities = Array.from(values.subarray(i * classes, (i + 1) * classes));
+      const digit = probabilities.indexOf(Math.max(...probabilities));
+      return { file, digit, probability: probabilities[digit], probabilities };
+    });
   } else if (args.value !== undefined) {
     summary.prediction = Array.from(values);
   } else if (text) {
@@ -283,6 +302,9 @@ main(async () => {
     lines.push(
       `accuracy on test images ${summary.range[0]}:${summary.range[1]}: ${(100 * summary.accuracy).toFixed(2)} %`,
     );
+  } else if (summary.images) {
+    for (const { file, digit, probability } of summary.images)
+      lines.push(`${file}: ${digit} (${(100 * probability).toFixed(1)} %)`);
   } else if (text) {
     const truncated = text.tokens > text.length ? `, of the text's ${text.tokens}` : '';
     lines.push(`${text.length} token ids${truncated} (max ${text.max_len}; ${text.oov} unknown)`);

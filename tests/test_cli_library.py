@@ -191,6 +191,20 @@ def test_demo_command():
         node_executable(), str(NODE_DIR / "demo.js"), "--models", "/m",
         "--host", "0.0.0.0", "--port", "0",
     ]  # fmt: skip
+    assert services.demo_command(Path("/m"), examples=Path("/e.json"))[-2:] == [
+        "--examples", "/e.json",
+    ]  # fmt: skip
+
+
+def test_demo_writes_the_examples_then_becomes_node(monkeypatch, tmp_path):
+    became = []
+    monkeypatch.setattr(services.os, "execv", lambda path, argv: became.append(argv))
+    result = CliRunner().invoke(main, ["demo", "--port", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    [argv] = became
+    examples = Path(argv[argv.index("--examples") + 1])
+    assert json.loads(examples.read_text()) == {}  # no demo model in tmp_path
+    examples.unlink()
 
 
 def test_serve_becomes_node(monkeypatch):

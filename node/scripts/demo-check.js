@@ -7,14 +7,39 @@
 //
 // --digits: a JSON list of MNIST images (784 bytes each), painted onto the
 // canvas through the page one after the other; the page's probabilities for
-// each are printed. A pen stroke drawn with the mouse is printed too.
+// each and the 28 x 28 input it gave gru (after its preprocessing) are
+// printed. A pen stroke drawn with the mouse is printed too, and each
+// panel's "try an example" answers (--examples: how many of each), and
+// the text the page shows when the screenshot is taken.
 const fs = require('fs');
 const path = require('path');
 const { main, UsageError, parseCommandLine } = require('../lib/runtime/cli');
 
 const USAGE =
-  'usage: demo-check.js --url URL [--backend webgl|wasm|cpu] [--digits FILE.json] [--text FILE] [--screenshot FILE.png]';
+  'usage: demo-check.js --url URL [--backend webgl|wasm|cpu] [--digits FILE.json] [--text FILE] ' +
+  '[--examples N] [--screenshot FILE.png]';
 const VIEWPORT = { width: 1280, height: 800 };
+const EXAMPLE_BUTTONS = {
+  gru: 'tryDigitExample',
+  lstm_sine: 'tryForecastExample',
+  spam: 'trySpamExample',
+};
+// What the page shows, read when the screenshot is taken (for the report).
+const SHOWN = [
+  'digit-answer',
+  'gru-test',
+  'gru-meta',
+  'gru-example',
+  'sine-domain',
+  'sine-status',
+  'lstm_sine-test',
+  'lstm_sine-example',
+  'lstm_sine-meta',
+  'spam-meta',
+  'spam-status',
+  'spam-test',
+  'spam-example',
+];
 
 function parse() {
   const args = parseCommandLine(
@@ -25,12 +50,16 @@ function parse() {
         digits: { type: 'string' },
         text: { type: 'string' },
         screenshot: { type: 'string' },
+        examples: { type: 'string', default: '0' },
       },
     },
     USAGE,
   ).values;
   if (!args.url) throw new UsageError(`--url is required (${USAGE})`);
-  return args;
+  const examples = Number(args.examples);
+  if (!Number.isInteger(examples) || examples < 0)
+    throw new UsageError(`--examples wants a count >= 0, got '${args.examples}'`);
+  return { ...args, examples };
 }
 
 async function run() {
@@ -48,9 +77,18 @@ async function run() {
     await page.evaluate(() => globalThis.demo.ready);
     const backend = await page.evaluate((name) => globalThis.demo.setBackend(name), args.backend);
     const out = { backend, version: await launched.browser.version(), digits: [] };
+    out.seen = [];
     for (const pixels of digits) {
       await page.evaluate(() => globalThis.demo.clearDigit());
       out.digits.push(await page.evaluate((p) => globalThis.demo.drawPixels(p), pixels));
+      out.seen.push(await page.evaluate(() => globalThis.demo.digitSeen()));
+    }
+    // Each panel's "try an example" button, as a user clicks it.
+    out.examples = { gru: [], lstm_sine: [], spam: [] };
+    for (let i = 0; i < args.examples; i++) {
+      for (const [name, button] of Object.entries(EXAMPLE_BUTTONS)) {
+        out.examples[name].push(await page.evaluate((f) => globalThis.demo[f](), button));
+      }
     }
     // A stroke with the mouse, as a user draws: the page classifies what was drawn.
     await page.evaluate(() => globalThis.demo.clearDigit());
@@ -60,9 +98,28 @@ async function run() {
     for (let i = 1; i <= 20; i++) await page.mouse.move(box.x + 140, box.y + 40 + i * 10);
     await page.mouse.up();
     out.stroke = await page.evaluate(() => globalThis.demo.classify());
+    out.stroke_seen = await page.evaluate(() => globalThis.demo.digitSeen());
+    out.sliders = await page.evaluate(() =>
+      Object.fromEntries(
+        ['period', 'amplitude', 'phase'].map((id) => {
+          const el = globalThis.document.getElementById(id);
+          return [id, [Number(el.min), Number(el.max)]];
+        }),
+      ),
+    );
     if (text !== null)
       out.spam = await page.evaluate((t) => globalThis.demo.spamProbability(t), text);
     out.forecast = await page.evaluate(() => globalThis.demo.forecast());
+    out.shown = await page.evaluate(
+      (ids) =>
+        Object.fromEntries(
+          ids.map((id) => [id, globalThis.document.getElementById(id).textContent]),
+        ),
+      SHOWN,
+    );
+    out.shown['sine-errors'] = await page.evaluate(() =>
+      Array.from(globalThis.document.querySelectorAll('#sine-errors tr')).map((tr) => tr.innerText),
+    );
     if (args.screenshot) {
       fs.mkdirSync(path.dirname(path.resolve(args.screenshot)), { recursive: true });
       await page.screenshot({ path: args.screenshot });

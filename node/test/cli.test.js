@@ -22,6 +22,7 @@ const SCRIPTS = [
   'scripts/load.js',
   'scripts/create-tfjs-models.js',
   'scripts/demo-check.js',
+  'scripts/digit-image.js',
 ];
 
 const run = (script, args) =>
@@ -44,6 +45,7 @@ for (const script of [
   'scripts/load.js',
   'scripts/bench-stream.js',
   'scripts/bench-stream-serve.js',
+  'scripts/digit-image.js',
 ]) {
   test(`${script} with an unknown option: one error line, exit 2`, () => {
     const out = run(script, ['--no-such-option']);

@@ -1,10 +1,15 @@
 'use strict';
 // The demo page's script (bundled for the browser by lib/demo/server.js). It
 // runs the converted tfjs layers models with the page's tfjs (tf.min.js)
-// and the layers and tokenizer Node runs (lib/layers, lib/io/tokenizer.js).
+// and the layers, tokenizer and digit preprocessing Node runs (lib/layers,
+// lib/io/tokenizer.js, lib/io/digit_image.js). Each panel says what the model
+// scored on its test split, the backend, when it last predicted, and can load
+// a real test example beside Keras's answer for it.
 // window.demo is what a test (tests/test_demo.py) drives.
 const { installKerasLayers } = require('../layers');
 const { makeTokenizer } = require('../io/tokenizer');
+const { inkFromRgba, mnistDigit } = require('../io/digit_image');
+const { seeded } = require('../runtime/streaming');
 
 const tf = globalThis.tf;
 const SIDE = 28; // MNIST: 28 x 28 pixels
@@ -14,7 +19,50 @@ const HORIZON = 48; // values forecast, each fed back as input
 
 const $ = (id) => document.getElementById(id);
 const models = {};
+let described = {}; // /models.json: {name: {url, test, source, examples, domain}}
 let tokenizer = null;
+let digitSeen = null; // the 28 x 28 input gru was last given
+const nextExample = { gru: 0, lstm_sine: 0, spam: 0 };
+const percent = (p) => `${(100 * p).toFixed(1)} %`;
+const argmax = (values) => values.indexOf(Math.max(...values));
+
+/** A panel's footer: the backend that ran its last prediction, when, and how long it took. */
+function stamp(panel, started) {
+  const ms = performance.now() - started;
+  $(`${panel}-meta`).textContent =
+    `backend ${tf.getBackend()} · last prediction ${new Date().toLocaleTimeString('en-GB')} (${ms.toFixed(0)} ms)`;
+}
+
+/** What the model's manifest says it scored on its test split, or that it says nothing. */
+function testFigures(name) {
+  const test = described[name] && described[name].test;
+  const el = $(`${name}-test`);
+  if (!test) {
+    el.textContent = 'test figures: none recorded in its manifest.json';
+    return;
+  }
+  const parts = [];
+  if (test.accuracy !== undefined) parts.push(`test accuracy ${percent(test.accuracy)}`);
+  if (test.baseline_accuracy !== undefined)
+    parts.push(`bag-of-words baseline ${percent(test.baseline_accuracy)}`);
+  if (test.accuracy === undefined && test.loss !== undefined)
+    parts.push(`test MSE ${test.loss.toFixed(4)} (one step ahead)`);
+  if (test.baseline_last_value_mse !== undefined)
+    parts.push(`last-value baseline ${test.baseline_last_value_mse.toFixed(4)}`);
+  el.textContent = `${parts.join(', ')} (manifest.json)`;
+}
+
+/** The next of a model's test examples, or null (with the reason shown) if the page has none. */
+function takeExample(name) {
+  const entry = described[name];
+  if (!entry || !entry.examples) {
+    $(`${name}-example`).textContent =
+      "no test examples: start the page with `tfjs-bridge demo`, which computes Keras's answers";
+    return null;
+  }
+  const i = nextExample[name]++ % entry.examples.length;
+  return { ...entry.examples[i], number: i + 1, of: entry.examples.length, source: entry.source };
+}
 
 async function setBackend(name) {
   await tf.setBackend(name).catch(() => false);
@@ -37,30 +85,40 @@ function clearDigit() {
   ctx.fillRect(0, 0, SIDE * SCALE, SIDE * SCALE);
 }
 
-/** The canvas as the model's input: 28 x 28 block means of 10 x 10, in [0, 1] (MNIST's bytes / 255). */
+/**
+ * The canvas as the model's input, made MNIST-like (lib/io/digit_image.js:
+ * the ink's box into 20 x 20, MNIST-wide strokes, centred by mass), and
+ * shown small beside the canvas: what gru sees.
+ */
 function digitInput() {
-  const { data } = context().getImageData(0, 0, SIDE * SCALE, SIDE * SCALE);
-  const out = new Float32Array(SIDE * SIDE);
-  for (let r = 0; r < SIDE; r++) {
-    for (let c = 0; c < SIDE; c++) {
-      let sum = 0;
-      for (let y = 0; y < SCALE; y++) {
-        for (let x = 0; x < SCALE; x++)
-          sum += data[((r * SCALE + y) * SIDE * SCALE + c * SCALE + x) * 4];
-      }
-      out[r * SIDE + c] = Math.round(sum / (SCALE * SCALE)) / 255;
-    }
-  }
-  return out;
+  const side = SIDE * SCALE;
+  const { data } = context().getImageData(0, 0, side, side);
+  return showSeen(mnistDigit(inkFromRgba(data, side, side), side, side));
 }
 
-async function classify() {
+function showSeen(input) {
+  const seen = $('digit-seen').getContext('2d');
+  const zoom = $('digit-seen').width / SIDE;
+  for (let i = 0; i < SIDE * SIDE; i++) {
+    const v = Math.round(255 * input[i]);
+    seen.fillStyle = `rgb(${v},${v},${v})`;
+    seen.fillRect((i % SIDE) * zoom, Math.floor(i / SIDE) * zoom, zoom, zoom);
+  }
+  digitSeen = Array.from(input);
+  return input;
+}
+
+/** gru's probabilities for the canvas, or for `given` (784 values: an MNIST image as it is). */
+async function classify(given = null) {
   if (!models.gru) return null;
-  const y = tf.tidy(() => models.gru.predict(tf.tensor(digitInput(), [1, SIDE, SIDE])));
+  const started = performance.now();
+  const input = given ? showSeen(Float32Array.from(given)) : digitInput();
+  const y = tf.tidy(() => models.gru.predict(tf.tensor(input, [1, SIDE, SIDE])));
   const probs = Array.from(await y.data());
   y.dispose();
-  const top = probs.indexOf(Math.max(...probs));
-  $('digit-answer').textContent = `${top} (${(100 * probs[top]).toFixed(1)} %)`;
+  stamp('gru', started);
+  const top = argmax(probs);
+  $('digit-answer').textContent = `${top} (${percent(probs[top])})`;
   $('bars').innerHTML = probs
     .map(
       (p, i) =>
@@ -72,13 +130,35 @@ async function classify() {
 
 /** Paints 784 bytes (an MNIST image) onto the canvas, each as a 10 x 10 block, then classifies. */
 function drawPixels(bytes) {
+  paintPixels(bytes);
+  return classify();
+}
+
+function paintPixels(bytes) {
   const ctx = context();
   for (let i = 0; i < SIDE * SIDE; i++) {
     const v = bytes[i];
     ctx.fillStyle = `rgb(${v},${v},${v})`;
     ctx.fillRect((i % SIDE) * SCALE, Math.floor(i / SIDE) * SCALE, SCALE, SCALE);
   }
-  return classify();
+}
+
+/**
+ * An MNIST test digit onto the canvas, given to gru as it is (it is MNIST
+ * already): the page's answer beside Keras's for the same 28 x 28 image.
+ */
+async function tryDigitExample() {
+  const example = takeExample('gru');
+  if (!example) return null;
+  clearDigit();
+  paintPixels(example.pixels);
+  const page = await classify(example.pixels.map((v) => v / 255));
+  const keras = argmax(example.keras);
+  const mine = argmax(page);
+  $('gru-example').textContent =
+    `${example.source}, #${example.number} (as is): label ${example.label} · Keras: ` +
+    `${keras} (${percent(example.keras[keras])}) · this page: ${mine} (${percent(page[mine])})`;
+  return { label: example.label, keras: example.keras, page };
 }
 
 function enableDrawing() {
@@ -124,6 +204,16 @@ function enableDrawing() {
 
 // --- sine ----------------------------------------------------------------
 
+// Where lstm_sine was trained (training/data.py, via --examples); the
+// sliders span it. Without it, the HTML's ranges stand (the same numbers).
+let sineDomain = null;
+const HORIZONS = [
+  [1, 12],
+  [13, 24],
+  [25, HORIZON],
+  [1, HORIZON],
+];
+
 function sineSettings() {
   return {
     period: Number($('period').value),
@@ -132,36 +222,120 @@ function sineSettings() {
   };
 }
 
-/** The truth over WINDOW + HORIZON steps and the model's forecast of the last HORIZON. */
-async function forecast({ period, amplitude, phase } = sineSettings()) {
-  if (!models.lstm_sine) return null;
-  const truth = Array.from(
-    { length: WINDOW + HORIZON },
-    (_, t) => amplitude * Math.sin((2 * Math.PI * t) / period + phase),
-  );
-  const window = truth.slice(0, WINDOW);
+function showSineDomain() {
+  const note = $('sine-domain');
+  if (!sineDomain) {
+    note.textContent =
+      'training range unknown (no examples file): start the page with `tfjs-bridge demo`';
+    return;
+  }
+  const { period, amplitude, phase, noise } = sineDomain;
+  $('period').min = period[0];
+  $('period').max = period[1];
+  $('amplitude').min = Math.round(100 * amplitude[0]);
+  $('amplitude').max = Math.round(100 * amplitude[1]);
+  $('phase').min = Math.round(100 * phase[0]);
+  $('phase').max = Math.floor(100 * phase[1]);
+  note.textContent =
+    `trained on windows of sines with period ${period[0]}–${period[1]} steps, amplitude ` +
+    `${amplitude[0]}–${amplitude[1]}, any phase, noise σ ${noise}: the sliders span exactly that`;
+}
+
+/** Mean squared error of `forecast` against `truth` over steps [from, to] (1-based). */
+const mseOver = (forecast, truth, [from, to]) =>
+  forecast.slice(from - 1, to).reduce((s, p, i) => s + (p - truth[from - 1 + i]) ** 2, 0) /
+  (to - from + 1);
+
+/** lstm_sine fed its own forecasts: `steps` values after `window`. */
+async function feedBack(window, steps) {
+  const values = window.slice();
   const predicted = [];
-  for (let step = 0; step < HORIZON; step++) {
-    const y = tf.tidy(() => models.lstm_sine.predict(tf.tensor(window, [1, WINDOW, 1])));
+  for (let step = 0; step < steps; step++) {
+    const y = tf.tidy(() => models.lstm_sine.predict(tf.tensor(values, [1, WINDOW, 1])));
     const [next] = await y.data();
     y.dispose();
     predicted.push(next);
-    window.shift();
-    window.push(next);
+    values.shift();
+    values.push(next);
   }
-  plotSine(truth, predicted);
-  const mse = predicted.reduce((s, p, i) => s + (p - truth[WINDOW + i]) ** 2, 0) / HORIZON;
-  $('sine-status').textContent =
-    `truth: grey; the 24 values the model sees: black; its forecast: blue (MSE over ${HORIZON} steps: ${mse.toFixed(4)})`;
-  return { truth, predicted, mse };
+  return predicted;
 }
 
-function plotSine(truth, predicted) {
+/**
+ * The sliders' sine, observed over WINDOW steps with the training noise (a
+ * fixed seed: the same settings, the same noise), forecast over HORIZON
+ * steps by lstm_sine and by two naive baselines, each scored against the
+ * noise-free sine: last value (the last observation, repeated) and seasonal
+ * naive (the observation one period earlier; it is told the period, which
+ * the model must read off the window).
+ */
+async function forecast({ period, amplitude, phase } = sineSettings()) {
+  if (!models.lstm_sine) return null;
+  const started = performance.now();
+  const noise = sineDomain ? sineDomain.noise : 0;
+  const lag = Math.round(period);
+  const random = seeded(2023);
+  const gaussian = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  const clean = (t) => amplitude * Math.sin((2 * Math.PI * t) / period + phase);
+  // observations from t = -lag (seasonal naive looks back one period) to WINDOW - 1
+  const observed = new Map();
+  for (let t = -lag; t < WINDOW; t++) observed.set(t, clean(t) + noise * gaussian());
+  const truth = Array.from({ length: WINDOW + HORIZON }, (_, t) => clean(t));
+  const window = Array.from({ length: WINDOW }, (_, t) => observed.get(t));
+  const predicted = await feedBack(window, HORIZON);
+  stamp('lstm_sine', started);
+  const future = truth.slice(WINDOW);
+  const baselines = {
+    'last value': future.map(() => window[WINDOW - 1]),
+    'seasonal naive': future.map((_, h) =>
+      observed.get(WINDOW + h - lag * Math.ceil((h + 1) / lag)),
+    ),
+  };
+  const errors = { lstm_sine: HORIZONS.map((span) => mseOver(predicted, future, span)) };
+  for (const [name, values] of Object.entries(baselines))
+    errors[name] = HORIZONS.map((span) => mseOver(values, future, span));
+  plotSine(truth, window, predicted);
+  const head = HORIZONS.map(
+    ([a, b]) => `<th>${a === 1 && b === HORIZON ? 'all' : `${a}–${b}`}</th>`,
+  );
+  $('sine-errors').innerHTML =
+    `<tr><th>MSE, steps ahead</th>${head.join('')}</tr>` +
+    Object.entries(errors)
+      .map(
+        ([name, row]) =>
+          `<tr><td>${name}</td>${row.map((e) => `<td>${e.toFixed(4)}</td>`).join('')}</tr>`,
+      )
+      .join('');
+  const mse = errors.lstm_sine[HORIZONS.length - 1];
+  $('sine-status').textContent =
+    `truth: grey; the ${WINDOW} noisy values the model sees: black; its forecast: blue (MSE over ${HORIZON} steps: ${mse.toFixed(4)})`;
+  const history = Array.from({ length: lag + WINDOW }, (_, i) => observed.get(i - lag));
+  return { truth, window, history, lag, predicted, mse, errors, horizons: HORIZONS };
+}
+
+/** A test window of lstm_sine's: the page's next value beside Keras's and the truth, then fed back. */
+async function tryForecastExample() {
+  const example = takeExample('lstm_sine');
+  if (!example || !models.lstm_sine) return null;
+  const started = performance.now();
+  const predicted = await feedBack(example.window, HORIZON);
+  stamp('lstm_sine', started);
+  plotSine([...example.window, example.next], example.window, predicted);
+  $('sine-errors').innerHTML = '';
+  $('sine-status').textContent =
+    `a test window: its next value (grey) is all the truth there is; the forecast fed back: blue`;
+  $('lstm_sine-example').textContent =
+    `${example.source}, #${example.number}: next value ${example.next.toFixed(4)} · Keras: ` +
+    `${example.keras.toFixed(4)} · this page: ${predicted[0].toFixed(4)}`;
+  return { next: example.next, keras: example.keras, page: predicted[0] };
+}
+
+function plotSine(truth, window, predicted) {
   const el = $('sine');
   const ctx = el.getContext('2d');
   const { width, height } = el;
   ctx.clearRect(0, 0, width, height);
-  const x = (t) => 10 + (t * (width - 20)) / (truth.length - 1);
+  const x = (t) => 10 + (t * (width - 20)) / (WINDOW + HORIZON - 1);
   const y = (v) => height / 2 - (v * (height - 20)) / 3.2;
   const line = (points, color, offset, lineWidth) => {
     ctx.strokeStyle = color;
@@ -173,23 +347,35 @@ function plotSine(truth, predicted) {
   ctx.fillStyle = '#eef1f6';
   ctx.fillRect(x(WINDOW - 0.5), 0, width, height);
   line(truth, '#b5bac4', 0, 6);
-  line(truth.slice(0, WINDOW), '#1d2330', 0, 2);
-  line([truth[WINDOW - 1], ...predicted], '#3b6fd8', WINDOW - 1, 2.5);
+  line(window, '#1d2330', 0, 2);
+  line([window[WINDOW - 1], ...predicted], '#3b6fd8', WINDOW - 1, 2.5);
 }
 
 // --- spam ----------------------------------------------------------------
 
 async function spamProbability(text = $('mail').value) {
   if (!models.spam || !tokenizer) return null;
+  const started = performance.now();
   $('mail').value = text;
   const ids = tokenizer.encode(text);
   const y = tf.tidy(() => models.spam.predict(tf.tensor(ids, [1, ids.length], 'int32')));
   const [p] = await y.data();
   y.dispose();
+  stamp('spam', started);
   $('meter').firstElementChild.style.width = `${(100 * p).toFixed(1)}%`;
-  $('spam-status').textContent =
-    `spam probability ${(100 * p).toFixed(1)} % (${p > 0.5 ? 'spam' : 'ham'})`;
+  $('spam-status').textContent = `spam probability ${percent(p)} (${p > 0.5 ? 'spam' : 'ham'})`;
   return p;
+}
+
+/** A test mail into the box: the page's probability beside Keras's. */
+async function trySpamExample() {
+  const example = takeExample('spam');
+  if (!example || !models.spam) return null;
+  const page = await spamProbability(example.text);
+  $('spam-example').textContent =
+    `${example.source}, #${example.number}: a ${example.label ? 'spam' : 'ham'} mail · ` +
+    `Keras: ${percent(example.keras)} spam · this page: ${percent(page)}`;
+  return { label: example.label, keras: example.keras, page };
 }
 
 // --- start ---------------------------------------------------------------
@@ -198,18 +384,27 @@ async function start() {
   tf.wasm.setWasmPaths('/tfjs/'); // before the wasm backend first starts
   installKerasLayers(tf); // the converted models may use our layers (reset-after GRU, ...)
   const backend = await setBackend($('backend').value);
-  // {name: the URL of its tfjs layers model.json}, from the server (lib/demo/server.js).
-  const urls = await (await fetch('/models.json')).json();
-  const names = Object.keys(urls);
-  for (const name of names) models[name] = await tf.loadLayersModel(urls[name]);
+  // {name: {url of its tfjs layers model.json, test figures, examples}}, from lib/demo/server.js.
+  described = await (await fetch('/models.json')).json();
+  const names = Object.keys(described);
+  for (const name of names) models[name] = await tf.loadLayersModel(described[name].url);
   if (models.spam)
     tokenizer = makeTokenizer(await (await fetch('/models/spam/tokenizer.json')).json());
+  sineDomain = (described.lstm_sine && described.lstm_sine.domain) || null;
+  for (const name of ['gru', 'lstm_sine', 'spam']) {
+    if (models[name]) testFigures(name);
+    else $(`${name}-test`).textContent = `${name} is not converted`;
+  }
+  showSineDomain();
   clearDigit();
   enableDrawing();
   $('clear').onclick = () => {
     clearDigit();
     classify();
   };
+  $('gru-try').onclick = () => tryDigitExample();
+  $('lstm_sine-try').onclick = () => tryForecastExample();
+  $('spam-try').onclick = () => trySpamExample();
   $('digit-status').textContent = models.gru
     ? 'draw with the mouse or a finger'
     : 'gru is not converted';
@@ -237,7 +432,11 @@ globalThis.demo = {
   setBackend,
   drawPixels,
   classify,
+  digitSeen: () => digitSeen,
   forecast,
   spamProbability,
   clearDigit,
+  tryDigitExample,
+  tryForecastExample,
+  trySpamExample,
 };

@@ -3,7 +3,8 @@
 //   /              index.html
 //   /demo.js       app.js bundled by esbuild with our layers and tokenizer
 //   /tfjs/<file>   tfjs's browser builds (lib/browser/server.js's list)
-//   /models.json   which demo models the folder holds: {name: its model.json's URL}
+//   /models.json   the demo models the folder holds: {name: {url (its model.json),
+//                  test (the manifest's test figures), examples (--examples's)}}
 //   /models/<name>/<file>  a demo model's tfjs layers files and spam's tokenizer.json
 // Every model file is checked against its folder's manifest (sha256) at start.
 const fs = require('fs');
@@ -46,7 +47,7 @@ function demoModels(root) {
       checkFileIntegrity(folder, TOKENIZER, manifest);
       files.set(TOKENIZER, path.join(folder, TOKENIZER));
     }
-    found[name] = { folder, files };
+    found[name] = { folder, files, test: manifest.test || null };
   }
   if (!Object.keys(found).length) {
     throw new Error(
@@ -85,8 +86,39 @@ async function buildBundle() {
   return result.outputFiles[0].text;
 }
 
-async function startDemo(root, host, port) {
+/**
+ * --examples's file ({name: {source, examples, ...}}, training/demo_examples.py),
+ * checked enough that the page can trust its shape; {} without one.
+ */
+function readExamples(file) {
+  if (!file) return {};
+  let parsed;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file}: not a readable examples file (${err.message})`, { cause: err });
+  }
+  const wellFormed =
+    parsed &&
+    typeof parsed === 'object' &&
+    Object.entries(parsed).every(
+      ([name, entry]) =>
+        DEMO_MODELS.includes(name) &&
+        entry &&
+        Array.isArray(entry.examples) &&
+        entry.examples.length,
+    );
+  if (!wellFormed) {
+    throw new Error(
+      `${file}: not an examples file ({${DEMO_MODELS.join('|')}: {examples: [...]}})`,
+    );
+  }
+  return parsed;
+}
+
+async function startDemo(root, host, port, examplesFile = null) {
   const models = demoModels(path.resolve(root));
+  const examples = readExamples(examplesFile);
   const bundle = await buildBundle();
   const page = fs.readFileSync(path.join(__dirname, 'index.html'));
   const app = require('fastify')({ logger: false });
@@ -96,11 +128,16 @@ async function startDemo(root, host, port) {
   app.get('/', (_, reply) => reply.type(TYPES['.html']).send(page));
   app.get('/favicon.ico', (_, reply) => reply.code(204).send());
   app.get('/demo.js', (_, reply) => reply.type(TYPES['.js']).send(bundle));
-  // Where each model.json is: the page cannot read vocabulary.json's folder name itself.
-  const urls = Object.fromEntries(
-    Object.keys(models).map((name) => [name, `/models/${name}/${LAYERS}/model.json`]),
+  // Where each model.json is (the page cannot read vocabulary.json's folder
+  // name itself), what its manifest says it scored on its test split, and
+  // the examples with Keras's answers, if given.
+  const described = Object.fromEntries(
+    Object.entries(models).map(([name, { test }]) => [
+      name,
+      { url: `/models/${name}/${LAYERS}/model.json`, test, ...(examples[name] || {}) },
+    ]),
   );
-  app.get('/models.json', (_, reply) => reply.send(urls));
+  app.get('/models.json', (_, reply) => reply.send(described));
   app.get('/tfjs/:file', (request, reply) => {
     const file = TFJS_FILES[request.params.file];
     return file ? send(reply, file) : reply.code(404).send('not found');

@@ -55,10 +55,14 @@ def serve_command(
     return args
 
 
-def demo_command(models_root: Path, host: str = "127.0.0.1", port: int = 8080) -> list[str]:
-    """node demo.js's argv: the page for the models under models_root."""
-    return [node_executable(), str(NODE_DIR / "demo.js"), "--models", str(models_root),
+def demo_command(
+    models_root: Path, host: str = "127.0.0.1", port: int = 8080, examples: Path | None = None
+) -> list[str]:
+    """node demo.js's argv: the page for the models under models_root (and
+    the test examples with Keras's answers, training/demo_examples.py)."""
+    argv = [node_executable(), str(NODE_DIR / "demo.js"), "--models", str(models_root),
             "--host", host, "--port", str(port)]  # fmt: skip
+    return argv + (["--examples", str(examples)] if examples else [])
 
 
 def become(argv: list[str]) -> NoReturn:

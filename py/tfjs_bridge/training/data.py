@@ -31,6 +31,13 @@ IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
 SINE_WINDOW = 24
 SINE_DATA_SEED = 2023  # the series is fixed; the training seed only moves the model
+# lstm_sine's domain: each window's period (steps), amplitude and phase are
+# drawn uniformly from these, plus Gaussian noise of SINE_NOISE (the demo
+# page's sliders span the same ranges).
+SINE_PERIOD = (12.0, 40.0)
+SINE_AMPLITUDE = (0.5, 1.5)
+SINE_PHASE = (0.0, 2 * np.pi)
+SINE_NOISE = 0.05
 
 
 @dataclass
@@ -109,11 +116,11 @@ def sine_windows(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     """Windows of noisy sines, each with its own period, phase and amplitude, so
     that forecasting the next value needs the whole window, not its last value."""
     steps = np.arange(SINE_WINDOW + 1, dtype=np.float64)
-    period = rng.uniform(12, 40, size=(n, 1))
-    phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
-    amplitude = rng.uniform(0.5, 1.5, size=(n, 1))
+    period = rng.uniform(*SINE_PERIOD, size=(n, 1))
+    phase = rng.uniform(*SINE_PHASE, size=(n, 1))
+    amplitude = rng.uniform(*SINE_AMPLITUDE, size=(n, 1))
     clean = amplitude * np.sin(2 * np.pi * steps / period + phase)
-    noisy = clean + rng.normal(0, 0.05, size=clean.shape)
+    noisy = clean + rng.normal(0, SINE_NOISE, size=clean.shape)
     x = noisy[:, :SINE_WINDOW, None].astype(np.float32)
     y = noisy[:, SINE_WINDOW:].astype(np.float32)
     return x, y
