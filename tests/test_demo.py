@@ -260,3 +260,23 @@ def test_a_screenshot_of_the_page_is_written(page_answers):
     # Not blank: the page's dark header, the black canvas and white panels.
     colors = {tuple(p) for p in pixels[::8, ::8].reshape(-1, 3)}
     assert len(colors) > 50 and pixels.std() > 20
+
+
+def test_demo_examples_are_computed_once_per_set_of_models(tmp_path, monkeypatch):
+    """`tfjs-bridge demo` computes Keras's answers once: a second start reuses
+    the cached file; a retrained model (another keras.h5 sha256) gets a new
+    one, and the stale file goes."""
+    from tfjs_bridge.training.demo_examples import cached_demo_examples
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "models"
+    (root / "gru").mkdir(parents=True)
+    manifest = root / "gru" / "manifest.json"
+    manifest.write_text(json.dumps({"files": {"keras.h5": "a" * 64}}))
+    first = cached_demo_examples(root)
+    stamp = first.stat().st_mtime_ns
+    assert cached_demo_examples(root) == first and first.stat().st_mtime_ns == stamp
+    manifest.write_text(json.dumps({"files": {"keras.h5": "b" * 64}}))
+    second = cached_demo_examples(root)
+    assert second != first and second.exists() and not first.exists()
+    assert list(second.parent.iterdir()) == [second]

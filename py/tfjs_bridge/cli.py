@@ -331,20 +331,13 @@ def demo(host, port, out):
     draw a digit (gru), forecast a sine (lstm_sine), paste a mail (spam); the
     backend is switchable; each panel has real test examples with Keras's
     answers, computed here first. Example: tfjs-bridge demo --port 8080"""
-    import os
-    import tempfile
-
     from .runtime import services
-    from .training.demo_examples import write_demo_examples
+    from .training.demo_examples import cached_demo_examples
 
     root = models_root(out)
     click.echo("demo: Keras's answers for the page's test examples ...")
-    # The file outlives this process (it becomes node demo.js): a temporary one
-    # (a few tens of kB), so that a read-only models folder works too.
-    handle, path = tempfile.mkstemp(prefix="tfjs-bridge-demo-", suffix=".json")
-    os.close(handle)
-    write_demo_examples(root, Path(path))
-    services.become(services.demo_command(root, host, port, Path(path)))
+    path = cached_demo_examples(root)  # computed once per set of models
+    services.become(services.demo_command(root, host, port, path))
 
 
 @main.command()

@@ -6,7 +6,9 @@ examples per model, so starting the page costs a few seconds of Keras."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -97,4 +99,34 @@ def demo_examples(models_root: Path, count: int = EXAMPLES) -> dict:
 
 def write_demo_examples(models_root: Path, path: Path, count: int = EXAMPLES) -> Path:
     path.write_text(json.dumps(demo_examples(models_root, count)), encoding="utf-8")
+    return path
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tfjs-bridge"
+
+
+def cached_demo_examples(models_root: Path, count: int = EXAMPLES) -> Path:
+    """The examples file for these models, computed once: it is named by the
+    models' weights (keras.h5's sha256 in each manifest), this file's code
+    and `count`, so a retrained model or changed code computes them afresh.
+    One file is kept; a read-only models folder works, since it lives in the
+    user's cache (XDG_CACHE_HOME or ~/.cache)."""
+    key = hashlib.sha256(Path(__file__).read_bytes() + str(count).encode())
+    for name in MAKERS:
+        manifest = models_root / name / "manifest.json"
+        if manifest.exists():
+            files = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
+            key.update(f"{name}:{files.get('keras.h5')}:{files.get('tokenizer.json')}".encode())
+    folder = cache_dir()
+    path = folder / f"demo-examples-{key.hexdigest()[:16]}.json"
+    if path.exists():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(f".{os.getpid()}.tmp")
+    write_demo_examples(models_root, staging, count)
+    os.replace(staging, path)
+    for old in folder.glob("demo-examples-*.json"):
+        if old != path:
+            old.unlink(missing_ok=True)
     return path
