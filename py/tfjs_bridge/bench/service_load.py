@@ -69,6 +69,7 @@ class Server:
         self.kind, self.cmd = kind, cmd
         self.url: str | None = None
         self.exit_code: int | None = None
+        self.said: list[str] = []  # its stdout before `listening`: serve.js's path choice
         self._stderr_path = log_dir / f"{kind}.stderr"
         self._lines: queue.Queue = queue.Queue()
         with open(self._stderr_path, "wb") as stderr:
@@ -111,6 +112,7 @@ class Server:
             if found:
                 self.url = found.group(1).rstrip("/")
                 return self.url
+            self.said.append(line.rstrip("\n"))
 
     def memory(self) -> dict:
         return tree_memory(self.proc.pid)
@@ -343,6 +345,10 @@ def _bench_model(subject, concurrencies, duration, long_duration, workers, serve
                     progress.advance(len(concurrencies) + 1)
                     continue
                 entry["url"] = url
+                entry["said"] = server.said
+                for line in server.said:  # which path and batching, and why
+                    if " runs on " in line:
+                        log(f"{name} {kind}: {line}")
                 entry["memory_ready"] = server.memory()
                 (tmp / f"{kind}.expected.json").write_text(json.dumps(answers[kind]))
             live = [k for k in started if k in answers]
