@@ -136,3 +136,21 @@ test('a batch holds at most the largest padded height', async () => {
     Math.round((1000 * 8) / batchMs({ 1: 1000, 32: 16000 }, 8)),
   );
 });
+
+test("the worker hop's time per batch turns a one-row-a-batch path's lead around", async () => {
+  // rnn_stack as recorded: XLA 0.43 ms a row but its rows keep their bits
+  // only one row a batch; the SavedModel padded to 16/24 (2.3 ms at 16).
+  const oneRow = { runtime: 'tfjs-node/saved_model_xla', format: 'saved_model_xla',
+    speed: { 1: 2320, 32: 20000 } }; // prettier-ignore
+  const padded = { runtime: 'tfjs-node/saved_model', format: 'saved_model',
+    speed: { 1: 439, 32: 8588 } }; // prettier-ignore
+  const heights = (p) => ({ heights: p === oneRow ? [1] : [16, 24] });
+  const bare = await choosePath([oneRow, padded], 32, heights, async (p) => heights(p));
+  assert.equal(bare.path, oneRow); // 2,320 | 2,320 against 1,942
+  const hop = await choosePath([oneRow, padded], 32, heights, async (p) => heights(p), 0.7);
+  assert.equal(hop.path, padded); // 884 | 884 against the SavedModel's full batches
+  const score = (choice, p) => choice.scored.find((s) => s.path === p);
+  assert.equal(Math.round(score(hop, oneRow).full), 884); // 1000 / (0.431 + 0.7)
+  assert.ok(score(hop, padded).full > 5 * score(hop, oneRow).full);
+  assert.match(describeChoice(hop, 32, 0.7), /each batch 0.7 ms more for the worker hop/);
+});

@@ -16,7 +16,7 @@ const { chooseFormat, verifiedPaths, batchMs } = require('../runtime/choose');
 const { FORMATS, runtimeName } = require('../runtime/vocabulary');
 const { DTYPES } = require('../io/protocol');
 const { Batcher, rowsOf, stack } = require('./batcher');
-const { choosePath, describeChoice } = require('./choice');
+const { BATCH_OVERHEAD_MS, choosePath, describeChoice } = require('./choice');
 const { Sequences } = require('./sequences');
 
 /** What identifies a folder's content: its inode (a swap changes it) and its manifest's stat. */
@@ -110,12 +110,13 @@ class Catalog {
           loaded.push(generation);
           return generation;
         },
+        BATCH_OVERHEAD_MS,
       );
     } finally {
       const kept = choice && choice.state;
       await Promise.all(loaded.filter((g) => g !== kept).map((g) => this.pool.unload(g.key)));
     }
-    choice.state.why = describeChoice(choice, maxBatch);
+    choice.state.why = describeChoice(choice, maxBatch, BATCH_OVERHEAD_MS);
     return choice.state;
   }
 

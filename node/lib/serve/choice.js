@@ -13,6 +13,11 @@
 //          or a padded path's largest height) / time of such a batch
 // and the path with the highest geometric mean of the two serves: a path
 // twice as fast at one end must not be more than twice as slow at the other.
+// Each batch also costs the service a fixed time outside the model (the hop
+// to the worker and back: message, copies, tensors; `overheadMs`), which the
+// recorded figures leave out. It weighs most on a path that runs one row a
+// batch: rnn_stack's XLA path, 0.43 ms a row by its figures, served 865-878
+// requests/s at c=64 (1.15 ms a batch), so about 0.7 ms a batch is the hop.
 // How a path batches is known only once it is loaded and checked, so paths
 // are scored optimistically (unpadded) until checked, and only the best one
 // so far is loaded, until the best is a checked one.
@@ -23,25 +28,29 @@ function heightFor(heights, rows) {
   return heights ? heights.find((h) => h >= rows) : rows;
 }
 
-/** {light, full, score} for a path's recorded figures batched at `heights`; null without figures. */
-function capacity(speed, heights, maxBatch) {
+/** The service's own time per batch, outside the model (measured as above). */
+const BATCH_OVERHEAD_MS = 0.7;
+
+/** {light, full, score} for a path's recorded figures batched at `heights`, each batch `overheadMs` more; null without figures. */
+function capacity(speed, heights, maxBatch, overheadMs = 0) {
   const most = heights ? Math.min(heights[heights.length - 1], maxBatch) : maxBatch;
   const oneMs = batchMs(speed, heightFor(heights, 1));
   const fullMs = batchMs(speed, most);
   if (oneMs === null || fullMs === null) return null;
-  const light = 1000 / oneMs;
-  const full = (1000 * most) / fullMs;
+  const light = 1000 / (oneMs + overheadMs);
+  const full = (1000 * most) / (fullMs + overheadMs);
   return { light, full, score: Math.sqrt(light * full) };
 }
 
 /**
- * Picks among `paths` ([{runtime, format, speed}], each with figures).
+ * Picks among `paths` ([{runtime, format, speed}], each with figures), each
+ * batch costing `overheadMs` beyond its recorded time.
  * known(path) -> {heights} when how it batches is known without a load (or
  * null); check(path) -> Promise<{heights, ...}> loads and checks it. Returns
  * {path, state, scored}: the winner, what check() (or known()) said of it,
  * and every path's [{path, heights, checked, light, full, score}].
  */
-async function choosePath(paths, maxBatch, known, check) {
+async function choosePath(paths, maxBatch, known, check, overheadMs = 0) {
   const states = new Map(paths.map((p) => [p, { fixed: known(p), checked: null }]));
   const heightsOf = (p) => {
     const { fixed, checked } = states.get(p);
@@ -54,7 +63,7 @@ async function choosePath(paths, maxBatch, known, check) {
       heights: heightsOf(p),
       checked: Boolean(states.get(p).checked),
       known: Boolean(states.get(p).checked || states.get(p).fixed),
-      ...capacity(p.speed, heightsOf(p), maxBatch),
+      ...capacity(p.speed, heightsOf(p), maxBatch, overheadMs),
     }));
     const best = scored.reduce((a, b) => (b.score > a.score ? b : a));
     const state = states.get(best.path);
@@ -72,7 +81,7 @@ function batchingName(heights) {
 }
 
 /** The figures behind a choice, for the start-up line. */
-function describeChoice({ path, scored }, maxBatch) {
+function describeChoice({ path, scored }, maxBatch, overheadMs = 0) {
   const parts = scored
     .slice()
     .sort((a, b) => b.score - a.score)
@@ -83,8 +92,10 @@ function describeChoice({ path, scored }, maxBatch) {
     });
   return (
     `best verified path for serving by the recorded figures (requests/s one at a time | ` +
-    `samples/s in full batches of up to ${maxBatch}; weighed alike): ${parts.join('; ')}`
+    `samples/s in full batches of up to ${maxBatch}` +
+    (overheadMs ? `, each batch ${overheadMs} ms more for the worker hop` : '') +
+    `; weighed alike): ${parts.join('; ')}`
   );
 }
 
-module.exports = { capacity, choosePath, describeChoice, heightFor };
+module.exports = { BATCH_OVERHEAD_MS, capacity, choosePath, describeChoice, heightFor };
