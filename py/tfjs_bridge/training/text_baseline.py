@@ -1,8 +1,8 @@
 """A baseline for text models: logistic regression on bag-of-words counts of
-a tokenizer's ids, in NumPy alone and with no randomness. Neither training
-nor serving uses it; it is the yardstick the spam tokenizer's settings
-(registry.py's SPAM_TOKENIZER) were measured with, and tests/test_text.py
-keeps it working."""
+a tokenizer's ids, in NumPy alone and with no randomness. It is the
+yardstick the spam tokenizer's settings (registry.py's SPAM_TOKENIZER) were
+measured with, and `train` scores it beside spam on the same split
+(comparison.py); serving never uses it."""
 
 from __future__ import annotations
 
