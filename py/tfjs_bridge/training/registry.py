@@ -177,8 +177,7 @@ MODELS: dict[str, ModelSpec] = {
             name="spam",
             description=(
                 "SpamAssassin mails, spam or ham, from raw text: token ids -> "
-                "Embedding(10000, 32, mask_zero) -> Dropout(0.3) -> Bidirectional(GRU(32)) "
-                "-> Dense(1) sigmoid, weights averaged"
+                "Embedding(10000, 32, mask_zero) -> Bidirectional(GRU(32)) -> Dense(1) sigmoid"
             ),
             seed=None,
             input_shape=(SPAM_TOKENIZER["max_len"],),
@@ -192,10 +191,6 @@ MODELS: dict[str, ModelSpec] = {
                         "mask_zero": True,
                     },
                 ),
-                # Dropout on the embedded tokens (an identity when serving) and
-                # weight averaging: measured against the plain model on a held-out
-                # tenth of the training split (docs/models.md).
-                Layer("Dropout", {"rate": 0.3}),
                 Layer("Bidirectional", {"merge_mode": "concat"}, wraps=Layer("GRU", {"units": 32})),
                 Layer("Dense", {"units": 1, "activation": "sigmoid"}),
             ),
@@ -207,8 +202,10 @@ MODELS: dict[str, ModelSpec] = {
             # cores), then the model overfits (training loss ~1e-3).
             epochs=4,
             batch_size=32,
-            # A moving average over ~100 steps (less than an epoch of 149).
-            ema_momentum=0.99,
+            # Dropout(0.3) on the embedded tokens with weight averaging (0.99)
+            # scored 1,166 test mails against this one's 1,165 (the baseline
+            # 1,170), and 75 % instead of 88 % in the tests' small run: not kept
+            # (docs/models.md#against-its-baseline).
             node_trainable=False,  # node/train.js builds no Embedding
             # train scores the bag-of-words baseline (text_baseline.py) on the
             # same split and records both accuracies and the paired bootstrap
