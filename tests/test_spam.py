@@ -94,6 +94,27 @@ def test_the_model_folder_holds_its_tokenizer(spam_model, tokenizer, split):
     assert manifest["test"]["accuracy"] > 0.75  # the small model has learned something
 
 
+def test_the_manifest_compares_the_model_with_its_baseline(spam_model):
+    """train records the bag-of-words baseline on the same split (the run's
+    1,000 mails) beside the model's accuracy, and the paired bootstrap
+    interval of the difference; `train` prints them."""
+    from tfjs_bridge.training.launcher import Trained
+
+    manifest = read_manifest(spam_model)
+    test = manifest["test"]
+    low, high = test["difference_ci95"]
+    assert low <= test["difference"] <= high
+    assert test["difference"] == pytest.approx(test["accuracy"] - test["baseline_accuracy"])
+    # the disagreements are the difference, counted in mails
+    mails = manifest["data"]["test"]
+    net = test["only_model_right"] - test["only_baseline_right"]
+    assert net / mails == pytest.approx(test["difference"], abs=1e-6)
+    assert 0.75 < test["baseline_accuracy"] <= 1
+    lines = Trained(get_spec("spam"), manifest, spam_model).lines()
+    shown = f"{100 * test['baseline_accuracy']:.2f} % for the bag-of-words baseline"
+    assert len(lines) == 2 and shown in lines[1] and "95 % interval" in lines[1], lines
+
+
 def test_whole_test_split_same_ids_in_python_and_node(node_runtime, spam_model, tokenizer, split,
                                                       tmp_path):  # fmt: skip
     python_ids = tokenizer.encode(split.test_texts)

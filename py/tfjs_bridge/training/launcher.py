@@ -53,10 +53,21 @@ class Trained:
         """What `train` prints for it."""
         m, name = self.manifest, self.spec.name
         resumed = [f"{name}: resumed after epoch {m['resumed_from_epoch']}"]
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in m["test"].items())
+        test = m["test"]
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in test.items() if isinstance(v, float))
         done = f"{name}: {m['epochs']} epochs in {m['train_seconds']:.1f} s; test {shown}"
         done += f" -> {self.folder}"
-        return (resumed if m.get("resumed_from_epoch") else []) + [done]
+        lines = (resumed if m.get("resumed_from_epoch") else []) + [done]
+        if "difference_ci95" in test:
+            low, high = (100 * v for v in test["difference_ci95"])
+            lines.append(
+                f"{name}: test accuracy {100 * test['accuracy']:.2f} % against "
+                f"{100 * test['baseline_accuracy']:.2f} % for the bag-of-words baseline: "
+                f"{100 * test['difference']:+.2f} points, paired bootstrap 95 % interval "
+                f"[{low:+.2f}, {high:+.2f}] ({test['only_model_right']} mails only the model "
+                f"gets right, {test['only_baseline_right']} only the baseline)"
+            )
+        return lines
 
 
 def train_models(

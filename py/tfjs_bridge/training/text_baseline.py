@@ -1,8 +1,8 @@
 """A baseline for text models: logistic regression on bag-of-words counts of
-a tokenizer's ids, in NumPy alone and with no randomness. Neither training
-nor serving uses it; it is the yardstick the spam tokenizer's settings
-(registry.py's SPAM_TOKENIZER) were measured with, and tests/test_text.py
-keeps it working."""
+a tokenizer's ids, in NumPy alone and with no randomness. It is the
+yardstick the spam tokenizer's settings (registry.py's SPAM_TOKENIZER) were
+measured with, and `train` scores it beside spam on the same split
+(comparison.py); serving never uses it."""
 
 from __future__ import annotations
 
@@ -27,12 +27,25 @@ def bag_of_words_baseline(
     test_ids: np.ndarray,
     test_labels: np.ndarray,
     vocab_size: int,
+    **options,
+) -> float:
+    """Test accuracy of bag_of_words_predictions."""
+    predicted = bag_of_words_predictions(train_ids, train_labels, test_ids, vocab_size, **options)
+    return float(np.mean(predicted == np.asarray(test_labels, dtype=np.int64).ravel()))
+
+
+def bag_of_words_predictions(
+    train_ids: np.ndarray,
+    train_labels: np.ndarray,
+    test_ids: np.ndarray,
+    vocab_size: int,
     *,
     steps: int = 300,
     learning_rate: float = 0.05,
     l2: float = 1e-4,
-) -> float:
-    """Test accuracy of a logistic regression on bag-of-words counts.
+) -> np.ndarray:
+    """Test labels (int64, 1 = positive) predicted by a logistic regression
+    on bag-of-words counts.
 
     NumPy only, float64, full-batch Adam from zero weights for ``steps``
     steps: no randomness at all (so no seed), the same number on every run.
@@ -40,7 +53,7 @@ def bag_of_words_baseline(
     the gradient a ``bincount`` over token positions."""
     train_rows, train_words = bag_of_words(train_ids, vocab_size)
     test_rows, test_words = bag_of_words(test_ids, vocab_size)
-    y = np.asarray(train_labels, dtype=np.float64)
+    y = np.asarray(train_labels, dtype=np.float64).ravel()
     n = len(y)
 
     def logits(w, b, rows, words, count):
@@ -63,6 +76,5 @@ def bag_of_words_baseline(
         m_hat = m / (1 - beta1**step)
         v_hat = v / (1 - beta2**step)
         params = params - learning_rate * m_hat / (np.sqrt(v_hat) + eps)
-    z = logits(params[:-1], params[-1], test_rows, test_words, len(test_labels))
-    predicted = (z > 0).astype(np.int64)
-    return float(np.mean(predicted == np.asarray(test_labels, dtype=np.int64)))
+    z = logits(params[:-1], params[-1], test_rows, test_words, len(test_ids))
+    return (z > 0).astype(np.int64)
