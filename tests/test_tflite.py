@@ -182,3 +182,18 @@ def test_node_has_no_tflite_path_and_says_so_in_one_line(node_runtime, gru_tflit
     assert proc.stderr.splitlines() == [
         "error: the tflite format has no Node path (it runs in LiteRT: Python's TFLite interpreter)"
     ]
+
+
+def test_bench_times_the_tflite_path_like_a_node_path(gru_tflite):
+    """bench_node drives the in-process interpreter through the worker
+    protocol's bench and memory, as it drives a Node worker (it had neither)."""
+    from tfjs_bridge.bench.routes import bench_node
+    from tfjs_bridge.parity.truth import subject_from_folder
+    from tfjs_bridge.runtime.runtimes import PYTHON_RUNTIMES
+
+    runtime = PYTHON_RUNTIMES["python-tflite/tflite"]
+    report = bench_node([(subject_from_folder(gru_tflite), runtime)], [1, 4], budget_s=0.05)
+    timed = {t.batch: t for t in report.timings if t.route == runtime.name}
+    assert sorted(timed) == [1, 4], report.timings
+    assert all(len(t.ms) >= 5 and t.first_ms > 0 and t.throughput > 0 for t in timed.values())
+    assert report.peak_rss["node/python-tflite"] > 0

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..conversion.tflite_export import interpreter
 from ..core.errors import BridgeError
+from ..core.memory import status_kib
 from ..core.quiet_tf import native_stderr_hidden
 from ..folder import artifacts
 from ..folder.formats import TFLITE
@@ -92,6 +93,36 @@ class TfliteWorker:
         started = time.perf_counter()
         ys = model.predict(feeds)
         return list(ys.values()), {"ms": (time.perf_counter() - started) * 1000}
+
+    def request(self, op: str, arrays=(), timeout: float | None = None, **args):
+        """The worker protocol's `bench` and `memory` (as node/worker.js answers
+        them): bench times calls of one batch as timeCalls does, first call
+        apart, `warmup` calls, then at least `min_reps` and at most `max_reps`
+        within `budget_ms`."""
+        if op == "memory":
+            return self.memory(), []
+        if op != "bench":
+            raise BridgeError(f"python-tflite answers bench and memory, not {op}")
+        model, xs = args["handle"], list(arrays)
+        warmup, budget = args.get("warmup", 3), args.get("budget_ms", 2000) / 1000
+        min_reps, max_reps = args.get("min_reps", 5), args.get("max_reps", 200)
+
+        def once() -> float:
+            return self.predict(model, xs, args.get("inputs"))[1]["ms"]
+
+        first = once()
+        for _ in range(1, warmup):
+            once()
+        times: list[float] = []
+        until = time.perf_counter() + budget
+        while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() < until):
+            times.append(once())
+        return {"first_ms": first, "ms": times}, []
+
+    def memory(self) -> dict:
+        """This process's resident memory, in bytes: the interpreter runs in it."""
+        return {"peak_rss": status_kib("self", "VmHWM") * 1024,
+                "rss": status_kib("self", "VmRSS") * 1024}  # fmt: skip
 
     def dispose(self, handle: int) -> None:
         self._models.pop(handle, None)
