@@ -26,6 +26,7 @@ test('the LiteRT.js bundle is our page and @litertjs/core, with no tfjs', async 
   const { text, inputs } = await buildPageBundle('litert');
   assert.deepEqual(inputs.filter((f) => !f.includes('node_modules')).sort(), [
     'browser/litert_page.js',
+    'browser/wire.js',
     'io/tflite_batch.js',
     'runtime/runners.js',
   ]);
@@ -63,7 +64,7 @@ test(
   },
   async () => {
     const { text, inputs } = await buildPageBundle('ort');
-    assert.deepEqual(inputs, ['runtime/runners.js', 'browser/ort_page.js']);
+    assert.deepEqual(inputs, ['runtime/runners.js', 'browser/wire.js', 'browser/ort_page.js']);
     assert.match(text, /globalThis\.ortBridge\s*=/);
     const server = await startServer('wasm', text, 'ort');
     try {

@@ -1,6 +1,7 @@
 'use strict';
 // The page's script, bundled by esbuild from the very files Node runs:
-// page.js (the page's end of the worker contract), lib/runtime/runners.js
+// page.js (the page's end of the worker contract), wire.js (how tensors
+// cross), lib/runtime/runners.js
 // (how a loaded model is named, fed and run) and lib/layers/ (tfjs-bridge's
 // layers: the reset-after GRU, keras3_hard_sigmoid, causal Conv1D, the masked
 // pooling, the fast loop). None of them requires tfjs: each takes the tf it is given, here the
@@ -21,12 +22,12 @@ const LIB = path.resolve(__dirname, '..');
 const BUNDLES = {
   tfjs: {
     entry: path.join(__dirname, 'page.js'),
-    allowed: [/^browser\/page\.js$/, /^runtime\/runners\.js$/, /^layers\/[a-z0-9_]+\.js$/],
+    allowed: [/^browser\/(page|wire)\.js$/, /^runtime\/runners\.js$/, /^layers\/[a-z0-9_]+\.js$/],
   },
   litert: {
     entry: path.join(__dirname, 'litert_page.js'),
     allowed: [
-      /^browser\/litert_page\.js$/,
+      /^browser\/(litert_page|wire)\.js$/,
       /^runtime\/runners\.js$/,
       /^io\/tflite_batch\.js$/,
       /^(\.\.\/)+node_modules\/@litertjs\/(core|wasm-utils)\/dist\/index\.js$/,
@@ -35,7 +36,7 @@ const BUNDLES = {
   // ONNX Runtime Web comes as its own script (server.js), like tf.min.js.
   ort: {
     entry: path.join(__dirname, 'ort_page.js'),
-    allowed: [/^browser\/ort_page\.js$/, /^runtime\/runners\.js$/],
+    allowed: [/^browser\/(ort_page|wire)\.js$/, /^runtime\/runners\.js$/],
   },
 };
 

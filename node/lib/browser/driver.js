@@ -18,8 +18,7 @@ const { residentMemory } = require('../runtime/memory');
 const { buildPageBundle } = require('./bundle');
 const { startServer, packageVersion } = require('./server');
 const { launchBrowser } = require('./launch');
-
-const TYPES = { float32: Float32Array, int32: Int32Array };
+const { TYPES } = require('./wire');
 
 const toWire = ({ dtype, shape, data }) => ({
   dtype,

@@ -13,26 +13,10 @@ const litert = require('@litertjs/core');
 const { fixTfliteBatch } = require('../io/tflite_batch');
 const { byName, timeCalls } = require('../runtime/runners');
 
-const TYPES = { float32: Float32Array, int32: Int32Array };
+const { toBase64, fromBase64 } = require('./wire');
 const COMPILED_KEPT = 4; // compiled batch sizes kept per model (verify uses 2: its chunk and 1)
 const models = new Map(); // handle -> {bytes, inputs, outputs, compiled: Map(batch -> CompiledModel)}
 const state = { accelerator: null };
-
-function toBase64(typed) {
-  const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
-  let text = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(text);
-}
-
-function fromBase64({ dtype, shape, b64 }) {
-  const text = atob(b64);
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return { dtype, shape, data: new TYPES[dtype](bytes.buffer) };
-}
 
 /**
  * Loads LiteRT.js's WebAssembly from `wasmPaths` (served by the driver) and

@@ -9,24 +9,8 @@
 // little-endian bytes, as page.js's do.
 const { onnxRunner, timeCalls } = require('../runtime/runners');
 
-const TYPES = { float32: Float32Array, int32: Int32Array };
+const { toBase64, fromBase64 } = require('./wire');
 const models = new Map();
-
-function toBase64(typed) {
-  const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
-  let text = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(text);
-}
-
-function fromBase64({ dtype, shape, b64 }) {
-  const text = atob(b64);
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return { dtype, shape, data: new TYPES[dtype](bytes.buffer) };
-}
 
 const ortOf = () => {
   if (!globalThis.ort) throw new Error('ort.wasm.min.js did not load in the page');

@@ -14,25 +14,9 @@ const {
   timeCalls,
 } = require('../runtime/runners');
 
-const TYPES = { float32: Float32Array, int32: Int32Array };
+const { toBase64, fromBase64 } = require('./wire');
 const models = new Map();
 const state = { backend: null, classes: null, gpuError: null };
-
-function toBase64(typed) {
-  const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
-  let text = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(text);
-}
-
-function fromBase64({ dtype, shape, b64 }) {
-  const text = atob(b64);
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return { dtype, shape, data: new TYPES[dtype](bytes.buffer) };
-}
 
 const tfOf = () => globalThis.tf;
 
