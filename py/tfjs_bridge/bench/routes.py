@@ -24,6 +24,7 @@ from ..core.errors import NodeError
 from ..core.memory import peak_rss
 from ..core.paths import NODE_DIR, PROJECT_ROOT
 from ..core.quiet_tf import import_tensorflow, native_stderr_hidden
+from ..core.timing import time_calls
 from ..core.versions import python_versions
 from ..folder import parity_record
 from ..folder.artifacts import write_json_atomic
@@ -125,21 +126,6 @@ class BenchReport:
         }
 
 
-def _timed(fn, budget_s: float, warmup: int = 3, min_reps: int = 5, max_reps: int = 200):
-    started = time.perf_counter()
-    fn()
-    first = (time.perf_counter() - started) * 1000
-    for _ in range(warmup - 1):
-        fn()
-    times: list[float] = []
-    until = time.perf_counter() + budget_s
-    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() < until):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return times, first
-
-
 def python_routes(model, tf):
     """Callables x -> numpy outputs, one per Python route."""
     plain = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
@@ -186,7 +172,7 @@ def bench(
             for batch in batches:
                 x = tf.constant(batch_of(inputs[subject.name], batch))
                 with native_stderr_hidden():  # XLA logs its compilations through absl
-                    ms, first = _timed(lambda fn=fn, x=x: fn(x), budget_s)
+                    ms, first = time_calls(lambda fn=fn, x=x: fn(x), budget_s)
                 report.timings.append(Timing(subject.name, route, batch, ms, first))
                 log(f"{subject.name} {route} batch {batch}: {report.timings[-1].throughput:,.0f}/s")
     report.peak_rss["python"] = peak_rss()

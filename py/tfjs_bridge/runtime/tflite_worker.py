@@ -19,6 +19,7 @@ from ..conversion.tflite_export import interpreter
 from ..core.errors import BridgeError
 from ..core.memory import status_kib
 from ..core.quiet_tf import native_stderr_hidden
+from ..core.timing import time_calls
 from ..folder import artifacts
 from ..folder.formats import TFLITE
 
@@ -110,13 +111,7 @@ class TfliteWorker:
         def once() -> float:
             return self.predict(model, xs, args.get("inputs"))[1]["ms"]
 
-        first = once()
-        for _ in range(1, warmup):
-            once()
-        times: list[float] = []
-        until = time.perf_counter() + budget
-        while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() < until):
-            times.append(once())
+        times, first = time_calls(once, budget, warmup, min_reps, max_reps, reports_ms=True)
         return {"first_ms": first, "ms": times}, []
 
     def memory(self) -> dict:
