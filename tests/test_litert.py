@@ -14,6 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from path_checks import assert_passed
 from test_browser import require_browser
 from test_tflite import TFLITE_FILE, _scale_a_kernel
 from tfjs_bridge.conversion.convert import convert
@@ -56,14 +57,10 @@ def matrix(node_runtime, tflite_folders):
 def test_litert_wasm_matches_keras(matrix, model):
     report, results = matrix
     result = results[model]
-    assert result.status == "pass", result.reason
-    figures = result.figures
+    assert report.samples[model] == SAMPLES
+    classification = MODELS[model].task == "classification"
+    figures = assert_passed(result, SAMPLES, TARGET, classification)
     print(model, f"max |error| {figures['max_abs']:.2e}")
-    assert figures["samples"] == report.samples[model] == SAMPLES
-    assert figures["outside"] == 0 and figures["elements"] > 0
-    assert 0 <= figures["max_abs"] <= TARGET
-    if MODELS[model].task == "classification":
-        assert figures["argmax_agree"] == figures["argmax_total"] == SAMPLES
 
 
 def test_the_page_reports_what_really_ran(matrix):

@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 
+from path_checks import assert_passed
 from test_browser import require_browser
 from tfjs_bridge.core.errors import NodeError
 from tfjs_bridge.parity.truth import subject_from_folder
@@ -60,13 +61,10 @@ def matrix(node_runtime, onnx_folders):
 def test_ort_web_wasm_matches_keras(matrix, model):
     report, results = matrix
     result = results[model]
-    assert result.status == "pass", result.reason
-    figures = result.figures
+    assert report.samples[model] == SAMPLES
+    classification = MODELS[model].task == "classification"
+    figures = assert_passed(result, SAMPLES, TARGET, classification)
     print(model, f"max |error| {figures['max_abs']:.2e}")
-    assert figures["samples"] == report.samples[model] == SAMPLES
-    assert figures["outside"] == 0 and 0 <= figures["max_abs"] <= TARGET
-    if MODELS[model].task == "classification":
-        assert figures["argmax_agree"] == figures["argmax_total"] == SAMPLES
 
 
 def test_the_page_reports_what_really_ran(matrix, onnx_folders):
