@@ -184,6 +184,20 @@ def models(tmp_path_factory):
     ids = keras.Input((8,), dtype="float32", name="ids")
     y = keras.layers.Dense(3)(keras.layers.GRU(6)(keras.layers.Embedding(50, 4)(ids)))
     keras.Model(ids, y).export(paths.setdefault("float_ids", root / "float_ids"), verbose=False)
+
+    # A subclassed model saved as a SavedModel: no graph of layers to convert.
+    class Tagger(tf_keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.gru, self.head = K.GRU(8), K.Dense(3, activation="softmax")
+
+        def call(self, x):
+            return self.head(self.gru(x))
+
+    tf_keras.utils.set_random_seed(6)
+    tagger = Tagger()
+    tagger(np.zeros((2, 10, 4), np.float32))
+    tagger.save(paths.setdefault("subclassed", root / "subclassed"), save_format="tf")
     return paths
 
 
@@ -317,3 +331,39 @@ def test_keras3_layer_normalization_has_a_tf_keras_twin():
     x = np.random.default_rng(0).uniform(-1, 1, (16, 10, 3)).astype(np.float32)
     twin = to_tf_keras(model)
     np.testing.assert_allclose(twin(x).numpy(), model(x).numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_a_subclassed_savedmodel_is_served_by_its_signature(node_runtime, models, tmp_path,
+                                                           rerecord):  # fmt: skip
+    """It died with TypeError: 'NoneType' object is not iterable. Its layers
+    path is unsupported, naming the class; its graph and SavedModel pass, and
+    a wrong weight in the graph's shard is a mismatch there."""
+    folder = tmp_path / "subclassed"
+    exported = _run("export", models["subclassed"], folder)
+    assert exported.exit_code == 0, exported.output
+    result = _run("verify", "--model-dir", folder, "--runtime", "tfjs-node", "--samples", 32,
+                  "--report", tmp_path / "report")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = _results(tmp_path / "report")
+    verdicts = {r: v["status"] for r, v in results.items()}
+    assert verdicts == {"tfjs-node/layers": "unsupported", "tfjs-node/graph": "pass",
+                        "tfjs-node/saved_model": "pass",
+                        "tfjs-node/saved_model_xla": "skip"}, verdicts  # fmt: skip
+    assert results["tfjs-node/layers"]["reason"].startswith("a subclassed keras.Model (Tagger)")
+
+    # the head's kernel, found by name in the shard (its other entries are int32 constants)
+    group = json.loads((folder / "tfjs_graph/model.json").read_text())["weightsManifest"][0]
+    offset = 0
+    for w in group["weights"]:
+        if "dense" in w["name"] and w["dtype"] == "float32":
+            break
+        offset += 4 * int(np.prod(w["shape"]))  # float32 and int32 alike
+    shard = f"tfjs_graph/{group['paths'][0]}"
+    weights = np.fromfile(folder / shard, np.float32)
+    weights[offset // 4] *= 1.5
+    weights.tofile(folder / shard)
+    rerecord(folder, shard)
+    wrong = _run("verify", "--model-dir", folder, "--runtime", "tfjs-node/graph", "--samples", 32,
+                 "--report", tmp_path / "wrong")  # fmt: skip
+    assert wrong.exit_code == 1, wrong.output
+    assert _results(tmp_path / "wrong")["tfjs-node/graph"]["status"] == "mismatch"

@@ -3,8 +3,9 @@ every Node path: `tfjs-bridge export PATH OUT` (and `verify --keras-model`).
 
   .h5 / .hdf5   a tf-keras model
   .keras        a Keras 3 model: rebuilt in tf-keras by keras3.py
-  a folder      a SavedModel: a tf-keras one is treated as Keras; any other is
-                served as is (graph and saved_model formats only)
+  a folder      a SavedModel: a tf-keras one is treated as Keras; any other
+                (a subclassed model too) is served as is (graph and
+                saved_model formats only)
 
 The folder holds keras.h5 (for the layers converter), saved_model/ (an
 unrolled twin with the same weights, for the graph converter and
@@ -197,15 +198,37 @@ def _load_source(source: Path, trust_lambda: bool = False):
         except BridgeError:
             model = None
         # Anything else (a Keras 3 export, a tf.Module, a Keras model with
-        # Lambda layers not trusted) is served by its signature: its graph,
-        # no Python code from the file.
-        return (model, "tf_keras") if isinstance(model, tf_keras.Model) else (None, "saved_model")
+        # Lambda layers not trusted, a subclassed model: no graph of layers
+        # to rebuild or convert) is served by its signature: its graph, no
+        # Python code from the file.
+        if isinstance(model, tf_keras.Model) and getattr(model, "_is_graph_network", False):
+            return model, "tf_keras"
+        return None, "saved_model"
     suffix = source.suffix.lower()
     if suffix in (".h5", ".hdf5"):
         return load_keras(source, TF_KERAS, trust_lambda=trust_lambda), TF_KERAS
     if suffix == ".keras":
         return load_keras(source, KERAS3, trust_lambda=trust_lambda), KERAS3
     raise UsageError(f"{source}: expected a .h5, a .keras file or a SavedModel folder")
+
+
+def _subclassed_name(source: Path) -> str | None:
+    """The class of a SavedModel's subclassed Keras model (from the metadata
+    Keras saves beside it, not by running its code), or None."""
+    metadata = source / "keras_metadata.pb"
+    if not metadata.exists():
+        return None
+    import json
+
+    from tf_keras.protobuf import saved_metadata_pb2
+
+    proto = saved_metadata_pb2.SavedMetadata()
+    proto.ParseFromString(metadata.read_bytes())
+    for node in proto.nodes:
+        if node.node_path == "root":
+            found = json.loads(node.metadata or "{}")
+            return None if found.get("is_graph_network", True) else found.get("class_name", "Model")
+    return None
 
 
 LAMBDA_UNSUPPORTED = "tfjs-layers cannot run Python code"
@@ -337,6 +360,12 @@ def export_model(
                 )
             classifier = False
             formats = ("graph",)
+            subclassed = _subclassed_name(source)
+            if subclassed:
+                unsupported["layers"] = (
+                    f"a subclassed keras.Model ({subclassed}): tfjs-layers holds Sequential and "
+                    "functional models; its SavedModel's signature serves it"
+                )
         input_shape = list(signature.inputs[0].shape)
         reference = {
             "tf_keras": {"kind": "tf_keras", "file": artifacts.KERAS_H5},
