@@ -129,6 +129,25 @@ def build_model(spec: dict):
             else:
                 model = K.Model(inputs, outputs if len(outputs) > 1 else outputs[0], name=name)
     trained_like(model, np.random.default_rng([spec["seed"], spec["index"]]))
+    if spec.get("subclassed"):
+        model = _subclassed(K, model, name)
+    return model
+
+
+def _subclassed(K, graph, name: str):
+    """A subclassed keras.Model whose call runs `graph` (the same weights):
+    what users write when a graph of layers does not fit their model."""
+
+    class FuzzSubclassed(K.Model):
+        def __init__(self, inner):
+            super().__init__(name=f"{name}_subclassed")
+            self.inner = inner
+
+        def call(self, inputs):
+            return self.inner(inputs)
+
+    model = FuzzSubclassed(graph)
+    model(graph.inputs if len(graph.inputs) > 1 else graph.inputs[0])  # builds it
     return model
 
 

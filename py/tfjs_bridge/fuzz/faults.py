@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..conversion.keras_loader import load_keras
+from ..core.quiet_tf import import_tensorflow
 from ..folder import artifacts
 from ..folder.formats import FORMATS
 from ..parity import compare, probes
@@ -98,15 +99,22 @@ def choose(model_dir: Path, samples: int) -> tuple[str, object, tuple, float, fl
     """(layer, variable, element index, relative change, new value, effect)
     of a fault the inputs verify feeds can see."""
     subject = subject_from_folder(model_dir)
-    # the truth verify runs (a Keras 3 source's own file), with the weights the shards hold
-    model = load_keras(model_dir / subject.reference_file, subject.reference_kind)
     xs = probes.probe_inputs(subject.signature, samples)
-    call = keras_call(model)
+    if subject.reference_kind == "saved_model":
+        truth, call, candidates = _saved_model_truth(model_dir / subject.reference_file, subject)
+        atol, rtol = subject.atol, subject.rtol  # served as is: float32, as its signature says
+    else:
+        # the truth verify runs (a Keras 3 source's own file), with the weights the shards hold
+        truth = load_keras(model_dir / subject.reference_file, subject.reference_kind)
+        call = keras_call(truth)
+        candidates = _candidates(truth, output_names(truth, subject.reference_kind))
+        # measured against the tolerance verify will judge by (wider for a float16 model)
+        atol, rtol = compare.precision_tolerance(
+            *compute_precision(truth), subject.atol, subject.rtol
+        )
     before = [np.asarray(y) for y in call(xs)]
-    # measured against the tolerance verify will judge by (wider for a float16 model)
-    atol, rtol = compare.precision_tolerance(*compute_precision(model), subject.atol, subject.rtol)
     tried = 0
-    for layer, var in _candidates(model, output_names(model, subject.reference_kind)):
+    for layer, var in candidates:
         value = np.asarray(var.numpy())
         if value.dtype != np.float32 or value.size == 0:
             continue
@@ -127,6 +135,31 @@ def choose(model_dir: Path, samples: int) -> tuple[str, object, tuple, float, fl
         if tried >= 30:
             break
     raise NoFault(f"no weight of {tried} tried moves an output by {EFFECT:g}x the tolerance")
+
+
+def _saved_model_truth(path: Path, subject):
+    """(the loaded SavedModel, its call, candidate (name, variable)) for a
+    SavedModel served as is (no Keras layers to walk): Dense kernels first,
+    the last built first (the output head, usually), then every variable by
+    size. The loaded object is returned to keep its variables alive."""
+    tf = import_tensorflow()
+    loaded = tf.saved_model.load(str(path))
+    serve = loaded.signatures["serving_default"]
+    names, outputs = subject.signature.names, sorted(serve.structured_outputs)
+
+    def call(xs):
+        ys = serve(**{k: tf.constant(x) for k, x in zip(names, xs, strict=True)})
+        return [ys[k] for k in outputs]
+
+    variables = list(loaded.variables)
+    dense = [v for v in reversed(variables) if "dense" in v.name and "kernel" in v.name]
+    by_size = sorted(variables, key=lambda v: -int(np.prod(v.shape)))
+    seen, candidates = set(), []
+    for var in dense + by_size:
+        if id(var) not in seen:
+            seen.add(id(var))
+            candidates.append((var.name.split("/")[0], var))
+    return loaded, call, candidates
 
 
 def _shards(model_dir: Path, fmt: str) -> list[Path]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 SOURCES = ("h5", "saved_model", "keras")  # tf-keras .h5, tf-keras SavedModel, Keras 3 .keras
 STRUCTURES = ("sequential", "functional", "nested", "shared", "multi_io")
+SUBCLASSED_SHARE = 0.4  # of SavedModel specs: wrapped in a subclassed keras.Model
 POLICIES = ("float32", "mixed_float16")
 RNN_CELLS = ("SimpleRNN", "GRU", "LSTM")
 CONV_RNNS = ("ConvLSTM1D", "ConvLSTM2D")
@@ -560,6 +561,15 @@ def draw(rng: random.Random, seed: int, index: int) -> dict:
             spec["dict_io"] = True  # keras.Model({"sequence": ..., "numeric": ...}, {...})
     spec["nodes"] = d.nodes
     spec["outputs"] = outputs
+    # A subclassed keras.Model calling the drawn graph; only a SavedModel
+    # holds one. Drawn from a stream of its own: the rest of the spec stays
+    # what the seed drew before this option existed.
+    if (
+        source == "saved_model"
+        and not spec.get("stateful")
+        and random.Random(f"{spec['id']}:subclassed").random() < SUBCLASSED_SHARE
+    ):
+        spec["subclassed"] = True
     return spec
 
 
@@ -719,6 +729,8 @@ def features(spec: dict) -> list[str]:
             out.add(f"around={cls}")
     if spec.get("dict_io"):
         out.add("structure=dict I/O")
+    if spec.get("subclassed"):
+        out.add("structure=subclassed")
     return sorted(out)
 
 
