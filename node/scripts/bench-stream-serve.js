@@ -165,8 +165,8 @@ function startService(dir, prefixDir, clients) {
     '--reload-interval-ms',
     '0',
   ];
-  const child = spawn(process.execPath, [...process.execArgv, ...args], {
-    /* TEMPPROF */ stdio: ['ignore', 'pipe', 'inherit'],
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
     let said = '';
