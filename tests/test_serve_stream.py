@@ -167,7 +167,7 @@ def _gru_step(inputs, i=0, t=0):
     return [inputs[i, t].tolist()]
 
 
-STEP, TWO = "STEP", "TWO"  # the first step of sequence 0; its first two steps
+STEP = "STEP"  # the first step of sequence 0
 
 
 # (model, changes to a first step {"sequence_id": "s", "sequence_start": true,
@@ -182,7 +182,7 @@ STEP, TWO = "STEP", "TWO"  # the first step of sequence 0; its first two steps
         ("gru", {"sequence_start": 1}, 400, "true or false"),
         ("gru", {"instances": [[0.5] * 27]}, 400, "shape"),
         ("gru", {"instances": [["a"] * 28]}, 400, "not a number"),
-        ("gru", {"instances": TWO}, 400, "one step"),
+        ("gru", {"instances": [[0.5] * 28, [0.5] * 27]}, 400, "ragged"),
         ("gru", {"oops": 1}, 400, "unknown field"),
         ("rnn_stack", {"instances": [[0.5]]}, 400, "Bidirectional"),
         ("nope", {}, 404, "no model"),
@@ -193,12 +193,47 @@ def test_bad_steps_are_refused_with_one_line(service, inputs, model, changes, co
     body = {k: v for k, v in body.items() if v is not None}
     if body.get("instances") == STEP:
         body["instances"] = _gru_step(inputs)
-    if body.get("instances") == TWO:
-        body["instances"] = [inputs[0, 0].tolist(), inputs[0, 1].tolist()]
     status, answer = _step(service, model, body)
     assert status == code, answer
     assert list(answer) == ["error"] and "\n" not in answer["error"], answer
     assert words in answer["error"], answer
+    assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == 0
+
+
+CHUNKS = [3, 1, 6, 2, 9, 7]  # 28 steps in chunks of several sizes
+
+
+def _chunked(service, inputs, i, sizes, keep_state=True):
+    """Sequence i fed in chunks of `sizes` steps, one request each (every
+    request a fresh start when not keep_state): every step's answer, [28, 10]."""
+    got, t = [], 0
+    for k, size in enumerate(sizes):
+        body = {"sequence_id": f"chunks-{i}", "instances": inputs[i, t : t + size].tolist()}
+        if k == 0 or not keep_state:
+            body["sequence_start"] = True
+        if k == len(sizes) - 1:
+            body["sequence_end"] = True
+        status, answer = _step(service, "gru", body)
+        assert status == 200, answer
+        assert answer["sequence_step"] == (t + size if keep_state else size), answer
+        assert len(answer["predictions"]) == size, answer
+        got.extend(answer["predictions"])
+        t += size
+    return np.array(got)
+
+
+def test_a_chunk_of_steps_answers_every_step(service, inputs, keras_prefixes):
+    """A request may carry a chunk of T steps of its sequence (#24: "one step
+    or a chunk"): answered with T outputs, each Keras's output on the prefix
+    ending at that step, the state carried from chunk to chunk; two sequences
+    in chunks of other sizes, side by side, each get their own. The negative
+    control: the same chunks, each sent as a fresh start (a stream that
+    drops its state between requests), fail the check."""
+    for i, sizes in ((1, CHUNKS), (2, CHUNKS[::-1])):
+        worst = np.abs(_chunked(service, inputs, i, sizes) - keras_prefixes[i]).max()
+        assert worst <= TARGET, (i, worst)
+    forgetful = _chunked(service, inputs, 1, CHUNKS, keep_state=False)
+    assert np.abs(forgetful - keras_prefixes[1]).max() > 1e-3
     assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == 0
 
 
@@ -330,6 +365,7 @@ def test_a_step_that_is_not_json_answers_415(service, inputs, content_type, word
     """A :stream step is JSON: an .npy/.npz body (which :predict takes) or
     any other content type is refused with 415 and one line, and starts no
     sequence; the control, the same step as JSON, is answered."""
+    live = _metric(service, "tfjs_bridge_live_sequences", model="gru")
     step = np.asarray(_gru_step(inputs), dtype=np.float32)
     buffer = io.BytesIO()
     np.save(buffer, step)
@@ -340,6 +376,6 @@ def test_a_step_that_is_not_json_answers_415(service, inputs, content_type, word
     assert status == 415, answer
     assert list(answer) == ["error"] and "\n" not in answer["error"], answer
     assert words in answer["error"], answer
-    assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == 0
+    assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == live
     body = {"sequence_id": "as-json", "sequence_start": True, "sequence_end": True}
     assert _step(service, "gru", {**body, "instances": step.tolist()})[0] == 200

@@ -141,10 +141,11 @@ async function streamLines(tf, model, spec, lines, write) {
 /**
  * The states of up to `capacity` sequences of `model` (a tf.LayersModel),
  * one row (a slot) each, for the service's sequence batcher
- * (lib/serve/sequences.js): step(x, slots, starts) runs one step of the
- * sequences in `slots` (distinct) together, x [n, ...step], each from its
- * own row (the zero state where `starts` says it begins), writes each new
- * state back to its row and returns the step's output [n, ...]. The rows
+ * (lib/serve/sequences.js): feed(x, slots, starts) runs a chunk of T steps
+ * of the sequences in `slots` (distinct) together, x [n, T, ...step], each
+ * from its own row (the zero state where `starts` says it begins), writes
+ * each new state back to its row and returns every step's output
+ * [n, T, ...]; step(x [n, ...step], slots, starts) is one step. The rows
  * are gathered into one batch of streams (lib/layers/stream.js), so a step
  * of n sequences is one batched step. The rows live in plain Float32Arrays,
  * not tensors: gathering and writing back n rows is then a copy of n × width
@@ -165,7 +166,7 @@ function sequenceTable(tf, model, capacity, { mixRows = false } = {}) {
   let rows = widths.map((state) => state.map((w) => new Float32Array(capacity * w)));
   const streamsOf = new Map(); // batch size -> streams of that many rows, reused
 
-  const step = (x, slots, starts) => {
+  const feed = (x, slots, starts) => {
     const n = slots.length;
     const bad = slots.find((s) => !(Number.isInteger(s) && s >= 0 && s < capacity));
     if (bad !== undefined) throw new Error(`sequences: no slot ${bad} (0 to ${capacity - 1})`);
@@ -185,7 +186,7 @@ function sequenceTable(tf, model, capacity, { mixRows = false } = {}) {
     );
     streams.setState(gathered);
     tf.dispose(gathered);
-    const y = streams.step(x);
+    const y = streams.feed(x);
     const next = streams.getState();
     try {
       const back = mixRows && n > 1 ? [...slots.slice(1), slots[0]] : slots;
@@ -205,13 +206,25 @@ function sequenceTable(tf, model, capacity, { mixRows = false } = {}) {
     return y;
   };
 
+  const step = (x, slots, starts) => {
+    const chunk = tf.expandDims(x, 1);
+    try {
+      const y = feed(chunk, slots, starts);
+      const squeezed = tf.squeeze(y, [1]);
+      y.dispose();
+      return squeezed;
+    } finally {
+      chunk.dispose();
+    }
+  };
+
   const dispose = () => {
     rows = [];
     streamsOf.forEach((streams) => streams.dispose());
     streamsOf.clear();
   };
 
-  return { capacity, returnsSequences, step, dispose };
+  return { capacity, returnsSequences, feed, step, dispose };
 }
 
 module.exports = { streamRunner, streamLines, sequenceTable, chunkSizes, seeded };
