@@ -1,7 +1,8 @@
 'use strict';
 // serve's sequence batcher under load against what users do without it, in
 // one run, on one service (node/serve.js, started here on 127.0.0.1):
-//   stream   N clients, each feeding whole sequences one step per request to
+//   stream   N clients, each feeding whole sequences one step per request
+//            (--chunk K: K steps per request, answered with K outputs) to
 //            POST /v1/models/NAME:stream (start, steps, end, the next one)
 //   prefix   N clients, each calling POST /v1/models/NAME_prefix:predict on
 //            its growing prefix (1 step, then 2, ... then the whole sequence)
@@ -9,15 +10,18 @@
 // Every answer is checked, within --atol, against the stream path computed
 // here (lib/layers/stream.js on the same layers model, every step's output:
 // what Keras gives on each prefix, tests/test_streaming.py); a wrong answer or
-// a non-200 is counted. Each side is an autocannon run, one connection per
-// client, one request in flight on each. The model's time axis is fixed (a registry model),
+// a non-200 is counted. Each side is one keep-alive connection per client,
+// one request in flight on each, from a plain client on net sockets
+// (--client autocannon for autocannon, which costs more CPU per request on
+// the cores it shares with the service). The model's time axis is fixed (a registry model),
 // so the prefix side serves a copy of its layers model with a free time axis
 // (a temporary folder; the model folder is only read), on the layers path:
 // the only path a prefix of any length can run on. The prefix clients are
 // at different points of their sequences (client c starts at step c mod T),
 // as independent users are; --lockstep starts them all at step 1, so that
 // prefixes of one length arrive together and batch (the service batches
-// requests only when their shapes agree).
+// requests only when their shapes agree). CPU seconds of the service's two
+// processes and of this client are recorded for each side.
 //
 //   node node/scripts/bench-stream-serve.js --model shared_models/gru [--clients 256] [--duration 20]
 const { spawn } = require('child_process');
@@ -30,7 +34,7 @@ const { main, parseCommandLine, UsageError } = require('../lib/runtime/cli');
 
 const USAGE =
   'usage: bench-stream-serve.js --model DIR [--clients 256] [--duration 20] [--sequences 16] ' +
-  '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
+  '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon] [--chunk 1]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
 
 const SERVE = path.join(__dirname, '..', 'serve.js');
 
@@ -46,6 +50,7 @@ function parse() {
         lockstep: { type: 'boolean', default: false },
         sides: { type: 'string', default: 'both' },
         client: { type: 'string', default: 'raw' },
+        chunk: { type: 'string', default: '1' },
       },
     },
     USAGE,
@@ -71,6 +76,7 @@ function parse() {
     lockstep: values.lockstep,
     sides: sidesOf(values.sides),
     client: clientOf(values.client),
+    chunk: positive('chunk'),
   };
 }
 
@@ -211,7 +217,7 @@ const closeTo = (got, want, atol) =>
   got.length === want.length &&
   got.every((v, i) => Math.abs(v - want[i]) <= atol);
 
-/** The answers' tally: right, wrong (checked within atol), and the first failure's status and text. */
+/** The answers' tally in steps: right, wrong (checked within atol), and the first failure's status and text. */
 function tally(atol) {
   const counts = { right: 0, wrong: 0, firstFailure: null };
   counts.check = (status, text, expect) => {
@@ -220,7 +226,12 @@ function tally(atol) {
       return false;
     }
     const answer = JSON.parse(text).predictions;
-    counts[closeTo(answer && answer[0], expect, atol) ? 'right' : 'wrong'] += 1;
+    // one output per step of the request: every one must be right
+    const right =
+      Array.isArray(answer) &&
+      answer.length === expect.length &&
+      expect.every((want, i) => closeTo(answer[i], want, atol));
+    counts[right ? 'right' : 'wrong'] += expect.length;
     return true;
   };
   return counts;
@@ -244,8 +255,8 @@ function figures(counts, latencies, seconds, failed) {
 /**
  * autocannon on `port` for `duration` s, one connection per client, each
  * cycling through requestsFor(client): its requests, in order, each
- * {path, body() (a string, built when it is sent), expect (the answer it
- * must get, checked within atol)}.
+ * {path, body() (a string, built when it is sent), expect (the outputs it
+ * must get, one per step, checked within atol)}.
  */
 async function autocannonLoad(port, clients, duration, requestsFor, atol) {
   const autocannon = require('autocannon');
@@ -357,7 +368,7 @@ function rawLoad(port, clients, duration, requestsFor, atol) {
 
 main(async () => {
   const options = parse();
-  const { dir, clients, duration, sequences, atol, lockstep, sides, client } = options;
+  const { dir, clients, duration, sequences, atol, lockstep, sides, client, chunk } = options;
   const { inputs, want, steps } = await references(dir, sequences);
   const prefixDir = freeTimeAxisCopy(dir);
   let service;
@@ -372,7 +383,7 @@ main(async () => {
       return Array.from({ length: steps }, (_, k) => {
         const t = (k + (lockstep ? 0 : client)) % steps;
         const body = JSON.stringify({ instances: [inputs[s].slice(0, t + 1)] });
-        return { path: '/v1/models/model_prefix:predict', body: () => body, expect: want[s][t] };
+        return { path: '/v1/models/model_prefix:predict', body: () => body, expect: [want[s][t]] };
       });
     };
     const prefix = sides.includes('prefix')
@@ -382,15 +393,16 @@ main(async () => {
     const streamRequests = (c) => {
       const s = c % sequences;
       let round = 0;
-      return Array.from({ length: steps }, (_, t) => {
+      const starts = Array.from({ length: Math.ceil(steps / chunk) }, (_, k) => k * chunk);
+      return starts.map((t) => {
+        const end = Math.min(steps, t + chunk);
         // all but the sequence id is the same each time round
         const flags =
-          (t === 0 ? ',"sequence_start":true' : '') +
-          (t === steps - 1 ? ',"sequence_end":true' : '');
-        const rest = `,"instances":[${JSON.stringify(inputs[s][t])}]${flags}}`;
+          (t === 0 ? ',"sequence_start":true' : '') + (end === steps ? ',"sequence_end":true' : '');
+        const rest = `,"instances":${JSON.stringify(inputs[s].slice(t, end))}${flags}}`;
         return {
           path: '/v1/models/model:stream',
-          expect: want[s][t],
+          expect: want[s].slice(t, end),
           body: () => {
             if (t === 0) round += 1;
             return `{"sequence_id":"c${c}-${round}"${rest}`;
@@ -439,6 +451,7 @@ main(async () => {
       clients,
       duration_s: duration,
       client,
+      stream_steps_per_request: chunk,
       prefix_clients: lockstep ? 'in lockstep' : 'spread over the sequence',
       steps_per_sequence: steps,
       atol,
