@@ -34,7 +34,7 @@ const { main, parseCommandLine, UsageError } = require('../lib/runtime/cli');
 
 const USAGE =
   'usage: bench-stream-serve.js --model DIR [--clients 256] [--duration 20] [--sequences 16] ' +
-  '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon] [--chunk 1]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
+  '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon] [--chunk 1] [--workers 1]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
 
 const SERVE = path.join(__dirname, '..', 'serve.js');
 
@@ -51,6 +51,7 @@ function parse() {
         sides: { type: 'string', default: 'both' },
         client: { type: 'string', default: 'raw' },
         chunk: { type: 'string', default: '1' },
+        workers: { type: 'string', default: '1' },
       },
     },
     USAGE,
@@ -77,6 +78,7 @@ function parse() {
     sides: sidesOf(values.sides),
     client: clientOf(values.client),
     chunk: positive('chunk'),
+    workers: positive('workers'),
   };
 }
 
@@ -151,7 +153,7 @@ async function references(dir, count) {
 }
 
 /** Starts serve.js with both models; resolves to {port, child} once it listens. */
-function startService(dir, prefixDir, clients) {
+function startService(dir, prefixDir, clients, workers) {
   const args = [
     SERVE,
     '--port',
@@ -168,6 +170,8 @@ function startService(dir, prefixDir, clients) {
     String(clients),
     '--queue-limit',
     String(Math.max(1024, 2 * clients)),
+    '--workers',
+    String(workers),
     '--reload-interval-ms',
     '0',
   ];
@@ -197,7 +201,7 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
-/** CPU seconds of the service's processes and this client while `run` runs. */
+/** CPU seconds of the service's processes ([HTTP process, ...workers]) and this client while `run` runs. */
 async function withCpu(pids, run) {
   const before = pids.map(cpuSeconds);
   const self = process.cpuUsage();
@@ -206,7 +210,7 @@ async function withCpu(pids, run) {
   const client = process.cpuUsage(self);
   measured.cpu_s = {
     http_process: used[0],
-    worker: used[1],
+    worker: used.slice(1).reduce((sum, seconds) => sum + seconds, 0), // every worker
     client: (client.user + client.system) / 1e6,
   };
   return measured;
@@ -368,14 +372,20 @@ function rawLoad(port, clients, duration, requestsFor, atol) {
 
 main(async () => {
   const options = parse();
-  const { dir, clients, duration, sequences, atol, lockstep, sides, client, chunk } = options;
+  const { dir, clients, duration, sequences, atol, lockstep, sides, client, chunk, workers } =
+    options;
   const { inputs, want, steps } = await references(dir, sequences);
   const prefixDir = freeTimeAxisCopy(dir);
   let service;
   try {
-    service = await startService(dir, prefixDir, clients);
+    service = await startService(dir, prefixDir, clients, workers);
     const { port } = service;
-    const pids = [service.child.pid, Number(service.said.match(/pids (\d+)/)[1])];
+    const workerPids = service.said
+      .match(/pids ([\d ]+);/)[1]
+      .trim()
+      .split(' ')
+      .map(Number);
+    const pids = [service.child.pid, ...workerPids];
     const load = client === 'raw' ? rawLoad : autocannonLoad;
     // :predict on the growing prefix: client c feeds sequence c % count, from step c % steps
     const prefixRequests = (client) => {
@@ -452,6 +462,7 @@ main(async () => {
       duration_s: duration,
       client,
       stream_steps_per_request: chunk,
+      workers,
       prefix_clients: lockstep ? 'in lockstep' : 'spread over the sequence',
       steps_per_sequence: steps,
       atol,
