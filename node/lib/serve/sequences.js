@@ -1,6 +1,6 @@
 'use strict';
 // The sequence batcher of one model (serve's :stream, docs/streaming.md):
-// a client feeds a sequence one step per request, naming it by a sequence id,
+// a client feeds a sequence one step (or a chunk of steps) per request, naming it by a sequence id,
 // its first step flagged sequence_start and its last sequence_end (Triton's
 // sequence batcher's contract). Each live sequence's recurrent state stays in
 // one worker process, in a row (a slot) of a table of states there
