@@ -1,8 +1,8 @@
 'use strict';
 // The sequence batcher of one model (serve's :stream, docs/streaming.md):
-// a client feeds a sequence one step (or a chunk of steps) per request, naming it by a sequence id,
-// its first step flagged sequence_start and its last sequence_end (Triton's
-// sequence batcher's contract). Each live sequence's recurrent state stays in
+// a client feeds a sequence one step (or a chunk of steps) per request,
+// naming it by a sequence id, its first step flagged sequence_start and its
+// last sequence_end (Triton's sequence batcher's contract). Each live sequence's recurrent state stays in
 // one worker process, in a row (a slot) of a table of states there
 // (lib/runtime/streaming.js's sequenceTable). The pending steps of many
 // sequences on one worker run as one batched step, one step per sequence
