@@ -4,10 +4,11 @@
 // naming it by a sequence id, its first step flagged sequence_start and its
 // last sequence_end (Triton's sequence batcher's contract). Each live
 // sequence's recurrent state stays in one worker process, in a row (a slot)
-// of a table of states there (lib/runtime/streaming.js's sequenceTable). The pending steps of many
-// sequences on one worker run as one batched step, one step per sequence
-// (or one chunk of T steps each, for requests of the same T); while a batch
-// runs, the next gathers, so batches grow with the load.
+// of a table of states there (lib/runtime/streaming.js's sequenceTable).
+// The pending steps of many sequences on one worker run as one batched step,
+// one step per sequence (or one chunk of T steps each, for requests of the
+// same T); while a batch runs, the next gathers, so batches grow with the
+// load.
 //
 // A sequence is freed at its end, or after --stream-idle-ms without a step.
 // A worker that dies takes its sequences' states with it: their clients are
