@@ -8,7 +8,7 @@
 //
 // Requests: hello | load {model_dir, format, stream?} | predict {handle, inputs?} + a tensor per input |
 // bench {handle, inputs?, warmup, budget_ms, ...} + a tensor per input | memory | dispose {handle} |
-// sequences_open {handle, capacity} | sequences_step {handle, slots, starts} + the steps' tensor
+// sequences_open {handle, capacity} | sequences_step {handle, slots, starts} + the chunks' tensor [n, T, ...step]
 // (serve's :stream, lib/serve/sequences.js).
 // Replies: {id, ok: true, ...} or {id, ok: false, error}.
 // stdout carries frames only; anything a library prints goes to stderr.
@@ -168,7 +168,7 @@ function makeHandlers(tf, backend) {
       const x = tf.tensor(data, shape, dtype);
       let y;
       try {
-        y = table.step(x, slots, starts);
+        y = table.feed(x, slots, starts); // x: [n, T, ...step], a chunk of T steps per sequence
         const out = { dtype: y.dtype, shape: y.shape, data: await y.data() };
         return { result: { ms: performance.now() - started }, tensors: [out] };
       } finally {

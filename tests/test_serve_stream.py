@@ -6,10 +6,12 @@ sequence's own prefix; the negative control, a worker that mixes up the
 sequences' rows, fails the same check; every 4xx; a killed worker's sequences
 answer 410, never from a fresh state."""
 
+import io
 import json
 import os
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -165,7 +167,7 @@ def _gru_step(inputs, i=0, t=0):
     return [inputs[i, t].tolist()]
 
 
-STEP, TWO = "STEP", "TWO"  # the first step of sequence 0; its first two steps
+STEP = "STEP"  # the first step of sequence 0
 
 
 # (model, changes to a first step {"sequence_id": "s", "sequence_start": true,
@@ -180,7 +182,7 @@ STEP, TWO = "STEP", "TWO"  # the first step of sequence 0; its first two steps
         ("gru", {"sequence_start": 1}, 400, "true or false"),
         ("gru", {"instances": [[0.5] * 27]}, 400, "shape"),
         ("gru", {"instances": [["a"] * 28]}, 400, "not a number"),
-        ("gru", {"instances": TWO}, 400, "one step"),
+        ("gru", {"instances": [[0.5] * 28, [0.5] * 27]}, 400, "ragged"),
         ("gru", {"oops": 1}, 400, "unknown field"),
         ("rnn_stack", {"instances": [[0.5]]}, 400, "Bidirectional"),
         ("nope", {}, 404, "no model"),
@@ -191,12 +193,47 @@ def test_bad_steps_are_refused_with_one_line(service, inputs, model, changes, co
     body = {k: v for k, v in body.items() if v is not None}
     if body.get("instances") == STEP:
         body["instances"] = _gru_step(inputs)
-    if body.get("instances") == TWO:
-        body["instances"] = [inputs[0, 0].tolist(), inputs[0, 1].tolist()]
     status, answer = _step(service, model, body)
     assert status == code, answer
     assert list(answer) == ["error"] and "\n" not in answer["error"], answer
     assert words in answer["error"], answer
+    assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == 0
+
+
+CHUNKS = [3, 1, 6, 2, 9, 7]  # 28 steps in chunks of several sizes
+
+
+def _chunked(service, inputs, i, sizes, keep_state=True):
+    """Sequence i fed in chunks of `sizes` steps, one request each (every
+    request a fresh start when not keep_state): every step's answer, [28, 10]."""
+    got, t = [], 0
+    for k, size in enumerate(sizes):
+        body = {"sequence_id": f"chunks-{i}", "instances": inputs[i, t : t + size].tolist()}
+        if k == 0 or not keep_state:
+            body["sequence_start"] = True
+        if k == len(sizes) - 1:
+            body["sequence_end"] = True
+        status, answer = _step(service, "gru", body)
+        assert status == 200, answer
+        assert answer["sequence_step"] == (t + size if keep_state else size), answer
+        assert len(answer["predictions"]) == size, answer
+        got.extend(answer["predictions"])
+        t += size
+    return np.array(got)
+
+
+def test_a_chunk_of_steps_answers_every_step(service, inputs, keras_prefixes):
+    """A request may carry a chunk of T steps of its sequence (#24: "one step
+    or a chunk"): answered with T outputs, each Keras's output on the prefix
+    ending at that step, the state carried from chunk to chunk; two sequences
+    in chunks of other sizes, side by side, each get their own. The negative
+    control: the same chunks, each sent as a fresh start (a stream that
+    drops its state between requests), fail the check."""
+    for i, sizes in ((1, CHUNKS), (2, CHUNKS[::-1])):
+        worst = np.abs(_chunked(service, inputs, i, sizes) - keras_prefixes[i]).max()
+        assert worst <= TARGET, (i, worst)
+    forgetful = _chunked(service, inputs, 1, CHUNKS, keep_state=False)
+    assert np.abs(forgetful - keras_prefixes[1]).max() > 1e-3
     assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == 0
 
 
@@ -263,3 +300,82 @@ def test_a_killed_worker_loses_its_sequences_with_410(service, inputs, keras_pre
         status, answer = _step(service, "gru", body)
         assert status == 200, answer
         np.testing.assert_allclose(answer["predictions"][0], keras_prefixes[0, t], atol=TARGET)
+
+
+def _pipelined(service, bodies):
+    """POSTs `bodies` to gru:stream on one connection in one write (HTTP/1.1
+    pipelining), so that the service reads them all before it answers the
+    first; returns [(status, answer)] in order."""
+    raw = b""
+    for body in bodies:
+        data = json.dumps(body).encode()
+        raw += (
+            b"POST /v1/models/gru:stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data)
+        )
+    with socket.create_connection(("127.0.0.1", service.port), timeout=60) as sock:
+        sock.sendall(raw)
+        reader = sock.makefile("rb")
+        replies = []
+        for _ in bodies:
+            status = int(reader.readline().split()[1])
+            length = 0
+            while (line := reader.readline().strip()) != b"":
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            replies.append((status, json.loads(reader.read(length))))
+        return replies
+
+
+def test_a_step_while_the_previous_one_runs_answers_409(service, inputs, keras_prefixes):
+    """Two steps of one sequence sent together: the one that comes second
+    while the first is in the worker is refused (409, one line) and not
+    counted; the sequence goes on from the step that ran."""
+    start = {"sequence_id": "busy", "sequence_start": True, "instances": _gru_step(inputs)}
+    assert _step(service, "gru", start)[0] == 200
+    step = {"sequence_id": "busy", "instances": _gru_step(inputs, t=1)}
+    replies = _pipelined(service, [step, step])
+    assert sorted(status for status, _ in replies) == [200, 409], replies
+    ((_, refused),) = [answer for answer in replies if answer[0] == 409]
+    assert list(refused) == ["error"] and "\n" not in refused["error"], refused
+    assert "still running" in refused["error"] and "busy" in refused["error"], refused
+    ((_, ran),) = [answer for answer in replies if answer[0] == 200]
+    assert ran["sequence_step"] == 2
+    np.testing.assert_allclose(ran["predictions"][0], keras_prefixes[0, 1], atol=TARGET)
+    # the refused step never ran: the next one is step 3, from the state after step 2
+    body = {"sequence_id": "busy", "sequence_end": True, "instances": _gru_step(inputs, t=2)}
+    status, answer = _step(service, "gru", body)
+    assert status == 200 and answer["sequence_step"] == 3, answer
+    np.testing.assert_allclose(answer["predictions"][0], keras_prefixes[0, 2], atol=TARGET)
+    # the control: the same two steps one after the other are both answered
+    # (what the 409 refuses is the overlap)
+    assert _step(service, "gru", {**start, "sequence_id": "calm"})[0] == 200
+    calm = {**step, "sequence_id": "calm"}
+    replies = [_pipelined(service, [body])[0] for body in (calm, {**calm, "sequence_end": True})]
+    assert [status for status, _ in replies] == [200, 200], replies
+    assert [answer["sequence_step"] for _, answer in replies] == [2, 3], replies
+
+
+@pytest.mark.parametrize(
+    ("content_type", "words"),
+    [("application/x-npy", "JSON body"), ("application/x-npz", "JSON body"), ("text/plain", "")],
+)
+def test_a_step_that_is_not_json_answers_415(service, inputs, content_type, words):
+    """A :stream step is JSON: an .npy/.npz body (which :predict takes) or
+    any other content type is refused with 415 and one line, and starts no
+    sequence; the control, the same step as JSON, is answered."""
+    live = _metric(service, "tfjs_bridge_live_sequences", model="gru")
+    step = np.asarray(_gru_step(inputs), dtype=np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, step)
+    status, _, raw = service.request(
+        "POST", "/v1/models/gru:stream", buffer.getvalue(), content_type=content_type
+    )
+    answer = json.loads(raw)
+    assert status == 415, answer
+    assert list(answer) == ["error"] and "\n" not in answer["error"], answer
+    assert words in answer["error"], answer
+    assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == live
+    body = {"sequence_id": "as-json", "sequence_start": True, "sequence_end": True}
+    assert _step(service, "gru", {**body, "instances": step.tolist()})[0] == 200

@@ -1,7 +1,8 @@
 'use strict';
 // serve's sequence batcher under load against what users do without it, in
 // one run, on one service (node/serve.js, started here on 127.0.0.1):
-//   stream   N clients, each feeding whole sequences one step per request to
+//   stream   N clients, each feeding whole sequences one step per request
+//            (--chunk K: K steps per request, answered with K outputs) to
 //            POST /v1/models/NAME:stream (start, steps, end, the next one)
 //   prefix   N clients, each calling POST /v1/models/NAME_prefix:predict on
 //            its growing prefix (1 step, then 2, ... then the whole sequence)
@@ -9,15 +10,18 @@
 // Every answer is checked, within --atol, against the stream path computed
 // here (lib/layers/stream.js on the same layers model, every step's output:
 // what Keras gives on each prefix, tests/test_streaming.py); a wrong answer or
-// a non-200 is counted. Each side is an autocannon run, one connection per
-// client, one request in flight on each. The model's time axis is fixed (a registry model),
+// a non-200 is counted. Each side is one keep-alive connection per client,
+// one request in flight on each, from a plain client on net sockets
+// (--client autocannon for autocannon, which costs more CPU per request on
+// the cores it shares with the service). The model's time axis is fixed (a registry model),
 // so the prefix side serves a copy of its layers model with a free time axis
 // (a temporary folder; the model folder is only read), on the layers path:
 // the only path a prefix of any length can run on. The prefix clients are
 // at different points of their sequences (client c starts at step c mod T),
 // as independent users are; --lockstep starts them all at step 1, so that
 // prefixes of one length arrive together and batch (the service batches
-// requests only when their shapes agree).
+// requests only when their shapes agree). CPU seconds of the service's two
+// processes and of this client are recorded for each side.
 //
 //   node node/scripts/bench-stream-serve.js --model shared_models/gru [--clients 256] [--duration 20]
 const { spawn } = require('child_process');
@@ -30,7 +34,7 @@ const { main, parseCommandLine, UsageError } = require('../lib/runtime/cli');
 
 const USAGE =
   'usage: bench-stream-serve.js --model DIR [--clients 256] [--duration 20] [--sequences 16] ' +
-  '[--atol 1e-5] [--lockstep]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
+  '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon] [--chunk 1] [--workers 1]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
 
 const SERVE = path.join(__dirname, '..', 'serve.js');
 
@@ -44,6 +48,10 @@ function parse() {
         sequences: { type: 'string', default: '16' },
         atol: { type: 'string', default: '1e-5' },
         lockstep: { type: 'boolean', default: false },
+        sides: { type: 'string', default: 'both' },
+        client: { type: 'string', default: 'raw' },
+        chunk: { type: 'string', default: '1' },
+        workers: { type: 'string', default: '1' },
       },
     },
     USAGE,
@@ -67,7 +75,25 @@ function parse() {
     sequences: positive('sequences'),
     atol: positive('atol', false),
     lockstep: values.lockstep,
+    sides: sidesOf(values.sides),
+    client: clientOf(values.client),
+    chunk: positive('chunk'),
+    workers: positive('workers'),
   };
+}
+
+/** --sides: which of the two runs (both, for the ratio; one alone, to profile it). */
+function sidesOf(value) {
+  const sides = { both: ['stream', 'prefix'], stream: ['stream'], prefix: ['prefix'] }[value];
+  if (!sides) throw new UsageError(`--sides must be both, stream or prefix, got '${value}'`);
+  return sides;
+}
+
+/** --client: the load generator, raw (net sockets) or autocannon. */
+function clientOf(value) {
+  if (!['raw', 'autocannon'].includes(value))
+    throw new UsageError(`--client must be raw or autocannon, got '${value}'`);
+  return value;
 }
 
 const sha256 = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -127,7 +153,7 @@ async function references(dir, count) {
 }
 
 /** Starts serve.js with both models; resolves to {port, child} once it listens. */
-function startService(dir, prefixDir, clients) {
+function startService(dir, prefixDir, clients, workers) {
   const args = [
     SERVE,
     '--port',
@@ -144,10 +170,14 @@ function startService(dir, prefixDir, clients) {
     String(clients),
     '--queue-limit',
     String(Math.max(1024, 2 * clients)),
+    '--workers',
+    String(workers),
     '--reload-interval-ms',
     '0',
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     let said = '';
     child.stdout.setEncoding('utf8');
@@ -171,19 +201,19 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
-/** CPU seconds of the service's processes and this client while `run` runs. */
+/** CPU seconds of the service's processes ([HTTP process, ...workers]) and this client while `run` runs. */
 async function withCpu(pids, run) {
   const before = pids.map(cpuSeconds);
   const self = process.cpuUsage();
-  const figures = await run();
+  const measured = await run();
   const used = pids.map((pid, i) => cpuSeconds(pid) - before[i]);
   const client = process.cpuUsage(self);
-  figures.cpu_s = {
+  measured.cpu_s = {
     http_process: used[0],
-    worker: used[1],
+    worker: used.slice(1).reduce((sum, seconds) => sum + seconds, 0), // every worker
     client: (client.user + client.system) / 1e6,
   };
-  return figures;
+  return measured;
 }
 
 const closeTo = (got, want, atol) =>
@@ -191,100 +221,208 @@ const closeTo = (got, want, atol) =>
   got.length === want.length &&
   got.every((v, i) => Math.abs(v - want[i]) <= atol);
 
-/**
- * autocannon on `url` for `duration` s, one connection per client, each
- * cycling through requestsFor(client): its steps, in order. Each request
- * carries `expect` (the answer it must get, checked within atol) and a
- * body, or setupRequest() for a body that changes each time round.
- */
-async function load(url, clients, duration, requestsFor, atol) {
-  const autocannon = require('autocannon');
-  const counts = { right: 0, wrong: 0 };
-  const checked = (expect) => (status, text) => {
+/** The answers' tally in steps: right, wrong (checked within atol), and the first failure's status and text. */
+function tally(atol) {
+  const counts = { right: 0, wrong: 0, firstFailure: null };
+  counts.check = (status, text, expect) => {
     if (status !== 200) {
       if (!counts.firstFailure) counts.firstFailure = `${status} ${text.slice(0, 200)}`;
-      return; // counted by autocannon as non-2xx
+      return false;
     }
     const answer = JSON.parse(text).predictions;
-    counts[closeTo(answer && answer[0], expect, atol) ? 'right' : 'wrong'] += 1;
+    // one output per step of the request: every one must be right
+    const right =
+      Array.isArray(answer) &&
+      answer.length === expect.length &&
+      expect.every((want, i) => closeTo(answer[i], want, atol));
+    counts[right ? 'right' : 'wrong'] += expect.length;
+    return true;
   };
-  const latencies = [];
-  let next = 0;
-  const instance = autocannon({
-    url,
-    connections: clients,
-    duration,
-    timeout: 60,
-    // every connection gets its own list (its own sequence ids); this one
-    // is only built by autocannon before setupClient replaces it
-    requests: requestsFor(0),
-    setupClient: (client) => {
-      const c = next++;
-      client.setRequests(requestsFor(c).map((r) => ({ ...r, onResponse: checked(r.expect) })));
-    },
-  });
-  instance.on('response', (_client, status, _bytes, ms) => {
-    if (status === 200) latencies.push(ms);
-  });
-  const result = await instance;
+  return counts;
+}
+
+function figures(counts, latencies, seconds, failed) {
   const sorted = Float64Array.from(latencies).sort();
   const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
   return {
-    steps_per_s: counts.right / result.duration,
+    steps_per_s: counts.right / seconds,
     answered_right: counts.right,
     wrong: counts.wrong,
-    failed: result.errors + result.non2xx + result.timeouts,
-    first_failure: counts.firstFailure || null,
-    seconds: result.duration,
+    failed,
+    first_failure: counts.firstFailure,
+    seconds,
     p50_ms: q(0.5),
     p99_ms: q(0.99),
   };
 }
 
+/**
+ * autocannon on `port` for `duration` s, one connection per client, each
+ * cycling through requestsFor(client): its requests, in order, each
+ * {path, body() (a string, built when it is sent), expect (the outputs it
+ * must get, one per step, checked within atol)}.
+ */
+async function autocannonLoad(port, clients, duration, requestsFor, atol) {
+  const autocannon = require('autocannon');
+  const counts = tally(atol);
+  const latencies = [];
+  let next = 0;
+  const asRequests = (list) =>
+    list.map(({ path: where, body, expect }) => ({
+      method: 'POST',
+      path: where,
+      headers: { 'content-type': 'application/json' },
+      setupRequest: (request) => ({ ...request, body: body() }),
+      onResponse: (status, text) => counts.check(status, text, expect),
+    }));
+  const instance = autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: clients,
+    duration,
+    timeout: 60,
+    // every connection gets its own list (its own sequence ids); this one
+    // is only built by autocannon before setupClient replaces it
+    requests: asRequests(requestsFor(0)),
+    setupClient: (client) => client.setRequests(asRequests(requestsFor(next++))),
+  });
+  instance.on('response', (_client, status, _bytes, ms) => {
+    if (status === 200) latencies.push(ms);
+  });
+  const result = await instance;
+  const failed = result.errors + result.non2xx + result.timeouts;
+  return figures(counts, latencies, result.duration, failed);
+}
+
+/**
+ * The same load from a plain HTTP/1.1 client on net sockets: one
+ * keep-alive connection per client, one request in flight on each, the
+ * request's bytes built by string concatenation and the answer read by its
+ * Content-Length. It does what autocannon does with less CPU per request
+ * (autocannon copies each request's options object to rebuild it), which
+ * matters when the client shares the service's cores: the side with more
+ * requests would pay more for its client. A connection that closes with a
+ * request in flight counts it failed and starts its list again.
+ */
+function rawLoad(port, clients, duration, requestsFor, atol) {
+  const net = require('net');
+  const counts = tally(atol);
+  const latencies = [];
+  let failed = 0;
+  const started = performance.now();
+  const deadline = started + duration * 1000;
+  const connection = (list) =>
+    new Promise((resolve) => {
+      let k = 0;
+      let sentAt = 0;
+      let inFlight = false;
+      let pending = Buffer.alloc(0);
+      let socket;
+      const send = () => {
+        if (performance.now() >= deadline) {
+          socket.end();
+          return;
+        }
+        const { path: where, body } = list[k];
+        const text = body();
+        socket.write(
+          `POST ${where} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+        );
+        sentAt = performance.now();
+        inFlight = true;
+      };
+      const onData = (chunk) => {
+        pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+        const headEnd = pending.indexOf('\r\n\r\n');
+        if (headEnd < 0) return;
+        const head = pending.toString('latin1', 0, headEnd);
+        const length = Number((/\r\ncontent-length: *(\d+)/i.exec(head) || [])[1]);
+        if (!Number.isInteger(length)) throw new Error(`an answer without Content-Length: ${head}`);
+        if (pending.length < headEnd + 4 + length) return;
+        const text = pending.toString('utf8', headEnd + 4, headEnd + 4 + length);
+        pending = pending.subarray(headEnd + 4 + length);
+        inFlight = false;
+        const status = Number(head.slice(9, 12));
+        if (counts.check(status, text, list[k].expect)) latencies.push(performance.now() - sentAt);
+        else failed += 1;
+        k = (k + 1) % list.length;
+        send();
+      };
+      const open = () => {
+        socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
+        socket.on('connect', send);
+        socket.on('data', onData);
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          if (!inFlight) return resolve();
+          failed += 1; // the request in flight is lost: start this client's list again
+          inFlight = false;
+          pending = Buffer.alloc(0);
+          k = 0;
+          if (performance.now() < deadline) open();
+          else resolve();
+        });
+      };
+      open();
+    });
+  return Promise.all(Array.from({ length: clients }, (_, c) => connection(requestsFor(c)))).then(
+    () => figures(counts, latencies, (performance.now() - started) / 1000, failed),
+  );
+}
+
 main(async () => {
   const options = parse();
-  const { dir, clients, duration, sequences, atol, lockstep } = options;
+  const { dir, clients, duration, sequences, atol, lockstep, sides, client, chunk, workers } =
+    options;
   const { inputs, want, steps } = await references(dir, sequences);
   const prefixDir = freeTimeAxisCopy(dir);
   let service;
   try {
-    service = await startService(dir, prefixDir, clients);
+    service = await startService(dir, prefixDir, clients, workers);
     const { port } = service;
-    const pids = [service.child.pid, Number(service.said.match(/pids (\d+)/)[1])];
-    const base = `http://127.0.0.1:${port}/v1/models`;
-    const json = { method: 'POST', headers: { 'content-type': 'application/json' } };
+    const workerPids = service.said
+      .match(/pids ([\d ]+);/)[1]
+      .trim()
+      .split(' ')
+      .map(Number);
+    const pids = [service.child.pid, ...workerPids];
+    const load = client === 'raw' ? rawLoad : autocannonLoad;
     // :predict on the growing prefix: client c feeds sequence c % count, from step c % steps
     const prefixRequests = (client) => {
       const s = client % sequences;
       return Array.from({ length: steps }, (_, k) => {
         const t = (k + (lockstep ? 0 : client)) % steps;
         const body = JSON.stringify({ instances: [inputs[s].slice(0, t + 1)] });
-        return { ...json, path: '/v1/models/model_prefix:predict', body, expect: want[s][t] };
+        return { path: '/v1/models/model_prefix:predict', body: () => body, expect: [want[s][t]] };
       });
     };
-    const prefix = await withCpu(pids, () =>
-      load(`${base}/model_prefix:predict`, clients, duration, prefixRequests, atol),
-    );
+    const prefix = sides.includes('prefix')
+      ? await withCpu(pids, () => load(port, clients, duration, prefixRequests, atol))
+      : null;
     // :stream: the same sequences, one step a request, a new sequence id each time round
-    const streamRequests = (client) => {
-      const s = client % sequences;
+    const streamRequests = (c) => {
+      const s = c % sequences;
       let round = 0;
-      return Array.from({ length: steps }, (_, t) => ({
-        ...json,
-        path: '/v1/models/model:stream',
-        expect: want[s][t],
-        setupRequest: (request) => {
-          if (t === 0) round += 1;
-          const body = { sequence_id: `c${client}-${round}`, instances: [inputs[s][t]] };
-          if (t === 0) body.sequence_start = true;
-          if (t === steps - 1) body.sequence_end = true;
-          return { ...request, body: JSON.stringify(body) };
-        },
-      }));
+      const starts = Array.from({ length: Math.ceil(steps / chunk) }, (_, k) => k * chunk);
+      return starts.map((t) => {
+        const end = Math.min(steps, t + chunk);
+        // all but the sequence id is the same each time round
+        const flags =
+          (t === 0 ? ',"sequence_start":true' : '') + (end === steps ? ',"sequence_end":true' : '');
+        const rest = `,"instances":${JSON.stringify(inputs[s].slice(t, end))}${flags}}`;
+        return {
+          path: '/v1/models/model:stream',
+          expect: want[s].slice(t, end),
+          body: () => {
+            if (t === 0) round += 1;
+            return `{"sequence_id":"c${c}-${round}"${rest}`;
+          },
+        };
+      });
     };
-    const stream = await withCpu(pids, () =>
-      load(`${base}/model:stream`, clients, duration, streamRequests, atol),
-    );
+    const stream = sides.includes('stream')
+      ? await withCpu(pids, () => load(port, clients, duration, streamRequests, atol))
+      : null;
     const metrics = await new Promise((resolve, reject) =>
       http
         .get({ host: '127.0.0.1', port, path: '/metrics' }, (response) => {
@@ -298,32 +436,39 @@ main(async () => {
       const line = metrics.split('\n').find((l) => l.startsWith(`${name}${labels}`));
       return line ? Number(line.split(' ').pop()) : null;
     };
-    const batches = metric('tfjs_bridge_sequence_batch_steps_count');
-    stream.batches = batches;
-    stream.steps_per_batch = metric('tfjs_bridge_sequence_batch_steps_sum') / batches;
-    stream.worker_ms_per_batch =
-      (1000 * metric('tfjs_bridge_sequence_batch_duration_seconds_sum')) / batches;
-    const prefixBatches = metric('tfjs_bridge_batch_size_count', '{model="model_prefix"}');
-    prefix.batches = prefixBatches;
-    prefix.samples_per_batch =
-      metric('tfjs_bridge_batch_size_sum', '{model="model_prefix"}') / prefixBatches;
-    prefix.worker_ms_per_batch =
-      (1000 *
-        metric(
-          'tfjs_bridge_batch_duration_seconds_sum',
-          '{model="model_prefix",path="tfjs-node/layers"}',
-        )) /
-      prefixBatches;
+    if (stream) {
+      const batches = metric('tfjs_bridge_sequence_batch_steps_count');
+      stream.batches = batches;
+      stream.steps_per_batch = metric('tfjs_bridge_sequence_batch_steps_sum') / batches;
+      stream.worker_ms_per_batch =
+        (1000 * metric('tfjs_bridge_sequence_batch_duration_seconds_sum')) / batches;
+    }
+    if (prefix) {
+      const prefixBatches = metric('tfjs_bridge_batch_size_count', '{model="model_prefix"}');
+      prefix.batches = prefixBatches;
+      prefix.samples_per_batch =
+        metric('tfjs_bridge_batch_size_sum', '{model="model_prefix"}') / prefixBatches;
+      prefix.worker_ms_per_batch =
+        (1000 *
+          metric(
+            'tfjs_bridge_batch_duration_seconds_sum',
+            '{model="model_prefix",path="tfjs-node/layers"}',
+          )) /
+        prefixBatches;
+    }
     const report = {
       model: dir,
       clients,
       duration_s: duration,
+      client,
+      stream_steps_per_request: chunk,
+      workers,
       prefix_clients: lockstep ? 'in lockstep' : 'spread over the sequence',
       steps_per_sequence: steps,
       atol,
       stream,
       prefix,
-      ratio: stream.steps_per_s / prefix.steps_per_s,
+      ratio: stream && prefix ? stream.steps_per_s / prefix.steps_per_s : null,
       load_average: os.loadavg(),
       cpus: os.cpus().length,
       node: process.versions.node,

@@ -136,3 +136,49 @@ test('a model that cannot stream is refused when the table opens', async () => {
   });
   assert.throws(() => sequenceTable(tf, model, 2), /cannot stream: .*Bidirectional/);
 });
+
+test('chunks of steps through the table match each sequence alone', async () => {
+  // sequence i fed in chunks of its own sizes, two sequences per batched call
+  // when their chunks have the same length (as the service batches them)
+  const { tf, model, xs } = await setUp();
+  const { sequenceTable } = require('../lib/runtime/streaming');
+  const want = alone(tf, model, xs);
+  const sizes = [
+    [2, 4],
+    [1, 2],
+    [3, 2],
+    [2, 2],
+    [1, 3],
+  ]; // per SCHEDULE sequence, sums = steps
+  const rows = [1, 0, 5, 2, 3];
+  const run = (options) => {
+    const table = sequenceTable(tf, model, 6, options);
+    const got = xs.map(() => []);
+    const at = xs.map(() => 0);
+    for (let k = 0; k < 2; k++) {
+      // group this round's chunks by length
+      const byLength = new Map();
+      sizes.forEach((s, i) => byLength.set(s[k], [...(byLength.get(s[k]) || []), i]));
+      for (const [length, members] of byLength) {
+        const y = tf.tidy(() =>
+          table.feed(
+            tf.concat(members.map((i) => tf.slice(xs[i], [0, at[i]], [1, length]))),
+            members.map((i) => rows[i]),
+            members.map(() => k === 0),
+          ),
+        );
+        y.arraySync().forEach((outputs, m) => got[members[m]].push(...outputs));
+        y.dispose();
+        members.forEach((i) => (at[i] += length));
+      }
+    }
+    table.dispose();
+    return got;
+  };
+  const got = run({});
+  got.forEach((seq, i) => assert.equal(seq.length, SCHEDULE[i][2]));
+  assert.ok(worst(got, want) <= ATOL, `max error ${worst(got, want)}`);
+  // the negative control: states written back into the wrong rows
+  const mixed = run({ mixRows: true });
+  assert.ok(worst(mixed, want) > 1e-3, `max error only ${worst(mixed, want)}`);
+});

@@ -141,15 +141,19 @@ async function streamLines(tf, model, spec, lines, write) {
 /**
  * The states of up to `capacity` sequences of `model` (a tf.LayersModel),
  * one row (a slot) each, for the service's sequence batcher
- * (lib/serve/sequences.js): step(x, slots, starts) runs one step of the
- * sequences in `slots` (distinct) together, x [n, ...step], each from its
- * own row (the zero state where `starts` says it begins), writes each new
- * state back to its row and returns the step's output [n, ...]. The rows
+ * (lib/serve/sequences.js): feed(x, slots, starts) runs a chunk of T steps
+ * of the sequences in `slots` (distinct) together, x [n, T, ...step], each
+ * from its own row (the zero state where `starts` says it begins), writes
+ * each new state back to its row and returns every step's output
+ * [n, T, ...]; step(x [n, ...step], slots, starts) is one step. The rows
  * are gathered into one batch of streams (lib/layers/stream.js), so a step
- * of n sequences is one batched step. `mixRows` writes each state back to
- * the next sequence's row: the negative control of the service's tests, a
- * batcher that mixes up its sequences. Throws "cannot stream: ..." when the
- * model cannot.
+ * of n sequences is one batched step. The rows live in plain Float32Arrays,
+ * not tensors: gathering and writing back n rows is then a copy of n × width
+ * floats, where a tensor table cost a gather, a multiply and a scatter that
+ * rewrote the whole table on every batched step. `mixRows` writes each state
+ * back to the next sequence's row: the negative control of the service's
+ * tests, a batcher that mixes up its sequences. Throws "cannot stream: ..."
+ * when the model cannot.
  */
 function sequenceTable(tf, model, capacity, { mixRows = false } = {}) {
   const probe = openStreams(tf, model, { batch: 1 });
@@ -158,10 +162,11 @@ function sequenceTable(tf, model, capacity, { mixRows = false } = {}) {
   const { returnsSequences } = probe;
   tf.dispose(zero);
   probe.dispose();
-  let table = widths.map((state) => state.map((w) => tf.keep(tf.zeros([capacity, w]))));
+  // one array per state tensor ([h], or [h, c] for an LSTM), capacity rows each
+  let rows = widths.map((state) => state.map((w) => new Float32Array(capacity * w)));
   const streamsOf = new Map(); // batch size -> streams of that many rows, reused
 
-  const step = (x, slots, starts) => {
+  const feed = (x, slots, starts) => {
     const n = slots.length;
     const bad = slots.find((s) => !(Number.isInteger(s) && s >= 0 && s < capacity));
     if (bad !== undefined) throw new Error(`sequences: no slot ${bad} (0 to ${capacity - 1})`);
@@ -169,40 +174,57 @@ function sequenceTable(tf, model, capacity, { mixRows = false } = {}) {
     if (x.shape[0] !== n) throw new Error(`sequences: ${x.shape[0]} steps for ${n} slots`);
     if (!streamsOf.has(n)) streamsOf.set(n, openStreams(tf, model, { batch: n }));
     const streams = streamsOf.get(n);
-    const rows = tf.tensor1d(slots, 'int32');
-    const back = mixRows && n > 1 ? [...slots.slice(1), slots[0]] : slots;
-    const into = tf.tensor2d(back, [n, 1], 'int32');
+    const gathered = rows.map((state, i) =>
+      state.map((table, j) => {
+        const w = widths[i][j];
+        const batch = new Float32Array(n * w); // zeros: the rows that start
+        slots.forEach((slot, k) => {
+          if (!starts[k]) batch.set(table.subarray(slot * w, (slot + 1) * w), k * w);
+        });
+        return tf.tensor2d(batch, [n, w]);
+      }),
+    );
+    streams.setState(gathered);
+    tf.dispose(gathered);
+    const y = streams.feed(x);
+    const next = streams.getState();
     try {
-      const gathered = tf.tidy(() => {
-        const kept = tf.tensor2d(
-          starts.map((start) => (start ? 0 : 1)),
-          [n, 1],
-        );
-        return table.map((state) => state.map((t) => tf.mul(tf.gather(t, rows), kept)));
-      });
-      streams.setState(gathered);
-      tf.dispose(gathered);
-      const y = streams.step(x);
-      const next = streams.getState();
-      const old = table;
-      table = table.map((state, i) =>
-        state.map((t, j) => tf.keep(tf.tensorScatterUpdate(t, into, next[i][j]))),
+      const back = mixRows && n > 1 ? [...slots.slice(1), slots[0]] : slots;
+      next.forEach((state, i) =>
+        state.forEach((t, j) => {
+          const w = widths[i][j];
+          const values = t.dataSync();
+          back.forEach((slot, k) => rows[i][j].set(values.subarray(k * w, (k + 1) * w), slot * w));
+        }),
       );
-      tf.dispose([next, old]);
-      return y;
+    } catch (err) {
+      y.dispose();
+      throw err;
     } finally {
-      tf.dispose([rows, into]);
+      tf.dispose(next);
+    }
+    return y;
+  };
+
+  const step = (x, slots, starts) => {
+    const chunk = tf.expandDims(x, 1);
+    try {
+      const y = feed(chunk, slots, starts);
+      const squeezed = tf.squeeze(y, [1]);
+      y.dispose();
+      return squeezed;
+    } finally {
+      chunk.dispose();
     }
   };
 
   const dispose = () => {
-    tf.dispose(table);
-    table = [];
+    rows = [];
     streamsOf.forEach((streams) => streams.dispose());
     streamsOf.clear();
   };
 
-  return { capacity, returnsSequences, step, dispose };
+  return { capacity, returnsSequences, feed, step, dispose };
 }
 
 module.exports = { streamRunner, streamLines, sequenceTable, chunkSizes, seeded };

@@ -123,9 +123,10 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
     }
   };
 
-  // One step of a sequence: {"sequence_id", "sequence_start"?, "sequence_end"?,
-  // "instances": [step]} (or "inputs"), answered {"sequence_id", "sequence_step",
-  // "predictions": [output]} (or "outputs") from the sequence's own state.
+  // One step of a sequence, or a chunk of T: {"sequence_id", "sequence_start"?,
+  // "sequence_end"?, "instances": [step, ...]} (or "inputs"), answered
+  // {"sequence_id", "sequence_step", "predictions": [output, ...]} (or
+  // "outputs"), one output per step, from the sequence's own state.
   const streamStep = async (request, reply, name) => {
     try {
       const entry = model(name);
@@ -159,7 +160,7 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
       return reply.code(200).send({
         sequence_id: given,
         sequence_step: answer.step,
-        [key]: [sample(answer.output, 0)],
+        [key]: Array.from({ length: answer.output.shape[0] }, (_, t) => sample(answer.output, t)),
       });
     } catch (err) {
       return fail(reply, name, err);

@@ -197,8 +197,9 @@ class Catalog {
       for (const worker of workers) {
         const handle = worker.handles.get(key);
         await worker.request('sequences_open', { handle, capacity: maxSequences });
+        const first = zeros(step, 1); // one step [1, ...step], as a chunk [1, 1, ...step]
         await worker.request('sequences_step', { handle, slots: [0], starts: [true] }, [
-          zeros(step, 1),
+          { ...first, shape: [1, ...first.shape] },
         ]);
       }
       generation.streams = {

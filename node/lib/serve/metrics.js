@@ -63,7 +63,7 @@ function createMetrics() {
   const sequenceBatch = make(
     client.Histogram,
     'sequence_batch_steps',
-    'Steps (one per sequence) per batched step of :stream.',
+    'Sequences per batched step of :stream (one step, or one chunk of steps, each).',
     ['model'],
     { buckets: STEP_BUCKETS },
   );

@@ -1,12 +1,14 @@
 'use strict';
 // The sequence batcher of one model (serve's :stream, docs/streaming.md):
-// a client feeds a sequence one step per request, naming it by a sequence id,
-// its first step flagged sequence_start and its last sequence_end (Triton's
-// sequence batcher's contract). Each live sequence's recurrent state stays in
-// one worker process, in a row (a slot) of a table of states there
-// (lib/runtime/streaming.js's sequenceTable). The pending steps of many
-// sequences on one worker run as one batched step, one step per sequence;
-// while a batch runs, the next gathers, so batches grow with the load.
+// a client feeds a sequence one step (or a chunk of steps) per request,
+// naming it by a sequence id, its first step flagged sequence_start and its
+// last sequence_end (Triton's sequence batcher's contract). Each live
+// sequence's recurrent state stays in one worker process, in a row (a slot)
+// of a table of states there (lib/runtime/streaming.js's sequenceTable).
+// The pending steps of many sequences on one worker run as one batched step,
+// one step per sequence (or one chunk of T steps each, for requests of the
+// same T); while a batch runs, the next gathers, so batches grow with the
+// load.
 //
 // A sequence is freed at its end, or after --stream-idle-ms without a step.
 // A worker that dies takes its sequences' states with it: their clients are
@@ -21,18 +23,18 @@ const ID_MAX_CHARS = 128;
 
 const gone = (message, kind = 'sequence_gone') => new RequestError(message, 410, kind);
 
-/** Rows of one-step arrays ([1, ...step] each) stacked into [n, ...step]. */
-function stackSteps(arrays) {
+/** Chunks of the same length ([T, ...step] each) stacked into [n, T, ...step]. */
+function stackChunks(arrays) {
   const { shape, dtype, data } = arrays[0];
   const out = new data.constructor(data.length * arrays.length);
   arrays.forEach((a, i) => out.set(a.data, i * data.length));
-  return { data: out, shape: [arrays.length, ...shape.slice(1)], dtype };
+  return { data: out, shape: [arrays.length, ...shape], dtype };
 }
 
-/** Row i of a [n, ...] array. */
+/** Row i of a [n, ...] array, as [...]. */
 function rowOf({ data, shape, dtype }, i) {
   const size = shape.slice(1).reduce((a, b) => a * b, 1);
-  return { data: data.subarray(i * size, (i + 1) * size), shape: [1, ...shape.slice(1)], dtype };
+  return { data: data.subarray(i * size, (i + 1) * size), shape: shape.slice(1), dtype };
 }
 
 /** A sequence id as given (a string or a non-negative integer), or a 400. */
@@ -72,11 +74,12 @@ class Sequences {
   }
 
   /**
-   * One step of a sequence: `id` (checked), `start`/`end` flags, `read(signature)`
-   * the request's body read against a step's signature ({format, arrays}),
-   * `current` the version a new sequence runs on (a live one keeps its own).
-   * Resolves to {format, output ([1, ...] array), step (1 for a sequence's
-   * first)}; rejects with a RequestError.
+   * One step, or a chunk of T steps, of a sequence: `id` (checked),
+   * `start`/`end` flags, `read(signature)` the request's body read against a
+   * step's signature ({format, arrays}: one array [T, ...step]), `current`
+   * the version a new sequence runs on (a live one keeps its own). Resolves
+   * to {format, output ([T, ...] array: every step's), step (the sequence's
+   * steps so far, 1 after its first)}; rejects with a RequestError.
    */
   async step({ id, start, end, read, current }) {
     let sequence = this.live.get(id);
@@ -96,17 +99,13 @@ class Sequences {
     if (!generation.streams.key)
       throw new RequestError(`model ${this.name} cannot stream: ${generation.streams.why}`);
     const { format, arrays } = read(generation.streams.signature);
-    if (arrays[0].shape[0] !== 1)
-      throw new RequestError(
-        `a :stream request carries one step of its sequence, got ${arrays[0].shape[0]}`,
-      );
     if (start && sequence) this.close(sequence, 'started again', 'restarted');
     if (start) sequence = await this.open(id, generation);
     sequence.busy = true;
     const at = performance.now();
     try {
       const output = await this.enqueue(sequence, arrays[0], start);
-      sequence.steps += 1;
+      sequence.steps += output.shape[0];
       this.metrics.stepTime((performance.now() - at) / 1000);
       const answer = { format, output, step: sequence.steps };
       if (end) this.close(sequence, 'ended (sequence_end)', 'ended');
@@ -246,7 +245,14 @@ class Sequences {
   async pump(lane, generation) {
     if (lane.running || !lane.queue.length) return;
     lane.running = true;
-    const batch = lane.queue.splice(0, this.maxBatch);
+    // chunks of one length batch together; the others wait, in order, for the next batch
+    const steps = lane.queue[0].step.shape[0];
+    const batch = [];
+    lane.queue = lane.queue.filter((item) => {
+      const taken = batch.length < this.maxBatch && item.step.shape[0] === steps;
+      if (taken) batch.push(item);
+      return !taken;
+    });
     const { worker } = lane;
     worker.busy += 1; // the predict batcher sees this worker busy meanwhile
     try {
@@ -265,7 +271,7 @@ class Sequences {
           slots: batch.map((item) => item.sequence.slot),
           starts: batch.map((item) => item.start),
         },
-        [stackSteps(batch.map((item) => item.step))],
+        [stackChunks(batch.map((item) => item.step))],
       );
       this.metrics.batch(batch.length, (performance.now() - started) / 1000);
       batch.forEach((item, i) => item.resolve(rowOf(tensors[0], i)));
