@@ -379,3 +379,19 @@ def test_a_step_that_is_not_json_answers_415(service, inputs, content_type, word
     assert _metric(service, "tfjs_bridge_live_sequences", model="gru") == live
     body = {"sequence_id": "as-json", "sequence_start": True, "sequence_end": True}
     assert _step(service, "gru", {**body, "instances": step.tolist()})[0] == 200
+
+
+def test_streams_off_say_so_at_start_and_refuse_a_start(small_models, inputs):
+    """--max-sequences 0: the start-up line says :stream is off, a start is a
+    400 naming the option, and :predict is served as ever."""
+    with serving(small_models / "gru", options=_options(max_sequences=0)) as service:
+        said = "\n".join(service.lines)
+        assert "model gru: no :stream (streams are off: --max-sequences 0)" in said, said
+        assert ":stream ready" not in said, said
+        body = {"sequence_id": "s", "sequence_start": True, "instances": _gru_step(inputs)}
+        status, answer = _step(service, "gru", body)
+        assert status == 400 and "--max-sequences 0" in answer["error"], answer
+        status, _, raw = service.request(
+            "POST", "/v1/models/gru:predict", {"instances": [inputs[0].tolist()]}
+        )
+        assert status == 200 and len(json.loads(raw)["predictions"][0]) == 10, raw

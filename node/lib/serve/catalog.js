@@ -150,6 +150,9 @@ class Catalog {
       await this.pool.unload(key);
       throw err;
     }
+    // with streams off, prepareStreams says so at once (it loads nothing)
+    if (!this.streaming.maxSequences)
+      generation.streamsReady = this.prepareStreams(name, generation);
     return generation;
   }
 
@@ -177,7 +180,7 @@ class Catalog {
   async prepareStreams(name, generation) {
     const { maxSequences } = this.streaming;
     if (!maxSequences) {
-      generation.streams = { why: 'streams are off (--max-sequences 0)' };
+      generation.streams = { why: 'streams are off: --max-sequences 0' };
       return;
     }
     const { dir, manifest, signature, version } = generation;
@@ -391,11 +394,9 @@ class Catalog {
   /** The start-up line about :stream, and, at a version's first start, what it found. */
   logStreams(name, generation) {
     const { streams } = generation;
-    const { maxSequences } = this.streaming;
-    if (!maxSequences) this.log(`model ${name}: no :stream (streams are off: --max-sequences 0)`);
-    else if (!streams)
+    if (!streams)
       this.log(
-        `model ${name}: :stream ready at its first sequence_start (on ${runtimeName(this.backend, 'layers')} streams, up to ${maxSequences} live sequences)`,
+        `model ${name}: :stream ready at its first sequence_start (on ${runtimeName(this.backend, 'layers')} streams, up to ${this.streaming.maxSequences} live sequences)`,
       );
     else
       this.log(
