@@ -306,6 +306,19 @@ def test_a_request_past_its_deadline_answers_504(small_models):
         assert svc.get("/readyz")[0] == 200
 
 
+def _wait_for_samples(service, total, slack, timeout=60.0):
+    """Until `total` samples arrived: waiting, run, or (at most `slack`) running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        arrived = _metric(service, "tfjs_bridge_queue_depth", model="gru") + _metric(
+            service, "tfjs_bridge_samples_total", model="gru"
+        )
+        if arrived >= total - slack:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"only {arrived} of {total} samples arrived in {timeout} s")
+
+
 def test_sigterm_finishes_requests_in_flight_and_refuses_new_ones(small_models):
     # batches of 1: each request of 256 samples runs for a while (~0.5 s)
     x = _gru_samples(256, seed=2).tolist()
@@ -322,7 +335,10 @@ def test_sigterm_finishes_requests_in_flight_and_refuses_new_ones(small_models):
 
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(send, i) for i in range(8)]
-            time.sleep(0.5)
+            # SIGTERM once the service holds all 8 requests (each body is ~1.6 MB
+            # of JSON: on a loaded machine some were still uploading after 0.5 s,
+            # and a connection closed mid-upload is a broken pipe, not a refusal)
+            _wait_for_samples(svc, 8 * len(x), slack=4)
             signalled = time.monotonic()
             svc.proc.send_signal(signal.SIGTERM)
             answers = [f.result() for f in futures]
