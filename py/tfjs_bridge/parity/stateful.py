@@ -1,0 +1,145 @@
+"""The truth of a stateful model's folder (conversion/stateful.py): the Keras
+stateful model itself, never its stateless twin.
+
+Whole-sequence paths are checked against it called on batches of its fixed
+batch size (the last one padded with zero rows), `reset_states()` before
+each batch, so that every sequence starts from the zero state.
+
+Stream paths (runtime/streams.py) are checked as a stateful model is used:
+each sequence fed in chunks of several steps, the state carried from one
+call to the next. Keras's stateful model is fed the same chunks (a free
+time axis copy, conversion/stateful.chunkable) and the Node streams must
+give its output after every chunk (the whole output sequence for a
+return_sequences model). The chunk sizes are drawn here, from the number of
+steps, and sent to Node in the stream feed."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ..conversion.stateful import chunkable, reset_states
+from ..runtime.runtimes import STREAM_RUNTIMES
+from ..runtime.streams import VERIFY_FEED
+from .truth import Comparison, KerasTruth, Subject, as_list
+
+
+def chunk_sizes(steps: int) -> list[int]:
+    """Sizes adding up to `steps`, each 1 to max(1, steps / 4), seeded by
+    `steps`: single steps, chunks and the joins between them all occur."""
+    rng = np.random.default_rng(steps)
+    largest, sizes = max(1, steps // 4), []
+    while sum(sizes) < steps:
+        sizes.append(min(steps - sum(sizes), int(rng.integers(1, largest + 1))))
+    return sizes
+
+
+class Computed(list):
+    """The truth's whole-sequence outputs, holding the inputs they came from
+    (a stream comparison feeds those inputs in chunks, nudged ones too)."""
+
+    def __init__(self, outputs, xs):
+        super().__init__(outputs)
+        self.xs = xs
+
+
+class StatefulTruth(KerasTruth):
+    """KerasTruth on the stateful model, reset before each batch of its fixed size."""
+
+    def __init__(self, subject: Subject):
+        super().__init__(subject)
+        self.batch = int(subject.stateful["batch"])
+        self._whole = self._call
+        self._call = lambda xs: self._in_batches(self._whole, xs)
+        self._chunked_model = None
+        self._chunked: dict[int, tuple] = {}  # id(python_side) -> (python_side, outputs)
+        self._lock = threading.Lock()  # paths of several backends compare at once
+        self.said = (
+            f"Keras stateful model, reset_states() before each batch of {self.batch} "
+            "sequences (the last padded with zero rows)"
+        )
+
+    def _in_batches(self, call, xs: list[np.ndarray]) -> list[np.ndarray]:
+        """call(batch) on batches of the fixed size, padded, each from the zero state."""
+        n, parts = len(xs[0]), []
+        for i in range(0, n, self.batch):
+            part = [x[i : i + self.batch] for x in xs]
+            short = self.batch - len(part[0])
+            part = [np.concatenate([p, np.zeros((short, *p.shape[1:]), p.dtype)]) for p in part]
+            reset_states(self.keras_model)
+            parts.append([np.asarray(y)[: self.batch - short] for y in call(part)])
+        return [np.concatenate(ys) for ys in zip(*parts, strict=True)]
+
+    def python_side(self, xs):
+        return Computed(self(xs), xs)
+
+    def stream_feed(self, xs) -> dict:
+        """The stream paths' feed: the chunks Keras is fed, and every step's output."""
+        return {**VERIFY_FEED, "chunks": chunk_sizes(xs[0].shape[1]), "per_step": True}
+
+    def _chunks_of(self, xs) -> tuple[list[np.ndarray], list[bool]]:
+        """The stateful model fed xs in chunk_sizes' chunks, reset between
+        batches: per output, its output after every chunk [N, chunks, ...],
+        or every step's [N, T, ...] for a return_sequences output (True in
+        the second list)."""
+        if self._chunked_model is None:
+            self._chunked_model = chunkable(self.keras_model)
+        model, sizes = self._chunked_model, chunk_sizes(xs[0].shape[1])
+        sequences = []
+
+        def fed(batch):
+            reset_states(model)
+            calls, t = [], 0
+            for size in sizes:
+                calls.append([np.asarray(y) for y in as_list(model(batch[0][:, t : t + size]))])
+                t += size
+            per_output = list(zip(*calls, strict=True))
+            # a return_sequences output gives one row per step of the chunk
+            sequences[:] = [
+                ys[0].ndim >= 3 and [y.shape[1] for y in ys] == sizes for ys in per_output
+            ]
+            return [
+                np.concatenate(ys, 1) if seq else np.stack(ys, 1)
+                for ys, seq in zip(per_output, sequences, strict=True)
+            ]
+
+        return self._in_batches(fed, xs), sequences
+
+    def _streamed(self, python_side) -> tuple[list[np.ndarray], list[bool]]:
+        with self._lock:
+            key = id(python_side)
+            if key not in self._chunked:
+                self._chunked[key] = (python_side, self._chunks_of(python_side.xs))
+            return self._chunked[key][1]
+
+    def comparisons(self, runtime, fmt, run, python_side):
+        if runtime not in STREAM_RUNTIMES:
+            found = super().comparisons(runtime, fmt, run, python_side)
+            return [_relabelled(c, self.said) for c in found]
+        expected, sequences = self._streamed(python_side)
+        sizes = chunk_sizes(python_side.xs[0].shape[1])
+        ends = np.cumsum(sizes) - 1
+
+        def at_chunk_ends(outputs):  # every step a stream gave -> what Keras's calls gave
+            return [y if seq or y.ndim < 2 else y[:, ends]
+                    for y, seq in zip(outputs, sequences, strict=True)]  # fmt: skip
+
+        got, singles = at_chunk_ends(run.outputs), at_chunk_ends(run.singles)
+        said = (f"Keras stateful model fed chunks of {'+'.join(map(str, sizes))} steps, "
+                "state carried between calls, reset_states() before each batch of "
+                f"{self.batch}; compared after every chunk")  # fmt: skip
+        c = Comparison(runtime, expected, self.output_names, got, run.output_names,
+                       [e[: len(singles[0])] for e in expected], singles)  # fmt: skip
+        return [_relabelled(c, said)]
+
+
+def _relabelled(c: Comparison, said: str) -> Comparison:
+    """The comparison, its report figures saying what the truth was."""
+
+    def relabel(figures: dict) -> dict:
+        figures["truth"] = said
+        return figures
+
+    c.relabel = relabel
+    return c
