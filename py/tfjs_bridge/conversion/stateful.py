@@ -20,11 +20,21 @@ def _layers(model) -> list:
 
 
 def stateful_layers(model) -> list:
-    """The recurrent layers with stateful=True, inside wrappers too, in model order."""
+    """The recurrent layers with stateful=True, inside wrappers too, in model
+    order; not a Bidirectional's template layer (its two directions run, and
+    the template is never built)."""
+    every = _layers(model)
+    templates = {
+        id(layer.layer)
+        for layer in every
+        if type(layer).__name__ == "Bidirectional" and layer.layer is not layer.forward_layer
+    }
     return [
         layer
-        for layer in _layers(model)
-        if type(layer).__name__ in RECURRENT_LAYERS and getattr(layer, "stateful", False)
+        for layer in every
+        if type(layer).__name__ in RECURRENT_LAYERS
+        and getattr(layer, "stateful", False)
+        and id(layer) not in templates
     ]
 
 
@@ -37,13 +47,25 @@ def stateful_record(model) -> dict | None:
         return None
     batch = _fixed_batch(model)
     states = []
-    for layer in found:  # built: its states are variables of their full shape
+    for layer in found:
         states.append({
             "layer": layer.name,
             "class": type(layer).__name__,
-            "shapes": [[int(d) for d in v.shape] for v in layer.states],
+            "shapes": _state_shapes(layer, batch),
         })  # fmt: skip
     return {"batch": batch, "states": states}
+
+
+def _state_shapes(layer, batch: int) -> list[list[int]]:
+    """Its states' shapes: the variables' once built (a wrapper's inner layer
+    loaded from a file is not), else the batch by the cell's state sizes."""
+    built = getattr(layer, "states", None) or []
+    if built and all(v is not None for v in built):
+        return [[int(d) for d in v.shape] for v in built]
+    sizes = layer.cell.state_size
+    sizes = list(sizes) if isinstance(sizes, list | tuple) else [sizes]
+    return [[batch, *([int(size)] if isinstance(size, int) else [int(d) for d in size])]
+            for size in sizes]  # fmt: skip
 
 
 def _fixed_batch(model) -> int:
