@@ -57,7 +57,7 @@ class StatefulTruth(KerasTruth):
         self._lock = threading.Lock()  # paths of several backends compare at once
         self.said = (
             f"Keras stateful model, reset_states() before each batch of {self.batch} "
-            "sequences (the last padded with zero rows)"
+            "(the last padded with zero rows)"
         )
 
     def _in_batches(self, call, xs: list[np.ndarray]) -> list[np.ndarray]:
