@@ -15,8 +15,6 @@ steps, and sent to Node in the stream feed."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from ..conversion.stateful import chunkable, reset_states
@@ -50,24 +48,23 @@ class StatefulTruth(KerasTruth):
     def __init__(self, subject: Subject):
         super().__init__(subject)
         self.batch = int(subject.stateful["batch"])
-        self._whole = self._call
-        self._call = lambda xs: self._in_batches(self._whole, xs)
+        whole = self._call
+        self._call = lambda xs: self._in_batches(self.keras_model, whole, xs)
         self._chunked_model = None
         self._chunked: dict[int, tuple] = {}  # id(python_side) -> (python_side, outputs)
-        self._lock = threading.Lock()  # paths of several backends compare at once
         self.said = (
             f"Keras stateful model, reset_states() before each batch of {self.batch} "
             "(the last padded with zero rows)"
         )
 
-    def _in_batches(self, call, xs: list[np.ndarray]) -> list[np.ndarray]:
-        """call(batch) on batches of the fixed size, padded, each from the zero state."""
+    def _in_batches(self, model, call, xs: list[np.ndarray]) -> list[np.ndarray]:
+        """call(batch) on batches of the fixed size, padded, `model` reset before each."""
         n, parts = len(xs[0]), []
         for i in range(0, n, self.batch):
             part = [x[i : i + self.batch] for x in xs]
             short = self.batch - len(part[0])
             part = [np.concatenate([p, np.zeros((short, *p.shape[1:]), p.dtype)]) for p in part]
-            reset_states(self.keras_model)
+            reset_states(model)
             parts.append([np.asarray(y)[: self.batch - short] for y in call(part)])
         return [np.concatenate(ys) for ys in zip(*parts, strict=True)]
 
@@ -89,7 +86,6 @@ class StatefulTruth(KerasTruth):
         sequences = []
 
         def fed(batch):
-            reset_states(model)
             calls, t = [], 0
             for size in sizes:
                 calls.append([np.asarray(y) for y in as_list(model(batch[0][:, t : t + size]))])
@@ -104,14 +100,15 @@ class StatefulTruth(KerasTruth):
                 for ys, seq in zip(per_output, sequences, strict=True)
             ]
 
-        return self._in_batches(fed, xs), sequences
+        return self._in_batches(model, fed, xs), sequences
 
     def _streamed(self, python_side) -> tuple[list[np.ndarray], list[bool]]:
-        with self._lock:
-            key = id(python_side)
-            if key not in self._chunked:
-                self._chunked[key] = (python_side, self._chunks_of(python_side.xs))
-            return self._chunked[key][1]
+        """_chunks_of python_side's inputs, computed once for each (the
+        conditioning check asks again with its nudged ones)."""
+        key = id(python_side)
+        if key not in self._chunked:
+            self._chunked[key] = (python_side, self._chunks_of(python_side.xs))
+        return self._chunked[key][1]
 
     def comparisons(self, runtime, fmt, run, python_side):
         if runtime not in STREAM_RUNTIMES:
