@@ -34,15 +34,17 @@ def _exported(root, name, model):
 
 @pytest.fixture(scope="module")
 def stacked(tmp_path_factory, node_runtime):
-    """batch 4, 10 steps: GRU (return_sequences) -> LSTM -> Dense, all stateful."""
+    """batch 4, 10 steps, padded: Masking -> GRU -> LSTM -> Dense, both RNNs
+    stateful and return_sequences (the output is every step's)."""
     import_tensorflow()
     import tf_keras as K
 
     K.utils.set_random_seed(24)
     model = K.Sequential([
         K.Input((10, 3), batch_size=4),
+        K.layers.Masking(0.0),
         K.layers.GRU(5, stateful=True, return_sequences=True, name="gru"),
-        K.layers.LSTM(4, stateful=True, name="lstm"),
+        K.layers.LSTM(4, stateful=True, return_sequences=True, name="lstm"),
         K.layers.Dense(2, name="head"),
     ])  # fmt: skip
     return model, _exported(tmp_path_factory.mktemp("stateful"), "stacked", model)
@@ -88,19 +90,31 @@ def test_every_path_and_the_streams_pass_against_the_stateful_model(stacked):
     assert report.ok
 
 
-def test_the_streams_truth_is_every_chunk_not_only_the_last(stacked):
-    """Keras fed chunks, state carried: its output after the last chunk is the
-    whole sequence's, and the earlier chunks' outputs differ from it (so the
-    streams are checked after every chunk, not once)."""
+def test_the_streams_truth_is_keras_fed_in_chunks(stacked):
+    """Keras fed chunks, its state carried between calls, gives every step
+    what it gives on the whole sequence, but at a padded step before any kept
+    one of its call: there it gives 0 (a call starts its outputs from zeros)
+    where the whole sequence, and a stream, give the output before it. The
+    truth takes that output (and says so); the steps differ from one another."""
     _, folder = stacked
     truth = truth_for(subject_from_folder(folder))
     xs = probe_inputs(truth.subject.signature, SAMPLES)
     whole = truth.python_side(xs)
     (chunked,), (sequences,) = truth._streamed(whole)
-    sizes = stateful_truth.chunk_sizes(10)
-    assert not sequences and len(sizes) > 2 and chunked.shape == (SAMPLES, len(sizes), 2)
-    assert np.abs(chunked[:, -1] - whole[0]).max() <= 1e-6
-    assert np.abs(chunked[:, 0] - whole[0]).max() > 1e-3
+    assert sequences and chunked.shape == whole[0].shape == (SAMPLES, 10, 2)
+    assert np.abs(chunked - whole[0]).max() <= 1e-6
+    assert np.abs(chunked[:, 0] - chunked[:, -1]).max() > 1e-3
+    padded = (xs[0] == 0).all(-1)
+    assert 0 < padded.mean() < 1, padded.mean()
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(stateful_truth, "_carried", lambda y, real: y)
+    try:
+        truth._chunked.clear()
+        (raw,), _ = truth._streamed(whole)
+    finally:
+        monkeypatch.undo()
+    off = np.abs(raw - whole[0]).max(-1) > 1e-6
+    assert off.any() and not off[~padded].any()  # only padded steps, and only without it
 
 
 def test_negative_controls_a_forgetting_stream_and_an_unreset_truth_fail(stacked, monkeypatch):
@@ -139,7 +153,7 @@ def test_predict_stream_is_the_stateful_model_fed_step_by_step(stacked):
         for step in seq:
             rows = np.zeros((4, 1, 3), np.float32)
             rows[0, 0] = step
-            want.append(stepper(rows).numpy()[0])
+            want.append(stepper(rows).numpy()[0, 0])
     lines = [json.dumps(step.tolist()) for step in first]
     lines += ['{"reset": true}', *[json.dumps(step.tolist()) for step in second]]
     done = _predict_stream(folder, lines)
@@ -149,6 +163,7 @@ def test_predict_stream_is_the_stateful_model_fed_step_by_step(stacked):
     assert max(np.abs(g - w).max() for g, w in zip(got, want, strict=True)) <= TARGET
     assert np.abs(got[1] - got[0]).max() > 1e-3  # the state moved on
     assert np.abs(got[5] - got[0]).max() > 1e-3  # a new sequence: another first step
+    assert got[0].shape == (2,)  # one step's output of a return_sequences model
 
 
 def test_a_stateful_bidirectional_runs_whole_and_cannot_stream(tmp_path, node_runtime):

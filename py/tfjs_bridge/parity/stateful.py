@@ -100,7 +100,20 @@ class StatefulTruth(KerasTruth):
                 for ys, seq in zip(per_output, sequences, strict=True)
             ]
 
-        return self._in_batches(model, fed, xs), sequences
+        outputs = self._in_batches(model, fed, xs)
+        real = self._real_steps(xs[0])
+        if real is not None:
+            outputs = [_carried(y, real if seq else _chunk_real(real, sizes))
+                       for y, seq in zip(outputs, sequences, strict=True)]  # fmt: skip
+        return outputs, sequences
+
+    def _real_steps(self, x: np.ndarray) -> np.ndarray | None:
+        """[N, T]: which steps the model's mask keeps (None: no mask)."""
+        value = self.subject.signature.inputs[0].mask_value
+        if value is None:
+            return None
+        kept = x != value
+        return kept if kept.ndim == 2 else kept.reshape(*kept.shape[:2], -1).any(-1)
 
     def _streamed(self, python_side) -> tuple[list[np.ndarray], list[bool]]:
         """_chunks_of python_side's inputs, computed once for each (the
@@ -126,9 +139,28 @@ class StatefulTruth(KerasTruth):
         said = (f"Keras stateful model fed chunks of {'+'.join(map(str, sizes))} steps, "
                 "state carried between calls, reset_states() before each batch of "
                 f"{self.batch}; compared after every chunk")  # fmt: skip
+        if self.subject.signature.inputs[0].mask_value is not None:
+            said += "; at a masked step, Keras's output before it (its call starts from zeros)"
         c = Comparison(runtime, expected, self.output_names, got, run.output_names,
                        [e[: len(singles[0])] for e in expected], singles)  # fmt: skip
         return [_relabelled(c, said)]
+
+
+def _chunk_real(real: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """[N, chunks]: whether each chunk holds a step the mask keeps."""
+    starts = np.cumsum([0, *sizes[:-1]])
+    return np.stack([real[:, a : a + n].any(1) for a, n in zip(starts, sizes, strict=True)], 1)
+
+
+def _carried(y: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """y [N, T or chunks, ...] with each masked position given the one before
+    it: what a stream gives there, and Keras on the whole sequence. A Keras
+    stateful call carries its state over but starts its outputs from zeros,
+    so a masked step before any kept step of its call gives 0 there."""
+    y = y.copy()
+    for t in range(1, y.shape[1]):
+        y[~real[:, t], t] = y[~real[:, t], t - 1]
+    return y
 
 
 def _relabelled(c: Comparison, said: str) -> Comparison:
