@@ -132,7 +132,8 @@ class StatefulTruth(KerasTruth):
         ends = np.cumsum(sizes) - 1
 
         def at_chunk_ends(outputs):  # every step a stream gave -> what Keras's calls gave
-            return [y if seq or y.ndim < 2 else y[:, ends]
+            # (any other shape is left as it came, for the comparison to name)
+            return [y[:, ends] if not seq and y.ndim >= 2 and y.shape[1] == ends[-1] + 1 else y
                     for y, seq in zip(outputs, sequences, strict=True)]  # fmt: skip
 
         got, singles = at_chunk_ends(run.outputs), at_chunk_ends(run.singles)
