@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from test_user_models import _results, _run
 from tfjs_bridge.core.quiet_tf import import_tensorflow
 
@@ -128,32 +126,28 @@ def test_keras3_attention_states_and_dict_outputs_translate(node_runtime, tmp_pa
     assert sorted(names) == ["label", "score", "states", "states_1"]
 
 
-@pytest.mark.parametrize("flavour", ["tf_keras", "keras3"])
-def test_a_stateful_rnn_is_unsupported_on_every_path_in_one_line(node_runtime, tmp_path, flavour):
+def test_a_keras3_stateful_rnn_passes_every_path_and_its_stream(node_runtime, tmp_path):
     """fz0-067: a stateful GRU (batch fixed at 1) stopped at the converter
-    ("Identity is not in graph") or in Keras itself (batch 16 against 1).
-    Its state carries over between calls, which verify's batches cannot
-    check: every path is unsupported, naming the layer, and no format is made."""
+    ("Identity is not in graph") or in Keras itself (batch 16 against 1),
+    then was unsupported on every path. Now its formats hold its stateless
+    twin and every path passes against the stateful Keras 3 model itself
+    (reset before each batch of 1), the stream path against it fed in chunks.
+    tests/test_stateful.py has tf-keras models and the negative controls."""
     import_tensorflow()
-    import keras
-    import tf_keras
+    import keras as K
 
-    K = tf_keras if flavour == "tf_keras" else keras
     K.utils.set_random_seed(10)
     model = K.Sequential([K.Input((8, 3), batch_size=1), K.layers.GRU(3, stateful=True, name="gru"),
                           K.layers.Dense(2)])  # fmt: skip
-    source = tmp_path / ("streaming.h5" if flavour == "tf_keras" else "streaming.keras")
+    source = tmp_path / "streaming.keras"
     model.save(source)
 
-    result, verdicts = _verify(source, tmp_path / "report")
-    assert result.exit_code == 1
-    assert verdicts == dict.fromkeys(TFJS_NODE, "unsupported")
-    reasons = {r["reason"] for r in _results(tmp_path / "report").values()}
-    assert reasons == {
-        "stateful GRU gru: its state carries over between calls, in a batch fixed at build "
-        "time; verify checks models whose calls stand alone"
-    }
-    assert "0 passed, 0 mismatched, 4 unsupported, 0 refused, 0 skipped" in result.output
+    result, verdicts = _verify(source, tmp_path / "report", "--runtime", "tfjs-node/stream")
+    assert result.exit_code == 0, result.output
+    assert verdicts == dict.fromkeys([*TFJS_NODE, "tfjs-node/stream"], "pass")
+    truths = {r["truth"].split(",")[0] for r in _results(tmp_path / "report").values()}
+    chunks = "Keras stateful model fed chunks of 2+1+1+2+1+1 steps"
+    assert truths == {"Keras stateful model", chunks}
 
 
 def test_a_keras3_layer_tf_keras_cannot_build_leaves_the_savedmodel_paths(node_runtime, tmp_path):

@@ -22,10 +22,20 @@ function seeded(seed) {
 }
 
 /**
- * Chunk sizes that add up to `steps`: all 1 ('steps'), or drawn from
- * 1..max(1, steps/4) ('random', from `rand`).
+ * Chunk sizes that add up to `steps`: all 1 ('steps'), drawn from
+ * 1..max(1, steps/4) ('random', from `rand`), or the sizes given (an array:
+ * verify feeds a stateful Keras model the same chunks, py/tfjs_bridge/parity/stateful.py).
  */
 function chunkSizes(steps, chunks, rand) {
+  if (Array.isArray(chunks)) {
+    const sum = chunks.reduce((a, b) => a + b, 0);
+    if (!chunks.every((n) => Number.isInteger(n) && n > 0) || sum !== steps) {
+      throw new Error(
+        `stream chunks: positive integers adding up to ${steps} steps, got [${chunks}]`,
+      );
+    }
+    return chunks;
+  }
   if (chunks === 'steps') return new Array(steps).fill(1);
   if (chunks !== 'random') throw new Error(`stream chunks: 'steps' or 'random', got '${chunks}'`);
   const largest = Math.max(1, Math.floor(steps / 4));
@@ -41,8 +51,8 @@ function chunkSizes(steps, chunks, rand) {
 /**
  * `runner` (a layers runner: runners.js) whose predict() opens a batch of
  * streams for the batch it is given and feeds each sequence's steps in
- * chunks: `chunks` 'random' (seeded by `seed`, a new draw each call) or
- * 'steps'. It returns what the whole model returns: every step's output for
+ * chunks: `chunks` 'random' (seeded by `seed`, a new draw each call),
+ * 'steps', or an array of sizes. It returns what the whole model returns: every step's output for
  * a return_sequences model, else the last step's; with `perStep`, every
  * step's output either way (a last-output model's "if the sequence ended
  * here"). `dropState` resets every stream after each chunk: the negative

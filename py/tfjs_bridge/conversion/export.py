@@ -17,8 +17,10 @@ A format that cannot be made is left out, whole, and the manifest's
 for that format, or a Lambda layer for the layers format (tfjs-layers cannot
 run Python code). verify gives its paths the verdict `unsupported` and runs
 the others. A Keras 3 model with no tf-keras twin has no layers format; its
-SavedModels serve the Keras 3 model itself. A stateful RNN has no format at
-all (every path unsupported): its state carries over between calls.
+SavedModels serve the Keras 3 model itself. A model with stateful RNNs
+(stateful.py) is exported as its stateless twin; the manifest's "stateful"
+records its batch and state shapes, and its truth is the stateful model
+(stateful.h5 for tf-keras, source.keras for Keras 3).
 Lambda layers are loaded only with trust_lambda (their code comes from the
 file)."""
 
@@ -30,7 +32,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..core.errors import BridgeError, UsageError
+from ..core.errors import BridgeError, UsageError, first_line
 from ..core.quiet_tf import import_tensorflow, native_stderr_hidden
 from ..core.versions import python_versions
 from ..folder import artifacts
@@ -41,12 +43,12 @@ from .convert import ConverterError, convert_in_place
 from .keras_loader import (
     CUSTOM_OBJECTS,
     KERAS3,
-    RECURRENT_LAYERS,
     TF_KERAS,
     UNROLLABLE_LAYERS,
     lambda_layers,
     load_keras,
 )
+from .stateful import stateful_record, stateless_twin
 
 
 def _with_unroll(config):
@@ -232,23 +234,22 @@ def _subclassed_name(source: Path) -> str | None:
 
 
 LAMBDA_UNSUPPORTED = "tfjs-layers cannot run Python code"
+STATEFUL_H5 = "stateful.h5"  # a stateful tf-keras model itself: the truth beside its twin
 # What a model no format can hold leaves unsupported: every path verify runs.
 ALL_FORMATS = ("layers", "graph", SAVED_MODEL.name, SAVED_MODEL_XLA.name)
 
 
-def _stateful(model) -> str | None:
-    """Why a model with a stateful RNN has no path verify can check, or None.
-    Its state carries over from one call to the next within a batch fixed at
-    build time; verify's truth and paths each run batches of their own size."""
-    names = [
-        f"{type(layer).__name__} {layer.name}"
-        for layer in all_layers(model)
-        if type(layer).__name__ in RECURRENT_LAYERS and getattr(layer, "stateful", False)
-    ]
-    if not names:
-        return None
-    return (f"stateful {', '.join(names)}: its state carries over between calls, in a batch "
-            "fixed at build time; verify checks models whose calls stand alone")  # fmt: skip
+def _stateless(model) -> tuple[object, dict | None, str | None]:
+    """(the model to export, its "stateful" record, why no format can hold it):
+    a stateful model becomes its stateless twin (stateful.py)."""
+    record = stateful_record(model) if model is not None else None
+    if record is None:
+        return model, None, None
+    try:
+        return stateless_twin(model), record, None
+    except Exception as err:  # a config Keras cannot rebuild: every path says why, once
+        names = ", ".join(f"{r['class']} {r['layer']}" for r in record["states"])
+        return model, record, f"stateful {names}: no stateless twin: {first_line(err)}"
 
 
 def _serve_keras3(model, model_dir: Path) -> Signature:
@@ -316,8 +317,9 @@ def export_model(
     model, kind = _load_source(source, trust_lambda)
     name = name or out_dir.name
     notes, unsupported = [], {}
+    stateful_model = model
     # Why no format can hold the model (every path unsupported), or None.
-    cannot = _stateful(model) if model is not None else None
+    model, stateful, cannot = _stateless(model)
     untranslated = None  # why a Keras 3 model has no tf-keras twin: no layers format
     if kind == KERAS3 and cannot is None:
         try:
@@ -331,8 +333,7 @@ def export_model(
             if kind == KERAS3:
                 signature = _keras3_signature(model)
             else:
-                signature = read_signature(model)
-                save_h5(model, staging / artifacts.KERAS_H5)  # the truth
+                signature = read_signature(model)  # the truth, stateful.h5, is saved below
         elif untranslated:
             signature = _serve_keras3(model, staging)
             notes.append("no tf-keras twin: the SavedModel serves the Keras 3 model, loops kept")
@@ -367,13 +368,24 @@ def export_model(
                     "functional models; its SavedModel's signature serves it"
                 )
         input_shape = list(signature.inputs[0].shape)
+        if stateful and kind == TF_KERAS:
+            save_h5(stateful_model, staging / STATEFUL_H5)
         reference = {
-            "tf_keras": {"kind": "tf_keras", "file": artifacts.KERAS_H5},
+            "tf_keras": {
+                "kind": "tf_keras",
+                "file": STATEFUL_H5 if stateful else artifacts.KERAS_H5,
+            },
             "keras3": {"kind": "keras3", "file": "source.keras"},
             "saved_model": {"kind": "saved_model", "file": SAVED_MODEL.folder},
         }[kind]
         if kind == "keras3":
             shutil.copyfile(source, staging / "source.keras")
+        if stateful and not cannot:
+            notes.append(
+                f"stateful, batch {stateful['batch']}: every format holds its stateless twin "
+                "(same weights, batch free); the truth is the stateful model, reset before "
+                "each sequence"
+            )
         manifest = {
             "model": name,
             "spec": {
@@ -387,6 +399,7 @@ def export_model(
             "signature": signature.to_json(),
             "reference": reference,
             "source": {"path": str(source.resolve()), "kind": kind},
+            **({"stateful": stateful} if stateful else {}),
             "notes": notes,
             "versions": python_versions(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -29,7 +29,13 @@ from ..core.quiet_tf import import_tensorflow
 from ..folder import artifacts
 from ..folder.formats import FORMATS
 from ..parity import compare, probes
-from ..parity.truth import compute_precision, keras_call, output_names, subject_from_folder
+from ..parity.truth import (
+    compute_precision,
+    keras_call,
+    output_names,
+    subject_from_folder,
+    truth_for,
+)
 
 RELATIVE = (0.05, 0.5)  # tried in turn: a few percent first, well above 1e-5
 EFFECT = 100.0  # the change it makes must be this many times the tolerance
@@ -105,12 +111,16 @@ def choose(model_dir: Path, samples: int) -> tuple[str, object, tuple, float, fl
         atol, rtol = subject.atol, subject.rtol  # served as is: float32, as its signature says
     else:
         # the truth verify runs (a Keras 3 source's own file), with the weights the shards hold
-        truth = load_keras(model_dir / subject.reference_file, subject.reference_kind)
-        call = keras_call(truth)
-        candidates = _candidates(truth, output_names(truth, subject.reference_kind))
+        if subject.stateful:  # its batch is fixed: called as verify calls it, reset per batch
+            truth = truth_for(subject)
+            model, call = truth.keras_model, truth
+        else:
+            model = load_keras(model_dir / subject.reference_file, subject.reference_kind)
+            call = keras_call(model)
+        candidates = _candidates(model, output_names(model, subject.reference_kind))
         # measured against the tolerance verify will judge by (wider for a float16 model)
         atol, rtol = compare.precision_tolerance(
-            *compute_precision(truth), subject.atol, subject.rtol
+            *compute_precision(model), subject.atol, subject.rtol
         )
     before = [np.asarray(y) for y in call(xs)]
     tried = 0

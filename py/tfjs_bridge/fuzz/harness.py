@@ -37,7 +37,7 @@ from ..core.errors import BridgeError, first_line, unexpected
 from ..core.versions import python_versions
 from ..folder.formats import FORMATS
 from ..folder.parity_record import PASS, SKIP, STATUSES
-from ..runtime.runtimes import RUNTIMES, optional_missing
+from ..runtime.runtimes import RUNTIMES, STREAM_RUNTIMES, optional_missing
 from . import build, faults, space
 from .jobs import MODEL_TIMEOUT, run_jobs
 
@@ -48,6 +48,7 @@ XLA_RUNTIMES = ("tfjs-node/saved_model_xla",)
 CPU_RUNTIMES = ("tfjs-cpu/layers", "tfjs-cpu/graph")
 EVERY_XLA = 4  # models 0, 4, 8, ... also on the XLA path
 EVERY_CPU = 3  # models 0, 3, 6, ... also on the pure-JS CPU backend
+STATEFUL_RUNTIMES = ("tfjs-node/stream",)  # a stateful model's own path, besides those
 FAULT_FORMATS = ("layers", "graph")  # where a fault is placed: the tfjs weight shards
 
 # What a model gets instead of verdicts: an unexpected exception (or its job
@@ -197,14 +198,16 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
 
 
-def runtimes_for(index: int) -> list:
-    """The paths model `index` is verified on, those installed."""
+def runtimes_for(index: int, stateful: bool = False) -> list:
+    """The paths model `index` is verified on, those installed; a stateful
+    model on a stream path too (fed in chunks as Keras is: parity/stateful.py)."""
     names = list(BASE_RUNTIMES)
     if index % EVERY_XLA == 0:
         names += XLA_RUNTIMES
     if index % EVERY_CPU == 0:
         names += CPU_RUNTIMES
-    return [RUNTIMES[n] for n in names if not optional_missing(RUNTIMES[n])]
+    chosen = [RUNTIMES[n] for n in names if not optional_missing(RUNTIMES[n])]
+    return chosen + ([STREAM_RUNTIMES[n] for n in STATEFUL_RUNTIMES] if stateful else [])
 
 
 @contextlib.contextmanager
@@ -261,7 +264,7 @@ def run_model(
             outcome.failure = {"kind": CRASH, "step": "build", "message": unexpected(exc)}
             return outcome
         step("export and verify")
-        runtimes = runtimes_for(spec["index"])
+        runtimes = runtimes_for(spec["index"], bool(spec.get("stateful")))
         exports = folder / "exported"
         exports.mkdir()
         with kept_exports(exports) as (kept, raised):

@@ -55,6 +55,8 @@ class Subject:
     unsupported: dict = field(default_factory=dict)
     # load a Keras truth holding Lambda layers (their code comes from the file)
     trust_lambda: bool = False
+    # the manifest's "stateful" (batch, state shapes): the truth is a stateful model
+    stateful: dict | None = None
 
     def __post_init__(self):
         if self.signature is None:
@@ -91,6 +93,7 @@ def subject_from_folder(model_dir: Path) -> Subject:
             fmt: c for fmt, c in manifest.get("conversions", {}).items() if c.get("quantize")
         },
         unsupported=dict(manifest.get("unsupported", {})),
+        stateful=manifest.get("stateful"),
     )
 
 
@@ -162,6 +165,10 @@ class Truth:
     def python_side(self, xs: list[np.ndarray]):
         """What Python computes once, on every input, before any path runs."""
         raise NotImplementedError
+
+    def stream_feed(self, xs: list[np.ndarray]) -> dict | None:
+        """How a stream path feeds xs (runtime/streams.py); None: VERIFY_FEED."""
+        return None
 
     def comparisons(self, runtime: str, fmt: str, run, python_side) -> list[Comparison]:
         raise NotImplementedError
@@ -318,7 +325,13 @@ def _relabelled(figures: dict) -> dict:
 
 def truth_for(subject: Subject) -> Truth:
     """Which truth a folder's paths are checked against: asked once."""
-    return TfjsTruth(subject) if subject.reference_kind == REFERENCE_KIND else KerasTruth(subject)
+    if subject.reference_kind == REFERENCE_KIND:
+        return TfjsTruth(subject)
+    if subject.stateful and subject.reference_kind in (TF_KERAS, KERAS3):
+        from .stateful import StatefulTruth  # it builds on KerasTruth
+
+        return StatefulTruth(subject)
+    return KerasTruth(subject)
 
 
 def output_names(model, kind: str) -> list[str]:

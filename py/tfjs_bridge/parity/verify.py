@@ -39,7 +39,7 @@ from ..folder.parity_record import (
 )
 from ..folder.signature import Signature
 from ..runtime.pool import SharedWorkers, on_workers, run_on_path
-from ..runtime.runtimes import Runtime
+from ..runtime.runtimes import STREAM_RUNTIMES, Runtime
 from ..runtime.streams import StreamFeeding
 from ..training import data
 from . import compare, probes
@@ -120,7 +120,7 @@ def plan(
     format it cannot hold (subject.unsupported) are kept, for their verdict."""
     pairs, notes = [], []
     for subject in subjects:
-        for rt in runtimes:
+        for rt in runtimes + (stream_paths(runtimes) if subject.stateful and not explicit else []):
             why = truths[subject.name].skips(rt.format)
             if why:
                 notes.append(f"{subject.name}: {why}, {rt.name} not run")
@@ -129,6 +129,14 @@ def plan(
             else:
                 notes.append(f"{subject.name}: no {rt.format} model, {rt.name} not run")
     return pairs, notes
+
+
+def stream_paths(runtimes: list[Runtime]) -> list[Runtime]:
+    """The stream paths of the backends runtimes name: where a stateful
+    model (parity/stateful.py) runs as it is used, verified by default."""
+    backends = {rt.name.split("/")[0] for rt in runtimes}
+    return [rt for name, rt in STREAM_RUNTIMES.items()
+            if name.split("/")[0] in backends and rt not in runtimes]  # fmt: skip
 
 
 def verify(
@@ -312,7 +320,7 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
     n = len(xs[0])
     fmt = truth.node_format(rt.format)
     if rt.stream:  # the layers model fed to streams in chunks (runtime/streams.py)
-        worker = StreamFeeding(worker)
+        worker = StreamFeeding(worker, truth.stream_feed(xs))
     if fmt not in subject.formats:
         progress.advance(math.ceil(n / chunk))
         return [PathResult(subject.name, rt.name, SKIP, f"the model folder has no {fmt} model")]
