@@ -24,10 +24,12 @@ def stateful_layers(model) -> list:
     order; not a Bidirectional's template layer (its two directions run, and
     the template is never built)."""
     every = _layers(model)
-    templates = {
-        id(layer.layer)
+    templates = {  # tf-keras keeps the template as .layer; Keras 3 has none
+        id(template)
         for layer in every
-        if type(layer).__name__ == "Bidirectional" and layer.layer is not layer.forward_layer
+        if type(layer).__name__ == "Bidirectional"
+        and (template := getattr(layer, "layer", None)) is not None
+        and template is not layer.forward_layer
     }
     return [
         layer
