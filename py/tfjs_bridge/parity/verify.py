@@ -9,8 +9,11 @@ Each path gets one verdict from a closed set (parity_record.STATUSES): pass;
 mismatch (other numbers, or an error while running); unsupported (the path
 cannot hold the model: its format could not be made, or Node has no class or
 kernel for a part of it), decided before comparing; refused (the inputs, or
-what the truth computes on them, cannot tell paths apart); skip (not run).
-A model is verified when no path mismatches and at least one passes."""
+what the truth computes on them, cannot tell paths apart); ill-conditioned
+(the truth itself moves beyond the tolerance under a one-ulp input change:
+judged by a step check instead, prefixes.py); skip (not run). A model is
+verified when no path mismatches, no step check mismatches, and at least
+one path is proven: passes, or is ill-conditioned with its step check passing."""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from ..core.errors import NodeError, UsageError
 from ..core.progress import NO_PROGRESS, Progress
 from ..core.versions import python_versions
 from ..folder.parity_record import (
+    ILL_CONDITIONED,
     MISMATCH,
     PASS,
     REFUSED,
@@ -44,6 +48,7 @@ from ..runtime.streams import StreamFeeding
 from ..training import data
 from . import compare, probes
 from .conditioning import Conditioning
+from .prefixes import PrefixCheck
 from .truth import CHUNK, Subject, Truth, subject_from_folder, truth_for
 
 ONE_BY_ONE = 4  # samples also predicted in batches of one, on every path
@@ -53,9 +58,26 @@ ONE_BY_ONE = 4  # samples also predicted in batches of one, on every path
 class PathResult:
     model: str
     runtime: str
-    status: str  # parity_record.STATUSES: pass | mismatch | unsupported | refused | skip
+    status: str  # parity_record.STATUSES: pass | mismatch | unsupported | refused | ... | skip
     reason: str = ""
     figures: dict = field(default_factory=dict)
+
+    @property
+    def step_check(self) -> str | None:
+        """An ill-conditioned path's step check verdict: pass | mismatch | unavailable."""
+        return self.figures.get("step_check", {}).get("verdict")
+
+    @property
+    def proven(self) -> bool:
+        """It passes, or the outputs cannot tell and its step check passes."""
+        return self.status == PASS or (self.status == ILL_CONDITIONED and self.step_check == PASS)
+
+    @property
+    def failed(self) -> bool:
+        """It mismatches, on its outputs or in its step check."""
+        return self.status == MISMATCH or (
+            self.status == ILL_CONDITIONED and self.step_check == MISMATCH
+        )
 
     def to_json(self) -> dict:
         return {
@@ -89,9 +111,13 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """Every model verified: no path mismatches, at least one passes."""
-        counts = self.verdicts()
-        return bool(counts) and all(c[MISMATCH] == 0 and c[PASS] > 0 for c in counts.values())
+        """Every model verified: no path fails (PathResult.failed), at least
+        one is proven (PathResult.proven)."""
+        models = dict.fromkeys(r.model for r in self.results)
+        mine = {m: [r for r in self.results if r.model == m] for m in models}
+        return bool(models) and all(
+            not any(r.failed for r in rs) and any(r.proven for r in rs) for rs in mine.values()
+        )
 
     def to_json(self) -> dict:
         return {
@@ -160,7 +186,7 @@ def verify(
         for s in subjects
     }
     inputs, truths, python_side, fed, computed, refused = {}, {}, {}, {}, {}, {}
-    conditioned = {}
+    conditioned, prefixes = {}, {}
     for subject in subjects:
         name = subject.name
         truths[name] = truth_for(subject)
@@ -169,6 +195,8 @@ def verify(
         xs, labels = inputs_for(subject, samples, ranges or {}, (feeds or {}).get(name))
         inputs[name] = (xs, labels)
         conditioned[name] = Conditioning(truths[name], xs, subject.signature)
+        prefixes[name] = PrefixCheck(truths[name], xs, subject.signature,
+                                     conditioned[name].relative)  # fmt: skip
         fed[name] = probes.describe(xs, subject.signature)
         why = probes.vacuity(fed[name], subject.signature)
         if why:
@@ -205,7 +233,7 @@ def verify(
         name = subject.name
         results.extend(
             run_path(worker, subject, rt, inputs[name], truths[name], python_side.get(name),
-                     tolerances[name], progress, conditioned[name], chunk)
+                     tolerances[name], progress, conditioned[name], chunk, prefixes[name])
         )  # fmt: skip
 
     def unavailable(subject: Subject, rt: Runtime, err: NodeError) -> None:
@@ -302,12 +330,15 @@ def at_precision(precision: tuple[str, int], tol: dict) -> dict:
 
 
 def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progress,
-             conditioned: Conditioning | None = None, chunk: int = CHUNK):  # fmt: skip
+             conditioned: Conditioning | None = None, chunk: int = CHUNK,
+             prefixes: PrefixCheck | None = None):  # fmt: skip
     """One path of one model: Node runs it (chunks, then the first samples
     one at a time), and each comparison its truth names is judged: outputs
     within tolerance (or, for quantized weights, within budget), then the
     batch of one against the same samples in a batch. Outside tolerance,
-    `conditioned` judges by how far the truth itself moves. One PathResult each."""
+    `conditioned` judges by how far the truth itself moves; where it moves
+    too far to tell, the path is ill-conditioned and `prefixes` checks it on
+    a well-conditioned prefix instead. One PathResult each."""
     xs, labels = inputs
     n = len(xs[0])
     fmt = truth.node_format(rt.format)
@@ -348,6 +379,9 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
         status = PASS if passed else MISMATCH
         if not passed:
             status, reason = steady(figures, c, index) or (status, reason)
+            if status != MISMATCH and "conditioning" in figures:  # the outputs cannot tell
+                status, reason = _step_checked(figures, prefixes, worker, subject, rt, fmt,
+                                               index, tol, chunk)  # fmt: skip
         if status == PASS:
             single = compare.compare(expected_singles, c.got_singles, *names, atol=tol["atol"],
                                      rtol=tol["rtol"])  # fmt: skip
@@ -363,6 +397,23 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
             figures["precision"] = tol["precision"]
         results.append(PathResult(subject.name, c.name, status, reason, c.relabel(figures)))
     return results
+
+
+def _step_checked(figures, prefixes, worker, subject, rt, fmt, index, tol, chunk):
+    """(ILL_CONDITIONED, reason) for a path whose outputs Keras itself
+    cannot pin down (figures["conditioning"]): the step check's figures go
+    into figures["step_check"], and the reason says both."""
+    found = figures["conditioning"]
+    if prefixes is None:
+        step = {"check": None, "verdict": "unavailable", "reason": "no step check asked for"}
+    else:
+        step = prefixes.check(worker, subject, rt, fmt, index, tol, chunk)
+    figures["step_check"] = step
+    moves = found["moves"]
+    return ILL_CONDITIONED, (
+        f"ill-conditioned: {moves}; {step['check'] or 'step'} check {step['verdict']}: "
+        f"{step['reason']}"
+    )
 
 
 def verify_models(
@@ -436,6 +487,7 @@ def record_parity(report: VerifyReport, subjects: list[Subject]) -> list[Path]:
                 "reason": r.reason,
                 "samples": r.figures.get("samples"),
                 "max_abs": r.figures.get("max_abs"),
+                **({"step_check": r.step_check} if r.step_check else {}),
             }
             for r in report.results
             if r.model == subject.name
