@@ -2,8 +2,9 @@
 that computes in float16 by the tolerance of float16 (a float32 Node path
 must not fail it for being more precise), and a model that is ill-conditioned
 at the inputs (Keras moves beyond the tolerance when its inputs move by one
-ulp) on the values where Keras is steady. Both with negative controls: the
-same models with one wrong weight in the path's files still mismatch."""
+ulp) on the values where Keras is steady, and on a prefix of steps short
+enough to be well-conditioned (the step check). All with negative controls:
+the same models with one wrong weight in the path's files still fail."""
 
 import json
 import shutil
@@ -167,8 +168,10 @@ def _fault(folder, rerecord, weight: str, factor: float, name: str):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A Keras 3 GRU under mixed_float16 (its head too: the outputs are
-    float16), and a tf-keras GRU(64) whose recurrent weights are scaled up
-    16x, chaotic over its 40 steps; each exported as users export."""
+    float16), a tf-keras GRU(64) whose recurrent weights are scaled up 16x,
+    chaotic over its 40 steps, and the same kind of GRU returning only its
+    last output, on a free time axis (fed 200 steps); each exported as
+    users export."""
     import_tensorflow()
     import keras
     import tf_keras
@@ -193,8 +196,17 @@ def exported(tmp_path_factory):
     chaos.layers[0].set_weights([kernel, 16 * recurrent, bias])
     chaos.save(root / "chaos.h5")
 
+    tf_keras.utils.set_random_seed(9)
+    last = tf_keras.Sequential([
+        tf_keras.Input((None, 3)), tf_keras.layers.GRU(64), tf_keras.layers.Dense(2),
+    ])  # fmt: skip
+    kernel, recurrent, bias = last.layers[0].get_weights()
+    last.layers[0].set_weights([kernel, 16 * recurrent, bias])
+    last.save(root / "chaos_last.h5")
+
     folders = {}
-    for name, source in (("mixed", "mixed.keras"), ("chaos", "chaos.h5")):
+    for name, source in (("mixed", "mixed.keras"), ("chaos", "chaos.h5"),
+                         ("chaos_last", "chaos_last.h5")):  # fmt: skip
         result = _run("export", root / source, root / name)
         assert result.exit_code == 0, result.output
         folders[name] = root / name
@@ -247,13 +259,60 @@ def test_an_ill_conditioned_model_is_said_to_be_and_a_wrong_weight_still_mismatc
     found = right["conditioning"]
     assert found["input_change"] == 2.0**-23 and found["keras_moves"] > 0.5
     assert found["keras_outside"] > found["elements"] / 2
-    assert right["status"] == "refused" and right["outside"] > 0
-    assert right["reason"].startswith("refused: the model is ill-conditioned at these inputs: "
-                                      "Keras moves by up to")  # fmt: skip
+    assert right["status"] == "ill-conditioned" and right["outside"] > 0
+    assert right["reason"].startswith("ill-conditioned: Keras moves by up to")
     assert found["outside_judged"] == 0 and found["judged"] > 0  # right where Keras is steady
+    # the step check: the layers model, fixed to 40 steps, run with its time axis freed
+    step = right["step_check"]
+    assert (step["check"], step["verdict"], step["of_steps"]) == ("prefix", "pass", 40)
+    assert 2 <= step["steps"] < 40 and step["keras_moves"] <= 0.1 * 1e-5
+    assert step["outside"] == 0 and step["max_abs"] <= 1e-5
+    assert (
+        f"prefix check pass: the first {step['steps']} of 40 steps, 32 samples" in right["reason"]
+    )
     # negative control: the same model with one recurrent weight 1.5x
     assert wrong["status"] == "mismatch"
     assert wrong["conditioning"]["outside_judged"] > 0
     assert "where Keras is well-conditioned differ beyond tolerance" in wrong["reason"]
     said = " ".join(result.output.split())
-    assert "0 passed, 1 mismatched, 0 unsupported, 1 refused, 0 skipped" in said
+    assert ("0 passed, 1 mismatched, 0 unsupported, 0 refused, 1 ill-conditioned "
+            "(step check: 1 pass), 0 skipped") in said  # fmt: skip
+
+
+def test_an_ill_conditioned_last_output_is_step_checked_and_a_wrong_weight_fails_it(
+    node_runtime, exported, rerecord, tmp_path
+):
+    """Only the last output after 200 chaotic steps: no value is steady, so
+    the outputs tell nothing and the prefix check alone decides the exit code."""
+    folder = exported["chaos_last"]
+    faulted = _fault(folder, rerecord, "recurrent_kernel", 1.5, "chaos_last_faulted")
+    x = np.random.default_rng(0).uniform(-1, 1, (32, 200, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    results, printed = {}, {}
+    for model in (folder, faulted):
+        report = tmp_path / model.name
+        result = _run("verify", "--model-dir", model, "--inputs", tmp_path / "x.npy",
+                      "--runtime", "tfjs-node/layers", "--runtime", "tfjs-node/stream",
+                      "--report", report)  # fmt: skip
+        saved = json.loads((report / "report.json").read_text())["results"]
+        results[model.name] = {r["runtime"]: r for r in saved}
+        printed[model.name] = (result.exit_code, " ".join(result.output.split()))
+    assert printed["chaos_last"][0] == 0, printed["chaos_last"][1]
+    for runtime, right in results["chaos_last"].items():
+        found, step = right["conditioning"], right["step_check"]
+        assert right["status"] == "ill-conditioned", (runtime, right["reason"])
+        assert found["judged"] < 0.1 * found["elements"] and found["keras_moves"] > 0.1
+        # a free time axis: Keras and the path take the prefix as it is
+        assert (step["verdict"], step["of_steps"], step["samples"]) == ("pass", 200, 32)
+        assert 2 <= step["steps"] <= 25 and step["max_abs"] <= 1e-5
+    assert "2 ill-conditioned (step check: 2 pass)" in printed["chaos_last"][1]
+    # negative control: one recurrent weight 1.5x in the layers files, which both paths read
+    code, said = printed["chaos_last_faulted"]
+    assert code == 1, said
+    for runtime, wrong in results["chaos_last_faulted"].items():
+        step = wrong["step_check"]
+        assert wrong["status"] == "ill-conditioned", (runtime, wrong["reason"])
+        assert step["verdict"] == "mismatch" and step["outside"] > 0 and step["max_abs"] > 1e-4
+        assert "prefix check mismatch: the first" in wrong["reason"]
+    assert "2 ill-conditioned (step check: 2 mismatch)" in said
+    assert "error: 2 of 2 paths did not pass" in said
