@@ -487,7 +487,12 @@ def record_parity(report: VerifyReport, subjects: list[Subject]) -> list[Path]:
                 "reason": r.reason,
                 "samples": r.figures.get("samples"),
                 "max_abs": r.figures.get("max_abs"),
-                **({"step_check": r.step_check} if r.step_check else {}),
+                # an ill-conditioned path's step check verdict (PathResult.step_check)
+                **(
+                    {"step_check": r.figures["step_check"]["verdict"]}
+                    if "step_check" in r.figures
+                    else {}
+                ),  # fmt: skip
             }
             for r in report.results
             if r.model == subject.name
