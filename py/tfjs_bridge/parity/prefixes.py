@@ -124,9 +124,11 @@ class PrefixCheck:
             )
         return self._found
 
-    def check(self, worker, subject, rt, fmt: str, index: int, tol: dict, chunk: int) -> dict:
-        """The path `rt` (running `fmt`) on the steady prefix, against Keras:
-        figures and "verdict" pass | mismatch | unavailable, with a "reason"."""
+    def check(self, worker, subject, rt, fmt: str, index: int, tol: dict, chunk: int,
+              singles: int) -> dict:  # fmt: skip
+        """The path `rt` (running `fmt`) on the steady prefix against Keras,
+        in batches and the first `singles` samples one at a time: figures
+        and "verdict" pass | mismatch | unavailable, with a "reason"."""
         found = self.steady(tol)
         out = {"check": CHECK, "samples": int(len(self.xs[0]))}
         out.update({k: v for k, v in found.items() if k not in ("expected", "why")})
@@ -143,16 +145,21 @@ class PrefixCheck:
         prefix = [x[:, : found["steps"]] for x in self.xs]
         try:
             run = run_on_path(worker, subject.model_dir, fmt, prefix, subject.signature.names,
-                              chunk, 1, lambda: None)  # fmt: skip
+                              chunk, singles, lambda: None)  # fmt: skip
         except NodeError as err:
             why = f"the path did not run {found['steps']} steps ({first_line(err)})"
             return {**out, "verdict": UNAVAILABLE, "reason": why}
         c = self.truth.comparisons(rt.name, fmt, run, found["expected"])[index]
-        figures = compare.compare(c.expected, c.got, c.expected_names, c.got_names, tol["atol"],
-                                  tol["rtol"], classifier=subject.classifier)  # fmt: skip
+        names = (c.expected_names, c.got_names)
+        figures = compare.compare(c.expected, c.got, *names, tol["atol"], tol["rtol"],
+                                  classifier=subject.classifier)  # fmt: skip
         for key in ("max_abs", "max_rel", "outside", "elements"):
             if key in figures:
                 out[key] = figures[key]
+        alone = compare.compare(c.expected_singles, c.got_singles, *names, tol["atol"], tol["rtol"])
+        out["singles_max_abs"] = alone.get("max_abs")
+        if figures["passed"] and not alone["passed"]:  # a batch of one can take another code path
+            figures = {**alone, "reason": f"one sample at a time: {alone['reason']}"}
         verdict = PASS if figures["passed"] else MISMATCH
         where = (f"the first {found['steps']} of {found['of_steps']} steps, {out['samples']} "
                  f"samples")  # fmt: skip

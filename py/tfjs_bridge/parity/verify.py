@@ -377,11 +377,11 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
             # one at a time must still agree with the path's own batches
             expected_singles = [g[: len(c.got_singles[0])] for g in c.got]
         status = PASS if passed else MISMATCH
+        step_check = (prefixes, worker, subject, rt, fmt, index, tol, chunk)  # _step_checked's
         if not passed:
             status, reason = steady(figures, c, index) or (status, reason)
             if status != MISMATCH and "conditioning" in figures:  # the outputs cannot tell
-                status, reason = _step_checked(figures, prefixes, worker, subject, rt, fmt,
-                                               index, tol, chunk)  # fmt: skip
+                status, reason = _step_checked(figures, figures["conditioning"], *step_check)
         if status == PASS:
             single = compare.compare(expected_singles, c.got_singles, *names, atol=tol["atol"],
                                      rtol=tol["rtol"])  # fmt: skip
@@ -389,6 +389,8 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
                 status, why = steady(single, c, index, singles=True) or (MISMATCH, single["reason"])
                 if "conditioning" in single:
                     figures["conditioning_singles"] = single["conditioning"]
+                if status == REFUSED and "conditioning" in single:  # one at a time, it cannot tell
+                    status, why = _step_checked(figures, single["conditioning"], *step_check)
                 if status != PASS or not reason:  # "refused: one sample at a time: ..."
                     verdict = f"{status}: " if why.startswith(f"{status}: ") else ""
                     reason = f"{verdict}one sample at a time: {why.removeprefix(verdict)}"
@@ -399,15 +401,14 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
     return results
 
 
-def _step_checked(figures, prefixes, worker, subject, rt, fmt, index, tol, chunk):
+def _step_checked(figures, found, prefixes, worker, subject, rt, fmt, index, tol, chunk):
     """(ILL_CONDITIONED, reason) for a path whose outputs Keras itself
-    cannot pin down (figures["conditioning"]): the step check's figures go
-    into figures["step_check"], and the reason says both."""
-    found = figures["conditioning"]
+    cannot pin down (`found`: compare.conditioning's figures): the step
+    check's figures go into figures["step_check"], and the reason says both."""
     if prefixes is None:
         step = {"check": None, "verdict": "unavailable", "reason": "no step check asked for"}
     else:
-        step = prefixes.check(worker, subject, rt, fmt, index, tol, chunk)
+        step = prefixes.check(worker, subject, rt, fmt, index, tol, chunk, ONE_BY_ONE)
     figures["step_check"] = step
     moves = found["moves"]
     return ILL_CONDITIONED, (
