@@ -6,7 +6,7 @@
 //   node node/worker.js --backend tensorflow|cpu|wasm|onnxruntime
 //   node node/worker.js --backend chromium-webgl     (a browser: lib/browser/driver.js)
 //
-// Requests: hello | load {model_dir, format, stream?} | predict {handle, inputs?} + a tensor per input |
+// Requests: hello | load {model_dir, format, stream?, free_time?} | predict {handle, inputs?} + a tensor per input |
 // bench {handle, inputs?, warmup, budget_ms, ...} + a tensor per input | memory | dispose {handle} |
 // sequences_open {handle, capacity} | sequences_step {handle, slots, starts} + the steps' tensor
 // (serve's :stream, lib/serve/sequences.js).
