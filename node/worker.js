@@ -6,7 +6,7 @@
 //   node node/worker.js --backend tensorflow|cpu|wasm|onnxruntime
 //   node node/worker.js --backend chromium-webgl     (a browser: lib/browser/driver.js)
 //
-// Requests: hello | load {model_dir, format, stream?} | predict {handle, inputs?} + a tensor per input |
+// Requests: hello | load {model_dir, format, stream?, free_time?} | predict {handle, inputs?} + a tensor per input |
 // bench {handle, inputs?, warmup, budget_ms, ...} + a tensor per input | memory | dispose {handle} |
 // sequences_open {handle, capacity} | sequences_step {handle, slots, starts} + the chunks' tensor [n, T, ...step]
 // (serve's :stream, lib/serve/sequences.js).
@@ -82,8 +82,15 @@ function makeHandlers(tf, backend) {
 
     // Without a format, the fastest verified path of this worker's backend (lib/runtime/choose.js).
     // `stream` ({chunks, seed, drop_state, per_step}): the layers model fed to streams
-    // in chunks (lib/runtime/streaming.js), a stream path of verify.
-    load: async ({ model_dir: modelDir, format, batch = 32, stream = null }) => {
+    // in chunks (lib/runtime/streaming.js), a stream path of verify. `free_time`:
+    // the layers model with its time axis freed (verify's prefix check).
+    load: async ({
+      model_dir: modelDir,
+      format,
+      batch = 32,
+      stream = null,
+      free_time: freeTime,
+    }) => {
       const started = performance.now();
       let why = 'asked for';
       if (!format) {
@@ -94,7 +101,7 @@ function makeHandlers(tf, backend) {
           backends: [backend],
         }));
       }
-      let runner = await loadModel(tf, modelDir, format);
+      let runner = await loadModel(tf, modelDir, format, { freeTime: Boolean(freeTime) });
       if (stream) {
         if (format !== 'layers') throw new Error(`streams run the layers model, not ${format}`);
         const { streamRunner } = require('./lib/runtime/streaming');

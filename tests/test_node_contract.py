@@ -95,7 +95,7 @@ def test_vocabulary_shape():
     assert vocabulary["parity"] == {
         "file": "parity.json",
         "version": 1,
-        "statuses": ["pass", "mismatch", "unsupported", "refused", "skip"],
+        "statuses": ["pass", "mismatch", "unsupported", "refused", "ill-conditioned", "skip"],
         "cold_start_key": "cold_start_s",
     }
     assert (NODE_DIR / "vocabulary.json").read_text() == text

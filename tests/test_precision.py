@@ -2,8 +2,9 @@
 that computes in float16 by the tolerance of float16 (a float32 Node path
 must not fail it for being more precise), and a model that is ill-conditioned
 at the inputs (Keras moves beyond the tolerance when its inputs move by one
-ulp) on the values where Keras is steady. Both with negative controls: the
-same models with one wrong weight in the path's files still mismatch."""
+ulp) on the values where Keras is steady, and on a prefix of steps short
+enough to be well-conditioned (the step check). All with negative controls:
+the same models with one wrong weight in the path's files still fail."""
 
 import json
 import shutil
@@ -167,8 +168,9 @@ def _fault(folder, rerecord, weight: str, factor: float, name: str):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A Keras 3 GRU under mixed_float16 (its head too: the outputs are
-    float16), and a tf-keras GRU(64) whose recurrent weights are scaled up
-    16x, chaotic over its 40 steps; each exported as users export."""
+    float16), and a tf-keras GRU(64) returning its last output whose
+    recurrent weights are scaled up 16x, chaotic over its 40 steps; each
+    exported as users export."""
     import_tensorflow()
     import keras
     import tf_keras
@@ -186,8 +188,7 @@ def exported(tmp_path_factory):
 
     tf_keras.utils.set_random_seed(8)
     chaos = tf_keras.Sequential([
-        tf_keras.Input((40, 3)), tf_keras.layers.GRU(64, return_sequences=True),
-        tf_keras.layers.Dense(2),
+        tf_keras.Input((40, 3)), tf_keras.layers.GRU(64), tf_keras.layers.Dense(2),
     ])  # fmt: skip
     kernel, recurrent, bias = chaos.layers[0].get_weights()
     chaos.layers[0].set_weights([kernel, 16 * recurrent, bias])
@@ -233,27 +234,49 @@ def test_a_float16_model_is_judged_at_float16_precision(node_runtime, exported, 
     assert by["mixed_faulted", "tfjs-node/saved_model"]["status"] == "pass"
 
 
-def test_an_ill_conditioned_model_is_said_to_be_and_a_wrong_weight_still_mismatches(
+def test_an_ill_conditioned_model_is_step_checked_and_a_wrong_weight_fails_the_check(
     node_runtime, exported, rerecord, tmp_path
 ):
+    """Only the last output after 40 chaotic steps: no value is steady, so
+    the outputs tell nothing, and the prefix check alone decides the exit
+    code. The model is fixed to 40 steps: Keras is rebuilt with its time
+    axis freed, the layers model loaded so, and the stream steps any length."""
     folder = exported["chaos"]
     faulted = _fault(folder, rerecord, "recurrent_kernel", 1.5, "chaos_faulted")
-    result = _run("verify", "--model-dir", folder, "--model-dir", faulted, "--samples", 32,
-                  "--runtime", "tfjs-node/layers", "--report", tmp_path)  # fmt: skip
-    assert result.exit_code == 1
-    results = {r["model"]: r for r in json.loads((tmp_path / "report.json").read_text())["results"]}
-    right, wrong = results["chaos"], results["chaos_faulted"]
-    # Keras itself moves by more than the outputs' own scale under one float32 ulp
-    found = right["conditioning"]
-    assert found["input_change"] == 2.0**-23 and found["keras_moves"] > 0.5
-    assert found["keras_outside"] > found["elements"] / 2
-    assert right["status"] == "refused" and right["outside"] > 0
-    assert right["reason"].startswith("refused: the model is ill-conditioned at these inputs: "
-                                      "Keras moves by up to")  # fmt: skip
-    assert found["outside_judged"] == 0 and found["judged"] > 0  # right where Keras is steady
-    # negative control: the same model with one recurrent weight 1.5x
-    assert wrong["status"] == "mismatch"
-    assert wrong["conditioning"]["outside_judged"] > 0
-    assert "where Keras is well-conditioned differ beyond tolerance" in wrong["reason"]
-    said = " ".join(result.output.split())
-    assert "0 passed, 1 mismatched, 0 unsupported, 1 refused, 0 skipped" in said
+    results, printed = {}, {}
+    for model in (folder, faulted):
+        report = tmp_path / model.name
+        result = _run("verify", "--model-dir", model, "--samples", 32,
+                      "--runtime", "tfjs-node/layers", "--runtime", "tfjs-node/stream",
+                      "--report", report)  # fmt: skip
+        saved = json.loads((report / "report.json").read_text())["results"]
+        results[model.name] = {r["runtime"]: r for r in saved}
+        printed[model.name] = (result.exit_code, " ".join(result.output.split()))
+    code, said = printed["chaos"]
+    assert code == 0, said
+    for runtime, right in results["chaos"].items():
+        found, step = right["conditioning"], right["step_check"]
+        assert right["status"] == "ill-conditioned", (runtime, right["reason"])
+        assert right["reason"].startswith("ill-conditioned: Keras moves by up to")
+        # Keras itself moves by more than the outputs' own scale under one float32 ulp
+        assert found["input_change"] == 2.0**-23 and found["keras_moves"] > 0.5
+        assert found["judged"] < 0.1 * found["elements"] and right["outside"] > 0
+        assert (step["check"], step["verdict"], step["of_steps"], step["samples"]) == (
+            "prefix", "pass", 40, 32)  # fmt: skip
+        assert 2 <= step["steps"] < 40 and step["keras_moves"] <= 0.1 * 1e-5
+        assert step["outside"] == 0 and step["max_abs"] <= 1e-5
+        assert step["tried"]["20"] > 1e-5  # halved from 40 until Keras is steady
+        assert f"prefix check pass: the first {step['steps']} of 40 steps, 32 samples" in (
+            right["reason"])  # fmt: skip
+    assert "2 ill-conditioned (step check: 2 pass)" in said
+    # negative control: one recurrent weight 1.5x in the layers files, which both paths read
+    code, said = printed["chaos_faulted"]
+    assert code == 1, said
+    for runtime, wrong in results["chaos_faulted"].items():
+        step = wrong["step_check"]
+        assert wrong["status"] == "ill-conditioned", (runtime, wrong["reason"])
+        assert step["verdict"] == "mismatch" and step["outside"] > 0 and step["max_abs"] > 1e-4
+        assert "prefix check mismatch: the first" in wrong["reason"]
+    assert ("0 passed, 0 mismatched, 0 unsupported, 0 refused, 2 ill-conditioned "
+            "(step check: 2 mismatch), 0 skipped") in said  # fmt: skip
+    assert "error: 2 of 2 paths did not pass" in said

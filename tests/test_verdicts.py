@@ -1,5 +1,5 @@
 """Every model a user brings gets a verdict from a closed set, per path
-(pass, mismatch, unsupported, refused; skip when not run), in the table,
+(pass, mismatch, unsupported, refused, ill-conditioned; skip when not run), in the table,
 report.json and the exit code (0: no path mismatches and at least one
 passes). Real Keras models built here, exported and converted by the real
 tensorflowjs_converter, run by real Node: models that used to die with a
@@ -25,10 +25,14 @@ TFJS_NODE = {"tfjs-node/layers", "tfjs-node/graph", "tfjs-node/saved_model",
 
 
 def _report(*results) -> VerifyReport:
-    return VerifyReport(
-        results=[PathResult(model, runtime, status) for model, runtime, status in results],
-        samples={}, tolerances={}, runtimes={}, python={},
-    )  # fmt: skip
+    """(model, runtime, status), or "ill-conditioned/STEP" for an
+    ill-conditioned path whose step check says STEP."""
+    made = []
+    for model, runtime, status in results:
+        status, _, step = status.partition("/")
+        figures = {"step_check": {"verdict": step}} if step else {}
+        made.append(PathResult(model, runtime, status, figures=figures))
+    return VerifyReport(results=made, samples={}, tolerances={}, runtimes={}, python={})
 
 
 def _verdicts(report_dir) -> dict[str, str]:
@@ -39,11 +43,14 @@ def _verdicts(report_dir) -> dict[str, str]:
 
 
 def test_the_verdicts_are_a_closed_set_and_decide_the_exit_code():
-    assert STATUSES == ("pass", "mismatch", "unsupported", "refused", "skip")
+    assert STATUSES == ("pass", "mismatch", "unsupported", "refused", "ill-conditioned", "skip")
     ok = [
         [("m", "a", "pass")],
         [("m", "a", "pass"), ("m", "b", "unsupported"), ("m", "c", "skip")],
         [("m", "a", "pass"), ("n", "a", "pass"), ("n", "b", "unsupported")],
+        # ill-conditioned: the step check proves the path, or proves nothing
+        [("m", "a", "ill-conditioned/pass")],
+        [("m", "a", "ill-conditioned/pass"), ("m", "b", "ill-conditioned/unavailable")],
     ]
     not_ok = [
         [],
@@ -51,13 +58,16 @@ def test_the_verdicts_are_a_closed_set_and_decide_the_exit_code():
         [("m", "a", "unsupported"), ("m", "b", "skip")],  # nothing verified
         [("m", "a", "refused"), ("m", "b", "refused")],
         [("m", "a", "pass"), ("n", "a", "unsupported")],  # every model needs a pass
+        [("m", "a", "ill-conditioned/unavailable")],  # nothing proven
+        [("m", "a", "pass"), ("m", "b", "ill-conditioned/mismatch")],  # a failed step check
     ]
     assert all(_report(*r).ok for r in ok)
     assert not any(_report(*r).ok for r in not_ok)
     report = _report(("m", "a", "pass"), ("m", "b", "unsupported"))
     assert report.to_json()["verdicts"] == {
-        "m": {"pass": 1, "mismatch": 0, "unsupported": 1, "refused": 0, "skip": 0}
-    }
+        "m": {"pass": 1, "mismatch": 0, "unsupported": 1, "refused": 0, "ill-conditioned": 0,
+              "skip": 0}
+    }  # fmt: skip
 
 
 def test_required_paths_must_pass_for_every_model():
@@ -74,6 +84,12 @@ def test_required_paths_must_pass_for_every_model():
         check_verified(report, ["tfjs-node/graph"])
     with pytest.raises(BridgeError, match=r"n tfjs-node/saved_model_xla \(not run\)$"):
         check_verified(report, ["tfjs-node"])  # a backend: each of its paths
+    # an ill-conditioned path counts as passed when its step check does
+    stepped = _report(("m", "tfjs-node/layers", "ill-conditioned/pass"),
+                      ("m", "tfjs-node/graph", "ill-conditioned/unavailable"))  # fmt: skip
+    check_verified(stepped, ["tfjs-node/layers"])
+    with pytest.raises(BridgeError, match=r": m tfjs-node/graph \(ill-conditioned\)$"):
+        check_verified(stepped, ["tfjs-node/graph"])
     # an imported folder's results name the Keras side too
     imported = _report(("i", "tf-keras vs tfjs-node/layers", "pass"),
                        ("i", "keras3 vs tfjs-node/layers", "refused"))  # fmt: skip

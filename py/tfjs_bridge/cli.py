@@ -199,8 +199,11 @@ def verify(full, samples, **options):
     names, shapes, dtypes exact, values within atol + rtol*|python|, every
     argmax of a classifier. Inputs are made within each input's domain unless
     --inputs gives them; inputs that cannot tell paths apart are refused.
-    Verdicts: pass, mismatch, unsupported, refused (or skip); exit 0 when no
-    path mismatches and at least one passes (and every --require path passes).
+    Verdicts: pass, mismatch, unsupported, refused, ill-conditioned (Keras
+    itself moves beyond the tolerance: checked on a short prefix of steps
+    instead) or skip; exit 0 when no path mismatches (nor its prefix check)
+    and at least one passes or has its prefix check pass (and every --require
+    path does).
 
     Examples: tfjs-bridge verify gru --full; verify --keras-model my_model.keras
     --report reports/mine; verify gru --full --max-accuracy-drop 0.2 (quantized)"""

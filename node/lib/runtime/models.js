@@ -33,6 +33,32 @@ async function loadLayers(tf, where) {
   return layersRunner(model, where);
 }
 
+/**
+ * `topology` (a layers model.json's modelTopology) with the time axis of
+ * every input shape freed: [batch, T, ...] -> [batch, null, ...]. The same
+ * layers and weights then run on the first k steps of a sequence: verify's
+ * prefix check of an ill-conditioned model (py/tfjs_bridge/parity/prefixes.py).
+ */
+function freeTimeAxis(topology) {
+  if (Array.isArray(topology)) return topology.map(freeTimeAxis);
+  if (!topology || typeof topology !== 'object') return topology;
+  const out = {};
+  for (const [key, value] of Object.entries(topology)) {
+    const shape = ['batch_input_shape', 'batch_shape'].includes(key) && Array.isArray(value);
+    out[key] =
+      shape && value.length >= 3 ? [value[0], null, ...value.slice(2)] : freeTimeAxis(value);
+  }
+  return out;
+}
+
+/** The layers model with its time axis freed (freeTimeAxis): verify's prefix check only. */
+async function loadLayersFreeTime(tf, where) {
+  const artifacts = readModelArtifacts(where);
+  artifacts.modelTopology = freeTimeAxis(artifacts.modelTopology);
+  const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  return layersRunner(model, where);
+}
+
 async function loadGraph(tf, where) {
   const artifacts = graphArtifactsFor(tf, readModelArtifacts(where));
   const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
@@ -94,9 +120,17 @@ function checkedFormatPath(modelDir, format) {
   return where;
 }
 
-/** tf: a tfjs module, or {ort} (backends.js) for the onnx format. */
-async function loadModel(tf, modelDir, format = 'layers') {
+/**
+ * tf: a tfjs module, or {ort} (backends.js) for the onnx format. `freeTime`:
+ * the layers model with its time axis freed (loadLayersFreeTime).
+ */
+async function loadModel(tf, modelDir, format = 'layers', { freeTime = false } = {}) {
   const where = checkedFormatPath(modelDir, format);
+  if (freeTime) {
+    if (format !== 'layers')
+      throw new Error(`only the layers model frees its time axis, not ${format}`);
+    return { format, ...(await loadLayersFreeTime(tf, where)) };
+  }
   if ((format === 'onnx') !== Boolean(tf.ort)) {
     throw new Error(
       format === 'onnx'
@@ -113,4 +147,4 @@ async function loadModel(tf, modelDir, format = 'layers') {
   return { format, ...(await LOADERS[format](tf, where, format)) };
 }
 
-module.exports = { loadModel, checkedFormatPath, bind, kerasOutputNames };
+module.exports = { loadModel, checkedFormatPath, bind, kerasOutputNames, freeTimeAxis };

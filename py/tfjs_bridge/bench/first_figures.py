@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..core.errors import BridgeError, NodeError
 from ..core.paths import NODE_DIR, PROJECT_ROOT, models_root
-from ..folder.parity_record import MISMATCH, PASS
+from ..folder.parity_record import PASS
 from ..parity.truth import Subject, subject_from_folder
 from ..parity.verify import PathResult, VerifyReport, verify_models
 from ..runtime.node_process import node_env, node_executable
@@ -81,13 +81,11 @@ class FirstFigures:
 
     @property
     def failed(self) -> list[PathResult]:
-        """What fails the check, as it fails verify: each mismatch, and every
-        path of a model none of whose paths passed."""
-        passed = {r.model for r in self.verified.results if r.status == PASS}
+        """What fails the check, as it fails verify: each mismatch (or failed
+        step check), and every path of a model none of whose paths is proven."""
+        proven = {r.model for r in self.verified.results if r.proven}
         return [
-            r
-            for r in self.verified.results
-            if r.status == MISMATCH or (r.model not in passed and r.status != PASS)
+            r for r in self.verified.results if r.failed or (r.model not in proven and not r.proven)
         ]
 
     @property

@@ -29,9 +29,13 @@ SCHEMA_VERSION = 1  # files from before versioning have the same layout
 #                a layer it has no class for, a Lambda in the layers format)
 #   refused      the inputs, or what the truth computes on them, cannot tell
 #                paths apart: no verdict on the numbers
+#   ill-conditioned  the truth itself moves beyond the tolerance under a one-ulp
+#                input change: the outputs cannot tell; the result's step_check
+#                (pass | mismatch | unavailable) says what was checked instead
 #   skip         not run (its backend is not installed, or the folder lacks its format)
 PASS, MISMATCH, UNSUPPORTED, REFUSED, SKIP = "pass", "mismatch", "unsupported", "refused", "skip"
-STATUSES = (PASS, MISMATCH, UNSUPPORTED, REFUSED, SKIP)
+ILL_CONDITIONED = "ill-conditioned"
+STATUSES = (PASS, MISMATCH, UNSUPPORTED, REFUSED, ILL_CONDITIONED, SKIP)
 COLD_START_KEY = "cold_start_s"  # beside the batch sizes: process start to first prediction
 
 

@@ -339,8 +339,9 @@ def fault_check(spec, exported: Path, runtimes, verdicts: dict, samples: int) ->
                 "error": _failure(exc, "fault verify"),
             }
         results = {r.runtime: r.status for r in report.results}
-        # caught: every path ran and did not pass (a skip, not run, catches nothing)
-        caught = bool(results) and all(s not in (PASS, SKIP) for s in results.values())
+        # caught: every path ran and is not proven (a skip, not run, catches nothing;
+        # an ill-conditioned path whose step check passes is proven)
+        caught = bool(results) and all(not r.proven and r.status != SKIP for r in report.results)
         return {"placed": True, **fault.to_json(), "results": results, "caught": caught}
     return {"placed": False, "why": "; ".join(why)}
 

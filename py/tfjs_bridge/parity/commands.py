@@ -64,7 +64,7 @@ def check_verified(report: VerifyReport, required: tuple[str, ...] | list[str] =
     and, for `required` paths (names or backends, as --runtime takes them),
     naming each that did not pass (or did not run) for some model."""
     if not report.ok:
-        bad = [f"{r.model} {r.runtime}" for r in report.results if r.status != "pass"]
+        bad = [f"{r.model} {r.runtime}" for r in report.results if not r.proven]
         raise BridgeError(
             f"{len(bad)} of {len(report.results)} paths did not pass: {', '.join(bad)}"
         )
@@ -78,7 +78,7 @@ def check_verified(report: VerifyReport, required: tuple[str, ...] | list[str] =
             missed += (
                 [f"{model} {name} (not run)"]
                 if not mine
-                else [f"{model} {r.runtime} ({r.status})" for r in mine if r.status != "pass"]
+                else [f"{model} {r.runtime} ({r.status})" for r in mine if not r.proven]
             )
     if missed:
         raise BridgeError(f"required paths did not pass: {', '.join(missed)}")

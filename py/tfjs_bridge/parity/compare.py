@@ -207,6 +207,7 @@ def conditioning(
         f"{relative:.1e}, "
         f"beyond the tolerance at {out['keras_outside']} of {elements} values"
     )
+    out["moves"] = moves
     if out["outside_judged"] or differ:
         what = (
             f"{out['outside_judged']} of the {out['judged']} values"

@@ -7,22 +7,34 @@ import json
 from pathlib import Path
 
 from ..folder.artifacts import write_json_atomic
-from ..folder.parity_record import MISMATCH, PASS, REFUSED, SKIP, UNSUPPORTED
+from ..folder.parity_record import ILL_CONDITIONED, MISMATCH, PASS, REFUSED, SKIP, UNSUPPORTED
 
 MARKS = {
     PASS: "[green]✓[/]",
     MISMATCH: "[red]✗[/]",
     UNSUPPORTED: "[yellow]–[/]",
     REFUSED: "[magenta]?[/]",
+    ILL_CONDITIONED: "[magenta]~[/]",
     SKIP: "[dim]–[/]",
 }
 # The summary line's words, in MARKS order.
 COUNTED = {PASS: "passed", MISMATCH: "mismatched", UNSUPPORTED: "unsupported",
-           REFUSED: "refused", SKIP: "skipped"}  # fmt: skip
+           REFUSED: "refused", ILL_CONDITIONED: "ill-conditioned", SKIP: "skipped"}  # fmt: skip
+# An ill-conditioned path's step check, in its verdict cell.
+STEP_MARKS = {"pass": "✓", "mismatch": "✗", "unavailable": "–"}
 
 
 def _sci(value) -> str:
     return "" if value is None else f"{value:.1e}"
+
+
+def _step_cell(step: dict | None) -> str:
+    """`prefix 5/40 ✓ 1.5e-06`: which check, on how many steps, its verdict and max |err|."""
+    if not step:
+        return ""
+    steps = f" {step['steps']}/{step['of_steps']}" if "steps" in step else ""
+    err = f" {step['max_abs']:.1e}" if "max_abs" in step else ""
+    return f"{step['check'] or ''}{steps} {STEP_MARKS[step['verdict']]}{err}".strip()
 
 
 def print_table(report, console=None) -> None:
@@ -34,8 +46,9 @@ def print_table(report, console=None) -> None:
         if not console.is_terminal:
             console = Console(width=120)  # a pipe or a CI log: do not wrap at 80
     table = Table(title="tfjs-bridge verify: Node paths against Python")
+    stepped = any(r.step_check for r in report.results)
     for column in ("", "verdict", "model", "runtime", "samples", "max |err|", "max rel",
-                   "outside", "argmax"):  # fmt: skip
+                   "outside", "argmax", *(("step check",) if stepped else ())):  # fmt: skip
         left = column in {"verdict", "model", "runtime"}
         table.add_column(column, justify="left" if left else "right")
     for r in report.results:
@@ -52,6 +65,7 @@ def print_table(report, console=None) -> None:
             _sci(f.get("max_rel")),
             str(f.get("outside", "")),
             argmax,
+            *((_step_cell(f.get("step_check")),) if stepped else ()),
         )
     console.print(table)
     for r in report.results:
@@ -86,7 +100,12 @@ def print_table(report, console=None) -> None:
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
     counts = {s: sum(r.status == s for r in report.results) for s in MARKS}
-    summary = ", ".join(f"{counts[s]} {word}" for s, word in COUNTED.items())
+    # ill-conditioned only when some path is, with how its step checks went
+    steps = [r.step_check for r in report.results if r.status == ILL_CONDITIONED]
+    how = ", ".join(f"{steps.count(v)} {v}" for v in STEP_MARKS if v in steps)
+    words = {**COUNTED, ILL_CONDITIONED: f"ill-conditioned (step check: {how})"}
+    summary = ", ".join(f"{counts[s]} {word}" for s, word in words.items()
+                        if s != ILL_CONDITIONED or counts[s])  # fmt: skip
     # models judged at a coarser precision than float32, by dtype
     coarse: dict[str, list[str]] = {}
     for model, tol in report.tolerances.items():

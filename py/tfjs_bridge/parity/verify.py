@@ -9,8 +9,11 @@ Each path gets one verdict from a closed set (parity_record.STATUSES): pass;
 mismatch (other numbers, or an error while running); unsupported (the path
 cannot hold the model: its format could not be made, or Node has no class or
 kernel for a part of it), decided before comparing; refused (the inputs, or
-what the truth computes on them, cannot tell paths apart); skip (not run).
-A model is verified when no path mismatches and at least one passes."""
+what the truth computes on them, cannot tell paths apart); ill-conditioned
+(the truth itself moves beyond the tolerance under a one-ulp input change:
+judged by a step check instead, prefixes.py); skip (not run). A model is
+verified when no path mismatches, no step check mismatches, and at least
+one path is proven: passes, or is ill-conditioned with its step check passing."""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from ..core.errors import NodeError, UsageError
 from ..core.progress import NO_PROGRESS, Progress
 from ..core.versions import python_versions
 from ..folder.parity_record import (
+    ILL_CONDITIONED,
     MISMATCH,
     PASS,
     REFUSED,
@@ -44,6 +48,7 @@ from ..runtime.streams import StreamFeeding
 from ..training import data
 from . import compare, probes
 from .conditioning import Conditioning
+from .prefixes import PrefixCheck
 from .truth import CHUNK, Subject, Truth, subject_from_folder, truth_for
 
 ONE_BY_ONE = 4  # samples also predicted in batches of one, on every path
@@ -53,9 +58,26 @@ ONE_BY_ONE = 4  # samples also predicted in batches of one, on every path
 class PathResult:
     model: str
     runtime: str
-    status: str  # parity_record.STATUSES: pass | mismatch | unsupported | refused | skip
+    status: str  # parity_record.STATUSES: pass | mismatch | unsupported | refused | ... | skip
     reason: str = ""
     figures: dict = field(default_factory=dict)
+
+    @property
+    def step_check(self) -> str | None:
+        """An ill-conditioned path's step check verdict: pass | mismatch | unavailable."""
+        return self.figures.get("step_check", {}).get("verdict")
+
+    @property
+    def proven(self) -> bool:
+        """It passes, or the outputs cannot tell and its step check passes."""
+        return self.status == PASS or (self.status == ILL_CONDITIONED and self.step_check == PASS)
+
+    @property
+    def failed(self) -> bool:
+        """It mismatches, on its outputs or in its step check."""
+        return self.status == MISMATCH or (
+            self.status == ILL_CONDITIONED and self.step_check == MISMATCH
+        )
 
     def to_json(self) -> dict:
         return {
@@ -89,9 +111,13 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """Every model verified: no path mismatches, at least one passes."""
-        counts = self.verdicts()
-        return bool(counts) and all(c[MISMATCH] == 0 and c[PASS] > 0 for c in counts.values())
+        """Every model verified: no path fails (PathResult.failed), at least
+        one is proven (PathResult.proven)."""
+        models = dict.fromkeys(r.model for r in self.results)
+        mine = {m: [r for r in self.results if r.model == m] for m in models}
+        return bool(models) and all(
+            not any(r.failed for r in rs) and any(r.proven for r in rs) for rs in mine.values()
+        )
 
     def to_json(self) -> dict:
         return {
@@ -168,7 +194,7 @@ def verify(
         for s in subjects
     }
     inputs, truths, python_side, fed, computed, refused = {}, {}, {}, {}, {}, {}
-    conditioned = {}
+    conditioned, prefixes = {}, {}
     for subject in subjects:
         name = subject.name
         truths[name] = truth_for(subject)
@@ -177,6 +203,8 @@ def verify(
         xs, labels = inputs_for(subject, samples, ranges or {}, (feeds or {}).get(name))
         inputs[name] = (xs, labels)
         conditioned[name] = Conditioning(truths[name], xs, subject.signature)
+        prefixes[name] = PrefixCheck(truths[name], xs, subject.signature,
+                                     conditioned[name].relative)  # fmt: skip
         fed[name] = probes.describe(xs, subject.signature)
         why = probes.vacuity(fed[name], subject.signature)
         if why:
@@ -213,7 +241,7 @@ def verify(
         name = subject.name
         results.extend(
             run_path(worker, subject, rt, inputs[name], truths[name], python_side.get(name),
-                     tolerances[name], progress, conditioned[name], chunk)
+                     tolerances[name], progress, conditioned[name], chunk, prefixes[name])
         )  # fmt: skip
 
     def unavailable(subject: Subject, rt: Runtime, err: NodeError) -> None:
@@ -310,12 +338,15 @@ def at_precision(precision: tuple[str, int], tol: dict) -> dict:
 
 
 def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progress,
-             conditioned: Conditioning | None = None, chunk: int = CHUNK):  # fmt: skip
+             conditioned: Conditioning | None = None, chunk: int = CHUNK,
+             prefixes: PrefixCheck | None = None):  # fmt: skip
     """One path of one model: Node runs it (chunks, then the first samples
     one at a time), and each comparison its truth names is judged: outputs
     within tolerance (or, for quantized weights, within budget), then the
     batch of one against the same samples in a batch. Outside tolerance,
-    `conditioned` judges by how far the truth itself moves. One PathResult each."""
+    `conditioned` judges by how far the truth itself moves; where it moves
+    too far to tell, the path is ill-conditioned and `prefixes` checks it on
+    a well-conditioned prefix instead. One PathResult each."""
     xs, labels = inputs
     n = len(xs[0])
     fmt = truth.node_format(rt.format)
@@ -354,8 +385,11 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
             # one at a time must still agree with the path's own batches
             expected_singles = [g[: len(c.got_singles[0])] for g in c.got]
         status = PASS if passed else MISMATCH
+        step_check = (prefixes, worker, subject, rt, fmt, index, tol, chunk)  # _step_checked's
         if not passed:
             status, reason = steady(figures, c, index) or (status, reason)
+            if status != MISMATCH and "conditioning" in figures:  # the outputs cannot tell
+                status, reason = _step_checked(figures, figures["conditioning"], *step_check)
         if status == PASS:
             single = compare.compare(expected_singles, c.got_singles, *names, atol=tol["atol"],
                                      rtol=tol["rtol"])  # fmt: skip
@@ -363,6 +397,8 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
                 status, why = steady(single, c, index, singles=True) or (MISMATCH, single["reason"])
                 if "conditioning" in single:
                     figures["conditioning_singles"] = single["conditioning"]
+                if status == REFUSED and "conditioning" in single:  # one at a time, it cannot tell
+                    status, why = _step_checked(figures, single["conditioning"], *step_check)
                 if status != PASS or not reason:  # "refused: one sample at a time: ..."
                     verdict = f"{status}: " if why.startswith(f"{status}: ") else ""
                     reason = f"{verdict}one sample at a time: {why.removeprefix(verdict)}"
@@ -371,6 +407,22 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
             figures["precision"] = tol["precision"]
         results.append(PathResult(subject.name, c.name, status, reason, c.relabel(figures)))
     return results
+
+
+def _step_checked(figures, found, prefixes, worker, subject, rt, fmt, index, tol, chunk):
+    """(ILL_CONDITIONED, reason) for a path whose outputs Keras itself
+    cannot pin down (`found`: compare.conditioning's figures): the step
+    check's figures go into figures["step_check"], and the reason says both."""
+    if prefixes is None:
+        step = {"check": None, "verdict": "unavailable", "reason": "no step check asked for"}
+    else:
+        step = prefixes.check(worker, subject, rt, fmt, index, tol, chunk, ONE_BY_ONE)
+    figures["step_check"] = step
+    moves = found["moves"]
+    return ILL_CONDITIONED, (
+        f"ill-conditioned: {moves}; {step['check'] or 'step'} check {step['verdict']}: "
+        f"{step['reason']}"
+    )
 
 
 def verify_models(
@@ -444,6 +496,12 @@ def record_parity(report: VerifyReport, subjects: list[Subject]) -> list[Path]:
                 "reason": r.reason,
                 "samples": r.figures.get("samples"),
                 "max_abs": r.figures.get("max_abs"),
+                # an ill-conditioned path's step check verdict (PathResult.step_check)
+                **(
+                    {"step_check": r.figures["step_check"]["verdict"]}
+                    if "step_check" in r.figures
+                    else {}
+                ),  # fmt: skip
             }
             for r in report.results
             if r.model == subject.name
