@@ -93,6 +93,9 @@ class BenchReport:
     # (model, route) -> ms of the path's first call, when an earlier caller
     # (convert's verify) made it on the same load: timing then starts warm
     first_call_ms: dict[tuple[str, str], float] = field(default_factory=dict)
+    # model -> {"node": ..., "browser_page": ...}: the fastest verified path per
+    # deployment target, as Node chooses it from parity.json (target_choices)
+    targets: dict[str, dict] = field(default_factory=dict)
 
     def get(self, model: str, route: str, batch: int) -> Timing | None:
         for t in self.timings:
@@ -123,6 +126,7 @@ class BenchReport:
             "training": self.training,
             "versions": {"python": python_versions(), "node": self.node},
             "verified": [f"{m} {r}" for (m, r), ok in self.verified.items() if ok],
+            "targets": self.targets,
         }
 
 
@@ -298,6 +302,35 @@ def estimate_cold_starts(report: BenchReport, pairs: list[tuple[Subject, Runtime
         }  # fmt: skip
 
 
+def target_choices(subjects: list[Subject], browser_batch: int = 1) -> dict[str, dict]:
+    """model -> the fastest verified path for a Node process and for a browser
+    page, from each folder's parity.json as Node chooses (lib/runtime/choose.js,
+    the choice's one owner, through node/scripts/choose-path.js)."""
+    from ..runtime.node_process import run_node_json
+
+    dirs = [str(s.model_dir) for s in subjects]
+    chosen = run_node_json("scripts/choose-path.js", *dirs, "--browser-batch", str(browser_batch))
+    return {s.name: chosen[d] for s, d in zip(subjects, dirs, strict=True)}
+
+
+def target_lines(targets: dict[str, dict]) -> list[str]:
+    """One line per model and target, as bench prints them."""
+    lines = []
+    for model, chosen in targets.items():
+        node, page = chosen["node"], chosen["browser_page"]
+        lines.append(f"{model} node process: {node['runtime'] or node['format']} ({node['why']})")
+        if page["runtime"] is None:
+            lines.append(f"{model} browser page: no verified path ({page['why']})")
+        elif page["samples_per_s"] is None:
+            lines.append(f"{model} browser page: {page['runtime']} ({page['why']})")
+        else:
+            lines.append(
+                f"{model} browser page: fastest verified path {page['runtime']} "
+                f"({page['samples_per_s']:,.0f} samples/s at B={page['batch']})"
+            )
+    return lines
+
+
 def training_figures(model_dir: Path, target: float = 0.985) -> dict | None:
     """Epoch times, and time to a test accuracy, from a Python-trained manifest."""
     from ..folder.artifacts import read_manifest
@@ -346,6 +379,7 @@ def run_bench(
     report.verified = {(r.model, r.runtime): r.status == PASS for r in checked.results}
     time_cold_starts(report, subjects, runtimes, runs=2)
     record_speed(report, subjects)
+    report.targets = target_choices(subjects)
     for subject in subjects:
         report.cold_start[f"node predict.js {subject.name}"] = cold_start(subject.model_dir)
         figures = training_figures(subject.model_dir)
@@ -411,6 +445,8 @@ def print_bench(report: BenchReport, console=None) -> None:
             f"(process start to first prediction, median of {len(figures['runs_s'])})",
             highlight=False,
         )
+    for line in target_lines(report.targets):
+        console.print(line, highlight=False)
     for who, rss in report.peak_rss.items():
         console.print(f"peak resident memory {who}: {rss / 2**20:,.0f} MiB")
     for name, f in report.training.items():
