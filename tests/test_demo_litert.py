@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +52,15 @@ def verified_root(small_models, tmp_path_factory):
     return root
 
 
-def _drive(root: Path, runtime: str, tmp: Path) -> dict | str:
+def _drive(root: Path, runtime: str | None, tmp: Path) -> dict | str:
     """node demo.js on `root`, driven by demo-check.js on `runtime`: the page's
-    answers, or the demo's stderr when it refused to start."""
-    examples = write_demo_examples(root, tmp / "examples.json", EXAMPLES)
+    answers (runtime None: the server's /models.json, no browser), or the
+    demo's stderr when it refused to start."""
+    examples = []
+    if runtime is not None:
+        examples = ["--examples", str(write_demo_examples(root, tmp / "ex.json", EXAMPLES))]
     server = subprocess.Popen(
-        ["node", str(NODE_DIR / "demo.js"), "--models", str(root), "--port", "0",
-         "--examples", str(examples)],
+        ["node", str(NODE_DIR / "demo.js"), "--models", str(root), "--port", "0", *examples],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -65,6 +68,9 @@ def _drive(root: Path, runtime: str, tmp: Path) -> dict | str:
         if not line.startswith("demo: http://127.0.0.1:"):
             server.wait(timeout=30)
             return server.stderr.read()
+        if runtime is None:
+            with urllib.request.urlopen(f"{line.split()[1]}models.json", timeout=30) as reply:
+                return json.loads(reply.read())
         check = subprocess.run(
             ["node", str(NODE_DIR / "scripts" / "demo-check.js"), "--url", line.split()[1],
              "--runtime", runtime, "--backend", "wasm", "--examples", str(EXAMPLES)],
@@ -128,15 +134,20 @@ def test_a_wrong_weight_in_the_tflite_is_caught(verified_root, tmp_path, rerecor
 def test_without_a_verified_tflite_litert_is_offered_disabled_with_the_reason(
     verified_root, tmp_path
 ):
-    """gru's .tflite with its parity.json gone: LiteRT.js is not offered (the
-    case of no .tflite at all is lstm_sine's, in the first test)."""
+    """gru's .tflite with its parity.json gone, or saying mismatch: the server
+    offers no LiteRT.js for it, and says why (the page's option is disabled
+    when no model has one, with these reasons as its title: the first test
+    shows the page rendering lstm_sine's), and no recorded default path. (A
+    pass offers it: the first test.)"""
     root = tmp_path / "models"
     shutil.copytree(verified_root / "gru", root / "gru")
+    parity = json.loads((root / "gru" / "parity.json").read_text())
     (root / "gru" / "parity.json").unlink()
-    unverified = _drive(root, "tfjs", tmp_path)
-    assert unverified["litert_option"]["disabled"] is True
-    assert "gru: unverified: run `tfjs-bridge verify gru --runtime chromium-litert-wasm`" in (
-        unverified["litert_option"]["title"]
-    )
-    assert unverified["started"]["default_path"] is None
-    assert unverified["shown"]["gru-meta"].startswith("tfjs · backend wasm · last prediction")
+    described = _drive(root, None, tmp_path)["gru"]
+    verify_it = "run `tfjs-bridge verify gru --runtime chromium-litert-wasm`"
+    assert described["litert"] == {"why": f"unverified: {verify_it}"}
+    assert described["page_path"] is None
+    parity["results"][LITERT.name]["status"] = "mismatch"
+    (root / "gru" / "parity.json").write_text(json.dumps(parity))
+    described = _drive(root, None, tmp_path)["gru"]
+    assert described["litert"] == {"why": f"mismatch on {LITERT.name}: {verify_it}"}
