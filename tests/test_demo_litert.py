@@ -151,3 +151,30 @@ def test_without_a_verified_tflite_litert_is_offered_disabled_with_the_reason(
     (root / "gru" / "parity.json").write_text(json.dumps(parity))
     described = _drive(root, None, tmp_path)["gru"]
     assert described["litert"] == {"why": f"mismatch on {LITERT.name}: {verify_it}"}
+
+
+def test_bench_records_the_fastest_verified_browser_path(verified_root, tmp_path):
+    """bench's per-target line: LiteRT.js timed in the page, its figure in
+    parity.json, and the browser page's choice is that path at that figure.
+    The control: the same record with the path's verdict a mismatch chooses
+    nothing, and says what to run."""
+    from tfjs_bridge.bench.routes import bench_node, record_speed, target_choices, target_lines
+
+    root = tmp_path / "models"
+    shutil.copytree(verified_root / "gru", root / "gru")
+    subject = subject_from_folder(root / "gru")
+    report = bench_node([(subject, LITERT)], [1, 8], budget_s=0.2)
+    record_speed(report, [subject])
+    timed = report.get("gru", LITERT.name, 1).throughput
+    targets = target_choices([subject])
+    page = targets["gru"]["browser_page"]
+    assert (page["runtime"], page["batch"]) == (LITERT.name, 1)
+    assert page["samples_per_s"] == pytest.approx(timed)
+    line = f"gru browser page: fastest verified path {LITERT.name} ({timed:,.0f} samples/s at B=1)"
+    assert line in target_lines(targets)
+    print(line)
+    parity = json.loads((root / "gru" / "parity.json").read_text())
+    parity["results"][LITERT.name]["status"] = "mismatch"
+    (root / "gru" / "parity.json").write_text(json.dumps(parity))
+    page = target_choices([subject])["gru"]["browser_page"]
+    assert page["runtime"] is None and page["why"].startswith("unverified: run `tfjs-bridge verify")
