@@ -158,7 +158,13 @@ def test_bench_records_the_fastest_verified_browser_path(verified_root, tmp_path
     parity.json, and the browser page's choice is that path at that figure.
     The control: the same record with the path's verdict a mismatch chooses
     nothing, and says what to run."""
-    from tfjs_bridge.bench.routes import bench_node, record_speed, target_choices, target_lines
+    from tfjs_bridge.bench.routes import (
+        bench_node,
+        page_cold_starts,
+        record_speed,
+        target_choices,
+        target_lines,
+    )
 
     root = tmp_path / "models"
     shutil.copytree(verified_root / "gru", root / "gru")
@@ -166,6 +172,10 @@ def test_bench_records_the_fastest_verified_browser_path(verified_root, tmp_path
     report = bench_node([(subject, LITERT)], [1, 8], budget_s=0.2)
     record_speed(report, [subject])
     timed = report.get("gru", LITERT.name, 1).throughput
+    page_cold_starts(report)
+    cold = report.page_cold_start[("gru", LITERT.name)]
+    print("cold start in the page", cold)
+    assert cold["load_ms"] > 0 and cold["first_call_ms"] > 0 and cold["batch"] == 1
     targets = target_choices([subject])
     page = targets["gru"]["browser_page"]
     assert (page["runtime"], page["batch"]) == (LITERT.name, 1)
