@@ -66,12 +66,13 @@ async function run(name, data, shape, dtype = 'float32') {
 async function startLitert() {
   if (!litertStarted) {
     litertStarted = (async () => {
-      await litert.start('wasm', { wasmPaths: '/litert/' });
+      const hello = await litert.start('wasm', { wasmPaths: '/litert/' });
       for (const [name, entry] of Object.entries(described)) {
         if (!entry.litert.url) continue;
         await litert.load(name, entry.litert.url);
         litertHandles[name] = name;
       }
+      return hello;
     })();
   }
   return litertStarted;
@@ -83,14 +84,19 @@ async function setRuntime(name) {
     if (!Object.values(described).some((entry) => entry.litert.url)) {
       throw new Error(`LiteRT.js is not available here: ${$('runtime-litert').title}`);
     }
-    await startLitert();
+    const hello = await startLitert();
+    runtime = name;
+    // LiteRT.js runs on WASM here; tfjs's backend select does not apply to it.
+    $('backend').disabled = true;
+    $('runtime').value = name;
+    $('backend-used').textContent = `LiteRT.js ${hello.backend}`;
+    return { runtime, backend: hello.backend };
   }
   runtime = name;
   $('runtime').value = name;
-  // LiteRT.js runs on WASM here; tfjs's backend select does not apply to it.
-  $('backend').disabled = name === 'litert';
-  $('backend-used').textContent = name === 'litert' ? 'LiteRT.js wasm' : `tfjs ${tf.getBackend()}`;
-  return { runtime, backend: name === 'litert' ? 'wasm' : tf.getBackend() };
+  $('backend').disabled = false;
+  $('backend-used').textContent = `tfjs ${tf.getBackend()}`;
+  return { runtime, backend: tf.getBackend() };
 }
 
 /** What the model's manifest says it scored on its test split, or that it says nothing. */
