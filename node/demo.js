@@ -6,10 +6,13 @@
 // Draw a digit (gru classifies it as you draw), watch lstm_sine forecast a
 // sine against the truth, paste a mail (spam's probability). The page runs
 // the tfjs layers models of the folders in --models, on the backend chosen
-// in the page (cpu, wasm, webgl; the one really in use is shown). Only the
-// files the page needs are served (each model's model.json, the shards it
-// lists, spam's tokenizer.json), checked against the folder's manifest, from
-// 127.0.0.1 unless --host says otherwise. SIGINT/SIGTERM stop it.
+// in the page (cpu, wasm, webgl; the one really in use is shown), or, where
+// a folder's .tflite passed verify on LiteRT.js, LiteRT.js on WASM; it starts
+// on the fastest verified browser path parity.json records. Only the files
+// the page needs are served (each model's model.json, the shards it lists,
+// its verified .tflite, spam's tokenizer.json, LiteRT.js's WebAssembly),
+// checked against the folder's manifest, from 127.0.0.1 unless --host says
+// otherwise. SIGINT/SIGTERM stop it.
 //
 // --examples: real test examples with Keras's answers and lstm_sine's
 // training domain, as `tfjs-bridge demo` writes them at start-up

@@ -220,7 +220,18 @@ def test_each_panel_says_what_its_model_scored(page_answers, demo_models):
     sine = json.loads((demo_models / "lstm_sine" / "manifest.json").read_text())
     assert f"test MSE {sine['test']['loss']:.4f}" in shown["lstm_sine-test"]
     for panel in ("gru-meta", "lstm_sine-meta"):
-        assert shown[panel].startswith("backend webgl · last prediction ")
+        assert shown[panel].startswith("tfjs · backend webgl · last prediction ")
+
+
+def test_litert_is_offered_disabled_without_a_tflite(page_answers, demo_models):
+    """The runtime select's LiteRT.js option (tests/test_demo_litert.py runs
+    it): disabled when no model folder has a verified .tflite, saying why."""
+    if any((demo_models / name / "tflite").exists() for name in ("gru", "lstm_sine", "spam")):
+        pytest.skip("a model here has a .tflite")
+    option = page_answers["litert_option"]
+    assert option["disabled"] is True
+    assert "gru: no tflite: run `tfjs-bridge convert gru --format tflite`" in option["title"]
+    assert page_answers["runtime"] == {"runtime": "tfjs", "backend": "webgl"}
 
 
 def test_the_examples_show_kerass_answer_beside_the_pages(page_answers):

@@ -78,7 +78,8 @@ def test_vocabulary_shape():
     assert text.endswith("}\n") and text.startswith('{\n  "generated_by": ')
     vocabulary = json.loads(text)
     assert list(vocabulary) == ["generated_by", "formats", "backends", "runtimes", "browsers",
-                                "browser_backends", "xvfb", "parity"]  # fmt: skip
+                                "browser_backends", "browser_runtimes", "xvfb",
+                                "parity"]  # fmt: skip
     assert vocabulary["formats"]["layers"] == {
         "folder": "tfjs_layers",
         "entry": "model.json",
@@ -92,6 +93,14 @@ def test_vocabulary_shape():
         "install": "make onnx",
     }
     assert vocabulary["runtimes"]["tfjs-node/layers"]["default_rank"] == 4
+    # A browser page's paths, for its own choice (lib/runtime/choose.js): not Node's.
+    assert vocabulary["browser_runtimes"]["chromium-litert-wasm/tflite"] == {
+        "backend": "chromium-litert-wasm",
+        "format": "tflite",
+        "description": "chromium page, LiteRT.js (@litertjs/core) wasm",
+    }
+    assert "chromium-wasm/layers" in vocabulary["browser_runtimes"]
+    assert not set(vocabulary["browser_runtimes"]) & set(vocabulary["runtimes"])
     assert vocabulary["parity"] == {
         "file": "parity.json",
         "version": 1,

@@ -3,6 +3,7 @@
 // and prints what the page answered as JSON: what tests/test_demo.py checks.
 //
 //   node node/scripts/demo-check.js --url http://127.0.0.1:8080/ [--backend webgl]
+//       [--runtime tfjs|litert]
 //       [--digits digits.json] [--text mail.txt] [--screenshot reports/demo/demo.png]
 //
 // --digits: a JSON list of MNIST images (784 bytes each), painted onto the
@@ -16,7 +17,8 @@ const path = require('path');
 const { main, UsageError, parseCommandLine } = require('../lib/runtime/cli');
 
 const USAGE =
-  'usage: demo-check.js --url URL [--backend webgl|wasm|cpu] [--digits FILE.json] [--text FILE] ' +
+  'usage: demo-check.js --url URL [--backend webgl|wasm|cpu] [--runtime tfjs|litert] ' +
+  '[--digits FILE.json] [--text FILE] ' +
   '[--examples N] [--screenshot FILE.png]';
 const VIEWPORT = { width: 1280, height: 800 };
 const EXAMPLE_BUTTONS = {
@@ -47,6 +49,7 @@ function parse() {
       options: {
         url: { type: 'string' },
         backend: { type: 'string', default: 'webgl' },
+        runtime: { type: 'string', default: 'tfjs' },
         digits: { type: 'string' },
         text: { type: 'string' },
         screenshot: { type: 'string' },
@@ -74,9 +77,16 @@ async function run() {
     const errors = [];
     page.on('pageerror', (err) => errors.push(String(err.message || err)));
     await page.goto(args.url, { waitUntil: 'load' });
-    await page.evaluate(() => globalThis.demo.ready);
+    // What the page started on (its default path) and what it offers, before we switch.
+    const started = await page.evaluate(() => globalThis.demo.ready);
+    const litertOption = await page.evaluate(() => {
+      const option = globalThis.document.getElementById('runtime-litert');
+      return { disabled: option.disabled, title: option.title };
+    });
     const backend = await page.evaluate((name) => globalThis.demo.setBackend(name), args.backend);
-    const out = { backend, version: await launched.browser.version(), digits: [] };
+    const runtime = await page.evaluate((name) => globalThis.demo.setRuntime(name), args.runtime);
+    const version = await launched.browser.version();
+    const out = { backend, runtime, started, litert_option: litertOption, version, digits: [] };
     out.seen = [];
     for (const pixels of digits) {
       await page.evaluate(() => globalThis.demo.clearDigit());

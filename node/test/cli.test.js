@@ -23,6 +23,7 @@ const SCRIPTS = [
   'scripts/create-tfjs-models.js',
   'scripts/demo-check.js',
   'scripts/digit-image.js',
+  'scripts/choose-path.js',
 ];
 
 const run = (script, args) =>
@@ -46,6 +47,7 @@ for (const script of [
   'scripts/bench-stream.js',
   'scripts/bench-stream-serve.js',
   'scripts/digit-image.js',
+  'scripts/choose-path.js',
 ]) {
   test(`${script} with an unknown option: one error line, exit 2`, () => {
     const out = run(script, ['--no-such-option']);
@@ -54,3 +56,10 @@ for (const script of [
     assert.match(out.stderr, /^error: .*no-such-option.*usage: /);
   });
 }
+
+test('choose-path.js: a folder that is not there is one error line, exit 1', () => {
+  const out = run('scripts/choose-path.js', [path.join(NODE_DIR, 'no-such-model')]);
+  assert.equal(out.status, 1, out.stderr);
+  assert.match(out.stderr, /^error: .*no-such-model: no such model folder\n$/);
+  assert.equal(out.stdout, '');
+});

@@ -19,7 +19,15 @@ from .core.errors import BridgeError
 from .core.paths import NODE_DIR
 from .folder import parity_record
 from .folder.formats import FORMATS
-from .runtime.runtimes import BACKENDS, BROWSERS, PAGE_BACKENDS, RUNTIMES, XVFB
+from .runtime.runtimes import (
+    BACKENDS,
+    BROWSER_RUNTIMES,
+    BROWSERS,
+    ENGINE_RUNTIMES,
+    PAGE_BACKENDS,
+    RUNTIMES,
+    XVFB,
+)
 from .training.registry import MODELS
 
 REGISTRY_JSON = NODE_DIR / "registry.json"
@@ -68,6 +76,12 @@ def vocabulary() -> dict:
         "browser_backends": {
             bb.name: {"browser": bb.browser, "tfjs_backend": bb.tfjs_backend, "engine": bb.engine}
             for bb in PAGE_BACKENDS.values()
+        },
+        # The paths a browser page runs (tfjs's, LiteRT.js's, ONNX Runtime Web's):
+        # what Node's per-target choice (lib/runtime/choose.js) picks among.
+        "browser_runtimes": {
+            rt.name: {"backend": rt.backend, "format": rt.format, "description": rt.description}
+            for rt in {**BROWSER_RUNTIMES, **ENGINE_RUNTIMES}.values()
         },
         "xvfb": XVFB,
         "parity": {

@@ -15,9 +15,13 @@
 //
 // esbuild-wasm, not esbuild: the same bundler, but no platform binary in an
 // optional dependency, which `npm ci --omit=optional` (make setup) would skip.
+const fs = require('fs');
 const path = require('path');
 
 const LIB = path.resolve(__dirname, '..');
+// The project's packages, symlinks resolved (a git worktree may link them
+// from another checkout): a bundle's package files are named from here.
+const NODE_MODULES = fs.realpathSync(path.resolve(LIB, '..', '..', 'node_modules'));
 // Each engine's entry, and the only files its bundle may hold (relative to node/lib).
 const BUNDLES = {
   tfjs: {
@@ -30,7 +34,7 @@ const BUNDLES = {
       /^browser\/(litert_page|wire)\.js$/,
       /^runtime\/runners\.js$/,
       /^io\/tflite_batch\.js$/,
-      /^(\.\.\/)+node_modules\/@litertjs\/(core|wasm-utils)\/dist\/index\.js$/,
+      /^node_modules\/@litertjs\/(core|wasm-utils)\/dist\/index\.js$/,
     ],
   },
   // ONNX Runtime Web comes as its own script (server.js), like tf.min.js.
@@ -66,9 +70,12 @@ async function buildPageBundle(engine = 'tfjs') {
       ),
     },
   });
-  const inputs = Object.keys(result.metafile.inputs).map((file) =>
-    path.relative(LIB, path.resolve(file)),
-  );
+  const inputs = Object.keys(result.metafile.inputs).map((file) => {
+    const where = fs.realpathSync(path.resolve(file));
+    return where.startsWith(NODE_MODULES + path.sep)
+      ? path.join('node_modules', path.relative(NODE_MODULES, where))
+      : path.relative(LIB, path.resolve(file));
+  });
   const foreign = inputs.filter((rel) => !allowed.some((re) => re.test(rel)));
   if (foreign.length) {
     throw new Error(`the page bundle would hold files other than ours: ${foreign.join(', ')}`);

@@ -113,6 +113,18 @@ function bound(model, inputs, names) {
   };
 }
 
+/**
+ * Runs the model under `handle` on plain inputs ({dtype, shape, data}): its
+ * outputs so, in `outputs`' order, and the accelerator it was compiled for
+ * (the demo page's LiteRT.js runtime calls this directly, no base64).
+ */
+async function run(handle, inputs, names = null) {
+  const model = get(handle);
+  const tensors = await bound(model, inputs, names)();
+  const compiled = await compiledAt(model, inputs[0].shape[0]);
+  return { outputs: model.outputs, tensors, accelerator: compiled.options.accelerator };
+}
+
 async function predict(handle, inputs, names) {
   const model = get(handle);
   const call = bound(model, inputs.map(fromBase64), names);
@@ -148,3 +160,4 @@ function dispose(handle) {
 }
 
 globalThis.litertBridge = { start, load, predict, bench, memory, dispose };
+module.exports = { start, load, run, dispose };

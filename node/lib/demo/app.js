@@ -10,6 +10,7 @@ const { installKerasLayers } = require('../layers');
 const { makeTokenizer } = require('../io/tokenizer');
 const { inkFromRgba, mnistDigit } = require('../io/digit_image');
 const { seeded } = require('../runtime/streaming');
+const litert = require('../browser/litert_page');
 
 const tf = globalThis.tf;
 const SIDE = 28; // MNIST: 28 x 28 pixels
@@ -19,6 +20,11 @@ const HORIZON = 48; // values forecast, each fed back as input
 
 const $ = (id) => document.getElementById(id);
 const models = {};
+// The runtime the page runs on: tfjs (models, on its backend) or LiteRT.js on
+// WASM (the verified .tflite of each model that has one: handles by name).
+let runtime = 'tfjs';
+const litertHandles = {};
+let litertStarted = null; // LiteRT.js's WebAssembly, loaded once, when first chosen
 let described = {}; // /models.json: {name: {url, test, source, examples, domain}}
 let tokenizer = null;
 let digitSeen = null; // the 28 x 28 input gru was last given
@@ -26,11 +32,71 @@ const nextExample = { gru: 0, lstm_sine: 0, spam: 0 };
 const percent = (p) => `${(100 * p).toFixed(1)} %`;
 const argmax = (values) => values.indexOf(Math.max(...values));
 
-/** A panel's footer: the backend that ran its last prediction, when, and how long it took. */
-function stamp(panel, started) {
+/**
+ * A panel's footer: the runtime and backend that ran its last prediction
+ * (`ran`, as run() reports it), when, and how long it took.
+ */
+function stamp(panel, started, ran) {
   const ms = performance.now() - started;
   $(`${panel}-meta`).textContent =
-    `backend ${tf.getBackend()} · last prediction ${new Date().toLocaleTimeString('en-GB')} (${ms.toFixed(0)} ms)`;
+    `${ran} · last prediction ${new Date().toLocaleTimeString('en-GB')} (${ms.toFixed(0)} ms)`;
+}
+
+/**
+ * One prediction of model `name` on one input (flat `data`, `shape`,
+ * `dtype`): its first output's values and what ran it, truthfully: LiteRT.js
+ * says which accelerator it compiled for, tfjs which backend it is on. On
+ * LiteRT.js, a model without a verified .tflite runs on tfjs, and says why.
+ */
+async function run(name, data, shape, dtype = 'float32') {
+  if (runtime === 'litert' && litertHandles[name]) {
+    const { tensors, accelerator } = await litert.run(litertHandles[name], [
+      { dtype, shape, data },
+    ]);
+    return { values: Array.from(tensors[0].data), ran: `LiteRT.js · backend ${accelerator}` };
+  }
+  const y = tf.tidy(() => models[name].predict(tf.tensor(data, shape, dtype)));
+  const values = Array.from(await y.data());
+  y.dispose();
+  const why = runtime === 'litert' ? ` (not LiteRT.js: ${described[name].litert.why})` : '';
+  return { values, ran: `tfjs · backend ${tf.getBackend()}${why}` };
+}
+
+/** Loads LiteRT.js (once) and each model's verified .tflite on its WASM accelerator. */
+async function startLitert() {
+  if (!litertStarted) {
+    litertStarted = (async () => {
+      const hello = await litert.start('wasm', { wasmPaths: '/litert/' });
+      for (const [name, entry] of Object.entries(described)) {
+        if (!entry.litert.url) continue;
+        await litert.load(name, entry.litert.url);
+        litertHandles[name] = name;
+      }
+      return hello;
+    })();
+  }
+  return litertStarted;
+}
+
+/** Switches the page's runtime ('tfjs' | 'litert'); returns what is in use. */
+async function setRuntime(name) {
+  if (name === 'litert') {
+    if (!Object.values(described).some((entry) => entry.litert.url)) {
+      throw new Error(`LiteRT.js is not available here: ${$('runtime-litert').title}`);
+    }
+    const hello = await startLitert();
+    runtime = name;
+    // LiteRT.js runs on WASM here; tfjs's backend select does not apply to it.
+    $('backend').disabled = true;
+    $('runtime').value = name;
+    $('backend-used').textContent = `LiteRT.js ${hello.backend}`;
+    return { runtime, backend: hello.backend };
+  }
+  runtime = name;
+  $('runtime').value = name;
+  $('backend').disabled = false;
+  $('backend-used').textContent = `tfjs ${tf.getBackend()}`;
+  return { runtime, backend: tf.getBackend() };
 }
 
 /** What the model's manifest says it scored on its test split, or that it says nothing. */
@@ -69,7 +135,7 @@ async function setBackend(name) {
   await tf.ready();
   // tfjs falls back silently when a backend fails: show the one in use.
   const used = tf.getBackend();
-  $('backend-used').textContent = used === name ? used : `${used} (${name} failed here)`;
+  $('backend-used').textContent = `tfjs ${used === name ? used : `${used} (${name} failed here)`}`;
   $('backend').value = used;
   return used;
 }
@@ -113,10 +179,8 @@ async function classify(given = null) {
   if (!models.gru) return null;
   const started = performance.now();
   const input = given ? showSeen(Float32Array.from(given)) : digitInput();
-  const y = tf.tidy(() => models.gru.predict(tf.tensor(input, [1, SIDE, SIDE])));
-  const probs = Array.from(await y.data());
-  y.dispose();
-  stamp('gru', started);
+  const { values: probs, ran } = await run('gru', Float32Array.from(input), [1, SIDE, SIDE]);
+  stamp('gru', started, ran);
   const top = argmax(probs);
   $('digit-answer').textContent = `${top} (${percent(probs[top])})`;
   $('bars').innerHTML = probs
@@ -250,15 +314,16 @@ const mseOver = (forecast, truth, [from, to]) =>
 async function feedBack(window, steps) {
   const values = window.slice();
   const predicted = [];
+  let ran = null;
   for (let step = 0; step < steps; step++) {
-    const y = tf.tidy(() => models.lstm_sine.predict(tf.tensor(values, [1, WINDOW, 1])));
-    const [next] = await y.data();
-    y.dispose();
+    const answer = await run('lstm_sine', Float32Array.from(values), [1, WINDOW, 1]);
+    const [next] = answer.values;
+    ran = answer.ran;
     predicted.push(next);
     values.shift();
     values.push(next);
   }
-  return predicted;
+  return { predicted, ran };
 }
 
 /**
@@ -282,8 +347,8 @@ async function forecast({ period, amplitude, phase } = sineSettings()) {
   for (let t = -lag; t < WINDOW; t++) observed.set(t, clean(t) + noise * gaussian());
   const truth = Array.from({ length: WINDOW + HORIZON }, (_, t) => clean(t));
   const window = Array.from({ length: WINDOW }, (_, t) => observed.get(t));
-  const predicted = await feedBack(window, HORIZON);
-  stamp('lstm_sine', started);
+  const { predicted, ran } = await feedBack(window, HORIZON);
+  stamp('lstm_sine', started, ran);
   const future = truth.slice(WINDOW);
   const baselines = {
     'last value': future.map(() => window[WINDOW - 1]),
@@ -318,8 +383,8 @@ async function tryForecastExample() {
   const example = takeExample('lstm_sine');
   if (!example || !models.lstm_sine) return null;
   const started = performance.now();
-  const predicted = await feedBack(example.window, HORIZON);
-  stamp('lstm_sine', started);
+  const { predicted, ran } = await feedBack(example.window, HORIZON);
+  stamp('lstm_sine', started, ran);
   plotSine([...example.window, example.next], example.window, predicted);
   $('sine-errors').innerHTML = '';
   $('sine-status').textContent =
@@ -358,10 +423,9 @@ async function spamProbability(text = $('mail').value) {
   const started = performance.now();
   $('mail').value = text;
   const ids = tokenizer.encode(text);
-  const y = tf.tidy(() => models.spam.predict(tf.tensor(ids, [1, ids.length], 'int32')));
-  const [p] = await y.data();
-  y.dispose();
-  stamp('spam', started);
+  const answer = await run('spam', Int32Array.from(ids), [1, ids.length], 'int32');
+  const [p] = answer.values;
+  stamp('spam', started, answer.ran);
   $('meter').firstElementChild.style.width = `${(100 * p).toFixed(1)}%`;
   $('spam-status').textContent = `spam probability ${percent(p)} (${p > 0.5 ? 'spam' : 'ham'})`;
   return p;
@@ -380,12 +444,44 @@ async function trySpamExample() {
 
 // --- start ---------------------------------------------------------------
 
+/**
+ * The LiteRT.js option: enabled when a model has a verified .tflite; its
+ * title says, per model, which run there and why the others do not.
+ */
+function offerLitert() {
+  const option = $('runtime-litert');
+  const entries = Object.entries(described);
+  option.disabled = !entries.some(([, entry]) => entry.litert.url);
+  option.title = entries
+    .map(([name, entry]) => `${name}: ${entry.litert.url ? 'verified .tflite' : entry.litert.why}`)
+    .join('\n');
+}
+
+/**
+ * The page's start path: the fastest verified browser path parity.json
+ * records (for the first demo model that has one), else tfjs on the
+ * backend select's first choice. The select's title says which it was.
+ */
+async function defaultPath() {
+  const entry = Object.entries(described).find(([, e]) => e.page_path);
+  const note = entry
+    ? `default: ${entry[0]}'s ${entry[1].page_path.path}, ${entry[1].page_path.why} (parity.json)`
+    : 'default: no verified browser path recorded (run `tfjs-bridge verify` and `bench`)';
+  $('runtime').title = note;
+  if (entry && entry[1].page_path.runtime === 'litert') await setRuntime('litert');
+  return { default_path: entry ? entry[1].page_path.path : null, default_note: note };
+}
+
 async function start() {
   tf.wasm.setWasmPaths('/tfjs/'); // before the wasm backend first starts
   installKerasLayers(tf); // the converted models may use our layers (reset-after GRU, ...)
-  const backend = await setBackend($('backend').value);
-  // {name: {url of its tfjs layers model.json, test figures, examples}}, from lib/demo/server.js.
+  // {name: {url of its tfjs layers model.json, test figures, examples, litert,
+  // page_path}}, from lib/demo/server.js.
   described = await (await fetch('/models.json')).json();
+  offerLitert();
+  const first = Object.values(described).find((entry) => entry.page_path);
+  if (first && first.page_path.runtime === 'tfjs') $('backend').value = first.page_path.backend;
+  const backend = await setBackend($('backend').value);
   const names = Object.keys(described);
   for (const name of names) models[name] = await tf.loadLayersModel(described[name].url);
   if (models.spam)
@@ -419,8 +515,13 @@ async function start() {
     await setBackend($('backend').value);
     await Promise.all([classify(), forecast(), spamProbability()]);
   };
+  $('runtime').onchange = async () => {
+    await setRuntime($('runtime').value);
+    await Promise.all([classify(), forecast(), spamProbability()]);
+  };
+  const chosen = await defaultPath();
   await Promise.all([classify(), forecast(), spamProbability()]);
-  return { backend, models: names };
+  return { backend, models: names, ...chosen };
 }
 
 const ready = start().catch((err) => {
@@ -430,6 +531,7 @@ const ready = start().catch((err) => {
 globalThis.demo = {
   ready,
   setBackend,
+  setRuntime,
   drawPixels,
   classify,
   digitSeen: () => digitSeen,

@@ -3,20 +3,37 @@
 //   /              index.html
 //   /demo.js       app.js bundled by esbuild with our layers and tokenizer
 //   /tfjs/<file>   tfjs's browser builds (lib/browser/server.js's list)
+//   /litert/<file> LiteRT.js's WebAssembly and loaders (lib/browser/server.js's list)
 //   /models.json   the demo models the folder holds: {name: {url (its model.json),
-//                  test (the manifest's test figures), examples (--examples's)}}
-//   /models/<name>/<file>  a demo model's tfjs layers files and spam's tokenizer.json
+//                  test (the manifest's test figures), examples (--examples's),
+//                  litert ({url} of a verified .tflite, or {why} not), page_path
+//                  (the fastest verified browser path parity.json records)}}
+//   /models/<name>/<file>  a demo model's tfjs layers files, its verified
+//                  tflite/model.tflite, and spam's tokenizer.json
 // Every model file is checked against its folder's manifest (sha256) at start.
 const fs = require('fs');
 const path = require('path');
 const { readManifest } = require('../io/manifest');
 const { checkIntegrity, checkFileIntegrity, readModelArtifacts } = require('../io/modelfiles');
-const { TFJS_FILES } = require('../browser/server');
-const { FORMATS } = require('../runtime/vocabulary');
+const { TFJS_FILES, LITERT_FILES } = require('../browser/server');
+const { chooseBrowserPath, readParity } = require('../runtime/choose');
+const { FORMATS, BROWSER_BACKENDS } = require('../runtime/vocabulary');
 
 // What each demo model does in the page; a model the folder lacks is left out.
 const DEMO_MODELS = ['gru', 'lstm_sine', 'spam'];
 const LAYERS = FORMATS.layers.folder; // where a model's tfjs layers files are
+const TFLITE = FORMATS.tflite.folder;
+const LITERT_PATH = 'chromium-litert-wasm/tflite'; // the LiteRT.js path verify records
+// The runtimes and backends the page offers: tfjs's (webgl, wasm, cpu) on the
+// layers model, and LiteRT.js on WASM on the .tflite.
+const PAGE_TFJS_BACKENDS = ['webgl', 'wasm', 'cpu'];
+const PAGE_BACKENDS = Object.entries(BROWSER_BACKENDS)
+  .filter(
+    ([, bb]) =>
+      (bb.engine === 'tfjs' && PAGE_TFJS_BACKENDS.includes(bb.tfjs_backend)) ||
+      (bb.engine === 'litert' && bb.tfjs_backend === 'wasm'),
+  )
+  .map(([name]) => name);
 const TOKENIZER = 'tokenizer.json';
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -47,7 +64,15 @@ function demoModels(root) {
       checkFileIntegrity(folder, TOKENIZER, manifest);
       files.set(TOKENIZER, path.join(folder, TOKENIZER));
     }
-    found[name] = { folder, files, test: manifest.test || null };
+    const litert = verifiedTflite(name, folder, manifest);
+    if (litert.file) files.set(`${TFLITE}/${path.basename(litert.file)}`, litert.file);
+    found[name] = {
+      folder,
+      files,
+      test: manifest.test || null,
+      litert,
+      pagePath: pagePath(folder),
+    };
   }
   if (!Object.keys(found).length) {
     throw new Error(
@@ -55,6 +80,43 @@ function demoModels(root) {
     );
   }
   return found;
+}
+
+/**
+ * {file} of the folder's .tflite when LiteRT.js may run it in the page: its
+ * sha256 is the manifest's and verify passed it on LiteRT.js's WASM path;
+ * else {why}, a reason a user can act on.
+ */
+function verifiedTflite(name, folder, manifest) {
+  const file = path.join(folder, TFLITE, FORMATS.tflite.entry);
+  if (!fs.existsSync(file)) {
+    return { why: `no tflite: run \`tfjs-bridge convert ${name} --format tflite\`` };
+  }
+  checkIntegrity(folder, TFLITE, manifest);
+  const result = ((readParity(folder) || {}).results || {})[LITERT_PATH];
+  if (!result || result.status !== 'pass') {
+    const status = result ? `${result.status} on ${LITERT_PATH}` : 'unverified';
+    return {
+      why: `${status}: run \`tfjs-bridge verify ${name} --runtime chromium-litert-wasm\``,
+    };
+  }
+  return { file };
+}
+
+/** The fastest verified browser path the page can run ({runtime, backend, why}), or null. */
+function pagePath(folder) {
+  const chosen = chooseBrowserPath(folder, {
+    formats: ['layers', 'tflite'],
+    backends: PAGE_BACKENDS,
+  });
+  if (!chosen.runtime) return null;
+  const bb = BROWSER_BACKENDS[chosen.backend];
+  return {
+    path: chosen.runtime,
+    runtime: bb.engine, // tfjs | litert
+    backend: bb.tfjs_backend,
+    why: chosen.why,
+  };
 }
 
 /** app.js and what it requires, for the browser; Node's `fs` (the tokenizer's file reader) is left out. */
@@ -132,14 +194,27 @@ async function startDemo(root, host, port, examplesFile = null) {
   // name itself), what its manifest says it scored on its test split, and
   // the examples with Keras's answers, if given.
   const described = Object.fromEntries(
-    Object.entries(models).map(([name, { test }]) => [
+    Object.entries(models).map(([name, { test, litert, pagePath: chosen }]) => [
       name,
-      { url: `/models/${name}/${LAYERS}/model.json`, test, ...(examples[name] || {}) },
+      {
+        url: `/models/${name}/${LAYERS}/model.json`,
+        test,
+        litert: litert.file
+          ? { url: `/models/${name}/${TFLITE}/${path.basename(litert.file)}` }
+          : { why: litert.why },
+        page_path: chosen,
+        ...(examples[name] || {}),
+      },
     ]),
   );
   app.get('/models.json', (_, reply) => reply.send(described));
   app.get('/tfjs/:file', (request, reply) => {
     const file = TFJS_FILES[request.params.file];
+    return file ? send(reply, file) : reply.code(404).send('not found');
+  });
+  app.get('/litert/:file', (request, reply) => {
+    const file =
+      Object.hasOwn(LITERT_FILES, request.params.file) && LITERT_FILES[request.params.file];
     return file ? send(reply, file) : reply.code(404).send('not found');
   });
   app.get('/models/:name/*', (request, reply) => {

@@ -17,7 +17,7 @@
 // layers, and the reason says so.
 const fs = require('fs');
 const path = require('path');
-const { BACKENDS, RUNTIMES, PARITY } = require('./vocabulary');
+const { BACKENDS, RUNTIMES, BROWSER_RUNTIMES, PARITY } = require('./vocabulary');
 
 function installed(backend) {
   const { package: name, optional } = BACKENDS[backend];
@@ -41,16 +41,21 @@ function readParity(modelDir) {
   }
 }
 
-/** samples/s measured at the batch size nearest to `batch` (log scale). */
-function throughput(figures, batch) {
+/** The measured batch size nearest to `batch` (log scale), or null. */
+function nearestSize(figures, batch) {
   const sizes = Object.keys(figures)
     .filter((k) => /^\d+$/.test(k))
     .map(Number);
   if (!sizes.length) return null;
-  const nearest = sizes.reduce((a, b) =>
+  return sizes.reduce((a, b) =>
     Math.abs(Math.log(b / batch)) < Math.abs(Math.log(a / batch)) ? b : a,
   );
-  return figures[String(nearest)];
+}
+
+/** samples/s measured at the batch size nearest to `batch` (log scale). */
+function throughput(figures, batch) {
+  const nearest = nearestSize(figures, batch);
+  return nearest === null ? null : figures[String(nearest)];
 }
 
 /**
@@ -146,4 +151,81 @@ function chooseFormat(modelDir, { batch = 32, oneShot = false, backends = null }
   );
 }
 
-module.exports = { chooseFormat, verifiedPaths, batchMs, readParity };
+// The other deployment target: a browser page. Its paths (vocabulary.json's
+// browser_runtimes: tfjs's backends in Chromium and Firefox, LiteRT.js and
+// ONNX Runtime Web in Chromium) are verified and timed in a real browser by
+// `verify`/`bench --runtime ...`, into the same parity.json. A page predicts
+// one input at a time, so batch 1 by default. No ranking by format here:
+// what a page runs fastest depends on the browser and the GPU, so only
+// figures choose.
+const BROWSER_VERIFY =
+  '--runtime chromium-wasm --runtime chromium-webgl --runtime chromium-litert-wasm';
+
+/**
+ * The fastest verified browser-page path in a parity.json record (pure: the
+ * record in, the choice out): {runtime, format, backend, samples_per_s, batch,
+ * why}; runtime null when none is verified. `formats`/`backends` limit the
+ * choice (the demo runs only some); `model` names the folder in the reasons.
+ */
+function fastestBrowserPath(
+  parity,
+  { batch = 1, formats = null, backends = null, model = 'MODEL' } = {},
+) {
+  const none = (why) => ({ runtime: null, format: null, backend: null, why });
+  if (parity && parity.version !== PARITY.version) {
+    return none(
+      `${PARITY.file} is from another tfjs-bridge version: run \`tfjs-bridge verify\` again`,
+    );
+  }
+  const passed = Object.entries(BROWSER_RUNTIMES).filter(
+    ([name, rt]) =>
+      (!formats || formats.includes(rt.format)) &&
+      (!backends || backends.includes(rt.backend)) &&
+      (((parity || {}).results || {})[name] || {}).status === 'pass',
+  );
+  if (!passed.length) {
+    return none(`unverified: run \`tfjs-bridge verify ${model} ${BROWSER_VERIFY}\``);
+  }
+  const at = ([name]) => {
+    const figures = (parity.speed || {})[name] || {};
+    const size = nearestSize(figures, batch);
+    return size === null ? null : { size, rate: figures[String(size)] };
+  };
+  const timed = passed.filter((p) => at(p)).sort((a, b) => at(b).rate - at(a).rate);
+  const pick = ([name, rt], rest) => ({
+    runtime: name,
+    format: rt.format,
+    backend: rt.backend,
+    ...rest,
+  });
+  if (!timed.length) {
+    return pick(passed[0], {
+      samples_per_s: null,
+      batch: null,
+      why: `verified, not timed: run \`tfjs-bridge bench ${model} ${BROWSER_VERIFY}\``,
+    });
+  }
+  const { size, rate } = at(timed[0]);
+  return pick(timed[0], {
+    samples_per_s: rate,
+    batch: size,
+    why: `fastest verified path (${Math.round(rate)} samples/s at B=${size})`,
+  });
+}
+
+/** fastestBrowserPath for a model folder's parity.json. */
+function chooseBrowserPath(modelDir, options = {}) {
+  return fastestBrowserPath(readParity(modelDir), {
+    model: path.basename(path.resolve(modelDir)),
+    ...options,
+  });
+}
+
+module.exports = {
+  chooseFormat,
+  verifiedPaths,
+  batchMs,
+  readParity,
+  fastestBrowserPath,
+  chooseBrowserPath,
+};

@@ -6,6 +6,8 @@
 //   FORMATS   format -> {folder, entry, marker, made_by}: where it lives in a model folder
 //   BACKENDS  backend -> {package, optional, install}
 //   RUNTIMES  runtime (path) name -> {backend, format, description, default_rank}
+//   BROWSER_RUNTIMES  a browser page's paths ('chromium-litert-wasm/tflite') ->
+//             {backend (a BROWSER_BACKENDS key), format, description}
 //   PARITY    parity.json: {file, version, statuses, cold_start_key}
 //   BROWSERS  browser -> {env, executables, protocol, backends, display_backends, install}
 //   BROWSER_BACKENDS  worker backend ('chromium-webgl', 'chromium-litert-wasm') ->
@@ -20,6 +22,7 @@ const vocabulary = JSON.parse(fs.readFileSync(VOCABULARY_PATH, 'utf8'));
 const FORMATS = vocabulary.formats;
 const BACKENDS = vocabulary.backends;
 const RUNTIMES = vocabulary.runtimes;
+const BROWSER_RUNTIMES = vocabulary.browser_runtimes;
 const PARITY = vocabulary.parity;
 const BROWSERS = vocabulary.browsers;
 const BROWSER_BACKENDS = vocabulary.browser_backends;
@@ -43,6 +46,7 @@ module.exports = {
   FORMATS,
   BACKENDS,
   RUNTIMES,
+  BROWSER_RUNTIMES,
   PARITY,
   BROWSERS,
   BROWSER_BACKENDS,

@@ -33,7 +33,7 @@ from ..parity.truth import KerasTruth, Subject
 from ..parity.verify import record_parity, verify
 from ..runtime.node_process import node_env, node_executable
 from ..runtime.pool import SharedWorkers, on_workers
-from ..runtime.runtimes import Runtime
+from ..runtime.runtimes import PAGE_BACKENDS, Runtime
 from ..training import data
 
 PYTHON_BASELINE = "python/tf.function"
@@ -93,6 +93,12 @@ class BenchReport:
     # (model, route) -> ms of the path's first call, when an earlier caller
     # (convert's verify) made it on the same load: timing then starts warm
     first_call_ms: dict[tuple[str, str], float] = field(default_factory=dict)
+    # model -> {"node": ..., "browser_page": ...}: the fastest verified path per
+    # deployment target, as Node chooses it from parity.json (target_choices)
+    targets: dict[str, dict] = field(default_factory=dict)
+    # (model, browser route) -> a page's cold start with the browser already
+    # open: the model fetched and loaded (compiled), then its first call (page_cold_starts)
+    page_cold_start: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     def get(self, model: str, route: str, batch: int) -> Timing | None:
         for t in self.timings:
@@ -123,6 +129,10 @@ class BenchReport:
             "training": self.training,
             "versions": {"python": python_versions(), "node": self.node},
             "verified": [f"{m} {r}" for (m, r), ok in self.verified.items() if ok],
+            "targets": self.targets,
+            "page_cold_start": [
+                {"model": m, "route": r, **f} for (m, r), f in self.page_cold_start.items()
+            ],
         }
 
 
@@ -298,6 +308,51 @@ def estimate_cold_starts(report: BenchReport, pairs: list[tuple[Subject, Runtime
         }  # fmt: skip
 
 
+def target_choices(subjects: list[Subject], browser_batch: int = 1) -> dict[str, dict]:
+    """model -> the fastest verified path for a Node process and for a browser
+    page, from each folder's parity.json as Node chooses (lib/runtime/choose.js,
+    the choice's one owner, through node/scripts/choose-path.js)."""
+    from ..runtime.node_process import run_node_json
+
+    dirs = [str(s.model_dir) for s in subjects]
+    chosen = run_node_json("scripts/choose-path.js", *dirs, "--browser-batch", str(browser_batch))
+    return {s.name: chosen[d] for s, d in zip(subjects, dirs, strict=True)}
+
+
+def target_lines(targets: dict[str, dict]) -> list[str]:
+    """One line per model and target, as bench prints them."""
+    lines = []
+    for model, chosen in targets.items():
+        node, page = chosen["node"], chosen["browser_page"]
+        lines.append(f"{model} node process: {node['runtime'] or node['format']} ({node['why']})")
+        if page["runtime"] is None:
+            lines.append(f"{model} browser page: no verified path ({page['why']})")
+        elif page["samples_per_s"] is None:
+            lines.append(f"{model} browser page: {page['runtime']} ({page['why']})")
+        else:
+            lines.append(
+                f"{model} browser page: fastest verified path {page['runtime']} "
+                f"({page['samples_per_s']:,.0f} samples/s at B={page['batch']})"
+            )
+    return lines
+
+
+def page_cold_starts(report: BenchReport) -> None:
+    """For each timed browser route: the page's load (fetch, parse or
+    compile) and first call at the first batch size, both timed in the page,
+    as bench_node measured them. Not the browser's own start: a user's page
+    opens in a browser that is already running."""
+    for (model, route), load_ms in report.load_ms.items():
+        first = report.get(model, route, report.batches[0])
+        backend = route.split("/")[0]
+        if backend not in PAGE_BACKENDS or first is None or first.first_ms is None:
+            continue
+        report.page_cold_start[(model, route)] = {
+            "load_ms": load_ms, "first_call_ms": first.first_ms, "batch": first.batch,
+            "total_s": (load_ms + first.first_ms) / 1000,
+        }  # fmt: skip
+
+
 def training_figures(model_dir: Path, target: float = 0.985) -> dict | None:
     """Epoch times, and time to a test accuracy, from a Python-trained manifest."""
     from ..folder.artifacts import read_manifest
@@ -344,8 +399,10 @@ def run_bench(
     record_parity(checked, subjects)
     report = bench(subjects, runtimes, batches, budget_s, log=log)
     report.verified = {(r.model, r.runtime): r.status == PASS for r in checked.results}
+    page_cold_starts(report)
     time_cold_starts(report, subjects, runtimes, runs=2)
     record_speed(report, subjects)
+    report.targets = target_choices(subjects)
     for subject in subjects:
         report.cold_start[f"node predict.js {subject.name}"] = cold_start(subject.model_dir)
         figures = training_figures(subject.model_dir)
@@ -411,6 +468,15 @@ def print_bench(report: BenchReport, console=None) -> None:
             f"(process start to first prediction, median of {len(figures['runs_s'])})",
             highlight=False,
         )
+    for (model, route), f in report.page_cold_start.items():
+        console.print(
+            f"cold start in the page {model} {route}: {f['total_s']:.2f} s (load "
+            f"{f['load_ms']:.0f} ms, first call at B={f['batch']} {f['first_call_ms']:.0f} ms; "
+            "the browser already open)",
+            highlight=False,
+        )
+    for line in target_lines(report.targets):
+        console.print(line, highlight=False)
     for who, rss in report.peak_rss.items():
         console.print(f"peak resident memory {who}: {rss / 2**20:,.0f} MiB")
     for name, f in report.training.items():
