@@ -10,6 +10,7 @@
 //   Conv1D         tfjs's Conv1D, plus Keras's padding="causal" (conv1d_causal.js)
 //   GlobalAveragePooling1D  the mean of the unmasked steps, as Keras; with
 //   GlobalMaxPooling1D      it, Keras's data_format and keepdims (masked_pooling.js)
+//   Attention      Keras's dot-product attention, which tfjs lacks (attention.js)
 //
 // This is the one place classes are registered with tfjs's serialization,
 // each class name once, under the names the converter writes, so
@@ -23,6 +24,7 @@ const { bidirectionalLayer } = require('./bidirectional');
 const { kerasActivations } = require('./activations');
 const { causalConv1D } = require('./conv1d_causal');
 const { globalPooling1D } = require('./masked_pooling');
+const { attentionLayer } = require('./attention');
 
 /** Installs the layers into `tf` (once per tfjs) and returns their classes. */
 const installKerasLayers = oncePerTf((tf) => {
@@ -34,6 +36,7 @@ const installKerasLayers = oncePerTf((tf) => {
   const { Keras3HardSigmoid } = kerasActivations(tf);
   const { Conv1D } = causalConv1D(tf);
   const { GlobalAveragePooling1D, GlobalMaxPooling1D } = globalPooling1D(tf);
+  const { Attention } = attentionLayer(tf);
   const classes = {
     GRUCell,
     GRU,
@@ -43,6 +46,7 @@ const installKerasLayers = oncePerTf((tf) => {
     Conv1D,
     GlobalAveragePooling1D,
     GlobalMaxPooling1D,
+    Attention,
   };
   Object.values(classes).forEach((cls) => tf.serialization.registerClass(cls));
   return classes;

@@ -1,0 +1,197 @@
+'use strict';
+// Keras's Attention (dot-product, "Luong-style") for tfjs-layers.
+//
+// tfjs-layers 4.22 has no Attention class: a converted Keras model holding
+// one fails to load with "Unknown layer: Attention". This is tf_keras 2.19's
+// layer (layers/attention/attention.py and base_dense_attention.py):
+//
+//   scores  dot:    (query . key^T) * scale
+//           concat: concat_score_weight * sum(tanh(scale * (query_i + key_j)))
+//   masked  scores -= 1e9 * padding, padding = not(value mask and causal mask)
+//           (a subtraction, as Keras does: a query whose keys are all masked
+//           gets scores that round to the same float32, so uniform weights)
+//   output  softmax(scores) . value, times the query mask (0 where it is off)
+//
+// `scale` and `concat_score_weight` are scalar weights, only present when
+// use_scale / score_mode='concat' ask for them, in that order (the names the
+// converter writes: attention/scale, attention/concat_score_weight). Dropout
+// acts on the weights in training only. The layer passes the query's mask on.
+//
+// use_causal_mask and return_attention_scores are call arguments in Keras:
+// the file keeps them in the layer's inbound node ("inboundNodes": [[["gru",
+// 0, 0, {"use_causal_mask": true, ...}], ...]]), which tfjs hands to apply()
+// while it builds the model, and not again when it predicts. They are kept
+// from there; a layer shared by calls that disagree on them is refused.
+//
+// Masks: tfjs's predict passes a layer only its first input's mask. When the
+// value is the query's own tensor (self-attention; Keras reads no key mask),
+// that mask is the value's mask too. When they are different tensors and a mask reaches
+// the layer, the value's mask is unknown here: refused, not guessed.
+//
+// TFJS_BRIDGE_ATTENTION=unmasked drops the value and causal masks from the
+// scores, to show that the checks catch it (the page bundle fixes it at
+// build time, as TFJS_BRIDGE_MASKED_POOLING).
+//
+// The class is registered by index.js (installKerasLayers).
+
+const { oncePerTf } = require('./per_tf');
+
+// tf_keras's bias for masked scores in float32 (65504, float16's largest, in float16).
+const PADDING_BIAS = 1e9;
+
+const scoresUnmasked = () => process.env.TFJS_BRIDGE_ATTENTION === 'unmasked';
+
+/** The refusal verify reports as `unsupported` (parity/verify.py's NODE_UNSUPPORTED). */
+const refusal = (layer, why) =>
+  new Error(`tfjs-bridge cannot run layer Attention ${layer.name}: ${why}`);
+
+/** A call argument under its tfjs (camelCase) or Keras name. */
+const callArg = (kwargs, camel, snake) => Boolean((kwargs || {})[camel] ?? (kwargs || {})[snake]);
+
+/** The classes for this tf. */
+const attentionLayer = oncePerTf((tf) => {
+  class Attention extends tf.layers.Layer {
+    constructor(args = {}) {
+      super(args);
+      const { useScale = false, scoreMode = 'dot', dropout = 0 } = args;
+      if (scoreMode !== 'dot' && scoreMode !== 'concat') {
+        throw new Error(`Attention: scoreMode ${scoreMode} is not one of dot, concat`);
+      }
+      this.useScale = Boolean(useScale);
+      this.scoreMode = scoreMode;
+      this.dropout = dropout;
+      this.supportsMasking = true;
+      this.callOptions = null; // {causal, withScores}, from the first symbolic call
+    }
+
+    build() {
+      const scalar = (name) => this.addWeight(name, [], 'float32', tf.initializers.ones());
+      this.scale = this.useScale ? scalar('scale') : null;
+      this.concatScoreWeight = this.scoreMode === 'concat' ? scalar('concat_score_weight') : null;
+      this.built = true;
+    }
+
+    apply(inputs, kwargs) {
+      const first = Array.isArray(inputs) ? inputs[0] : inputs;
+      if (first instanceof tf.SymbolicTensor) {
+        // Building the model: the call arguments the file stored for this call.
+        const options = {
+          causal: callArg(kwargs, 'useCausalMask', 'use_causal_mask'),
+          withScores: callArg(kwargs, 'returnAttentionScores', 'return_attention_scores'),
+        };
+        const known = this.callOptions;
+        if (known && (known.causal !== options.causal || known.withScores !== options.withScores)) {
+          throw refusal(this, 'a shared layer called with different call arguments');
+        }
+        this.callOptions = options;
+      }
+      return super.apply(inputs, kwargs);
+    }
+
+    /** The call arguments: given to this call, or kept from building the model. */
+    options(kwargs) {
+      const known = this.callOptions || { causal: false, withScores: false };
+      const has = (camel, snake) => kwargs && (kwargs[camel] != null || kwargs[snake] != null);
+      return {
+        causal: has('useCausalMask', 'use_causal_mask')
+          ? callArg(kwargs, 'useCausalMask', 'use_causal_mask')
+          : known.causal,
+        withScores: has('returnAttentionScores', 'return_attention_scores')
+          ? callArg(kwargs, 'returnAttentionScores', 'return_attention_scores')
+          : known.withScores,
+      };
+    }
+
+    /** Whether every call of this layer takes its value from the query's tensor
+     * (the key's mask plays no part in Keras). */
+    selfAttention() {
+      const nodes = this.inboundNodes;
+      return nodes.length > 0 && nodes.every(({ inputTensors: [q, v] }) => q === v);
+    }
+
+    /** [query mask, value mask] from what tfjs passed (a list, one tensor, or none). */
+    masks(mask) {
+      if (Array.isArray(mask)) return [mask[0] ?? null, mask[1] ?? null];
+      if (mask == null) return [null, null];
+      if (!this.selfAttention()) {
+        throw refusal(
+          this,
+          'a mask reaches it and the value is another tensor than the query ' +
+            "(tfjs's predict passes a layer only its first input's mask)",
+        );
+      }
+      return [mask, mask];
+    }
+
+    scores(query, key) {
+      if (this.scoreMode === 'dot') {
+        const scores = tf.matMul(query, key, false, true);
+        return this.scale ? tf.mul(scores, this.scale.read()) : scores;
+      }
+      // [B, Tq, 1, D] + [B, 1, Tv, D] -> [B, Tq, Tv, D], summed over D.
+      let pairs = tf.add(tf.expandDims(query, -2), tf.expandDims(key, -3));
+      if (this.scale) pairs = tf.mul(this.scale.read(), pairs);
+      return tf.mul(this.concatScoreWeight.read(), tf.sum(tf.tanh(pairs), -1));
+    }
+
+    call(inputs, kwargs) {
+      return tf.tidy(() => {
+        if (!Array.isArray(inputs) || inputs.length < 2 || inputs.length > 3) {
+          throw new Error('Attention expects [query, value] or [query, value, key]');
+        }
+        const [query, value, key = value] = inputs;
+        const { causal, withScores } = this.options(kwargs);
+        const [queryMask, valueMask] = this.masks(kwargs && kwargs.mask);
+        let scores = this.scores(query, key);
+        // [B, 1, Tv] and [1, Tq, Tv] -> which scores count.
+        const keep = [];
+        if (valueMask != null) keep.push(tf.expandDims(tf.cast(valueMask, 'bool'), -2));
+        if (causal) {
+          const [tq, tv] = scores.shape.slice(-2);
+          const lower = tf.linalg.bandPart(tf.ones([tq, tv], 'int32'), -1, 0);
+          keep.push(tf.expandDims(tf.cast(lower, 'bool'), 0));
+        }
+        if (keep.length > 0 && !scoresUnmasked()) {
+          const kept = keep.length === 1 ? keep[0] : tf.logicalAnd(keep[0], keep[1]);
+          const padding = tf.cast(tf.logicalNot(kept), scores.dtype);
+          scores = tf.sub(scores, tf.mul(PADDING_BIAS, padding));
+        }
+        let weights = tf.softmax(scores, -1);
+        if (kwargs && kwargs.training && this.dropout > 0) {
+          weights = tf.dropout(weights, this.dropout);
+        }
+        let result = tf.matMul(weights, value);
+        if (queryMask != null) {
+          result = tf.mul(result, tf.expandDims(tf.cast(queryMask, result.dtype), -1));
+        }
+        return withScores ? [result, weights] : result;
+      });
+    }
+
+    computeOutputShape(inputShape) {
+      const [query, value] = inputShape;
+      const out = query.slice();
+      if (!(this.callOptions && this.callOptions.withScores)) return out;
+      return [out, [query[0], query[1], value[1]]];
+    }
+
+    computeMask(inputs, mask) {
+      const queryMask = Array.isArray(mask) ? (mask[0] ?? null) : (mask ?? null);
+      return this.callOptions && this.callOptions.withScores ? [queryMask, null] : queryMask;
+    }
+
+    getConfig() {
+      return {
+        ...super.getConfig(),
+        useScale: this.useScale,
+        scoreMode: this.scoreMode,
+        dropout: this.dropout,
+      };
+    }
+  }
+  Attention.className = 'Attention';
+
+  return { Attention };
+});
+
+module.exports = { attentionLayer };
