@@ -48,6 +48,10 @@ const refusal = (layer, why) =>
 /** A call argument under its tfjs (camelCase) or Keras name. */
 const callArg = (kwargs, camel, snake) => Boolean((kwargs || {})[camel] ?? (kwargs || {})[snake]);
 
+/** Whether two lists hold the same tensor objects. */
+const sameTensors = (a, b) =>
+  Array.isArray(b) && a.length === b.length && a.every((t, i) => t === b[i]);
+
 /** The classes for this tf. */
 const attentionLayer = oncePerTf((tf) => {
   class Attention extends tf.layers.Layer {
@@ -84,8 +88,17 @@ const attentionLayer = oncePerTf((tf) => {
           throw refusal(this, 'a shared layer called with different call arguments');
         }
         this.callOptions = options;
+        return super.apply(inputs, kwargs);
       }
-      return super.apply(inputs, kwargs);
+      // tfjs's predict applies a layer once for each of its outputs it
+      // fetches, and counts [h, h] as two uses of h: after the first call it
+      // disposes h. The second call, on the same inputs, gets the first's
+      // outputs, which tfjs already holds (and may have disposed when used up).
+      const last = this.lastCall;
+      if (last && sameTensors(last.inputs, inputs)) return last.outputs;
+      const outputs = super.apply(inputs, kwargs);
+      this.lastCall = Array.isArray(outputs) ? { inputs: [...inputs], outputs } : null;
+      return outputs;
     }
 
     /** The call arguments: given to this call, or kept from building the model. */
