@@ -95,9 +95,10 @@ const attentionLayer = oncePerTf((tf) => {
       // disposes h. The second call, on the same inputs, gets the first's
       // outputs, which tfjs already holds (and may have disposed when used up).
       const last = this.lastCall;
-      if (last && sameTensors(last.inputs, inputs)) return last.outputs;
+      const mask = kwargs && kwargs.mask;
+      if (last && sameTensors(last.inputs, inputs) && last.mask === mask) return last.outputs;
       const outputs = super.apply(inputs, kwargs);
-      this.lastCall = Array.isArray(outputs) ? { inputs: [...inputs], outputs } : null;
+      this.lastCall = Array.isArray(outputs) ? { inputs: [...inputs], mask, outputs } : null;
       return outputs;
     }
 
