@@ -43,7 +43,7 @@ const scoresUnmasked = () => process.env.TFJS_BRIDGE_ATTENTION === 'unmasked';
 
 /** The refusal verify reports as `unsupported` (parity/verify.py's NODE_UNSUPPORTED). */
 const refusal = (layer, why) =>
-  new Error(`tfjs-bridge cannot run layer Attention ${layer.name}: ${why}`);
+  new Error(`tfjs-bridge cannot run layer ${layer.getClassName()} ${layer.name}: ${why}`);
 
 /** A call argument under its tfjs (camelCase) or Keras name. */
 const callArg = (kwargs, camel, snake) => Boolean((kwargs || {})[camel] ?? (kwargs || {})[snake]);
@@ -52,27 +52,41 @@ const callArg = (kwargs, camel, snake) => Boolean((kwargs || {})[camel] ?? (kwar
 const sameTensors = (a, b) =>
   Array.isArray(b) && a.length === b.length && a.every((t, i) => t === b[i]);
 
-/** The classes for this tf. */
-const attentionLayer = oncePerTf((tf) => {
-  class Attention extends tf.layers.Layer {
+/** [query, value(, key)] as distinct tensors, and each one's place among them. */
+function distinct(list) {
+  const unique = [];
+  const roles = list.map((t) => {
+    if (!unique.includes(t)) unique.push(t);
+    return unique.indexOf(t);
+  });
+  return { unique, roles };
+}
+
+/**
+ * What Keras's attention layers share here: the call arguments kept from the
+ * file, [query, value(, key)] called on distinct tensors, masks by role, and
+ * tfjs's second call for a second output.
+ *
+ * Self-attention ([h, h]) is called on h alone: tfjs's predict counts each
+ * listed input as one use, so [h, h] used h up twice and disposed it while
+ * another layer still needed it. Called on h alone, the one mask tfjs passes
+ * is every role's mask, exactly.
+ */
+const attentionBase = oncePerTf((tf) => {
+  class KerasAttentionLayer extends tf.layers.Layer {
     constructor(args = {}) {
       super(args);
-      const { useScale = false, scoreMode = 'dot', dropout = 0 } = args;
-      if (scoreMode !== 'dot' && scoreMode !== 'concat') {
-        throw new Error(`Attention: scoreMode ${scoreMode} is not one of dot, concat`);
-      }
-      this.useScale = Boolean(useScale);
-      this.scoreMode = scoreMode;
-      this.dropout = dropout;
       this.supportsMasking = true;
-      this.callOptions = null; // {causal, withScores}, from the first symbolic call
+      this.callOptions = null; // {causal, withScores}, from the symbolic call
+      this.roles = null; // each of [query, value(, key)]'s place among the inputs
     }
 
-    build() {
-      const scalar = (name) => this.addWeight(name, [], 'float32', tf.initializers.ones());
-      this.scale = this.useScale ? scalar('scale') : null;
-      this.concatScoreWeight = this.scoreMode === 'concat' ? scalar('concat_score_weight') : null;
-      this.built = true;
+    /** [query, value(, key)] of a symbolic call: as listed, or by the roles a
+     * model saved by tfjs keeps (MultiHeadAttention reads keywords too). */
+    kerasInputs(inputs, kwargs) {
+      const list = Array.isArray(inputs) ? [...inputs] : [inputs];
+      const roles = kwargs && (kwargs.kerasRoles ?? kwargs.keras_roles);
+      return roles ? roles.map((i) => list[i]) : list;
     }
 
     apply(inputs, kwargs) {
@@ -83,16 +97,24 @@ const attentionLayer = oncePerTf((tf) => {
           causal: callArg(kwargs, 'useCausalMask', 'use_causal_mask'),
           withScores: callArg(kwargs, 'returnAttentionScores', 'return_attention_scores'),
         };
+        const { unique, roles } = distinct(this.kerasInputs(inputs, kwargs));
         const known = this.callOptions;
-        if (known && (known.causal !== options.causal || known.withScores !== options.withScores)) {
-          throw refusal(this, 'a shared layer called with different call arguments');
-        }
+        const same =
+          !known ||
+          (known.causal === options.causal &&
+            known.withScores === options.withScores &&
+            this.roles.join() === roles.join());
+        if (!same) throw refusal(this, 'a shared layer called in two different ways');
         this.callOptions = options;
-        return super.apply(inputs, kwargs);
+        this.roles = roles;
+        const rest = { ...kwargs };
+        ['value', 'key', 'kerasRoles', 'keras_roles'].forEach((k) => delete rest[k]);
+        // A model saved by tfjs lists the distinct inputs: the roles go with them.
+        if (unique.length < roles.length) rest.kerasRoles = roles;
+        return super.apply(unique.length === 1 ? unique[0] : unique, rest);
       }
       // tfjs's predict applies a layer once for each of its outputs it
-      // fetches, and counts [h, h] as two uses of h: after the first call it
-      // disposes h. The second call, on the same inputs, gets the first's
+      // fetches: the second call, on the same inputs, gets the first's
       // outputs, which tfjs already holds (and may have disposed when used up).
       const last = this.lastCall;
       const mask = kwargs && kwargs.mask;
@@ -116,25 +138,66 @@ const attentionLayer = oncePerTf((tf) => {
       };
     }
 
-    /** Whether every call of this layer takes its value from the query's tensor
-     * (the key's mask plays no part in Keras). */
-    selfAttention() {
-      const nodes = this.inboundNodes;
-      return nodes.length > 0 && nodes.every(({ inputTensors: [q, v] }) => q === v);
+    /** [query, value(, key)] from the distinct inputs tfjs passes (or the full list). */
+    byRole(list) {
+      const given = Array.isArray(list) ? list : [list];
+      if (!this.roles || given.length === this.roles.length) return given;
+      return this.roles.map((i) => given[i]);
     }
 
-    /** [query mask, value mask] from what tfjs passed (a list, one tensor, or none). */
-    masks(mask) {
-      if (Array.isArray(mask)) return [mask[0] ?? null, mask[1] ?? null];
-      if (mask == null) return [null, null];
-      if (!this.selfAttention()) {
+    /** The inputs' shapes by role (tfjs gives one shape, or a list of them). */
+    shapesByRole(inputShape) {
+      return this.byRole(Array.isArray(inputShape[0]) ? inputShape : [inputShape]);
+    }
+
+    /**
+     * The masks by role, of the roles in `used` (0 query, 1 value, 2 key),
+     * from what tfjs passed: a list (a nested model), one tensor (predict: the
+     * first input's, the query's), or none.
+     */
+    masksByRole(mask, used) {
+      if (Array.isArray(mask)) return this.byRole(mask).map((m) => m ?? null);
+      const count = Math.max(...used) + 1;
+      if (mask == null) return Array(count).fill(null);
+      const roles = this.roles || [0];
+      if (used.some((r) => (roles[r] ?? r) !== 0)) {
         throw refusal(
           this,
-          'a mask reaches it and the value is another tensor than the query ' +
-            "(tfjs's predict passes a layer only its first input's mask)",
+          `a mask reaches it and the ${used.length > 2 ? 'value or key' : 'value'} is ` +
+            "another tensor than the query (tfjs's predict passes a layer only its first input's mask)",
         );
       }
-      return [mask, mask];
+      return Array(count).fill(mask);
+    }
+
+    computeMask(inputs, mask) {
+      // The query's mask passes on: the query is always the first input.
+      const queryMask = Array.isArray(mask) ? (mask[0] ?? null) : (mask ?? null);
+      return this.callOptions && this.callOptions.withScores ? [queryMask, null] : queryMask;
+    }
+  }
+  return KerasAttentionLayer;
+});
+
+/** The classes for this tf. */
+const attentionLayer = oncePerTf((tf) => {
+  class Attention extends attentionBase(tf) {
+    constructor(args = {}) {
+      super(args);
+      const { useScale = false, scoreMode = 'dot', dropout = 0 } = args;
+      if (scoreMode !== 'dot' && scoreMode !== 'concat') {
+        throw new Error(`Attention: scoreMode ${scoreMode} is not one of dot, concat`);
+      }
+      this.useScale = Boolean(useScale);
+      this.scoreMode = scoreMode;
+      this.dropout = dropout;
+    }
+
+    build() {
+      const scalar = (name) => this.addWeight(name, [], 'float32', tf.initializers.ones());
+      this.scale = this.useScale ? scalar('scale') : null;
+      this.concatScoreWeight = this.scoreMode === 'concat' ? scalar('concat_score_weight') : null;
+      this.built = true;
     }
 
     scores(query, key) {
@@ -150,12 +213,14 @@ const attentionLayer = oncePerTf((tf) => {
 
     call(inputs, kwargs) {
       return tf.tidy(() => {
-        if (!Array.isArray(inputs) || inputs.length < 2 || inputs.length > 3) {
+        const roles = this.byRole(inputs);
+        if (roles.length < 2 || roles.length > 3) {
           throw new Error('Attention expects [query, value] or [query, value, key]');
         }
-        const [query, value, key = value] = inputs;
+        const [query, value, key = value] = roles;
         const { causal, withScores } = this.options(kwargs);
-        const [queryMask, valueMask] = this.masks(kwargs && kwargs.mask);
+        // Keras reads no key mask here.
+        const [queryMask, valueMask] = this.masksByRole(kwargs && kwargs.mask, [0, 1]);
         let scores = this.scores(query, key);
         // [B, 1, Tv] and [1, Tq, Tv] -> which scores count.
         const keep = [];
@@ -183,15 +248,10 @@ const attentionLayer = oncePerTf((tf) => {
     }
 
     computeOutputShape(inputShape) {
-      const [query, value] = inputShape;
+      const [query, value] = this.shapesByRole(inputShape);
       const out = query.slice();
       if (!(this.callOptions && this.callOptions.withScores)) return out;
       return [out, [query[0], query[1], value[1]]];
-    }
-
-    computeMask(inputs, mask) {
-      const queryMask = Array.isArray(mask) ? (mask[0] ?? null) : (mask ?? null);
-      return this.callOptions && this.callOptions.withScores ? [queryMask, null] : queryMask;
     }
 
     getConfig() {
@@ -208,4 +268,4 @@ const attentionLayer = oncePerTf((tf) => {
   return { Attention };
 });
 
-module.exports = { attentionLayer };
+module.exports = { attentionLayer, attentionBase, refusal };

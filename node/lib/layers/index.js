@@ -11,6 +11,7 @@
 //   GlobalAveragePooling1D  the mean of the unmasked steps, as Keras; with
 //   GlobalMaxPooling1D      it, Keras's data_format and keepdims (masked_pooling.js)
 //   Attention      Keras's dot-product attention, which tfjs lacks (attention.js)
+//   MultiHeadAttention  Keras's, on sequences (multi_head_attention.js)
 //
 // This is the one place classes are registered with tfjs's serialization,
 // each class name once, under the names the converter writes, so
@@ -25,6 +26,7 @@ const { kerasActivations } = require('./activations');
 const { causalConv1D } = require('./conv1d_causal');
 const { globalPooling1D } = require('./masked_pooling');
 const { attentionLayer } = require('./attention');
+const { multiHeadAttentionLayer } = require('./multi_head_attention');
 
 /** Installs the layers into `tf` (once per tfjs) and returns their classes. */
 const installKerasLayers = oncePerTf((tf) => {
@@ -37,6 +39,7 @@ const installKerasLayers = oncePerTf((tf) => {
   const { Conv1D } = causalConv1D(tf);
   const { GlobalAveragePooling1D, GlobalMaxPooling1D } = globalPooling1D(tf);
   const { Attention } = attentionLayer(tf);
+  const { MultiHeadAttention } = multiHeadAttentionLayer(tf);
   const classes = {
     GRUCell,
     GRU,
@@ -47,6 +50,7 @@ const installKerasLayers = oncePerTf((tf) => {
     GlobalAveragePooling1D,
     GlobalMaxPooling1D,
     Attention,
+    MultiHeadAttention,
   };
   Object.values(classes).forEach((cls) => tf.serialization.registerClass(cls));
   return classes;
