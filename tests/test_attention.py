@@ -1,14 +1,16 @@
-"""Keras's `Attention` on the layers paths (node/lib/layers/attention.js):
-tfjs-layers 4.22 has no class for it, so these models were `unsupported`
-there ("Unknown layer: Attention"). Tiny tf-keras models with Keras's
+"""Keras's `Attention` and `MultiHeadAttention` on the layers paths
+(node/lib/layers/attention.js, multi_head_attention.js): tfjs-layers 4.22
+has no class for either, so these models were `unsupported` there
+("Unknown layer: Attention"). Tiny tf-keras models with Keras's
 initialisers, exported as `verify --keras-model` exports them, verified on
 tfjs-node/layers and tfjs-cpu/layers: self-attention after a masked GRU
 with Keras's causal mask (dot, scaled) beside concat scores with a separate
-key and the attention scores as an output; and a query and value from
+key and the attention scores as an output; two MultiHeadAttentions (causal,
+value_dim apart; a key, output_shape and scores); and a query and value from
 different tensors with a mask, which tfjs's predict cannot give the layer
 (refused in one line, `unsupported`).
 The negative control runs the same verify with TFJS_BRIDGE_ATTENTION=unmasked
-(the value and causal masks dropped) and must see a mismatch."""
+(the masks dropped from the scores) and must see a mismatch."""
 
 import json
 
@@ -40,13 +42,25 @@ def _self_attention(K, h, embedded):
     return [first, second, scores]
 
 
+def _multi_head(K, h, embedded):
+    """MultiHeadAttention over the GRU's states: causal, value_dim apart from
+    key_dim; and one with the key given, an output_shape and its scores out."""
+    causal = K.layers.MultiHeadAttention(num_heads=2, key_dim=3, value_dim=2, name="causal_mha")
+    first = K.layers.GlobalAveragePooling1D()(causal(h, h, use_causal_mask=True))
+    keyed = K.layers.MultiHeadAttention(num_heads=2, key_dim=4, output_shape=5, name="keyed_mha")
+    attended, scores = keyed(h, h, key=h, return_attention_scores=True)
+    second = K.layers.GlobalAveragePooling1D()(attended)
+    return [K.layers.Dense(3, activation="softmax")(first), K.layers.Dense(2)(second), scores]
+
+
 def _cross(K, h, embedded):
     """The query: the embeddings; the value: the GRU's states (both masked)."""
     attended = K.layers.Attention(name="cross")([embedded, h])
     return K.layers.Dense(2)(K.layers.GlobalAveragePooling1D()(attended))
 
 
-MODELS = {"self_attention": _self_attention, "cross": _cross}
+MODELS = {"self_attention": _self_attention, "multi_head": _multi_head, "cross": _cross}
+PASSING = ("self_attention", "multi_head")
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +102,12 @@ def test_attention_passes_the_layers_paths(node_runtime, attention_models, tmp_p
     results = _results(tmp_path)
     assert set(results) == {(m, p) for m in MODELS for p in LAYERS_PATHS}
     for path in LAYERS_PATHS:
-        r = results[("self_attention", path)]
-        assert r["status"] == "pass", (path, r["reason"])
-        assert r["max_abs"] <= 1e-6, path
-        # the scores are an output of their own, compared as one
-        assert len(r["outputs"]) == 3
+        for name in PASSING:
+            r = results[(name, path)]
+            assert r["status"] == "pass", (name, path, r["reason"])
+            assert r["max_abs"] <= 1e-6, (name, path)
+            # the scores are an output of their own, compared as one
+            assert len(r["outputs"]) == 3
         cross = results[("cross", path)]
         assert cross["status"] == "unsupported"
         assert cross["reason"] == (
@@ -101,7 +116,7 @@ def test_attention_passes_the_layers_paths(node_runtime, attention_models, tmp_p
         )
     # the cross model passes no path verify ran here: exit 1, naming it alone
     assert result.exit_code == 1
-    assert "2 of 4 paths did not pass: cross tfjs-node/layers, cross tfjs-cpu/layers" in (
+    assert "2 of 6 paths did not pass: cross tfjs-node/layers, cross tfjs-cpu/layers" in (
         result.output
     )
 
@@ -110,10 +125,11 @@ def test_attention_without_its_masks_would_be_caught(
     node_runtime, attention_models, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("TFJS_BRIDGE_ATTENTION", "unmasked")
-    result = _verify([attention_models["self_attention"]], tmp_path)
+    result = _verify([attention_models[name] for name in PASSING], tmp_path)
     assert result.exit_code == 1
     results = _results(tmp_path)
     for path in LAYERS_PATHS:
-        r = results[("self_attention", path)]
-        assert r["status"] == "mismatch", path
-        assert r["outside"] > 0, path
+        for name in PASSING:
+            r = results[(name, path)]
+            assert r["status"] == "mismatch", (name, path)
+            assert r["outside"] > 0, (name, path)

@@ -43,6 +43,10 @@ const MASKED_SCORE = -1e9;
 
 const scoresUnmasked = () => process.env.TFJS_BRIDGE_ATTENTION === 'unmasked';
 
+// tfjs camel-cases the strings of a model's config, the layer names in these
+// references too ("gru_1" reads "gru1"): tfjs-layers' toCamelCase.
+const camel = (s) => (s.includes('_') ? s.replace(/[_]+(\w|$)/g, (m, c) => c.toUpperCase()) : s);
+
 /** The symbolic tensor a Keras node reference [layer, node, tensor] names, among x's ancestors. */
 function findTensor(x, [layerName, nodeIndex, tensorIndex]) {
   const seen = new Set();
@@ -52,7 +56,8 @@ function findTensor(x, [layerName, nodeIndex, tensorIndex]) {
     if (seen.has(t)) continue;
     seen.add(t);
     const index = t.nodeIndex ?? 0;
-    if (t.sourceLayer && t.sourceLayer.name === layerName && index === nodeIndex) {
+    const name = t.sourceLayer && t.sourceLayer.name;
+    if (name != null && (name === layerName || camel(name) === layerName) && index === nodeIndex) {
       if ((t.tensorIndex ?? 0) === tensorIndex) return t;
     }
     queue.push(...(t.inputs || []));
