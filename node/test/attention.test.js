@@ -1,11 +1,15 @@
 'use strict';
-// Keras's Attention in tfjs-layers (lib/layers/attention.js): a case worked
+// Keras's Attention and MultiHeadAttention in tfjs-layers
+// (lib/layers/attention.js, multi_head_attention.js). Attention: a case worked
 // by hand, then the layer against a plain-JavaScript attention written from
 // tf_keras's definition (dot and concat scores, scale, value mask, causal
 // mask, query mask, a separate key, the scores returned), in a model built
 // with the call arguments in its JSON, reloaded from it and predicted. The
 // negative control: TFJS_BRIDGE_ATTENTION=unmasked (the value and causal
-// masks dropped) must differ from the reference.
+// masks dropped) must differ from the reference. MultiHeadAttention: against
+// a plain-JavaScript one (causal, masked, value_dim apart), beside an
+// Attention on the same tensor, reloaded, its weight names, the same switch,
+// and an attention_axes it does not compute refused.
 //
 // Each backend runs in a process of its own (tfjs-node takes over every tfjs
 // it shares a process with): this file re-runs itself with ATTENTION_BACKEND set.
@@ -151,6 +155,118 @@ async function modelCase(tf, { Attention }, { mode, useScale, causal, withKey })
   };
 }
 
+/** tf_keras's MultiHeadAttention by its definition, for one sample (self-attention, masked). */
+function referenceMultiHead(x, mask, w, { heads, keyDim, valueDim, causal }) {
+  const project = (kernel, bias, width) =>
+    x.map((xt) =>
+      Array.from({ length: heads }, (_, h) =>
+        Array.from({ length: width }, (_, j) =>
+          xt.reduce((sum, xc, c) => sum + xc * kernel[c][h][j], bias[h][j]),
+        ),
+      ),
+    );
+  const q = project(w.query.kernel, w.query.bias, keyDim).map((qt) =>
+    qt.map((qh) => qh.map((v) => v / Math.sqrt(keyDim))),
+  );
+  const k = project(w.key.kernel, w.key.bias, keyDim);
+  const v = project(w.value.kernel, w.value.bias, valueDim);
+  const steps = x.length;
+  return x.map((_, t) => {
+    const attended = Array.from({ length: heads }, (__, h) => {
+      const scores = Array.from({ length: steps }, (___, s) => {
+        const score = Math.fround(q[t][h].reduce((sum, qv, d) => sum + qv * k[s][h][d], 0));
+        const kept = mask[t] && mask[s] && (!causal || s <= t);
+        return kept ? score : Math.fround(score - 1e9); // tf_keras adds (1 - mask) * -1e9
+      });
+      const top = Math.max(...scores);
+      const e = scores.map((sc) => Math.exp(sc - top));
+      const total = e.reduce((a, b) => a + b, 0);
+      return Array.from({ length: valueDim }, (___, d) =>
+        e.reduce((sum, ej, s) => sum + (ej / total) * v[s][h][d], 0),
+      );
+    });
+    const out = w.output.bias.length;
+    return Array.from({ length: out }, (__, j) =>
+      attended.reduce(
+        (sum, ah, h) => sum + ah.reduce((s2, av, d) => s2 + av * w.output.kernel[h][d][j], 0),
+        w.output.bias[j],
+      ),
+    );
+  });
+}
+
+/**
+ * Embedding(maskZero) -> Dense(tanh) h -> MultiHeadAttention(h, h, causal)
+ * beside an Attention([h, h]) on the same h (h listed twice used to be
+ * disposed by the first layer's call before the second's), reloaded too.
+ */
+async function multiHeadCase(tf, { MultiHeadAttention, Attention }) {
+  const rand = seededRandom(6);
+  const [heads, keyDim, valueDim] = [2, 3, 2];
+  const ids = tf.input({ shape: [STEPS], dtype: 'int32' });
+  const embedded = tf.layers
+    .embedding({ inputDim: 9, outputDim: DIM, maskZero: true, name: 'embedding' })
+    .apply(ids);
+  const h = tf.layers.dense({ units: DIM, activation: 'tanh', name: 'dense' }).apply(embedded);
+  const mha = new MultiHeadAttention({ numHeads: heads, keyDim, valueDim, name: 'mha' });
+  const out = mha.apply([h, h], { useCausalMask: true });
+  const beside = new Attention({ name: 'beside' }).apply([h, h]);
+  const model = tf.model({ inputs: ids, outputs: [out, beside] });
+  model.setWeights(
+    model.weights.map((w) =>
+      tf.tensor(Array.from({ length: w.shape.reduce((a, b) => a * b, 1) }, rand), w.shape),
+    ),
+  );
+  const byName = Object.fromEntries(
+    model.weights.map((w, i) => [w.originalName, model.getWeights()[i].arraySync()]),
+  );
+  const dense = (name) => ({
+    kernel: byName[`mha/${name}/kernel`],
+    bias: byName[`mha/${name}/bias`],
+  });
+  const weights = {
+    query: dense('query'),
+    key: dense('key'),
+    value: dense('value'),
+    output: dense('attention_output'),
+  };
+  const idRows = MASK.map((row) =>
+    row.map((real) => (real ? 1 + Math.floor(8 * (rand() / 2 + 0.5)) : 0)),
+  );
+  const table = byName['embedding/embeddings'];
+  const [kernel, bias] = [byName['dense/kernel'], byName['dense/bias']];
+  const expected = idRows.map((row, b) => {
+    const hs = row.map((id) =>
+      bias.map((bj, j) => Math.tanh(table[id].reduce((s, x, i) => s + x * kernel[i][j], bj))),
+    );
+    return referenceMultiHead(hs, MASK[b], weights, { heads, keyDim, valueDim, causal: true });
+  });
+  const x = tf.tensor2d(idRows, [BATCH, STEPS], 'int32');
+  const reloaded = await tf.models.modelFromJSON(model.toJSON(null, false));
+  reloaded.setWeights(model.getWeights());
+  let refusedAxes;
+  try {
+    new MultiHeadAttention({ numHeads: 1, keyDim: 2, attentionAxes: [2], name: 'axes' });
+  } catch (err) {
+    refusedAxes = err.message;
+  }
+  process.env.TFJS_BRIDGE_ATTENTION = 'unmasked';
+  let unmasked;
+  try {
+    unmasked = model.predict(x, { batchSize: BATCH })[0].arraySync();
+  } finally {
+    delete process.env.TFJS_BRIDGE_ATTENTION;
+  }
+  return {
+    predict: maxDiff(model.predict(x, { batchSize: BATCH })[0].arraySync(), expected),
+    reloaded: maxDiff(reloaded.predict(x, { batchSize: BATCH })[0].arraySync(), expected),
+    reloadedIsOurs: reloaded.getLayer('mha') instanceof MultiHeadAttention,
+    weightNames: mha.weights.map((w) => w.originalName),
+    unmasked: maxDiff(unmasked, expected),
+    refusedAxes,
+  };
+}
+
 /** Query and value from different tensors, with a mask: refused, not guessed. */
 function crossAttentionRefused(tf, { Attention }) {
   const ids = tf.input({ shape: [STEPS], dtype: 'int32' });
@@ -180,7 +296,10 @@ async function runBackend(backend) {
     byHand: byHand(tf, layers),
     cases,
     refused: crossAttentionRefused(tf, layers),
-    registeredIsOurs: registered.Attention[0] === layers.Attention,
+    multiHead: await multiHeadCase(tf, layers),
+    registeredIsOurs:
+      registered.Attention[0] === layers.Attention &&
+      registered.MultiHeadAttention[0] === layers.MultiHeadAttention,
   };
 }
 
@@ -221,6 +340,22 @@ if (process.env.ATTENTION_BACKEND) {
         assert.ok(c.unmasked > 1e-3, `${name}: unmasked differs only by ${c.unmasked}`);
       }
       assert.match(out.refused, /^tfjs-bridge cannot run layer Attention .*first input's mask/);
+      const m = out.multiHead;
+      assert.ok(m.predict <= 1e-5, `MultiHeadAttention differs from the reference by ${m.predict}`);
+      assert.ok(m.reloaded <= 1e-5, `reloaded MultiHeadAttention differs by ${m.reloaded}`);
+      assert.ok(m.reloadedIsOurs);
+      assert.deepEqual(
+        m.weightNames,
+        ['query', 'key', 'value', 'attention_output'].flatMap((d) =>
+          ['kernel', 'bias'].map((w) => `mha/${d}/${w}`),
+        ),
+      );
+      assert.ok(m.unmasked > 1e-3, `MultiHeadAttention unmasked differs only by ${m.unmasked}`);
+      assert.equal(
+        m.refusedAxes,
+        'tfjs-bridge cannot run layer MultiHeadAttention axes: attention_axes [2]',
+      );
+      t.diagnostic(`${backend}: MultiHeadAttention's largest |diff| ${m.predict}`);
       const worst = Math.max(...Object.values(out.cases).map((c) => c.predict));
       t.diagnostic(`${backend}: largest |diff| from the reference ${worst}`);
     });
