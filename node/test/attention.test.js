@@ -267,6 +267,28 @@ async function multiHeadCase(tf, { MultiHeadAttention, Attention }) {
   };
 }
 
+/**
+ * A masked branch run first, then an Attention on an unmasked one: tfjs's
+ * predict leaves the masked branch's mask in the arguments it passes the
+ * attention; the attention must not read it.
+ */
+function leftoverMaskCase(tf, { Attention, GlobalAveragePooling1D }) {
+  const rand = seededRandom(8);
+  const ids = tf.input({ shape: [STEPS], dtype: 'int32' });
+  const embedded = tf.layers.embedding({ inputDim: 9, outputDim: DIM, maskZero: true }).apply(ids);
+  const pooled = new GlobalAveragePooling1D({}).apply(embedded);
+  const numbers = tf.input({ shape: [STEPS, DIM] });
+  const attended = new Attention({}).apply([numbers, numbers]);
+  const model = tf.model({ inputs: [ids, numbers], outputs: [pooled, attended] });
+  const xs = Array.from({ length: BATCH }, () =>
+    Array.from({ length: STEPS }, () => Array.from({ length: DIM }, () => rand())),
+  );
+  const idRows = MASK.map((row) => row.map((real) => (real ? 1 : 0)));
+  const [, got] = model.predict([tf.tensor2d(idRows, [BATCH, STEPS], 'int32'), tf.tensor3d(xs)]);
+  const expected = xs.map((x) => referenceAttention(x, x, x, { mode: 'dot' }));
+  return maxDiff(got.arraySync(), expected);
+}
+
 /** Query and value from different tensors, with a mask: refused, not guessed. */
 function crossAttentionRefused(tf, { Attention }) {
   const ids = tf.input({ shape: [STEPS], dtype: 'int32' });
@@ -297,6 +319,7 @@ async function runBackend(backend) {
     cases,
     refused: crossAttentionRefused(tf, layers),
     multiHead: await multiHeadCase(tf, layers),
+    leftoverMask: leftoverMaskCase(tf, layers),
     registeredIsOurs:
       registered.Attention[0] === layers.Attention &&
       registered.MultiHeadAttention[0] === layers.MultiHeadAttention,
@@ -339,7 +362,11 @@ if (process.env.ATTENTION_BACKEND) {
         // The negative control: the masks dropped differ from the reference.
         assert.ok(c.unmasked > 1e-3, `${name}: unmasked differs only by ${c.unmasked}`);
       }
-      assert.match(out.refused, /^tfjs-bridge cannot run layer Attention .*first input's mask/);
+      assert.match(
+        out.refused,
+        /^tfjs-bridge cannot run layer Attention \w+: its value is another tensor than the query and carries a mask/,
+      );
+      assert.ok(out.leftoverMask <= 1e-5, `an earlier layer's mask was read: ${out.leftoverMask}`);
       const m = out.multiHead;
       assert.ok(m.predict <= 1e-5, `MultiHeadAttention differs from the reference by ${m.predict}`);
       assert.ok(m.reloaded <= 1e-5, `reloaded MultiHeadAttention differs by ${m.reloaded}`);

@@ -23,10 +23,12 @@
 // while it builds the model, and not again when it predicts. They are kept
 // from there; a layer shared by calls that disagree on them is refused.
 //
-// Masks: tfjs's predict passes a layer only its first input's mask. When the
-// value is the query's own tensor (self-attention; Keras reads no key mask),
-// that mask is the value's mask too. When they are different tensors and a mask reaches
-// the layer, the value's mask is unknown here: refused, not guessed.
+// Masks: tfjs's predict passes a layer only its first input's mask, and a
+// layer whose inputs carry none gets the last mask an earlier layer got.
+// Self-attention (the value is the query's tensor; Keras reads no key mask)
+// is called on that one tensor, whose mask is then every role's. Which
+// inputs carry a mask is read from the model's graph (carriesMask); a value
+// of its own that carries one is refused, not guessed.
 //
 // TFJS_BRIDGE_ATTENTION=unmasked drops the value and causal masks from the
 // scores, to show that the checks catch it (the page bundle fixes it at
@@ -60,6 +62,43 @@ function distinct(list) {
     return unique.indexOf(t);
   });
   return { unique, roles };
+}
+
+// Layers whose output carries no mask in tfjs, whatever their input's.
+const MASK_DROPPING = new Set([
+  'GlobalAveragePooling1D',
+  'GlobalMaxPooling1D',
+  'GlobalAveragePooling2D',
+  'GlobalMaxPooling2D',
+  'Flatten',
+  'RepeatVector',
+]);
+const RECURRENT = new Set(['GRU', 'LSTM', 'SimpleRNN', 'RNN', 'Bidirectional']);
+
+/**
+ * Whether symbolic tensor t carries a mask when tfjs runs the model: from an
+ * Embedding(maskZero) or a Masking layer, through the layers that pass a
+ * mask on (an RNN only with returnSequences, its sequence output).
+ */
+function carriesMask(t, AttentionClass, seen = new Map()) {
+  if (seen.has(t)) return seen.get(t);
+  seen.set(t, false); // a cycle carries nothing
+  const layer = t.sourceLayer;
+  const cls = layer ? layer.getClassName() : 'InputLayer';
+  const inputs = t.inputs || [];
+  const first = (t.tensorIndex ?? 0) === 0;
+  const any = () => inputs.some((x) => carriesMask(x, AttentionClass, seen));
+  let masked;
+  if (cls === 'InputLayer') masked = false;
+  else if (cls === 'Embedding') masked = Boolean(layer.maskZero);
+  else if (cls === 'Masking') masked = true;
+  else if (!layer.supportsMasking || MASK_DROPPING.has(cls)) masked = false;
+  else if (RECURRENT.has(cls)) masked = first && Boolean(layer.returnSequences) && any();
+  else if (layer instanceof AttentionClass) {
+    masked = first && carriesMask(inputs[0], AttentionClass, seen);
+  } else masked = any();
+  seen.set(t, masked);
+  return masked;
 }
 
 /**
@@ -150,24 +189,43 @@ const attentionBase = oncePerTf((tf) => {
       return this.byRole(Array.isArray(inputShape[0]) ? inputShape : [inputShape]);
     }
 
+    /** Which of the distinct inputs carry a mask at run time (see carriesMask). */
+    maskedInputs() {
+      if (!this.maskedCache) {
+        const flags = [];
+        this.inboundNodes.forEach(({ inputTensors }) =>
+          inputTensors.forEach((t, i) => {
+            flags[i] = flags[i] || carriesMask(t, KerasAttentionLayer);
+          }),
+        );
+        this.maskedCache = flags;
+      }
+      return this.maskedCache;
+    }
+
     /**
      * The masks by role, of the roles in `used` (0 query, 1 value, 2 key),
-     * from what tfjs passed: a list (a nested model), one tensor (predict: the
-     * first input's, the query's), or none.
+     * from what tfjs passed: a list (a nested model: every input's), or what
+     * predict passes, the first input's mask (the query's) or a mask left
+     * over from an earlier layer (predict keeps one object for every layer's
+     * arguments): so the mask is taken only for an input that carries one.
      */
     masksByRole(mask, used) {
       if (Array.isArray(mask)) return this.byRole(mask).map((m) => m ?? null);
-      const count = Math.max(...used) + 1;
-      if (mask == null) return Array(count).fill(null);
-      const roles = this.roles || [0];
-      if (used.some((r) => (roles[r] ?? r) !== 0)) {
-        throw refusal(
-          this,
-          `a mask reaches it and the ${used.length > 2 ? 'value or key' : 'value'} is ` +
-            "another tensor than the query (tfjs's predict passes a layer only its first input's mask)",
-        );
-      }
-      return Array(count).fill(mask);
+      const roles = this.roles || used.map((r) => r);
+      const masked = this.inboundNodes.length > 0 ? this.maskedInputs() : [mask != null];
+      return used.map((r) => {
+        const input = roles[r] ?? r;
+        if (input === 0) return masked[0] ? (mask ?? null) : null;
+        if (masked[input] || (this.inboundNodes.length === 0 && mask != null)) {
+          throw refusal(
+            this,
+            `its ${['query', 'value', 'key'][r]} is another tensor than the query and carries ` +
+              "a mask (tfjs's predict passes a layer only its first input's mask)",
+          );
+        }
+        return null;
+      });
     }
 
     computeMask(inputs, mask) {
