@@ -27,7 +27,7 @@
 // layer whose inputs carry none gets the last mask an earlier layer got.
 // Self-attention (the value is the query's tensor; Keras reads no key mask)
 // is called on that one tensor, whose mask is then every role's. Which
-// inputs carry a mask is read from the model's graph (carriesMask); a value
+// inputs carry a mask is read from the model's graph (masks.js); a value
 // of its own that carries one is refused, not guessed.
 //
 // TFJS_BRIDGE_ATTENTION=unmasked drops the value and causal masks from the
@@ -37,6 +37,7 @@
 // The class is registered by index.js (installKerasLayers).
 
 const { oncePerTf } = require('./per_tf');
+const { maskedInputs } = require('./masks');
 
 // tf_keras's bias for masked scores in float32 (65504, float16's largest, in float16).
 const PADDING_BIAS = 1e9;
@@ -62,43 +63,6 @@ function distinct(list) {
     return unique.indexOf(t);
   });
   return { unique, roles };
-}
-
-// Layers whose output carries no mask in tfjs, whatever their input's.
-const MASK_DROPPING = new Set([
-  'GlobalAveragePooling1D',
-  'GlobalMaxPooling1D',
-  'GlobalAveragePooling2D',
-  'GlobalMaxPooling2D',
-  'Flatten',
-  'RepeatVector',
-]);
-const RECURRENT = new Set(['GRU', 'LSTM', 'SimpleRNN', 'RNN', 'Bidirectional']);
-
-/**
- * Whether symbolic tensor t carries a mask when tfjs runs the model: from an
- * Embedding(maskZero) or a Masking layer, through the layers that pass a
- * mask on (an RNN only with returnSequences, its sequence output).
- */
-function carriesMask(t, AttentionClass, seen = new Map()) {
-  if (seen.has(t)) return seen.get(t);
-  seen.set(t, false); // a cycle carries nothing
-  const layer = t.sourceLayer;
-  const cls = layer ? layer.getClassName() : 'InputLayer';
-  const inputs = t.inputs || [];
-  const first = (t.tensorIndex ?? 0) === 0;
-  const any = () => inputs.some((x) => carriesMask(x, AttentionClass, seen));
-  let masked;
-  if (cls === 'InputLayer') masked = false;
-  else if (cls === 'Embedding') masked = Boolean(layer.maskZero);
-  else if (cls === 'Masking') masked = true;
-  else if (!layer.supportsMasking || MASK_DROPPING.has(cls)) masked = false;
-  else if (RECURRENT.has(cls)) masked = first && Boolean(layer.returnSequences) && any();
-  else if (layer instanceof AttentionClass) {
-    masked = first && carriesMask(inputs[0], AttentionClass, seen);
-  } else masked = any();
-  seen.set(t, masked);
-  return masked;
 }
 
 /**
@@ -189,20 +153,6 @@ const attentionBase = oncePerTf((tf) => {
       return this.byRole(Array.isArray(inputShape[0]) ? inputShape : [inputShape]);
     }
 
-    /** Which of the distinct inputs carry a mask at run time (see carriesMask). */
-    maskedInputs() {
-      if (!this.maskedCache) {
-        const flags = [];
-        this.inboundNodes.forEach(({ inputTensors }) =>
-          inputTensors.forEach((t, i) => {
-            flags[i] = flags[i] || carriesMask(t, KerasAttentionLayer);
-          }),
-        );
-        this.maskedCache = flags;
-      }
-      return this.maskedCache;
-    }
-
     /**
      * The masks by role, of the roles in `used` (0 query, 1 value, 2 key),
      * from what tfjs passed: a list (a nested model: every input's), or what
@@ -213,7 +163,7 @@ const attentionBase = oncePerTf((tf) => {
     masksByRole(mask, used) {
       if (Array.isArray(mask)) return this.byRole(mask).map((m) => m ?? null);
       const roles = this.roles || used.map((r) => r);
-      const masked = this.inboundNodes.length > 0 ? this.maskedInputs() : [mask != null];
+      const masked = this.inboundNodes.length > 0 ? maskedInputs(this) : [mask != null];
       return used.map((r) => {
         const input = roles[r] ?? r;
         if (input === 0) return masked[0] ? (mask ?? null) : null;
