@@ -289,6 +289,26 @@ function leftoverMaskCase(tf, { Attention, GlobalAveragePooling1D }) {
   return maxDiff(got.arraySync(), expected);
 }
 
+/** The same for an LSTM (masks.js): the numbers' branch alone, and beside a masked one. */
+function leftoverMaskLstm(tf, { GlobalAveragePooling1D, LSTM }) {
+  const rand = seededRandom(10);
+  const ids = tf.input({ shape: [STEPS], dtype: 'int32' });
+  const embedded = tf.layers.embedding({ inputDim: 9, outputDim: DIM, maskZero: true }).apply(ids);
+  const pooled = new GlobalAveragePooling1D({}).apply(embedded);
+  const numbers = tf.input({ shape: [STEPS, DIM] });
+  const lstm = new LSTM({ units: 2, returnSequences: true });
+  const alone = tf.model({ inputs: numbers, outputs: lstm.apply(numbers) });
+  const beside = tf.model({ inputs: [ids, numbers], outputs: [pooled, lstm.apply(numbers)] });
+  const x = tf.tensor3d(
+    Array.from({ length: BATCH }, () =>
+      Array.from({ length: STEPS }, () => Array.from({ length: DIM }, () => rand())),
+    ),
+  );
+  const idRows = MASK.map((row) => row.map((real) => (real ? 1 : 0)));
+  const [, got] = beside.predict([tf.tensor2d(idRows, [BATCH, STEPS], 'int32'), x]);
+  return maxDiff(got.arraySync(), alone.predict(x).arraySync());
+}
+
 /** Query and value from different tensors, with a mask: refused, not guessed. */
 function crossAttentionRefused(tf, { Attention }) {
   const ids = tf.input({ shape: [STEPS], dtype: 'int32' });
@@ -320,6 +340,7 @@ async function runBackend(backend) {
     refused: crossAttentionRefused(tf, layers),
     multiHead: await multiHeadCase(tf, layers),
     leftoverMask: leftoverMaskCase(tf, layers),
+    leftoverMaskLstm: leftoverMaskLstm(tf, layers),
     registeredIsOurs:
       registered.Attention[0] === layers.Attention &&
       registered.MultiHeadAttention[0] === layers.MultiHeadAttention,
@@ -367,6 +388,7 @@ if (process.env.ATTENTION_BACKEND) {
         /^tfjs-bridge cannot run layer Attention \w+: its value is another tensor than the query and carries a mask/,
       );
       assert.ok(out.leftoverMask <= 1e-5, `an earlier layer's mask was read: ${out.leftoverMask}`);
+      assert.ok(out.leftoverMaskLstm <= 1e-6, `LSTM read another's mask: ${out.leftoverMaskLstm}`);
       const m = out.multiHead;
       assert.ok(m.predict <= 1e-5, `MultiHeadAttention differs from the reference by ${m.predict}`);
       assert.ok(m.reloaded <= 1e-5, `reloaded MultiHeadAttention differs by ${m.reloaded}`);
