@@ -111,8 +111,8 @@ def test_attention_passes_the_layers_paths(node_runtime, attention_models, tmp_p
         cross = results[("cross", path)]
         assert cross["status"] == "unsupported"
         assert cross["reason"] == (
-            "layer Attention cross: a mask reaches it and the value is another tensor "
-            "than the query (tfjs's predict passes a layer only its first input's mask)"
+            "layer Attention cross: its value is another tensor than the query and carries "
+            "a mask (tfjs's predict passes a layer only its first input's mask)"
         )
     # the cross model passes no path verify ran here: exit 1, naming it alone
     assert result.exit_code == 1
