@@ -235,7 +235,7 @@ const attentionLayer = oncePerTf((tf) => {
         if (valueMask != null) keep.push(tf.expandDims(tf.cast(valueMask, 'bool'), -2));
         if (causal) {
           const [tq, tv] = scores.shape.slice(-2);
-          const lower = tf.linalg.bandPart(tf.ones([tq, tv], 'int32'), -1, 0);
+          const lower = tf.linalg.bandPart(tf.ones([tq, tv]), -1, 0);
           keep.push(tf.expandDims(tf.cast(lower, 'bool'), 0));
         }
         if (keep.length > 0 && !scoresUnmasked()) {

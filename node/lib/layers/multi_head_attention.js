@@ -152,7 +152,7 @@ const multiHeadAttentionLayer = oncePerTf((tf) => {
       if (valueMask != null) parts.push(tf.expandDims(tf.cast(valueMask, 'bool'), -2));
       if (keyMask != null) parts.push(tf.expandDims(tf.cast(keyMask, 'bool'), -2));
       if (causal) {
-        const lower = tf.linalg.bandPart(tf.ones([t, s], 'int32'), -1, 0);
+        const lower = tf.linalg.bandPart(tf.ones([t, s]), -1, 0);
         parts.push(tf.expandDims(tf.cast(lower, 'bool'), 0));
       }
       if (parts.length === 0 || scoresUnmasked()) return null;
