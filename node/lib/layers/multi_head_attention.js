@@ -26,8 +26,8 @@
 // names among the query's ancestors (the query itself for self-attention)
 // and calls the layer on [query, value(, key)]. Masks, call arguments and
 // the scores output are handled as in attention.js (tfjs's predict passes
-// only the first input's mask: a mask with a value or key other than the
-// query is refused).
+// only the first input's mask: a value or key of its own that carries a
+// mask is refused). TFJS_BRIDGE_ATTENTION=unmasked drops the whole mask.
 //
 // Refused in one line, naming the layer and the option: an attention_mask
 // argument, attention_axes other than the time axis, an output_shape of more
