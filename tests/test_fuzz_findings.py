@@ -99,7 +99,9 @@ def test_keras3_attention_states_and_dict_outputs_translate(node_runtime, tmp_pa
     fz0-041), an RNN given initial_state= (the states were dropped,
     fz0-022/068), and dict outputs holding an LSTM's states (named states,
     states by Keras 3: "'states_1' is not in list", fz0-074). tfjs-layers has no class
-    for either attention layer: the layers path alone is unsupported."""
+    for either attention layer: tfjs-bridge's (node/lib/layers/attention.js,
+    multi_head_attention.js) pass the layers path too, the LSTM after the
+    MultiHeadAttention reading no mask of the tokens' branch (masks.js)."""
     import_tensorflow()
     import keras
 
@@ -118,10 +120,9 @@ def test_keras3_attention_states_and_dict_outputs_translate(node_runtime, tmp_pa
                 {"label": label, "h": h, "c": c, "score": score}).save(source)  # fmt: skip
 
     result, verdicts = _verify(source, tmp_path / "report")
-    assert verdicts == {**dict.fromkeys(TFJS_NODE, "pass"), "tfjs-node/layers": "unsupported"}
+    assert verdicts == dict.fromkeys(TFJS_NODE, "pass")
     assert result.exit_code == 0, result.output
     results = _results(tmp_path / "report")
-    assert results["tfjs-node/layers"]["reason"].endswith("tfjs-layers has no class for it")
     names = [o["name"] for o in results["tfjs-node/graph"]["outputs"]]
     assert sorted(names) == ["label", "score", "states", "states_1"]
 

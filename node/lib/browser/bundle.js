@@ -48,7 +48,7 @@ const BUNDLES = {
  * The bundle's text: an IIFE that sets globalThis.tfjsBridge (litertBridge
  * for the litert engine, ortBridge for ort). Node's
  * environment switches the layers read (TFJS_BRIDGE_RNN_LOOP,
- * TFJS_BRIDGE_MASKED_POOLING) are fixed at
+ * TFJS_BRIDGE_MASKED_POOLING, TFJS_BRIDGE_ATTENTION) are fixed at
  * build time to this process's values, so a page runs the loop Node would.
  */
 async function buildPageBundle(engine = 'tfjs') {
@@ -68,6 +68,7 @@ async function buildPageBundle(engine = 'tfjs') {
       'process.env.TFJS_BRIDGE_MASKED_POOLING': JSON.stringify(
         process.env.TFJS_BRIDGE_MASKED_POOLING || '',
       ),
+      'process.env.TFJS_BRIDGE_ATTENTION': JSON.stringify(process.env.TFJS_BRIDGE_ATTENTION || ''),
     },
   });
   const inputs = Object.keys(result.metafile.inputs).map((file) => {

@@ -143,6 +143,7 @@ async function buildBundle() {
     define: {
       'process.env.TFJS_BRIDGE_RNN_LOOP': '""',
       'process.env.TFJS_BRIDGE_MASKED_POOLING': '""',
+      'process.env.TFJS_BRIDGE_ATTENTION': '""',
     },
   });
   return result.outputFiles[0].text;

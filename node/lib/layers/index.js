@@ -10,6 +10,11 @@
 //   Conv1D         tfjs's Conv1D, plus Keras's padding="causal" (conv1d_causal.js)
 //   GlobalAveragePooling1D  the mean of the unmasked steps, as Keras; with
 //   GlobalMaxPooling1D      it, Keras's data_format and keepdims (masked_pooling.js)
+//   Attention      Keras's dot-product attention, which tfjs lacks (attention.js)
+//   MultiHeadAttention  Keras's, on sequences (multi_head_attention.js)
+//
+// The layers among them that read a mask take only a mask their inputs can
+// carry: tfjs's predict hands a layer an earlier layer's mask (masks.js).
 //
 // This is the one place classes are registered with tfjs's serialization,
 // each class name once, under the names the converter writes, so
@@ -23,17 +28,25 @@ const { bidirectionalLayer } = require('./bidirectional');
 const { kerasActivations } = require('./activations');
 const { causalConv1D } = require('./conv1d_causal');
 const { globalPooling1D } = require('./masked_pooling');
+const { attentionLayer } = require('./attention');
+const { multiHeadAttentionLayer } = require('./multi_head_attention');
+const { withMaskOfItsOwn } = require('./masks');
 
 /** Installs the layers into `tf` (once per tfjs) and returns their classes. */
 const installKerasLayers = oncePerTf((tf) => {
   const { GRU: ResetAfterGRU, GRUCell } = resetAfterGRU(tf);
   const StockLSTM = tf.layers.lstm({ units: 1 }).constructor;
-  const GRU = withFastLoop(tf, ResetAfterGRU, 'GRU');
-  const LSTM = withFastLoop(tf, StockLSTM, 'LSTM');
-  const Bidirectional = bidirectionalLayer(tf, { GRU, LSTM });
+  // The layers that read a mask take only one their inputs carry (masks.js).
+  const GRU = withMaskOfItsOwn(tf, withFastLoop(tf, ResetAfterGRU, 'GRU'));
+  const LSTM = withMaskOfItsOwn(tf, withFastLoop(tf, StockLSTM, 'LSTM'));
+  const Bidirectional = withMaskOfItsOwn(tf, bidirectionalLayer(tf, { GRU, LSTM }));
   const { Keras3HardSigmoid } = kerasActivations(tf);
   const { Conv1D } = causalConv1D(tf);
-  const { GlobalAveragePooling1D, GlobalMaxPooling1D } = globalPooling1D(tf);
+  const pooling = globalPooling1D(tf);
+  const GlobalAveragePooling1D = withMaskOfItsOwn(tf, pooling.GlobalAveragePooling1D);
+  const { GlobalMaxPooling1D } = pooling;
+  const { Attention } = attentionLayer(tf);
+  const { MultiHeadAttention } = multiHeadAttentionLayer(tf);
   const classes = {
     GRUCell,
     GRU,
@@ -43,6 +56,8 @@ const installKerasLayers = oncePerTf((tf) => {
     Conv1D,
     GlobalAveragePooling1D,
     GlobalMaxPooling1D,
+    Attention,
+    MultiHeadAttention,
   };
   Object.values(classes).forEach((cls) => tf.serialization.registerClass(cls));
   return classes;

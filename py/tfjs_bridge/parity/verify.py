@@ -282,6 +282,8 @@ def _truth_outputs(truth: Truth, python_side) -> tuple[list[np.ndarray], list[st
 NODE_UNSUPPORTED = (
     (re.compile(r"Unknown layer: (\w+)"), "layer {0}: tfjs-layers has no class for it"),
     (re.compile(r"cannot stream: (.+)"), "{0}"),  # node/lib/layers/stream.js
+    # an option of a tfjs-bridge layer it does not compute (node/lib/layers/attention.js)
+    (re.compile(r"tfjs-bridge cannot run (.+)"), "{0}"),
     # with no input missing ("[]"): a missing one would be a feeding bug, a mismatch
     (re.compile(r"Cannot compute the outputs .*Consider providing the following inputs: \[\]",
                 re.S),
