@@ -326,20 +326,18 @@ def test_verify_command_resolves_what_to_verify(monkeypatch, tmp_path):
     assert kwargs["ranges"] == {"x": (0.0, 5.0)} and kwargs["explicit_runtimes"] is True
 
 
-class _Result:
-    def __init__(self, model, runtime, status):
-        self.model, self.runtime, self.status = model, runtime, status
+def _report(*results):
+    from tfjs_bridge.parity.verify import PathResult, VerifyReport
 
-
-class _Report:
-    def __init__(self, *results):
-        self.results = list(results)
-        self.ok = all(r.status == "pass" for r in results)
+    return VerifyReport(
+        results=[PathResult(model, runtime, status) for model, runtime, status in results],
+        samples={}, tolerances={}, runtimes={}, python={},
+    )  # fmt: skip
 
 
 def test_check_verified():
-    verify_commands.check_verified(_Report(_Result("gru", "tfjs-node/layers", "pass")))
-    report = _Report(_Result("gru", "a", "pass"), _Result("gru", "b", "fail"))
+    verify_commands.check_verified(_report(("gru", "tfjs-node/layers", "pass")))
+    report = _report(("gru", "a", "pass"), ("gru", "b", "mismatch"))
     with pytest.raises(BridgeError, match=r"^1 of 2 paths did not pass: gru b$"):
         verify_commands.check_verified(report)
 
