@@ -25,7 +25,7 @@ from tfjs_bridge.training.spam_corpus import load_spam
 
 TOKENIZE = NODE_DIR / "scripts" / "tokenize.js"
 TFJS_RUNTIMES = [rt for rt in RUNTIMES.values() if rt.format != "onnx"]
-VERIFY_SAMPLES = 200
+VERIFY_SAMPLES = 64  # real test mails, spread over the split: 2,074 distinct token ids, 31 % spam
 PROBABILITY_ATOL = 1e-5
 ARG_MAX_BYTES = 100_000
 
