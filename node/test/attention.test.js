@@ -59,6 +59,16 @@ function maxDiff(a, b) {
 }
 
 /** q = [1, 0] against keys e1, e2 (values the same): the softmax of [1, 0], by hand. */
+/** The model's first output with the attention layers' masks dropped (the negative control's switch). */
+function predictUnmasked(model, x) {
+  process.env.TFJS_BRIDGE_ATTENTION = 'unmasked';
+  try {
+    return model.predict(x, { batchSize: BATCH })[0].arraySync();
+  } finally {
+    delete process.env.TFJS_BRIDGE_ATTENTION;
+  }
+}
+
 function byHand(tf, { Attention }) {
   const e = Math.E;
   const q = tf.tensor3d([[[1, 0]]]);
@@ -134,13 +144,7 @@ async function modelCase(tf, { Attention }, { mode, useScale, causal, withKey })
   const reloaded = await tf.models.modelFromJSON(model.toJSON(null, false));
   reloaded.setWeights(model.getWeights());
   const again = reloaded.predict(x, { batchSize: BATCH });
-  process.env.TFJS_BRIDGE_ATTENTION = 'unmasked';
-  let unmasked;
-  try {
-    unmasked = model.predict(x, { batchSize: BATCH })[0].arraySync();
-  } finally {
-    delete process.env.TFJS_BRIDGE_ATTENTION;
-  }
+  const unmasked = predictUnmasked(model, x);
   return {
     predict: maxDiff(predicted[0].arraySync(), expected),
     reloaded: maxDiff(again[0].arraySync(), expected),
@@ -250,13 +254,7 @@ async function multiHeadCase(tf, { MultiHeadAttention, Attention }) {
   } catch (err) {
     refusedAxes = err.message;
   }
-  process.env.TFJS_BRIDGE_ATTENTION = 'unmasked';
-  let unmasked;
-  try {
-    unmasked = model.predict(x, { batchSize: BATCH })[0].arraySync();
-  } finally {
-    delete process.env.TFJS_BRIDGE_ATTENTION;
-  }
+  const unmasked = predictUnmasked(model, x);
   return {
     predict: maxDiff(model.predict(x, { batchSize: BATCH })[0].arraySync(), expected),
     reloaded: maxDiff(reloaded.predict(x, { batchSize: BATCH })[0].arraySync(), expected),
