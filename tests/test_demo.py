@@ -42,6 +42,16 @@ def _chromium_missing() -> str | None:
     return "chromium is not installed: run `make browser`"
 
 
+def demo_check(url: str, *args) -> dict:
+    """demo-check.js drives the demo page at `url` in Chromium; its JSON report."""
+    check = subprocess.run(
+        ["node", str(NODE_DIR / "scripts" / "demo-check.js"), "--url", url, *map(str, args)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    return json.loads(check.stdout)
+
+
 @pytest.fixture(scope="module")
 def demo_models(request):
     own = os.environ.get("TFJS_BRIDGE_DEMO_MODELS")
@@ -80,14 +90,8 @@ def page_answers(demo_models, tmp_path_factory):
         line = server.stdout.readline()
         assert line.startswith("demo: http://127.0.0.1:"), line + server.stderr.read()
         url = line.split()[1]
-        check = subprocess.run(
-            ["node", str(NODE_DIR / "scripts" / "demo-check.js"), "--url", url,
-             "--digits", str(tmp / "digits.json"), "--text", str(tmp / "mail.txt"),
-             "--examples", str(EXAMPLES), "--screenshot", str(SCREENSHOT)],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert check.returncode == 0, check.stderr
-        return json.loads(check.stdout)
+        return demo_check(url, "--digits", tmp / "digits.json", "--text", tmp / "mail.txt",
+                          "--examples", EXAMPLES, "--screenshot", SCREENSHOT)  # fmt: skip
     finally:
         server.terminate()
         server.wait(timeout=30)

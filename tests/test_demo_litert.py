@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from test_browser import require_browser
+from test_demo import demo_check
 from test_tflite import TFLITE_FILE, _scale_a_kernel
 from tfjs_bridge.conversion.convert import convert
 from tfjs_bridge.core.paths import NODE_DIR
@@ -71,13 +72,8 @@ def _drive(root: Path, runtime: str | None, tmp: Path) -> dict | str:
         if runtime is None:
             with urllib.request.urlopen(f"{line.split()[1]}models.json", timeout=30) as reply:
                 return json.loads(reply.read())
-        check = subprocess.run(
-            ["node", str(NODE_DIR / "scripts" / "demo-check.js"), "--url", line.split()[1],
-             "--runtime", runtime, "--backend", "wasm", "--examples", str(EXAMPLES)],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert check.returncode == 0, check.stderr
-        return json.loads(check.stdout)
+        return demo_check(line.split()[1], "--runtime", runtime, "--backend", "wasm",
+                          "--examples", EXAMPLES)  # fmt: skip
     finally:
         server.terminate()
         server.wait(timeout=30)
