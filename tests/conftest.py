@@ -46,14 +46,16 @@ def build_small_models(root):
     import importlib.util
 
     from tfjs_bridge.conversion.convert import convert
+    from tfjs_bridge.conversion.converter_process import shared_converter
     from tfjs_bridge.training.registry import MODELS
     from tfjs_bridge.training.train import train
 
     onnx = ("onnx",) if importlib.util.find_spec("tf2onnx") else ()  # `make onnx` only
-    for name, spec in MODELS.items():
-        epochs, limit = SMALL_TRAINING[name]
-        train(spec, root, epochs=epochs, limit=limit)
-        convert(root / name, ("layers", "graph", *onnx))
+    with shared_converter():  # the converter starts once, not twice per model
+        for name, spec in MODELS.items():
+            epochs, limit = SMALL_TRAINING[name]
+            train(spec, root, epochs=epochs, limit=limit)
+            convert(root / name, ("layers", "graph", *onnx))
     return root
 
 

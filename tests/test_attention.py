@@ -71,8 +71,8 @@ def attention_models(tmp_path_factory):
     import_tensorflow()
     import tf_keras
 
+    from tfjs_bridge.conversion.converter_process import shared_converter
     from tfjs_bridge.conversion.export import export_model
-    from tfjs_bridge.fuzz.converter import shared_converter
 
     folder = tmp_path_factory.mktemp("attention")
     dirs = {}

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from tfjs_bridge.cli import main
+from tfjs_bridge.conversion.converter_process import shared_converter
 from tfjs_bridge.conversion.export import export_model
 from tfjs_bridge.core.paths import NODE_DIR, PROJECT_ROOT
 from tfjs_bridge.core.quiet_tf import import_tensorflow
@@ -104,7 +105,8 @@ def sources(tmp_path_factory):
 @pytest.fixture(scope="module")
 def folders(sources, tmp_path_factory):
     root = tmp_path_factory.mktemp("user_io_folders")
-    return {kind: _export(src, root / kind) for kind, src in sources.items()}
+    with shared_converter():  # one converter process for all seven exports
+        return {kind: _export(src, root / kind) for kind, src in sources.items()}
 
 
 def _export(source, out):

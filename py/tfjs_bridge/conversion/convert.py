@@ -23,6 +23,7 @@ from ..core.errors import BridgeError, UsageError, last_line
 from ..folder import artifacts, parity_record
 from ..folder.formats import FORMATS, LAYERS, SAVED_MODEL
 from . import quantization
+from .converter_process import ConverterError, active_process, shared_converter
 
 DEFAULT_FORMATS = ("layers", "graph")  # `convert --format all`: onnx is optional
 # What `convert` makes (train makes the SavedModels).
@@ -41,10 +42,6 @@ def converter_path() -> Path:
     return path
 
 
-class ConverterError(BridgeError):
-    """tensorflowjs_converter refused a conversion: its reason, in one line."""
-
-
 def converter_reason(stderr: str) -> str:
     """The converter's reason in one line: its last exception line and the
     lines after it ("ValueError: Unsupported Ops in the model before
@@ -57,6 +54,9 @@ def converter_reason(stderr: str) -> str:
 
 
 def run_converter(args: list[str]) -> str:
+    process = active_process()
+    if process is not None:  # inside shared_converter(): no start-up per call
+        return process.run(args)
     cmd = [str(converter_path()), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -144,7 +144,10 @@ def name_graph_inputs(model_json: Path, keys: dict[str, str]) -> None:
     maps each serving input's tensor name to its key."""
     model = json.loads(model_json.read_text())
     inputs = (model.get("signature") or {}).get("inputs") or {}
-    renamed = {keys.get(spec["name"], key): spec for key, spec in inputs.items()}
+    if len(inputs) == 1 and len(keys) == 1:  # one input: its key, whatever its tensor's name
+        renamed = {next(iter(keys.values())): spec for spec in inputs.values()}
+    else:
+        renamed = {keys.get(spec["name"], key): spec for key, spec in inputs.items()}
     if list(renamed) == list(inputs) or len(renamed) != len(inputs):
         return
     model["signature"]["inputs"] = renamed
@@ -152,8 +155,22 @@ def name_graph_inputs(model_json: Path, keys: dict[str, str]) -> None:
 
 
 def serving_keys(saved_model: Path) -> tuple[dict[str, str], list[str]]:
-    """The serving signature's inputs (tensor name -> key) and output keys."""
+    """The serving signature's inputs (tensor name -> key) and output keys.
+
+    Its keys are in saved_model.pb's SignatureDef, read without loading the
+    model (loading an unrolled one takes 5-10 s). Only several inputs need the
+    load: the converter's tensor names are the function's, not the SignatureDef's
+    (which one input does not need: name_graph_inputs)."""
     from ..core.quiet_tf import import_tensorflow
+
+    import_tensorflow()  # quietly, before any of its modules
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((saved_model / "saved_model.pb").read_bytes())
+    signature = proto.meta_graphs[0].signature_def["serving_default"]
+    if len(signature.inputs) <= 1:
+        return {info.name: key for key, info in signature.inputs.items()}, sorted(signature.outputs)
 
     tf = import_tensorflow()
     serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
@@ -184,13 +201,15 @@ def convert(
 
 def convert_models(specs, formats: tuple[str, ...], root: Path, quantize: str | None = None,
                    log: Callable[[str], None] | None = None) -> Iterator[str]:  # fmt: skip
-    """`convert` on registry models' folders under root: a line per format made."""
-    for spec in specs:
-        manifest = convert(root / spec.name, formats, log=log, quantize=quantize)
-        for f in formats:
-            done = manifest["conversions"][f]
-            where = root / spec.name / done["output"]
-            yield f"{spec.name}: {f} -> {where} ({conversion_summary(done)})"
+    """`convert` on registry models' folders under root: a line per format made.
+    The converter starts once for all of them (about 7 CPU-s a start)."""
+    with shared_converter():
+        for spec in specs:
+            manifest = convert(root / spec.name, formats, log=log, quantize=quantize)
+            for f in formats:
+                done = manifest["conversions"][f]
+                where = root / spec.name / done["output"]
+                yield f"{spec.name}: {f} -> {where} ({conversion_summary(done)})"
 
 
 def conversion_summary(done: dict) -> str:

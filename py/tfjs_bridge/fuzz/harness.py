@@ -17,7 +17,7 @@ worst finding a fuzz run can make.
 Models run in job processes (jobs.py), one model at a time each, killed
 after a time limit. Node runs in one long-lived worker per backend within
 each verify call, and the converter in one long-lived process per job
-(converter.py)."""
+(conversion/converter_process.py)."""
 
 from __future__ import annotations
 
@@ -348,7 +348,7 @@ def fault_check(spec, exported: Path, runtimes, verdicts: dict, samples: int) ->
 
 def job_cpu_seconds() -> float:
     """This process's CPU time, its ended children's, and its converter process's."""
-    from .converter import INSTALLED
+    from ..conversion.converter_process import INSTALLED
 
     return cpu_seconds() + sum(p.cpu_seconds() for p in INSTALLED)
 

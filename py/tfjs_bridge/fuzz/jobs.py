@@ -32,8 +32,8 @@ class Steps:
 
 def _job_main(conn, work: str, samples: int) -> None:
     os.setsid()  # a process group of its own: the parent can end it with its children
+    from ..conversion.converter_process import install_for_process
     from ..core.errors import unexpected
-    from .converter import install_for_process
     from .harness import CRASH, Outcome, run_model
 
     install_for_process()

@@ -1,17 +1,18 @@
-"""One long-lived tensorflowjs_converter process for a whole fuzz run.
+"""One long-lived tensorflowjs_converter process for many conversions
+(`convert` of several models or formats, a fuzz run, the tests' models).
 
-Every conversion of `export` starts `tensorflowjs_converter` afresh, and the
-start (importing TensorFlow, TF Decision Forests and JAX) costs about 7 s of
-CPU, against well under one for converting a fuzzer's small model. Like the
+Every conversion starts `tensorflowjs_converter` afresh, and the start
+(importing TensorFlow, TF Decision Forests and JAX) costs about 7 s of CPU,
+against well under one for converting a small model. Like the
 long-lived Node worker per backend, `shared_converter()` keeps one Python
 process that imports the converter once and runs each conversion on the
 same argument list (`tensorflowjs.converters.converter.convert(args)`, what
-the command's entry point calls); conversion.convert's `run_converter` is
-pointed at it for the duration, and a failure reads as the command's would:
+the command's entry point calls); convert.py's `run_converter` sends its
+conversions there while one is active, and a failure reads as the command's would:
 `tensorflowjs_converter failed: <last line>`. A process that dies is started
 again for the next conversion.
 
-Run as `python -m tfjs_bridge.fuzz.converter`, it is that process: one JSON
+Run as `python -m tfjs_bridge.conversion.converter_process`, it is that process: one JSON
 argument list per line on stdin, one JSON reply per line on stdout."""
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..conversion import convert as convert_module
-from ..conversion.convert import ConverterError
-from ..core.errors import last_line
+from ..core.errors import BridgeError, last_line
+
+
+class ConverterError(BridgeError):
+    """tensorflowjs_converter refused a conversion: its reason, in one line."""
 
 
 class ConverterProcess:
@@ -47,7 +50,7 @@ class ConverterProcess:
         )
 
     def run(self, args: list[str]) -> str:
-        """conversion.convert.run_converter's contract: stdout, or a ConverterError
+        """convert.run_converter's contract: stdout, or a ConverterError
         (export catches that one: the format is unsupported, the others still run)."""
         if self.proc is None or self.proc.poll() is not None:
             self.proc = self._start()
@@ -92,16 +95,26 @@ class ConverterProcess:
         self.stderr.close()
 
 
+_active: list[ConverterProcess] = []  # where run_converter sends conversions, if anywhere
+
+
+def active_process() -> ConverterProcess | None:
+    return _active[-1] if _active else None
+
+
 @contextlib.contextmanager
 def shared_converter():
-    """run_converter goes to one long-lived converter process until the block ends."""
+    """run_converter goes to one long-lived converter process until the block
+    ends (an enclosing one's, if there is one: a process is started once)."""
+    if _active:
+        yield _active[-1]
+        return
     process = ConverterProcess()
-    original = convert_module.run_converter
-    convert_module.run_converter = process.run
+    _active.append(process)
     try:
         yield process
     finally:
-        convert_module.run_converter = original
+        _active.remove(process)
         process.close()
 
 
@@ -109,10 +122,10 @@ INSTALLED: list[ConverterProcess] = []  # the process install_for_process starte
 
 
 def install_for_process() -> None:
-    """shared_converter for the rest of this process (a fuzz job's process):
+    """shared_converter for the rest of this process (e.g. a fuzz job's process):
     the converter process is closed, and so waited for, at exit."""
     process = ConverterProcess()
-    convert_module.run_converter = process.run
+    _active.append(process)
     INSTALLED.append(process)
     atexit.register(process.close)
 
@@ -128,8 +141,10 @@ def _serve() -> None:
             converter.convert(args)
             reply = {"ok": True}
         except BaseException as exc:  # noqa: BLE001 - the reply carries it, as stderr would
-            lines = [text for text in str(exc).strip().splitlines() if text.strip()]
-            error = f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+            # as convert.converter_reason reads the command's stderr: the
+            # exception's lines after its name ("Unsupported Ops …: the ops")
+            lines = [text.strip() for text in str(exc).strip().splitlines() if text.strip()]
+            error = ": ".join([type(exc).__name__, *lines])[:500]
             reply = {"ok": False, "error": error}
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
