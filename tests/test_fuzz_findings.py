@@ -179,3 +179,41 @@ def test_a_keras3_layer_tf_keras_cannot_build_leaves_the_savedmodel_paths(node_r
         "MultiHeadAttention gated: ('Keyword argument not understood:', 'use_gate')"
     )
     assert "While loop" in results["tfjs-node/graph"]["reason"]
+
+
+def test_a_masked_bidirectional_sequence_zeroes_its_masked_steps(node_runtime, tmp_path,
+                                                                 monkeypatch):  # fmt: skip
+    """fz1-007: a masked Bidirectional(return_sequences) mismatched on every
+    layers path (40 of 192 values): Keras zeroes both layers' masked steps
+    (zero_output_for_mask), tfjs repeats the last output there. Unrolled,
+    Keras zeroes the backward layer's mirrored steps (its mask is not reversed):
+    the unrolled sum below tells the two apart. The negative control runs
+    tfjs's own (TFJS_BRIDGE_MASKED_BIDIRECTIONAL=stock) and must mismatch."""
+    import_tensorflow()
+    import tf_keras
+
+    K = tf_keras.layers
+    tf_keras.utils.set_random_seed(12)
+    x = tf_keras.Input((6, 2), name="x")
+    h = K.Bidirectional(K.LSTM(4, return_sequences=True, unroll=True), merge_mode="sum")(
+        K.Masking()(x)
+    )
+    y = K.Dense(2)(K.Bidirectional(K.GRU(3, return_sequences=True))(h))
+    source = tmp_path / "tagger.h5"
+    tf_keras.Model(x, y).save(source)
+    folder = tmp_path / "tagger"
+    assert _run("export", source, folder).exit_code == 0
+
+    def verify(report):
+        result = _run("verify", "--model-dir", folder, "--runtime", "tfjs-node/layers",
+                      "--samples", 32, "--report", report)  # fmt: skip
+        return result, {r: v["status"] for r, v in _results(report).items()}
+
+    result, verdicts = verify(tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert verdicts == {"tfjs-node/layers": "pass"}
+
+    monkeypatch.setenv("TFJS_BRIDGE_MASKED_BIDIRECTIONAL", "stock")
+    result, verdicts = verify(tmp_path / "stock")
+    assert result.exit_code == 1
+    assert verdicts == {"tfjs-node/layers": "mismatch"}
