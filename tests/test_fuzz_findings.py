@@ -217,3 +217,30 @@ def test_a_masked_bidirectional_sequence_zeroes_its_masked_steps(node_runtime, t
     result, verdicts = verify(tmp_path / "stock")
     assert result.exit_code == 1
     assert verdicts == {"tfjs-node/layers": "mismatch"}
+
+
+def test_a_keras3_bidirectional_with_hard_sigmoid_loads_in_tfjs(node_runtime, tmp_path):
+    """fz1-081: a Keras 3 Bidirectional(LSTM(recurrent_activation=
+    "hard_sigmoid")) had no tf-keras twin ("Unknown activation function
+    ... keras3_hard_sigmoid"): tf-keras rebuilds the backward layer from the
+    forward one's config, where the renamed activation is a function, outside
+    the custom objects passed to from_config. Every layers path was
+    unsupported, the graph format was not made. Keras 3's hard_sigmoid is not
+    tf-keras's: a twin using tf-keras's would mismatch here."""
+    import_tensorflow()
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(13)
+    model = keras.Sequential([keras.Input((5,), dtype="int32"), L.Embedding(20, 4, mask_zero=True),
+                              L.Bidirectional(L.LSTM(4, recurrent_activation="hard_sigmoid"),
+                                              merge_mode="mul"),
+                              L.Dense(2)])  # fmt: skip
+    source = tmp_path / "tokens.keras"
+    model.save(source)
+
+    paths = ("--runtime", "tfjs-node/layers", "--runtime", "tfjs-node/graph")
+    result = _run("verify", "--keras-model", source, *paths, "--samples", 32, "--report", tmp_path)
+    assert result.exit_code == 0, result.output
+    verdicts = {r: v["status"] for r, v in _results(tmp_path).items()}
+    assert verdicts == {"tfjs-node/layers": "pass", "tfjs-node/graph": "pass"}
