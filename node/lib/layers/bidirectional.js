@@ -9,7 +9,8 @@
 //
 // A masked return_sequences Bidirectional is Keras's, not tfjs's: Keras sets
 // zero_output_for_mask on both layers, so their masked steps give 0, where
-// tfjs-layers repeats the last output (fz1-007: 40 of 192 values off).
+// tfjs-layers repeats the last output (fz1-007). Each layer then runs its own
+// loop (not the one-loop path below), its outputs zeroed before the merge.
 // TFJS_BRIDGE_MASKED_BIDIRECTIONAL=stock keeps tfjs's (the tests' negative control).
 const { bothDirectionsInput, maskOf } = require('./loop_policy');
 const { cachedLoopWeights, dropPreparedWeights } = require('./loop_weights');
