@@ -179,3 +179,68 @@ def test_a_keras3_layer_tf_keras_cannot_build_leaves_the_savedmodel_paths(node_r
         "MultiHeadAttention gated: ('Keyword argument not understood:', 'use_gate')"
     )
     assert "While loop" in results["tfjs-node/graph"]["reason"]
+
+
+def test_a_masked_bidirectional_sequence_zeroes_its_masked_steps(node_runtime, tmp_path,
+                                                                 monkeypatch):  # fmt: skip
+    """fz1-007: a masked Bidirectional(return_sequences) mismatched on every
+    layers path (40 of 192 values): Keras zeroes both layers' masked steps
+    (zero_output_for_mask), tfjs repeats the last output there. Unrolled,
+    Keras zeroes the backward layer's mirrored steps (its mask is not reversed):
+    the unrolled sum below tells the two apart. The negative control runs
+    tfjs's own (TFJS_BRIDGE_MASKED_BIDIRECTIONAL=stock) and must mismatch."""
+    import_tensorflow()
+    import tf_keras
+
+    K = tf_keras.layers
+    tf_keras.utils.set_random_seed(12)
+    x = tf_keras.Input((6, 2), name="x")
+    h = K.Bidirectional(K.LSTM(4, return_sequences=True, unroll=True), merge_mode="sum")(
+        K.Masking()(x)
+    )
+    y = K.Dense(2)(K.Bidirectional(K.GRU(3, return_sequences=True))(h))
+    source = tmp_path / "tagger.h5"
+    tf_keras.Model(x, y).save(source)
+    folder = tmp_path / "tagger"
+    assert _run("export", source, folder).exit_code == 0
+
+    def verify(report):
+        result = _run("verify", "--model-dir", folder, "--runtime", "tfjs-node/layers",
+                      "--samples", 32, "--report", report)  # fmt: skip
+        return result, {r: v["status"] for r, v in _results(report).items()}
+
+    result, verdicts = verify(tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert verdicts == {"tfjs-node/layers": "pass"}
+
+    monkeypatch.setenv("TFJS_BRIDGE_MASKED_BIDIRECTIONAL", "stock")
+    result, verdicts = verify(tmp_path / "stock")
+    assert result.exit_code == 1
+    assert verdicts == {"tfjs-node/layers": "mismatch"}
+
+
+def test_a_keras3_bidirectional_with_hard_sigmoid_loads_in_tfjs(node_runtime, tmp_path):
+    """fz1-081: a Keras 3 Bidirectional(LSTM(recurrent_activation=
+    "hard_sigmoid")) had no tf-keras twin ("Unknown activation function
+    ... keras3_hard_sigmoid"): tf-keras rebuilds the backward layer from the
+    forward one's config, where the renamed activation is a function, outside
+    the custom objects passed to from_config. Every layers path was
+    unsupported, the graph format was not made. Keras 3's hard_sigmoid is not
+    tf-keras's: a twin using tf-keras's would mismatch here."""
+    import_tensorflow()
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(13)
+    model = keras.Sequential([keras.Input((5,), dtype="int32"), L.Embedding(20, 4, mask_zero=True),
+                              L.Bidirectional(L.LSTM(4, recurrent_activation="hard_sigmoid"),
+                                              merge_mode="mul"),
+                              L.Dense(2)])  # fmt: skip
+    source = tmp_path / "tokens.keras"
+    model.save(source)
+
+    paths = ("--runtime", "tfjs-node/layers", "--runtime", "tfjs-node/graph")
+    result = _run("verify", "--keras-model", source, *paths, "--samples", 32, "--report", tmp_path)
+    assert result.exit_code == 0, result.output
+    verdicts = {r: v["status"] for r, v in _results(tmp_path).items()}
+    assert verdicts == {"tfjs-node/layers": "pass", "tfjs-node/graph": "pass"}

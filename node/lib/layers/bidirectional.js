@@ -6,6 +6,12 @@
 // serve both directions: half the dispatches of running them one after the
 // other (rnn_stack at batch 1: 7.6 -> 4.9 ms). The output is what tfjs's
 // Bidirectional.call makes of the two layers'; anything else goes to it.
+//
+// A masked return_sequences Bidirectional is Keras's, not tfjs's: Keras sets
+// zero_output_for_mask on both layers, so their masked steps give 0, where
+// tfjs-layers repeats the last output (fz1-007). Each layer then runs its own
+// loop (not the one-loop path below), its outputs zeroed before the merge.
+// TFJS_BRIDGE_MASKED_BIDIRECTIONAL=stock keeps tfjs's (the tests' negative control).
 const { bothDirectionsInput, maskOf } = require('./loop_policy');
 const { cachedLoopWeights, dropPreparedWeights } = require('./loop_weights');
 const { runLoop } = require('./fast_loop');
@@ -36,6 +42,36 @@ function bidirectionalLoop(tf, bidirectional, kind, x, mask) {
   return tf.transpose(merge(tf.stack(states, 0), 0), [1, 0, 2]);
 }
 
+/**
+ * The [B, T, 1] mask Keras zeroes one layer's outputs with, in the order the
+ * layer ran its steps (its raw output's order). Keras's loop masks each step
+ * it runs; its unrolled loop (backend.rnn, tf-keras 2.19 and Keras 3) zeroes
+ * the stacked outputs with the mask in time order, so a go_backwards layer
+ * has its mirrored steps zeroed there.
+ */
+function zeroingMask(tf, layer, mask) {
+  const m = tf.expandDims(tf.cast(mask, 'float32'), -1);
+  return layer.goBackwards && !layer.unroll ? tf.reverse(m, 1) : m;
+}
+
+/** Stock Bidirectional.call, each layer's masked steps zeroed as in Keras, then merged. */
+function zeroedMaskedSteps(tf, bidirectional, callStock, mask) {
+  const { forwardLayer: fwd, backwardLayer: bwd, mergeMode } = bidirectional;
+  bidirectional.mergeMode = null; // both outputs apart, the backward one back in time order
+  let outputs;
+  try {
+    outputs = callStock();
+  } finally {
+    bidirectional.mergeMode = mergeMode;
+  }
+  const [y, yRev, ...states] = outputs;
+  const forward = tf.mul(y, zeroingMask(tf, fwd, mask));
+  const backward = tf.mul(yRev, tf.reverse(zeroingMask(tf, bwd, mask), 1));
+  const merged =
+    mergeMode == null ? [forward, backward] : [MERGES[mergeMode](tf, forward, backward)];
+  return bidirectional.returnState || mergeMode == null ? [...merged, ...states] : merged[0];
+}
+
 /** The Bidirectional class for this tf, over the fast loop's GRU and LSTM classes. */
 function bidirectionalLayer(tf, { GRU, LSTM }) {
   const Stock = tf.layers.bidirectional({ layer: tf.layers.lstm({ units: 1 }) }).constructor;
@@ -48,9 +84,17 @@ function bidirectionalLayer(tf, { GRU, LSTM }) {
           : this.forwardLayer instanceof LSTM
             ? 'LSTM'
             : null;
+      const mask = maskOf(kwargs);
+      if (
+        mask &&
+        this.returnSequences &&
+        process.env.TFJS_BRIDGE_MASKED_BIDIRECTIONAL !== 'stock'
+      ) {
+        return tf.tidy(() => zeroedMaskedSteps(tf, this, () => super.call(inputs, kwargs), mask));
+      }
       const x = kind && bothDirectionsInput(tf, this, inputs, kwargs, MERGES);
       if (!x) return super.call(inputs, kwargs);
-      return tf.tidy(() => bidirectionalLoop(tf, this, kind, x, maskOf(kwargs)));
+      return tf.tidy(() => bidirectionalLoop(tf, this, kind, x, mask));
     }
 
     dispose() {

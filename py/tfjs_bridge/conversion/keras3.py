@@ -224,7 +224,10 @@ def to_tf_keras(model):
         _as_tf_keras_functional(config)
     cls = tf_keras.Sequential if is_sequential else tf_keras.Model
     try:
-        twin = cls.from_config(config, custom_objects=CUSTOM_OBJECTS)
+        # In scope, not only passed: Bidirectional rebuilds its backward layer
+        # from the forward one's config, where keras3_hard_sigmoid is a function.
+        with tf_keras.utils.custom_object_scope(CUSTOM_OBJECTS):
+            twin = cls.from_config(config, custom_objects=CUSTOM_OBJECTS)
         twin.set_weights(model.get_weights())
     except Exception as exc:
         raise BridgeError(
