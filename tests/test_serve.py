@@ -169,7 +169,8 @@ def test_batched_answers_are_bit_identical_to_alone(small_models, fmt):
     same, or, for XLA, one row a batch where no size checked keeps them), an
     answer never depends on what else arrived with it."""
     x = _gru_samples(5, seed=4)
-    with serving(small_models / "gru", options=["--format", fmt]) as svc:
+    # XLA compiles each size its batching is checked at, at load: on a busy machine, minutes
+    with serving(small_models / "gru", options=["--format", fmt], startup_timeout=300) as svc:
         chose = next(line for line in svc.lines if line.startswith("model gru:"))
         # padded to the smallest of the sizes found to give every row the same
         # bits at every position (node/lib/serve/catalog.js), or unpadded
