@@ -162,13 +162,15 @@ def _alone_and_together(service, x):
     return [a["predictions"][0] for a in alone], together["predictions"]
 
 
-@pytest.mark.parametrize("fmt", ["layers", "saved_model"])
+@pytest.mark.parametrize("fmt", ["layers", "saved_model", "saved_model_xla"])
 def test_batched_answers_are_bit_identical_to_alone(small_models, fmt):
     """Whatever the service chose for this path at load (padded batches, or
     batches at their own size where it measured that every row comes out the
-    same), an answer never depends on what else arrived with it."""
+    same, or, for XLA, one row a batch where no size checked keeps them), an
+    answer never depends on what else arrived with it."""
     x = _gru_samples(5, seed=4)
-    with serving(small_models / "gru", options=["--format", fmt]) as svc:
+    # XLA compiles each size its batching is checked at, at load: on a busy machine, minutes
+    with serving(small_models / "gru", options=["--format", fmt], startup_timeout=300) as svc:
         chose = next(line for line in svc.lines if line.startswith("model gru:"))
         # padded to the smallest of the sizes found to give every row the same
         # bits at every position (node/lib/serve/catalog.js), or unpadded
@@ -176,7 +178,8 @@ def test_batched_answers_are_bit_identical_to_alone(small_models, fmt):
         if fmt == "layers":
             # the path the control below shows batch-variant: the check at load must see it
             assert re.search(padded, chose), chose
-        assert re.search(rf"({padded}|batches unpadded: every row)", chose), chose
+        one_row = "batches one row a batch: XLA compiles a program per batch shape"
+        assert re.search(rf"({padded}|batches unpadded: every row|{one_row})", chose), chose
         alone, together = _alone_and_together(svc, x)
         assert together == alone  # in one request of 5
         with ThreadPoolExecutor(16) as pool:
@@ -190,7 +193,7 @@ def test_batched_answers_are_bit_identical_to_alone(small_models, fmt):
     assert all(status == 200 for status, _ in answers)
     assert all(a["predictions"][0] == alone[i % 5] for i, (_, a) in enumerate(answers))
     # Requests were really joined: fewer batches than requests (the 10 before included).
-    assert rows == 170 and batches < 160, (rows, batches)
+    assert rows == 170 and (batches < 160 or one_row in chose), (rows, batches)
 
 
 def test_unpadded_batches_would_change_bits(small_models):

@@ -58,6 +58,13 @@ function randomInput(spec, rows, seed) {
   );
 }
 
+// XLA compiles a program per batch shape at its first call, so the ladder
+// costs six more compilations at load: 4-6 s each for gru, 7-13 s for
+// rnn_stack on a busy 2-core machine (load 7), whose rows keep their bits at
+// 4, 16 and 24 and not at 8 or 32. A model whose compilation takes longer
+// (spam, 200 steps) keeps the three sizes 1, 8 and maxBatch.
+const XLA_LADDER_MS = 20000;
+
 const sameBits = (a, b) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 
 class Catalog {
@@ -137,7 +144,9 @@ class Catalog {
       // One full batch through every worker: the first call builds kernels and
       // caches, and it tells the outputs' names, shapes and dtypes.
       const arrays = signature.inputs.map((spec) => zeros(spec, this.batching.maxBatch));
+      const warmStarted = performance.now();
       const replies = await this.pool.warm(key, arrays, generation.inputNames);
+      generation.warmMs = performance.now() - warmStarted; // XLA: one compilation
       const { result, tensors } = replies[0];
       generation.outputNames = this.outputNames(result.outputs, signature);
       generation.outputs = tensors.map((t, i) => ({
@@ -262,10 +271,14 @@ class Catalog {
    * size from 1 to maxBatch, batches run unpadded. Otherwise the heights are
    * the class, among the sizes 1, 2, 4, 8, 16, 24 and maxBatch, with the
    * largest size (then the smallest): padded to those, an answer is
-   * bit-identical whatever else arrived with it. XLA, which compiles a
-   * program per batch shape, is checked at 1, 8 and maxBatch only, and padded.
+   * bit-identical whatever else arrived with it. XLA compiles a program per
+   * batch shape, so it is never unpadded, and it is checked on the whole
+   * ladder only when a compilation (the warm-up's, at maxBatch) took less
+   * than XLA_LADDER_MS; else at 1, 8 and maxBatch. On AVX2, gru's XLA rows
+   * keep their bits at 4, 16 and 24 but not at 8 or 32: without 4, 16 and 24
+   * it ran one row a batch.
    */
-  async batchingFor({ key, signature, format, inputNames }) {
+  async batchingFor({ key, signature, format, inputNames, warmMs }) {
     const fixed = this.staticBatching(format, signature);
     if (fixed) return fixed;
     const { maxBatch } = this.batching;
@@ -311,7 +324,7 @@ class Catalog {
       else classes.push({ sizes: [size], answers });
     };
     const xla = format === 'saved_model_xla';
-    const fewer = xla ? [1, 8] : [1, 2, 4, 8, 16, 24]; // XLA: a compilation each
+    const fewer = xla && !(warmMs < XLA_LADDER_MS) ? [1, 8] : [1, 2, 4, 8, 16, 24];
     const ladder = [...new Set([...fewer, maxBatch].filter((b) => b <= maxBatch))];
     for (const size of ladder) await measure(size);
     if (!xla && classes.length === 1 && classes[0].sizes.length === ladder.length) {
