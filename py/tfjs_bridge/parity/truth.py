@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..conversion.convert import serving_signature_def
 from ..conversion.keras_loader import KERAS3, TF_KERAS, load_keras
 from ..core.errors import BridgeError
 from ..core.quiet_tf import import_tensorflow
@@ -214,15 +215,10 @@ class KerasTruth(Truth):
         """Output keys of the SavedModel's serving signature, sorted (Node sorts
         them too), read from saved_model.pb: loading the SavedModel for them
         took 42 s of spam's check (200 unrolled steps)."""
-        from tensorflow.core.protobuf import saved_model_pb2
-
         folder = self.subject.model_dir / FORMATS["saved_model"].folder
         if not folder.exists():
             return None
-        proto = saved_model_pb2.SavedModel()
-        proto.ParseFromString((folder / "saved_model.pb").read_bytes())
-        graphs = [g for g in proto.meta_graphs if "serve" in g.meta_info_def.tags]
-        return sorted(graphs[0].signature_def["serving_default"].outputs)
+        return sorted(serving_signature_def(folder).outputs)
 
     def expected_names(self, fmt: str) -> list[str]:
         return self.output_names if fmt == "layers" else self.signature_names or self.output_names
