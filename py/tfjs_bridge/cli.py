@@ -12,6 +12,7 @@ from .conversion.convert import CONVERTIBLE, FORMAT_HELP
 from .conversion.keras_loader import TRUST_LAMBDA_HELP
 from .conversion.quantization import ACCURACY_DROP_HELP, QUANTIZATIONS, QUANTIZE_HELP
 from .core.paths import models_root
+from .fuzz.jobs import MODEL_TIMEOUT
 from .runtime.runtimes import RUNTIME_HELP
 from .runtime.services import BATCHING, BATCHING_HELP
 from .training.distribute import STRATEGIES, STRATEGY_HELP
@@ -229,6 +230,8 @@ def verify(full, samples, **options):
               help="Probe inputs per model.")  # fmt: skip
 @click.option("--jobs", type=console.AT_LEAST_1, default=1, show_default=True,
               help="Models verified at a time, each in its own process.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(min=1), default=MODEL_TIMEOUT, show_default=True,
+              help="Seconds one model may take, all steps, before it is a hang.")  # fmt: skip
 @click.option("--report", "report_dir", type=console.DIR, default="reports/fuzz", show_default=True,
               help="Write fuzz.json and table.md here.")  # fmt: skip
 def fuzz(**options):

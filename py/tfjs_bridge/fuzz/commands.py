@@ -10,6 +10,7 @@ from pathlib import Path
 from ..core.errors import BridgeError
 from . import tables
 from .harness import SAMPLES, FuzzReport, run_fuzz
+from .jobs import MODEL_TIMEOUT
 
 DEFAULT_REPORT = Path("reports/fuzz")
 
@@ -28,10 +29,13 @@ def fuzz_command(
     report_dir: Path | None = DEFAULT_REPORT,
     log: Callable[[str], None] | None = None,
     jobs: int = 1,
+    timeout: float = MODEL_TIMEOUT,
 ) -> Fuzzed:
     """Models start .. start+count-1 of `seed` through verify, each with one
     fault; writes report_dir/fuzz.json and table.md when given."""
-    report = run_fuzz(seed, count, samples=samples, start=start, log=log, jobs=jobs)
+    report = run_fuzz(
+        seed, count, samples=samples, start=start, log=log, jobs=jobs, timeout=timeout
+    )
     written = tables.write(report, report_dir) if report_dir is not None else []
     return Fuzzed(report, written)
 
