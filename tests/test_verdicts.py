@@ -383,3 +383,28 @@ def test_a_subclassed_savedmodel_is_served_by_its_signature(node_runtime, models
                  "--report", tmp_path / "wrong")  # fmt: skip
     assert wrong.exit_code == 1, wrong.output
     assert _results(tmp_path / "wrong")["tfjs-node/graph"]["status"] == "mismatch"
+
+
+def test_a_lookup_table_is_saved_with_the_serving_function(tmp_path):
+    """export saves a module holding the weights, not the Keras model; the
+    table an IntegerLookup holds is not a weight (the module cannot save it:
+    an 'untracked' resource), so such a model is saved whole, and maps each
+    id as Keras does (3, 5, 7, 11 to their rows, others to OOV)."""
+    import tf_keras as keras
+
+    from tfjs_bridge.conversion.export import save_serving
+
+    tf = import_tensorflow()
+    keras.utils.set_random_seed(3)
+    ids = keras.Input((6,), dtype="int64")
+    rows = keras.layers.Embedding(6, 4)(keras.layers.IntegerLookup(vocabulary=[3, 5, 7, 11])(ids))
+    model = keras.Model(ids, keras.layers.Dense(2)(keras.layers.GRU(3)(rows)))
+    save_serving(model, tmp_path)
+
+    x = np.array([[3, 5, 7, 11, 2, 3], [11, 7, 5, 3, 3, 9], [2, 4, 6, 8, 9, 10]], np.int64)
+    expected = model(x).numpy()
+    assert len({tuple(row) for row in expected.round(6)}) == 3  # the ids matter
+    serve = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+    (key,) = serve.structured_input_signature[1]
+    served = serve(**{key: tf.constant(x, serve.structured_input_signature[1][key].dtype)})
+    np.testing.assert_allclose(served["dense"].numpy(), expected, atol=1e-6)
