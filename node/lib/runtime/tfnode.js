@@ -20,36 +20,10 @@ process.env.TF_CPP_MIN_LOG_LEVEL = process.env.TF_CPP_MIN_LOG_LEVEL || '3';
 const fs = require('fs');
 const { installKerasLayers } = require('../layers');
 const { installLegacyUtil } = require('./legacy_util');
+const { withStderrHidden } = require('./stderr');
 
 // Before tfjs-node: the util.is* helpers it calls, on Node 22 and 24 (legacy_util.js).
 const legacyUtil = installLegacyUtil();
-
-/**
- * Runs load() with file descriptor 2 on /dev/null. Node cannot dup(), so the
- * real stderr is reopened through /proc/self/fd (a pipe, a file or a
- * terminal; a socket cannot be reopened, and then nothing is hidden). The
- * lowest free descriptor is the one open() returns: closing 2 first makes
- * /dev/null, and later the real stderr again, land on 2.
- */
-function withStderrHidden(load) {
-  if (process.env.TFJS_BRIDGE_DEBUG) return load();
-  let saved;
-  try {
-    [0, 1].forEach((fd) => fs.fstatSync(fd)); // both open, so 2 is the lowest free one
-    saved = fs.openSync('/proc/self/fd/2', 'a');
-  } catch {
-    return load();
-  }
-  fs.closeSync(2);
-  const sink = fs.openSync('/dev/null', 'w');
-  try {
-    return load();
-  } finally {
-    fs.closeSync(sink);
-    fs.openSync(`/proc/self/fd/${saved}`, 'a'); // fd 2 again
-    fs.closeSync(saved);
-  }
-}
 
 function loadTfjsNode() {
   try {

@@ -1,0 +1,66 @@
+'use strict';
+// node/lib/runtime/stderr.js: fd 2 hidden and put back while another thread
+// opens and closes files, as TensorFlow's threads do while it loads. The
+// child's stderr is a file: after every call fd 2 must be that file again,
+// what was written while hidden must not reach it, and a line written after
+// must. The control reopens without checking where open() landed.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+const CHILD = `
+const fs = require('fs');
+const { Worker } = require('worker_threads');
+const { withStderrHidden } = require(${JSON.stringify(path.join(__dirname, '../lib/runtime/stderr'))});
+// process.exit() below ends it
+new Worker("const fs = require('fs'); for (;;) fs.closeSync(fs.openSync('/dev/zero', 'r'));", {
+  eval: true,
+});
+const real = fs.fstatSync(2);
+setTimeout(() => {
+  let moved = 0;
+  for (let i = 0; i < 3000; i++) {
+    try {
+      withStderrHidden(() => fs.writeSync(2, 'hidden\\n'));
+    } catch {}
+    let now = null;
+    try { now = fs.fstatSync(2); } catch {}
+    if (!now || now.ino !== real.ino || now.dev !== real.dev) moved += 1;
+  }
+  process.stderr.write('after\\n');
+  fs.writeFileSync(process.env.RESULT, String(moved));
+  process.exit(0);
+}, 100);
+`;
+
+function runChild(env) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stderr-'));
+  const errFile = path.join(dir, 'stderr.txt');
+  const result = path.join(dir, 'moved.txt');
+  const fd = fs.openSync(errFile, 'w');
+  try {
+    spawnSync(process.execPath, ['-e', CHILD], {
+      stdio: ['ignore', 'ignore', fd],
+      env: { ...process.env, RESULT: result, ...env },
+      timeout: 60000,
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
+  const moved = fs.existsSync(result) ? Number(fs.readFileSync(result, 'utf8')) : NaN;
+  return { moved, stderr: fs.readFileSync(errFile, 'utf8') };
+}
+
+test('fd 2 is the real stderr after every call while another thread opens files', () => {
+  const { moved, stderr } = runChild({ TFJS_BRIDGE_STDERR_REOPEN: '' });
+  assert.equal(moved, 0);
+  assert.equal(stderr, 'after\n');
+});
+
+test('control: reopened where open() lands, fd 2 is lost (the empty stderr seen in CI)', () => {
+  const { moved } = runChild({ TFJS_BRIDGE_STDERR_REOPEN: 'unchecked' });
+  assert.ok(moved > 0, `fd 2 moved after ${moved} of 3000 calls`);
+});
