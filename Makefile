@@ -142,7 +142,7 @@ bench: train convert
 # RNN models of seed SEED, each through verify --keras-model and then with one
 # weight fault in one path; writes reports/fuzz/{fuzz.json,table.md}. Exits 1
 # when a model crashes or gets no verdict, or an injected fault passes.
-# `make test` runs seed 0's first 12 of them (tests/test_fuzz.py, CI_COUNT).
+# `make test` runs seed 0's first 40 of them (tests/test_fuzz.py, CI_COUNT).
 N ?= 300
 SEED ?= 0
 JOBS ?= 2

@@ -1,6 +1,6 @@
 """The model fuzzer (tfjs_bridge.fuzz, docs/models.md#what-is-supported-today):
 its generator (deterministic from a seed, valid by construction, reaching
-its whole option table), and the first 12 models of a fixed seed through the user path
+its whole option table), and the first 40 models of a fixed seed through the user path
 (`verify --keras-model`), each with one injected weight fault: every model
 gets verdicts from the closed set, none crashes, hangs or ends without a
 verdict, and no injected fault passes."""
@@ -16,7 +16,7 @@ from tfjs_bridge.folder.parity_record import PASS, STATUSES
 from tfjs_bridge.fuzz import space
 
 CI_SEED = 0
-CI_COUNT = 12  # models 0-11: 65% of the option table; `make fuzz` runs 300
+CI_COUNT = 40  # models 0-39: 86% of the option table (0-11: 65%); `make fuzz` runs 300
 CI_JOBS = 2  # two models at a time: each job is mostly one thread, and CI has two cores
 
 CI_TIMEOUT = 240.0  # s per model: 2x the slowest seen (113 s, two jobs on a loaded machine)
@@ -89,7 +89,7 @@ def test_a_spec_builds_the_same_weights_every_time():
     assert seen == {"keras3", "tf_keras"}
 
 
-# -- the CI seed: 12 models through verify, each with one fault ---------------------
+# -- the CI seed: 40 models through verify, each with one fault --------------------
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_ci_report_tables_and_coverage(ci_run, tmp_path):
     written = tables.write(ci_run, tmp_path)
     data = json.loads(written[0].read_text())
     assert data["count"] == CI_COUNT and len(data["models"]) == CI_COUNT
-    assert data["coverage"]["layer_option"]["fraction"] >= 0.6
+    assert data["coverage"]["layer_option"]["fraction"] >= 0.8
     table = written[1].read_text()
     assert "| layer=LSTM |" in table and "| source=keras |" in table
     print(table)
