@@ -244,3 +244,48 @@ def test_a_keras3_bidirectional_with_hard_sigmoid_loads_in_tfjs(node_runtime, tm
     assert result.exit_code == 0, result.output
     verdicts = {r: v["status"] for r, v in _results(tmp_path).items()}
     assert verdicts == {"tfjs-node/layers": "pass", "tfjs-node/graph": "pass"}
+
+
+def test_a_masked_rnn_given_an_initial_state_outputs_zeros_before_its_first_real_step(
+    node_runtime, tmp_path, monkeypatch
+):
+    """fz0-078: a GRU given another GRU's state as initial_state, reading
+    end-padded tokens backwards, mismatched on every layers path (10 of 32
+    values). Before a sample's first real step Keras outputs zeros (the
+    previous output), tfjs the state, which is not zero when it was given:
+    here for GRU (backwards), LSTM and SimpleRNN. Three layers given states
+    in one model also checks that none starts from another's (tfjs's predict
+    left the first one's in the arguments it hands every layer). The
+    negative control runs tfjs's own (TFJS_BRIDGE_MASKED_START=stock) and
+    must mismatch."""
+    import_tensorflow()
+    import tf_keras
+
+    K = tf_keras.layers
+    tf_keras.utils.set_random_seed(78)
+    tokens = tf_keras.Input((8,), name="tokens")
+    x = K.Embedding(12, 6, mask_zero=True)(tokens)
+    _, state = K.GRU(4, return_state=True)(x)
+    _, h, c = K.LSTM(4, return_state=True)(x)
+    backwards = K.GRU(4, go_backwards=True, return_sequences=True)(x, initial_state=[state])
+    lstm = K.LSTM(4)(x, initial_state=[h, c])
+    simple = K.SimpleRNN(4, return_sequences=True)(x, initial_state=[state])
+    pooled = [K.GlobalAveragePooling1D()(backwards), lstm, K.GlobalAveragePooling1D()(simple)]
+    source = tmp_path / "encoder.h5"
+    tf_keras.Model(tokens, K.Dense(3)(K.Concatenate()(pooled))).save(source)
+    folder = tmp_path / "encoder"
+    assert _run("export", source, folder).exit_code == 0
+
+    def verify(report):
+        paths = ["--runtime", "tfjs-node/layers", "--runtime", "tfjs-cpu/layers"]
+        result = _run("verify", "--model-dir", folder, *paths, "--samples", 32, "--report", report)
+        return result, {r: v["status"] for r, v in _results(report).items()}
+
+    result, verdicts = verify(tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert verdicts == {"tfjs-node/layers": "pass", "tfjs-cpu/layers": "pass"}
+
+    monkeypatch.setenv("TFJS_BRIDGE_MASKED_START", "stock")
+    result, verdicts = verify(tmp_path / "stock")
+    assert result.exit_code == 1
+    assert verdicts == {"tfjs-node/layers": "mismatch", "tfjs-cpu/layers": "mismatch"}

@@ -5,6 +5,8 @@
 //   GRUCell        Keras's reset-after GRU cell (gru_reset_after.js)
 //   GRU            that GRU with the fast loop (fast_loop.js)
 //   LSTM           tfjs's LSTM with the fast loop
+//   SimpleRNN      tfjs's; it, GRU and LSTM take initial states as Keras
+//                  does (initial_state.js)
 //   Bidirectional  both directions as one loop (bidirectional.js)
 //   keras3HardSigmoid  Keras 3's hard_sigmoid (activations.js)
 //   Conv1D         tfjs's Conv1D, plus Keras's padding="causal" (conv1d_causal.js)
@@ -31,14 +33,21 @@ const { globalPooling1D } = require('./masked_pooling');
 const { attentionLayer } = require('./attention');
 const { multiHeadAttentionLayer } = require('./multi_head_attention');
 const { withMaskOfItsOwn } = require('./masks');
+const { withKerasInitialState } = require('./initial_state');
 
 /** Installs the layers into `tf` (once per tfjs) and returns their classes. */
 const installKerasLayers = oncePerTf((tf) => {
   const { GRU: ResetAfterGRU, GRUCell } = resetAfterGRU(tf);
   const StockLSTM = tf.layers.lstm({ units: 1 }).constructor;
-  // The layers that read a mask take only one their inputs carry (masks.js).
-  const GRU = withMaskOfItsOwn(tf, withFastLoop(tf, ResetAfterGRU, 'GRU'));
-  const LSTM = withMaskOfItsOwn(tf, withFastLoop(tf, StockLSTM, 'LSTM'));
+  const StockSimpleRNN = tf.layers.simpleRNN({ units: 1 }).constructor;
+  // The layers that read a mask take only one their inputs carry (masks.js);
+  // the recurrent ones take initial states as Keras does (initial_state.js).
+  const GRU = withMaskOfItsOwn(
+    tf,
+    withKerasInitialState(tf, withFastLoop(tf, ResetAfterGRU, 'GRU')),
+  );
+  const LSTM = withMaskOfItsOwn(tf, withKerasInitialState(tf, withFastLoop(tf, StockLSTM, 'LSTM')));
+  const SimpleRNN = withMaskOfItsOwn(tf, withKerasInitialState(tf, StockSimpleRNN));
   const Bidirectional = withMaskOfItsOwn(tf, bidirectionalLayer(tf, { GRU, LSTM }));
   const { Keras3HardSigmoid } = kerasActivations(tf);
   const { Conv1D } = causalConv1D(tf);
@@ -51,6 +60,7 @@ const installKerasLayers = oncePerTf((tf) => {
     GRUCell,
     GRU,
     LSTM,
+    SimpleRNN,
     Bidirectional,
     Keras3HardSigmoid,
     Conv1D,
