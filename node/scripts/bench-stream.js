@@ -39,13 +39,18 @@ function models(tf, { GRU, LSTM }) {
   };
 }
 
-/** --model DIR: its layers model (time axis freed) and its input's range, from its manifest. */
-async function folderModel(tf, dir) {
+/** --model DIR: its one input's spec, from its manifest (checked before tfjs-node loads). */
+function folderInput(dir) {
   const manifestPath = path.join(dir, 'manifest.json');
   if (!fs.existsSync(manifestPath)) throw new UsageError(`--model ${dir}: no manifest.json there`);
   const [spec] = JSON.parse(fs.readFileSync(manifestPath, 'utf8')).signature.inputs;
   if (spec.kind === 'tokens')
     throw new UsageError(`--model ${dir}: token-id models are not benched here yet`);
+  return spec;
+}
+
+/** --model DIR: its layers model (time axis freed) and its input's range. */
+async function folderModel(tf, dir, spec) {
   const { loadModel } = require('../lib/runtime/models');
   const { model } = await loadModel(tf, dir, 'layers', { freeTime: true });
   return { model, low: spec.low ?? 0, high: spec.high ?? 1 };
@@ -78,13 +83,14 @@ main(async () => {
   if (!(Number.isInteger(steps) && steps > 0 && Number.isInteger(reps) && reps > 0)) {
     throw new UsageError(`--steps and --reps take positive integers (${USAGE})`);
   }
+  const spec = values.model ? folderInput(values.model) : null;
   const { tf, runtimeInfo } = require('../lib/runtime/tfnode');
   const { installKerasLayers } = require('../lib/layers');
   const { openStreams } = require('../lib/layers/stream');
   const layers = installKerasLayers(tf);
   const results = {};
   const chosen = values.model
-    ? { [path.basename(path.resolve(values.model))]: () => folderModel(tf, values.model) }
+    ? { [path.basename(path.resolve(values.model))]: () => folderModel(tf, values.model, spec) }
     : Object.fromEntries(
         Object.entries(models(tf, layers)).map(([name, make]) => [
           name,
