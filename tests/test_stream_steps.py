@@ -32,7 +32,8 @@ def _forgetting(stepper):
         stepper.reset()
         return stepper.step(x)
 
-    return stream_steps.Stepper(f"{stepper.name}, forgetting", step, stepper.reset)
+    return stream_steps.Stepper(f"{stepper.name}, forgetting", step, stepper.reset,
+                                stepper.prepare)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["gru", "lstm_sine"])
@@ -61,7 +62,7 @@ def test_time_steps_times_every_step_of_every_timed_pass(small_models):
     calls = []
     [stepper, _] = stream_steps.keras_steppers(model)
     counting = stream_steps.Stepper("counting", lambda s: calls.append(s) or stepper.step(s),
-                                    stepper.reset)  # fmt: skip
+                                    stepper.reset, stepper.prepare)  # fmt: skip
     ms = stream_steps.time_steps(counting, x, reps=3)
     assert len(ms) == 3 * 4 and len(calls) == 4 * 4  # one untimed pass first
     assert all(m > 0 for m in ms)
