@@ -100,3 +100,10 @@ def test_bench_stream_refuses_a_token_model_in_one_line(small_models):
     done = CliRunner().invoke(main, ["bench", "--stream", "spam", "--out", str(small_models)])
     assert done.exit_code != 0
     assert done.stderr == "error: bench --stream: spam takes token ids, not benched yet\n"
+
+
+def test_bench_stream_refuses_a_model_node_cannot_stream_in_one_line(small_models, node_runtime):
+    done = CliRunner().invoke(main, ["bench", "--stream", "rnn_stack", "--out", str(small_models)])
+    assert done.exit_code == 1
+    assert done.stderr.count("\n") == 1
+    assert "cannot stream: layer" in done.stderr and "(Bidirectional)" in done.stderr

@@ -117,12 +117,11 @@ def node_figures(model_dir: Path, steps: int, reps: int) -> dict:
 
 
 def bench_model(model_dir: Path, steps: int, reps: int, log=lambda message: None) -> dict:
-    """Every figure of one model folder: Node's, then Python's, one after the other."""
-    if not (model_dir / artifacts.KERAS_H5).is_file():
-        raise UsageError(f"bench --stream: {model_dir} has no {artifacts.KERAS_H5}")
+    """Every figure of one model folder: Node's, then Python's, one after the
+    other (a model Node cannot stream fails before any progress line of its own)."""
     x = sequence_of(model_dir, steps)
-    log(f"{model_dir.name}: tfjs-node stream and prefix ({steps} steps x {reps})")
     node = node_figures(model_dir, steps, reps)
+    log(f"{model_dir.name}: tfjs-node stream and prefix timed ({steps} steps x {reps})")
     model = load_keras(model_dir / artifacts.KERAS_H5)
     python = {}
     for stepper in keras_steppers(model):
@@ -148,11 +147,13 @@ def run_stream_bench(model_dirs: list[Path], steps: int = 100, reps: int = 5,
     tf = import_tensorflow()
     if steps < 1 or reps < 1:
         raise UsageError("bench --stream: --steps and --reps take positive integers")
-    models = {}
-    for model_dir in model_dirs:
+    for model_dir in model_dirs:  # every folder checked before any is timed
         if not model_dir.is_dir():
             raise BridgeError(f"bench --stream: no model folder {model_dir}")
-        models[model_dir.name] = bench_model(model_dir, steps, reps, log)
+        if not (model_dir / artifacts.KERAS_H5).is_file():
+            raise UsageError(f"bench --stream: {model_dir} has no {artifacts.KERAS_H5}")
+        sequence_of(model_dir, 1)  # refuses token-id models
+    models = {m.name: bench_model(m, steps, reps, log) for m in model_dirs}
     return {
         "steps": steps,
         "reps": reps,
