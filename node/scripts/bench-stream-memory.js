@@ -7,10 +7,9 @@
 // count: the resident memory (VmRSS) of the HTTP process and of the worker,
 // and the HTTP process's V8 heap in use (its /metrics), each after --settle-ms
 // of quiet. Per sequence: the growth from the first count, divided by the
-// sequences added. The worker's table holds --max-sequences rows allocated
-// at its first sequence (zeroed pages: resident only once a row is
-// written), each row every recurrent layer's state, printed as table bytes
-// per row.
+// sequences added. The worker's table holds --max-sequences rows, zeroed,
+// allocated at its first sequence, each row every recurrent layer's state,
+// printed as table bytes per row.
 //
 //   node node/scripts/bench-stream-memory.js --model shared_models/gru [--live 0,1000,10000]
 const { spawn } = require('child_process');
