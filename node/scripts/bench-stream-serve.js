@@ -21,7 +21,9 @@
 // as independent users are; --lockstep starts them all at step 1, so that
 // prefixes of one length arrive together and batch (the service batches
 // requests only when their shapes agree). CPU seconds of the service's two
-// processes and of this client are recorded for each side.
+// processes and of this client are recorded for each side. --steps N makes
+// the sequences N steps long (default: the model's time axis): a stream's
+// step costs the same at any length, a prefix grows with it.
 //
 //   node node/scripts/bench-stream-serve.js --model shared_models/gru [--clients 256] [--duration 20]
 const { spawn } = require('child_process');
@@ -34,7 +36,7 @@ const { main, parseCommandLine, UsageError } = require('../lib/runtime/cli');
 
 const USAGE =
   'usage: bench-stream-serve.js --model DIR [--clients 256] [--duration 20] [--sequences 16] ' +
-  '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon] [--chunk 1] [--workers 1]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
+  '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon] [--chunk 1] [--workers 1] [--steps N]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
 
 const SERVE = path.join(__dirname, '..', 'serve.js');
 
@@ -52,6 +54,7 @@ function parse() {
         client: { type: 'string', default: 'raw' },
         chunk: { type: 'string', default: '1' },
         workers: { type: 'string', default: '1' },
+        steps: { type: 'string' },
       },
     },
     USAGE,
@@ -79,6 +82,7 @@ function parse() {
     client: clientOf(values.client),
     chunk: positive('chunk'),
     workers: positive('workers'),
+    steps: values.steps === undefined ? null : positive('steps'),
   };
 }
 
@@ -122,8 +126,11 @@ function freeTimeAxisCopy(dir) {
   return out;
 }
 
-/** `count` sequences of the model's length, seeded, within its input's domain, and every step's output on the stream path. */
-async function references(dir, count) {
+/**
+ * `count` sequences of `length` steps (null: the model's), seeded, within its
+ * input's domain, and every step's output on the stream path.
+ */
+async function references(dir, count, length) {
   const { tf } = require('../lib/runtime/tfnode');
   const { loadModel } = require('../lib/runtime/models');
   const { openStreams } = require('../lib/layers/stream');
@@ -131,9 +138,10 @@ async function references(dir, count) {
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
   const [spec] = manifest.signature.inputs;
   if (spec.kind === 'tokens') throw new UsageError('token-id models are not benched here yet');
-  const runner = await loadModel(tf, dir, 'layers');
+  const runner = await loadModel(tf, dir, 'layers', { freeTime: true });
   const rand = seeded(24);
-  const [steps, ...stepShape] = spec.shape;
+  const [fixed, ...stepShape] = spec.shape;
+  const steps = length ?? fixed;
   const size = stepShape.reduce((a, b) => a * b, 1);
   const low = spec.low ?? 0;
   const high = spec.high ?? 1;
@@ -374,7 +382,7 @@ main(async () => {
   const options = parse();
   const { dir, clients, duration, sequences, atol, lockstep, sides, client, chunk, workers } =
     options;
-  const { inputs, want, steps } = await references(dir, sequences);
+  const { inputs, want, steps } = await references(dir, sequences, options.steps);
   const prefixDir = freeTimeAxisCopy(dir);
   let service;
   try {

@@ -4,14 +4,19 @@
 // its output read back, against what users do without streams, predicting
 // the whole prefix again (here 100 steps long, by the fast loop), and the
 // steps/s of 16 and 256 streams stepped together. Models are built here
-// with Keras's defaults and random weights (timing does not need trained ones).
+// with Keras's defaults and random weights (timing does not need trained ones),
+// or, with --model, a model folder's layers model, its time axis freed so
+// that the prefix can be --steps long (what `tfjs-bridge bench --stream`
+// runs, beside Python's stateful step on the same model).
 //
-//   node node/scripts/bench-stream.js [--steps 100] [--reps 5]
+//   node node/scripts/bench-stream.js [--steps 100] [--reps 5] [--model DIR]
+const fs = require('fs');
+const path = require('path');
 const { performance } = require('perf_hooks');
 const { main, parseCommandLine, UsageError } = require('../lib/runtime/cli');
 
 const USAGE =
-  'usage: bench-stream.js [--steps N] [--reps R]  (per-step latency of a stream vs ' +
+  'usage: bench-stream.js [--steps N] [--reps R] [--model DIR]  (per-step latency of a stream vs ' +
   're-running an N-step prefix, tfjs-node; prints JSON)';
 
 function models(tf, { GRU, LSTM }) {
@@ -34,6 +39,23 @@ function models(tf, { GRU, LSTM }) {
   };
 }
 
+/** --model DIR: its one input's spec, from its manifest (checked before tfjs-node loads). */
+function folderInput(dir) {
+  const manifestPath = path.join(dir, 'manifest.json');
+  if (!fs.existsSync(manifestPath)) throw new UsageError(`--model ${dir}: no manifest.json there`);
+  const [spec] = JSON.parse(fs.readFileSync(manifestPath, 'utf8')).signature.inputs;
+  if (spec.kind === 'tokens')
+    throw new UsageError(`--model ${dir}: token-id models are not benched here yet`);
+  return spec;
+}
+
+/** --model DIR: its layers model (time axis freed) and its input's range. */
+async function folderModel(tf, dir, spec) {
+  const { loadModel } = require('../lib/runtime/models');
+  const { model } = await loadModel(tf, dir, 'layers', { freeTime: true });
+  return { model, low: spec.low ?? 0, high: spec.high ?? 1 };
+}
+
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 const summary = (ms) => {
   const sorted = [...ms].sort((a, b) => a - b);
@@ -52,6 +74,7 @@ main(async () => {
       options: {
         steps: { type: 'string', default: '100' },
         reps: { type: 'string', default: '5' },
+        model: { type: 'string' },
       },
     },
     USAGE,
@@ -60,15 +83,24 @@ main(async () => {
   if (!(Number.isInteger(steps) && steps > 0 && Number.isInteger(reps) && reps > 0)) {
     throw new UsageError(`--steps and --reps take positive integers (${USAGE})`);
   }
+  const spec = values.model ? folderInput(values.model) : null;
   const { tf, runtimeInfo } = require('../lib/runtime/tfnode');
   const { installKerasLayers } = require('../lib/layers');
   const { openStreams } = require('../lib/layers/stream');
   const layers = installKerasLayers(tf);
   const results = {};
-  for (const [name, make] of Object.entries(models(tf, layers))) {
-    const model = make();
+  const chosen = values.model
+    ? { [path.basename(path.resolve(values.model))]: () => folderModel(tf, values.model, spec) }
+    : Object.fromEntries(
+        Object.entries(models(tf, layers)).map(([name, make]) => [
+          name,
+          async () => ({ model: make(), low: 0, high: 1 }),
+        ]),
+      );
+  for (const [name, make] of Object.entries(chosen)) {
+    const { model, low, high } = await make();
     const features = model.inputs[0].shape[2];
-    const xs = tf.randomUniform([1, steps, features], 0, 1, 'float32', 3);
+    const xs = tf.randomUniform([1, steps, features], low, high, 'float32', 3);
     const rows = tf.unstack(xs, 1);
     // one stream: each step's latency, its output read back (a user needs the value)
     const streams = openStreams(tf, model, { batch: 1 });
@@ -99,7 +131,7 @@ main(async () => {
     const batched = {};
     for (const batch of [16, 256]) {
       const many = openStreams(tf, model, { batch });
-      const x = tf.randomUniform([batch, features], 0, 1, 'float32', 4);
+      const x = tf.randomUniform([batch, features], low, high, 'float32', 4);
       const ms = [];
       for (let i = 0; i < 10 + steps; i++) {
         const t = timeOne(() => {

@@ -18,6 +18,7 @@ const SCRIPTS = [
   'scripts/bench-masks.js',
   'scripts/bench-stream.js',
   'scripts/bench-stream-serve.js',
+  'scripts/bench-stream-memory.js',
   'scripts/tokenize.js',
   'scripts/load.js',
   'scripts/create-tfjs-models.js',
@@ -46,6 +47,7 @@ for (const script of [
   'scripts/load.js',
   'scripts/bench-stream.js',
   'scripts/bench-stream-serve.js',
+  'scripts/bench-stream-memory.js',
   'scripts/digit-image.js',
   'scripts/choose-path.js',
 ]) {
@@ -63,3 +65,26 @@ test('choose-path.js: a folder that is not there is one error line, exit 1', () 
   assert.match(out.stderr, /^error: .*no-such-model: no such model folder\n$/);
   assert.equal(out.stdout, '');
 });
+
+for (const [script, args, message] of [
+  [
+    'scripts/bench-stream.js',
+    ['--model', path.join(NODE_DIR, 'no-such-model')],
+    /no manifest\.json there/,
+  ],
+  [
+    'scripts/bench-stream-serve.js',
+    ['--model', NODE_DIR, '--steps', '0'],
+    /no manifest\.json there/,
+  ],
+  ['scripts/bench-stream-memory.js', ['--model', NODE_DIR], /no manifest\.json there/],
+  ['scripts/bench-stream-memory.js', ['--model', '.', '--live', '0,10,5'], /--live|manifest/],
+]) {
+  test(`${script} ${args.join(' ')}: one error line, exit 2`, () => {
+    const out = run(script, args);
+    assert.equal(out.status, 2, out.stderr);
+    assert.equal(out.stderr.split('\n').filter(Boolean).length, 1, out.stderr);
+    assert.match(out.stderr, message);
+    assert.equal(out.stdout, '');
+  });
+}

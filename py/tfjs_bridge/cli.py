@@ -266,21 +266,39 @@ def fuzz(**options):
               show_default=True, help="--serve: seconds at the highest concurrency.")  # fmt: skip
 @click.option("--workers", type=console.AT_LEAST_1,
               help="--serve: the Node service's worker processes [its default].")  # fmt: skip
+@click.option("--stream", is_flag=True,
+              help="Instead: one stream, a step at a time, on tfjs-node against re-running "
+              "the prefix and against Python's stateful model (predict_on_batch, "
+              "tf.function) [default models: gru, lstm_sine].")  # fmt: skip
+@click.option("--steps", type=console.AT_LEAST_1, default=100, show_default=True,
+              help="--stream: steps per pass, and the prefix's length.")  # fmt: skip
+@click.option("--reps", type=console.AT_LEAST_1, default=5, show_default=True,
+              help="--stream: timed passes (after one untimed).")  # fmt: skip
 @click.option("--report", "report_dir", type=console.DIR, help="Write bench.json and bench.png "
-              "here (--serve: serve.json, by default in reports/serve).")  # fmt: skip
+              "here (--serve: serve.json, by default in reports/serve; --stream: "
+              "stream.json).")  # fmt: skip
 @console.models_dir_option
-def bench(serve, **options):
+def bench(serve, stream, **options):
     """Time every route side by side: Python baselines and every Node path.
 
     Paths are verified first (500 samples); the fastest verified one becomes
     each model's default in Node (parity.json). --serve: the Node service and
     a Python baseline (FastAPI, the model in a tf.function) under
-    single-sample load, every answer checked. Examples:
+    single-sample load, every answer checked. --stream: one stream stepped
+    on tfjs-node and by the model's stateful twin in Keras. Examples:
     tfjs-bridge bench gru --batch 1,32,256 --report reports/bench;
-    tfjs-bridge bench gru --serve --duration 10 --long-duration 60"""
-    from .bench import commands, routes, service_load
+    tfjs-bridge bench gru --serve --duration 10 --long-duration 60;
+    tfjs-bridge bench --stream gru --steps 100"""
+    from .bench import commands, routes, service_load, stream_steps
 
-    options = commands.options_for(serve, options, console.given_options())  # refuses the other's
+    given = console.given_options()
+    options = commands.options_for(serve, options, given, stream=stream)  # refuses the others'
+    if stream:
+        report = commands.bench_stream(**options, log=echo_err)
+        stream_steps.print_stream_bench(report, echo=click.echo)
+        if "path" in report:
+            click.echo(f"wrote {report['path']}")
+        return
     if not serve:
         done = commands.bench_routes(**options, log=echo_err)
         routes.print_bench(done.report)

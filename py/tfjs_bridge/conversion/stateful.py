@@ -134,6 +134,30 @@ def chunkable(model):
     return _rebuilt(model, _edited(model.get_config(), None, False, True))
 
 
+def stepping_twin(model, batch: int = 1):
+    """A stateless model's stateful twin: the same layers and weights with
+    every recurrent layer stateful=True, the batch fixed to `batch` and the
+    time axis free, so that it can be called on one step at a time and
+    carries its state between calls (Keras's own stream: bench --stream
+    times it beside Node's)."""
+    config = _edited(model.get_config(), True, False, True)
+    return _rebuilt(model, _batch_fixed(config, batch))
+
+
+def _batch_fixed(config, batch: int):
+    """A model config whose inputs' batch axis is `batch`."""
+    if isinstance(config, list):
+        return [_batch_fixed(v, batch) for v in config]
+    if not isinstance(config, dict):
+        return config
+    out = {k: _batch_fixed(v, batch) for k, v in config.items()}
+    for key in ("batch_input_shape", "batch_shape"):  # tf-keras, Keras 3
+        shape = out.get(key)
+        if isinstance(shape, list | tuple) and len(shape) >= 2:
+            out[key] = [batch, *list(shape)[1:]]
+    return out
+
+
 def reset_states(model) -> None:
     """Every stateful layer back to the zero state (tf-keras and Keras 3)."""
     for layer in stateful_layers(model):
