@@ -14,8 +14,8 @@ The LiteRT.js and ONNX Runtime Web paths (ENGINE_RUNTIMES, docs/runtimes.md)
 are browser paths too, through the same driver and worker contract, but with
 no tfjs in the page: LiteRT.js (@litertjs/core) runs the folder's .tflite,
 onnxruntime-web its .onnx. They are asked for by name (`--runtime
-chromium-litert-wasm`, `chromium-ort-wasm`); `--runtime chromium` means the
-tfjs paths.
+chromium-litert-wasm`, `chromium-ort-wasm`, `chromium-ort-webgpu`);
+`--runtime chromium` means the tfjs paths.
 
 The stream paths (STREAM_RUNTIMES, docs/streaming.md) run the layers model
 as streams fed each sequence in chunks of steps (node/lib/layers/stream.js),
@@ -166,9 +166,10 @@ BROWSER_RUNTIMES: dict[str, Runtime] = {
 
 # Runtimes other than tfjs in a Chromium page, on the folder's other formats:
 # LiteRT.js (Google's successor to tfjs on the web) on the .tflite, and ONNX
-# Runtime Web on the .onnx (the optional ONNX route). Both on WebAssembly,
-# one thread (no cross-origin isolation needed). Not WebGPU: docs/runtimes.md
-# says what LiteRT.js's did here.
+# Runtime Web on the .onnx (the optional ONNX route). On WebAssembly, one
+# thread (no cross-origin isolation needed), and ONNX Runtime Web on WebGPU
+# too (SwiftShader on a machine with no GPU). Not LiteRT.js on WebGPU:
+# docs/runtimes.md says what it did here.
 @dataclass(frozen=True)
 class PageEngine:
     name: str  # BrowserBackend.engine
@@ -190,6 +191,7 @@ ENGINE_BACKENDS: dict[str, BrowserBackend] = {
     for bb in [
         BrowserBackend("chromium-litert-wasm", "chromium", "wasm", "litert"),
         BrowserBackend("chromium-ort-wasm", "chromium", "wasm", "ort"),
+        BrowserBackend("chromium-ort-webgpu", "chromium", "webgpu", "ort"),
     ]
 }
 ENGINE_RUNTIMES: dict[str, Runtime] = {
@@ -299,7 +301,7 @@ RUNTIME_HELP = (
     "A Node path (tfjs-node/layers), a backend (tfjs-wasm), a browser path "
     "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
     "`make browser`), LiteRT.js or ONNX Runtime Web in Chromium (chromium-litert-wasm, "
-    "chromium-ort-wasm), a stream path "
+    "chromium-ort-wasm, chromium-ort-webgpu), a stream path "
     "(tfjs-node/stream), or python-tflite/tflite (the .tflite "
     "in Python's TFLite interpreter); repeatable [default: every Node path]."
 )
