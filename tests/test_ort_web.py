@@ -28,13 +28,13 @@ TARGET = 1e-5
 IN_CI = tuple(m for m in MODELS if m != "spam")  # as test_litert.py: spam's export is minutes
 
 
-def require_ort_web() -> None:
-    missing = optional_missing(RUNTIME) or (
+def require_ort_web(backend: str = BACKEND) -> None:
+    missing = optional_missing(ENGINE_RUNTIMES[f"{backend}/onnx"]) or (
         None if importlib.util.find_spec("tf2onnx") else "tf2onnx is not installed: run `make onnx`"
     )
     if missing:
         pytest.skip(missing)  # an optional extra, as the onnxruntime-node paths
-    require_browser(BACKEND)
+    require_browser(backend)
 
 
 @pytest.fixture(scope="module")

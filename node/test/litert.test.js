@@ -80,6 +80,36 @@ test(
 );
 
 test(
+  'ONNX Runtime Web asked for WebGPU where there is none is an error, not a WASM fallback',
+  {
+    skip:
+      (!Object.keys(ORT_FILES).length && 'onnxruntime-web is not installed: run `make onnx`') ||
+      chromiumMissing() ||
+      false,
+  },
+  async () => {
+    // The WebGPU page loads onnxruntime-web/webgpu's build; in a Chromium
+    // without --enable-unsafe-webgpu (no adapter on Linux) it refuses to start.
+    const { text } = await buildPageBundle('ort');
+    const server = await startServer('webgpu', text, 'ort');
+    const launched = await launchBrowser('chromium', 'cpu');
+    try {
+      const page = await launched.browser.newPage();
+      await page.goto(`${server.url}/`);
+      const wasmPaths = `${server.url}/ort/`;
+      await assert.rejects(
+        page.evaluate((o) => globalThis.ortBridge.start('webgpu', o), { wasmPaths }),
+        /this browser has no WebGPU adapter/,
+      );
+      assert.deepEqual(server.served(), ['ort.webgpu.min.js']); // (the WebGPU build did load)
+    } finally {
+      await launched.close();
+      await server.close();
+    }
+  },
+);
+
+test(
   'LiteRT.js asked for WebGPU where there is none is an error, not a WASM fallback',
   { skip: chromiumMissing() || false },
   async () => {
