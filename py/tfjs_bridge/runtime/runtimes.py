@@ -232,6 +232,22 @@ STREAM_RUNTIMES: dict[str, Runtime] = {
         ),
     ]
 }
+# LiteRT.js in a Node process (node/lib/runtime/litert_node.js): @litertjs/core
+# is written for pages and workers, and runs in Node given the two globals its
+# loader uses there (docs/runtimes.md). Its own worker backend, with no tfjs;
+# named only with --runtime, never chosen by Node (tfjs-node runs the same
+# models natively), so not in BACKENDS and RUNTIMES, which Node's defaults use.
+NODE_ENGINE_BACKENDS: dict[str, Backend] = {
+    "litert": Backend("litert", "@litertjs/core", False, "make setup"),
+}
+NODE_ENGINE_RUNTIMES: dict[str, Runtime] = {
+    "litert-node-wasm/tflite": Runtime(
+        "litert-node-wasm/tflite",
+        "litert",
+        "tflite",
+        "LiteRT.js (@litertjs/core) in Node, WASM accelerator (XNNPack), one thread",
+    ),
+}
 # Not Node: the tflite format in Python's TFLite interpreter (LiteRT), run in
 # the verifying process itself (tflite_worker.py); named only with --runtime,
 # never chosen by Node, not in node/vocabulary.json.
@@ -244,7 +260,8 @@ PYTHON_RUNTIMES: dict[str, Runtime] = {
     ),
 }
 ALL_RUNTIMES: dict[str, Runtime] = {
-    **RUNTIMES, **BROWSER_RUNTIMES, **ENGINE_RUNTIMES, **STREAM_RUNTIMES, **PYTHON_RUNTIMES
+    **RUNTIMES, **BROWSER_RUNTIMES, **ENGINE_RUNTIMES, **STREAM_RUNTIMES, **NODE_ENGINE_RUNTIMES,
+    **PYTHON_RUNTIMES
 }  # fmt: skip
 
 
@@ -290,7 +307,7 @@ def optional_missing(rt: Runtime) -> str | None:
         return browser_missing(rt.backend)
     if rt.name in PYTHON_RUNTIMES:  # the pinned TensorFlow's own interpreter
         return None
-    backend = BACKENDS[rt.backend]
+    backend = {**BACKENDS, **NODE_ENGINE_BACKENDS}[rt.backend]
     if backend.optional and not (NODE_MODULES / backend.package / "package.json").exists():
         return f"{backend.package} is not installed: run `{backend.install}`"
     return None
@@ -302,8 +319,8 @@ RUNTIME_HELP = (
     "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
     "`make browser`), LiteRT.js or ONNX Runtime Web in Chromium (chromium-litert-wasm, "
     "chromium-ort-wasm, chromium-ort-webgpu), a stream path "
-    "(tfjs-node/stream), or python-tflite/tflite (the .tflite "
-    "in Python's TFLite interpreter); repeatable [default: every Node path]."
+    "(tfjs-node/stream), LiteRT.js in Node (litert-node-wasm/tflite), or python-tflite/tflite "
+    "(the .tflite in Python's TFLite interpreter); repeatable [default: every Node path]."
 )
 
 
