@@ -75,7 +75,7 @@ def test_the_page_reports_what_really_ran(matrix, onnx_folders):
     assert info["engine"] == "ort" and info["backend"] == info["execution_provider"] == "wasm"
     assert info["onnxruntime-web"] == info["onnxruntime_web"] == "1.31.1"
     assert info["wasm_files"] == ["ort.wasm.min.js"] and info["threads"] == 1
-    assert info["bundle"] == ["runtime/runners.js", "browser/ort_page.js"]
+    assert info["bundle"] == ["runtime/runners.js", "browser/wire.js", "browser/ort_page.js"]
     with NodeWorker(BACKEND, timeout=300) as worker:
         loaded = worker.load(onnx_folders / "lstm", "onnx")
     assert "ort-wasm-simd-threaded.wasm" in loaded["wasm_files"]

@@ -29,6 +29,7 @@ test('the LiteRT.js bundle is our page and @litertjs/core, with no tfjs', async 
     'browser/wire.js',
     'io/tflite_batch.js',
     'runtime/runners.js',
+    'runtime/tflite_runner.js',
   ]);
   assert.ok(inputs.some((f) => f.endsWith('node_modules/@litertjs/core/dist/index.js')));
   assert.doesNotMatch(text, /@tensorflow|\brequire\(/);

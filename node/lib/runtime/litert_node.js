@@ -10,19 +10,15 @@
 // the loader as the CommonJS module it also is. The WebAssembly that computes
 // is LiteRT.js's own, unchanged.
 //
-// A .tflite runs as in the page (browser/litert_page.js): LiteRT.js takes
-// static shapes only, so each batch size gets its own compiled model, from a
-// copy of the file with the batch fixed (io/tflite_batch.js), on the WASM
-// (XNNPack) accelerator, checked to be the one used.
+// A .tflite runs as in the page (tflite_runner.js, one compiled model per
+// batch size), on the WASM (XNNPack) accelerator.
 const fs = require('fs');
 const path = require('path');
 const vm = require('vm');
 const { pathToFileURL } = require('url');
-const { fixTfliteBatch } = require('../io/tflite_batch');
-const { byName } = require('./runners');
+const { tfliteRunner } = require('./tflite_runner');
 
 const PACKAGE = '@litertjs/core';
-const COMPILED_KEPT = 4; // compiled batch sizes kept per model (verify uses 2: its chunk and 1)
 // LiteRT.js's native log lines (its environment, delegates) and its note that
 // Node has no WebGPU (navigator): kept off the worker's stderr.
 const CHATTER = /^(INFO: |WARNING: \[npu_registry|Failed to create default WebGPU device)/;
@@ -76,64 +72,9 @@ async function loadLiteRtInNode() {
   };
 }
 
-/** The model compiled at `batch` on WASM, compiled now if it is not yet. */
-async function compiledAt(litert, model, batch) {
-  if (model.compiled.has(batch)) return model.compiled.get(batch);
-  const { bytes } = fixTfliteBatch(model.bytes, batch);
-  const compiled = await litert.loadAndCompile(bytes, { accelerator: 'wasm' });
-  if (compiled.options.accelerator !== 'wasm') {
-    compiled.delete();
-    throw new Error(`LiteRT.js compiled the model for ${compiled.options.accelerator}, not wasm`);
-  }
-  if (model.compiled.size >= COMPILED_KEPT) {
-    const [oldest, kept] = model.compiled.entries().next().value;
-    kept.delete();
-    model.compiled.delete(oldest);
-  }
-  model.compiled.set(batch, compiled);
-  return compiled;
+/** A runner for the .tflite at `where` (tflite_runner.js), on the WASM accelerator. */
+function tfliteFileRunner(litert, where) {
+  return tfliteRunner(litert, new Uint8Array(fs.readFileSync(where)), 'wasm', where);
 }
 
-/**
- * A runner (runners.js's interface: run(arrays, names) -> plain outputs) for
- * the .tflite at `where`, compiled at a batch of one to read its names.
- */
-async function tfliteRunner(litert, where) {
-  const model = { bytes: new Uint8Array(fs.readFileSync(where)), compiled: new Map() };
-  const first = await compiledAt(litert, model, 1);
-  const inputs = first.getInputDetails().map((d) => d.name);
-  // Sorted, as Python sorts a signature's outputs (parity/truth.py).
-  const outputs = first
-    .getOutputDetails()
-    .map((d) => d.name)
-    .sort();
-  return {
-    outputs,
-    run: async (arrays, names) => {
-      const ordered = byName(arrays, names, inputs, where);
-      const compiled = await compiledAt(litert, model, ordered[0].shape[0]);
-      const xs = ordered.map((x) => new litert.Tensor(x.data, x.shape));
-      let ys;
-      try {
-        ys = await compiled.run(Object.fromEntries(inputs.map((name, i) => [name, xs[i]])));
-      } finally {
-        xs.forEach((x) => x.delete());
-      }
-      try {
-        return outputs.map((name) => ({
-          dtype: ys[name].type.dtype,
-          shape: Array.from(ys[name].type.layout.dimensions),
-          data: ys[name].toTypedArray(),
-        }));
-      } finally {
-        Object.values(ys).forEach((y) => y.delete());
-      }
-    },
-    dispose: () => {
-      model.compiled.forEach((compiled) => compiled.delete());
-      model.compiled.clear();
-    },
-  };
-}
-
-module.exports = { loadLiteRtInNode, tfliteRunner };
+module.exports = { loadLiteRtInNode, tfliteFileRunner };

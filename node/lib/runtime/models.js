@@ -19,7 +19,7 @@ const path = require('path');
 const { readModelArtifacts, checkIntegrity } = require('../io/modelfiles');
 const { readManifest } = require('../io/manifest');
 const { FORMATS, formatPath } = require('./vocabulary');
-const { tfliteRunner } = require('./litert_node');
+const { tfliteFileRunner } = require('./litert_node');
 const {
   byName,
   layersRunner,
@@ -136,7 +136,7 @@ async function loadModel(tf, modelDir, format = 'layers', { freeTime = false } =
   if (tf.litert) {
     if (format !== 'tflite')
       throw new Error(`the litert backend runs the tflite format, not ${format}`);
-    return { format, ...(await tfliteRunner(tf.litert.litert, where)) };
+    return { format, ...(await tfliteFileRunner(tf.litert.litert, where)) };
   }
   if ((format === 'onnx') !== Boolean(tf.ort)) {
     throw new Error(
