@@ -13,6 +13,7 @@ import pytest
 
 from path_checks import assert_passed
 from test_ort_web import _scale_largest_initializer, require_ort_web
+from tfjs_bridge.core.errors import NodeError
 from tfjs_bridge.parity.truth import subject_from_folder
 from tfjs_bridge.parity.verify import verify
 from tfjs_bridge.runtime.runtimes import ENGINE_RUNTIMES
@@ -79,6 +80,40 @@ def test_the_page_reports_the_adapter_and_where_each_node_ran(matrix, onnx_folde
     assert on_gpu["count"] > 0 and {"MatMul", "Tanh"} <= set(on_gpu["ops"])
     assert set(placed) <= {"WebGpuExecutionProvider", "CPUExecutionProvider"}
     print("placements", placed)
+
+
+def _det_only_onnx(path):
+    """An .onnx of one Det op on the gru's input, named as gru's: a node the
+    WebGPU provider has no kernel for, so ONNX Runtime would run the whole
+    model on its CPU provider."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Det", ["input"], ["dense"])],
+        "det",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 28, 28])],
+        [helper.make_tensor_value_info("dense", TensorProto.FLOAT, ["N"])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_a_model_with_no_node_on_webgpu_is_refused(node_runtime, onnx_folders, tmp_path, rerecord):
+    """The control for the placements: a model ONNX Runtime would run on its
+    CPU provider alone (its log: "All nodes placed on [CPUExecutionProvider]")
+    is refused at load, in one line, rather than timed as WebGPU; the wasm
+    path loads the same file."""
+    folder = tmp_path / "gru"
+    shutil.copytree(onnx_folders / "gru", folder)
+    _det_only_onnx(folder / ONNX_FILE)
+    rerecord(folder, ONNX_FILE)
+    with NodeWorker(BACKEND, timeout=300) as worker, pytest.raises(NodeError) as refused:
+        worker.load(folder, "onnx")
+    message = str(refused.value)
+    assert "placed no node of the model on WebGPU (CPUExecutionProvider)" in message, message
+    assert "\n" not in message
+    with NodeWorker("chromium-ort-wasm", timeout=300) as worker:
+        assert worker.load(folder, "onnx")["outputs"] == ["dense"]
 
 
 def test_a_wrong_weight_is_a_mismatch_on_webgpu(node_runtime, onnx_folders, tmp_path, rerecord):

@@ -67,22 +67,25 @@ async function start(backend, { wasmPaths }) {
 
 /**
  * Where ONNX Runtime placed the model's nodes ({provider: {count, ops}}), read
- * from the "Node placements" lines a session logs at verbose level: the only
- * place onnxruntime-web says it. Memcpy nodes (copies it inserts) are left out.
+ * from the "Node placements" a session logs at verbose level: the only place
+ * onnxruntime-web says it. With one provider it logs "All nodes placed on
+ * [P]. Number of nodes: N"; with several, a "Node(s) placed on" line per
+ * provider, then each node (op type and name). The copies it inserts
+ * between providers (Memcpy*) are not counted.
  */
 function placementsFrom(lines) {
   const placed = {};
   let current = null;
   for (const line of lines) {
-    const head = /Node\(s\) placed on \[(\w+)\]/.exec(line);
+    const head = /(?:All nodes|Node\(s\)) placed on \[(\w+)\]\. Number of nodes: (\d+)/.exec(line);
     if (head) {
-      current = placed[head[1]] = { count: 0, ops: [] };
+      current = placed[head[1]] = { count: Number(head[2]), ops: [] };
       continue;
     }
     const node = /VerifyEachNodeIsAssignedToAnEp\]\s+(\w+) \(/.exec(line);
-    if (!current || !node || node[1].startsWith('Memcpy')) continue;
-    current.count += 1;
-    if (!current.ops.includes(node[1])) current.ops.push(node[1]);
+    if (!current || !node) continue;
+    if (node[1].startsWith('Memcpy')) current.count -= 1;
+    else if (!current.ops.includes(node[1])) current.ops.push(node[1]);
   }
   return placed;
 }
