@@ -148,7 +148,8 @@ async function loadModel(tf, modelDir, format = 'layers', { freeTime = false } =
   if (format === 'onnx') return { format, ...(await loadOnnx(tf.ort, where)) };
   if (!Object.hasOwn(LOADERS, format)) {
     throw new Error(
-      `the ${format} format has no Node path (it runs in LiteRT: Python's TFLite interpreter)`,
+      `the ${format} format does not run on tfjs (it runs in LiteRT: LiteRT.js's own worker, ` +
+        "`--runtime litert-node-wasm`, or Python's TFLite interpreter)",
     );
   }
   return { format, ...(await LOADERS[format](tf, where, format)) };
