@@ -3,7 +3,7 @@
 // by Python (py/tfjs_bridge/runtime/worker_process.py) over the framed protocol of
 // lib/io/protocol.js on stdin/stdout. One backend per process:
 //
-//   node node/worker.js --backend tensorflow|cpu|wasm|onnxruntime
+//   node node/worker.js --backend tensorflow|cpu|wasm|onnxruntime|litert
 //   node node/worker.js --backend chromium-webgl     (a browser: lib/browser/driver.js)
 //
 // Requests: hello | load {model_dir, format, stream?, free_time?} | predict {handle, inputs?} + a tensor per input |
@@ -15,11 +15,11 @@
 const { performance } = require('perf_hooks');
 const { main, UsageError, parseCommandLine } = require('./lib/runtime/cli');
 const { encodeFrame, FrameReader } = require('./lib/io/protocol');
-const { BACKENDS, BROWSER_BACKENDS } = require('./lib/runtime/vocabulary');
+const { BACKENDS, ENGINE_BACKENDS, BROWSER_BACKENDS } = require('./lib/runtime/vocabulary');
 const { residentMemory } = require('./lib/runtime/memory');
 
 const USAGE =
-  `usage: worker.js [--backend ${Object.keys(BACKENDS).join('|')}|<browser>-<backend>]` +
+  `usage: worker.js [--backend ${[...Object.keys(BACKENDS), ...Object.keys(ENGINE_BACKENDS)].join('|')}|<browser>-<backend>]` +
   '  (framed requests on stdin, replies on stdout)\n' +
   `browser backends (docs/browser.md): ${Object.keys(BROWSER_BACKENDS).join(', ')}`;
 
@@ -35,6 +35,8 @@ function parse() {
 }
 
 function runtimeInfo(tf, backend) {
+  if (tf.litert)
+    return { backend, node: process.versions.node, ...tf.litert.info, pid: process.pid };
   if (tf.ort) {
     const { version } = require('onnxruntime-node/package.json');
     return { backend, node: process.versions.node, onnxruntime_node: version, pid: process.pid };
@@ -54,7 +56,7 @@ function runtimeInfo(tf, backend) {
 }
 
 function memoryFigures(tf) {
-  const { numTensors, numBytes } = tf.ort ? {} : tf.memory();
+  const { numTensors, numBytes } = tf.ort || tf.litert ? {} : tf.memory();
   const { rss, heapUsed } = process.memoryUsage();
   return {
     num_tensors: numTensors ?? null,
@@ -200,8 +202,12 @@ async function startBackend(backend) {
   if (Object.hasOwn(BROWSER_BACKENDS, backend)) {
     return require('./lib/browser/driver').startBrowserWorker(backend);
   }
-  if (!Object.hasOwn(BACKENDS, backend)) {
-    const known = [...Object.keys(BACKENDS), ...Object.keys(BROWSER_BACKENDS)];
+  if (!Object.hasOwn(BACKENDS, backend) && !Object.hasOwn(ENGINE_BACKENDS, backend)) {
+    const known = [
+      ...Object.keys(BACKENDS),
+      ...Object.keys(ENGINE_BACKENDS),
+      ...Object.keys(BROWSER_BACKENDS),
+    ];
     throw new UsageError(`unknown backend '${backend}' (known: ${known.join(', ')})`);
   }
   const { loadBackend } = require('./lib/runtime/backends');

@@ -77,9 +77,13 @@ def test_vocabulary_shape():
     text = contract.vocabulary_json()
     assert text.endswith("}\n") and text.startswith('{\n  "generated_by": ')
     vocabulary = json.loads(text)
-    assert list(vocabulary) == ["generated_by", "formats", "backends", "runtimes", "browsers",
-                                "browser_backends", "browser_runtimes", "xvfb",
-                                "parity"]  # fmt: skip
+    assert list(vocabulary) == ["generated_by", "formats", "backends", "engine_backends",
+                                "engine_runtimes", "runtimes", "browsers", "browser_backends",
+                                "browser_runtimes", "xvfb", "parity"]  # fmt: skip
+    # LiteRT.js in Node: a worker backend of its own, its path named only (not in "runtimes").
+    assert vocabulary["engine_runtimes"]["litert-node-wasm/tflite"]["backend"] == "litert"
+    assert vocabulary["engine_backends"]["litert"]["package"] == "@litertjs/core"
+    assert "litert-node-wasm/tflite" not in vocabulary["runtimes"]
     assert vocabulary["formats"]["layers"] == {
         "folder": "tfjs_layers",
         "entry": "model.json",

@@ -28,13 +28,13 @@ TARGET = 1e-5
 IN_CI = tuple(m for m in MODELS if m != "spam")  # as test_litert.py: spam's export is minutes
 
 
-def require_ort_web() -> None:
-    missing = optional_missing(RUNTIME) or (
+def require_ort_web(backend: str = BACKEND) -> None:
+    missing = optional_missing(ENGINE_RUNTIMES[f"{backend}/onnx"]) or (
         None if importlib.util.find_spec("tf2onnx") else "tf2onnx is not installed: run `make onnx`"
     )
     if missing:
         pytest.skip(missing)  # an optional extra, as the onnxruntime-node paths
-    require_browser(BACKEND)
+    require_browser(backend)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_the_page_reports_what_really_ran(matrix, onnx_folders):
     assert info["engine"] == "ort" and info["backend"] == info["execution_provider"] == "wasm"
     assert info["onnxruntime-web"] == info["onnxruntime_web"] == "1.31.1"
     assert info["wasm_files"] == ["ort.wasm.min.js"] and info["threads"] == 1
-    assert info["bundle"] == ["runtime/runners.js", "browser/ort_page.js"]
+    assert info["bundle"] == ["runtime/runners.js", "browser/wire.js", "browser/ort_page.js"]
     with NodeWorker(BACKEND, timeout=300) as worker:
         loaded = worker.load(onnx_folders / "lstm", "onnx")
     assert "ort-wasm-simd-threaded.wasm" in loaded["wasm_files"]

@@ -172,7 +172,7 @@ def test_quantized_tflite_is_judged_by_the_budget(node_runtime, gru_tflite, tmp_
     assert result["quantization"]["dtype"] == "float16" and result["max_abs"] > 1e-5
 
 
-def test_node_has_no_tflite_path_and_says_so_in_one_line(node_runtime, gru_tflite):
+def test_tfjs_node_has_no_tflite_path_and_says_so_in_one_line(node_runtime, gru_tflite):
     proc = subprocess.run(
         ["node", str(NODE_DIR / "predict.js"), "--model", str(gru_tflite), "--format", "tflite",
          "--mnist-test", "0:2"],
@@ -180,7 +180,8 @@ def test_node_has_no_tflite_path_and_says_so_in_one_line(node_runtime, gru_tflit
     )  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
-        "error: the tflite format has no Node path (it runs in LiteRT: Python's TFLite interpreter)"
+        "error: the tflite format does not run on tfjs (it runs in LiteRT: LiteRT.js's own worker,"
+        " `--runtime litert-node-wasm`, or Python's TFLite interpreter)"
     ]
 
 

@@ -29,6 +29,7 @@ test('the LiteRT.js bundle is our page and @litertjs/core, with no tfjs', async 
     'browser/wire.js',
     'io/tflite_batch.js',
     'runtime/runners.js',
+    'runtime/tflite_runner.js',
   ]);
   assert.ok(inputs.some((f) => f.endsWith('node_modules/@litertjs/core/dist/index.js')));
   assert.doesNotMatch(text, /@tensorflow|\brequire\(/);
@@ -74,6 +75,36 @@ test(
       assert.equal(wasm.headers.get('content-type'), 'application/wasm');
       assert.equal((await fetch(`${server.url}/ort/ort.min.js`)).status, 404); // (not named)
     } finally {
+      await server.close();
+    }
+  },
+);
+
+test(
+  'ONNX Runtime Web asked for WebGPU where there is none is an error, not a WASM fallback',
+  {
+    skip:
+      (!Object.keys(ORT_FILES).length && 'onnxruntime-web is not installed: run `make onnx`') ||
+      chromiumMissing() ||
+      false,
+  },
+  async () => {
+    // The WebGPU page loads onnxruntime-web/webgpu's build; in a Chromium
+    // without --enable-unsafe-webgpu (no adapter on Linux) it refuses to start.
+    const { text } = await buildPageBundle('ort');
+    const server = await startServer('webgpu', text, 'ort');
+    const launched = await launchBrowser('chromium', 'cpu');
+    try {
+      const page = await launched.browser.newPage();
+      await page.goto(`${server.url}/`);
+      const wasmPaths = `${server.url}/ort/`;
+      await assert.rejects(
+        page.evaluate((o) => globalThis.ortBridge.start('webgpu', o), { wasmPaths }),
+        /this browser has no WebGPU adapter/,
+      );
+      assert.deepEqual(server.served(), ['ort.webgpu.min.js']); // (the WebGPU build did load)
+    } finally {
+      await launched.close();
       await server.close();
     }
   },

@@ -24,6 +24,8 @@ from .runtime.runtimes import (
     BROWSER_RUNTIMES,
     BROWSERS,
     ENGINE_RUNTIMES,
+    NODE_ENGINE_BACKENDS,
+    NODE_ENGINE_RUNTIMES,
     PAGE_BACKENDS,
     RUNTIMES,
     XVFB,
@@ -52,6 +54,15 @@ def vocabulary() -> dict:
         "backends": {
             b.name: {"package": b.package, "optional": b.optional, "install": b.install}
             for b in BACKENDS.values()
+        },
+        # Worker backends with no tfjs in the process (LiteRT.js in Node), and their paths.
+        "engine_backends": {
+            b.name: {"package": b.package, "optional": b.optional, "install": b.install}
+            for b in NODE_ENGINE_BACKENDS.values()
+        },
+        "engine_runtimes": {
+            rt.name: {"backend": rt.backend, "format": rt.format, "description": rt.description}
+            for rt in NODE_ENGINE_RUNTIMES.values()
         },
         "runtimes": {
             rt.name: {

@@ -9,7 +9,8 @@
 // other input, so no second tfjs can slip into the page.
 //
 // A LiteRT.js page (engine 'litert') has its own bundle: litert_page.js,
-// runners.js's naming and timing, io/tflite_batch.js, and @litertjs/core
+// runners.js's naming and timing, tflite_runner.js (the .tflite per batch
+// size, as in Node) with io/tflite_batch.js, and @litertjs/core
 // itself (an ES module; its WebAssembly is served beside, server.js). An
 // ONNX Runtime Web page (engine 'ort') bundles ort_page.js and runners.js.
 //
@@ -32,7 +33,7 @@ const BUNDLES = {
     entry: path.join(__dirname, 'litert_page.js'),
     allowed: [
       /^browser\/(litert_page|wire)\.js$/,
-      /^runtime\/runners\.js$/,
+      /^runtime\/(runners|tflite_runner)\.js$/,
       /^io\/tflite_batch\.js$/,
       /^node_modules\/@litertjs\/(core|wasm-utils)\/dist\/index\.js$/,
     ],

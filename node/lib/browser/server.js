@@ -6,7 +6,8 @@
 //                         which WebAssembly.instantiateStreaming insists on)
 //   /litert/<file>        LiteRT.js's WebAssembly and its loaders, from node_modules/@litertjs/core/wasm/
 //                         (a LiteRT.js page: no tfjs file, and nothing from a CDN)
-//   /ort/<file>           onnxruntime-web's WASM build (ort.wasm.min.js, its .mjs and .wasm),
+//   /ort/<file>           onnxruntime-web's WASM build (ort.wasm.min.js, its .mjs and .wasm)
+//                         and WebGPU build (ort.webgpu.min.js, its asyncify .mjs and .wasm),
 //                         from node_modules/onnxruntime-web/dist/ (optional: `make onnx`)
 //   /bridge.js            the page bundle (bundle.js)
 //   /models/<handle>/...  a mounted model folder: its model.json and the shards it lists
@@ -67,10 +68,19 @@ function ortFiles() {
   } catch {
     return {};
   }
-  const names = ['ort.wasm.min.js', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
+  const names = [
+    'ort.wasm.min.js',
+    'ort-wasm-simd-threaded.mjs',
+    'ort-wasm-simd-threaded.wasm',
+    'ort.webgpu.min.js',
+    'ort-wasm-simd-threaded.asyncify.mjs',
+    'ort-wasm-simd-threaded.asyncify.wasm',
+  ];
   return Object.fromEntries(names.map((name) => [name, path.join(dir, name)]));
 }
 const ORT_FILES = ortFiles();
+// onnxruntime-web's build per execution provider (`onnxruntime-web/webgpu` is the second).
+const ORT_SCRIPTS = { wasm: 'ort.wasm.min.js', webgpu: 'ort.webgpu.min.js' };
 // The backend scripts a page needs besides tf.min.js (which holds cpu and webgl).
 const BACKEND_SCRIPTS = { wasm: ['tf-backend-wasm.min.js'], webgpu: ['tf-backend-webgpu.min.js'] };
 const TYPES = {
@@ -84,7 +94,7 @@ function pageHtml(tfjsBackend, engine) {
   const scripts = {
     tfjs: ['tf.min.js', ...(BACKEND_SCRIPTS[tfjsBackend] || [])].map((name) => `/tfjs/${name}`),
     litert: [], // (in the bundle)
-    ort: ['/ort/ort.wasm.min.js'],
+    ort: [`/ort/${ORT_SCRIPTS[tfjsBackend]}`],
   }[engine];
   return [
     '<!doctype html>',

@@ -4,6 +4,7 @@
 //   cpu         @tensorflow/tfjs's pure-JavaScript CPU backend (what the tutorials install)
 //   wasm        @tensorflow/tfjs-backend-wasm (its .wasm binary ships in the npm package)
 //   onnxruntime onnxruntime-node, no tfjs at all (optional: `make onnx`)
+//   litert      LiteRT.js (@litertjs/core) on WASM, no tfjs either (litert_node.js; named only)
 // Loading tfjs-node makes it the backend of every tfjs in the process, so the
 // others must be chosen in a process that never requires it.
 const { installKerasLayers } = require('../layers');
@@ -23,10 +24,14 @@ function loadOnnxRuntime() {
   }
 }
 
-/** The tfjs module set to that backend; for onnxruntime, {ort} and no tfjs. */
+/**
+ * The tfjs module set to that backend; for onnxruntime, {ort}, and for
+ * litert, {litert, info}: no tfjs.
+ */
 async function loadBackend(name) {
   if (name === 'tensorflow') return require('./tfnode').tf;
   if (name === 'onnxruntime') return { ort: loadOnnxRuntime() };
+  if (name === 'litert') return { litert: await require('./litert_node').loadLiteRtInNode() };
   if (!BACKENDS.includes(name))
     throw new Error(`unknown backend '${name}' (known: ${BACKENDS.join(', ')})`);
   // tfjs greets Node users with advice to install tfjs-node (console.warn):

@@ -13,11 +13,13 @@
 //   saved_model      tf.node.loadSavedModel  tfjs-node only
 //   saved_model_xla  the same, XLA-compiled  tfjs-node only
 //   onnx             onnxruntime-node        the onnxruntime backend (`make onnx`)
+//   tflite           LiteRT.js               the litert backend (litert_node.js)
 const fs = require('fs');
 const path = require('path');
 const { readModelArtifacts, checkIntegrity } = require('../io/modelfiles');
 const { readManifest } = require('../io/manifest');
 const { FORMATS, formatPath } = require('./vocabulary');
+const { tfliteFileRunner } = require('./litert_node');
 const {
   byName,
   layersRunner,
@@ -121,7 +123,7 @@ function checkedFormatPath(modelDir, format) {
 }
 
 /**
- * tf: a tfjs module, or {ort} (backends.js) for the onnx format. `freeTime`:
+ * tf: a tfjs module, or {ort} / {litert} (backends.js) for the onnx / tflite format. `freeTime`:
  * the layers model with its time axis freed (loadLayersFreeTime).
  */
 async function loadModel(tf, modelDir, format = 'layers', { freeTime = false } = {}) {
@@ -130,6 +132,11 @@ async function loadModel(tf, modelDir, format = 'layers', { freeTime = false } =
     if (format !== 'layers')
       throw new Error(`only the layers model frees its time axis, not ${format}`);
     return { format, ...(await loadLayersFreeTime(tf, where)) };
+  }
+  if (tf.litert) {
+    if (format !== 'tflite')
+      throw new Error(`the litert backend runs the tflite format, not ${format}`);
+    return { format, ...(await tfliteFileRunner(tf.litert.litert, where)) };
   }
   if ((format === 'onnx') !== Boolean(tf.ort)) {
     throw new Error(
@@ -141,7 +148,8 @@ async function loadModel(tf, modelDir, format = 'layers', { freeTime = false } =
   if (format === 'onnx') return { format, ...(await loadOnnx(tf.ort, where)) };
   if (!Object.hasOwn(LOADERS, format)) {
     throw new Error(
-      `the ${format} format has no Node path (it runs in LiteRT: Python's TFLite interpreter)`,
+      `the ${format} format does not run on tfjs (it runs in LiteRT: LiteRT.js's own worker, ` +
+        "`--runtime litert-node-wasm`, or Python's TFLite interpreter)",
     );
   }
   return { format, ...(await LOADERS[format](tf, where, format)) };

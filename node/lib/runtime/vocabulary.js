@@ -5,6 +5,8 @@
 // defined in Node:
 //   FORMATS   format -> {folder, entry, marker, made_by}: where it lives in a model folder
 //   BACKENDS  backend -> {package, optional, install}
+//   ENGINE_BACKENDS  worker backends with no tfjs in the process ('litert': LiteRT.js
+//             in Node) -> {package, optional, install}; ENGINE_RUNTIMES their paths
 //   RUNTIMES  runtime (path) name -> {backend, format, description, default_rank}
 //   BROWSER_RUNTIMES  a browser page's paths ('chromium-litert-wasm/tflite') ->
 //             {backend (a BROWSER_BACKENDS key), format, description}
@@ -21,6 +23,8 @@ const vocabulary = JSON.parse(fs.readFileSync(VOCABULARY_PATH, 'utf8'));
 
 const FORMATS = vocabulary.formats;
 const BACKENDS = vocabulary.backends;
+const ENGINE_BACKENDS = vocabulary.engine_backends;
+const ENGINE_RUNTIMES = vocabulary.engine_runtimes;
 const RUNTIMES = vocabulary.runtimes;
 const BROWSER_RUNTIMES = vocabulary.browser_runtimes;
 const PARITY = vocabulary.parity;
@@ -45,6 +49,8 @@ function runtimeName(backend, format) {
 module.exports = {
   FORMATS,
   BACKENDS,
+  ENGINE_BACKENDS,
+  ENGINE_RUNTIMES,
   RUNTIMES,
   BROWSER_RUNTIMES,
   PARITY,

@@ -14,8 +14,8 @@ The LiteRT.js and ONNX Runtime Web paths (ENGINE_RUNTIMES, docs/runtimes.md)
 are browser paths too, through the same driver and worker contract, but with
 no tfjs in the page: LiteRT.js (@litertjs/core) runs the folder's .tflite,
 onnxruntime-web its .onnx. They are asked for by name (`--runtime
-chromium-litert-wasm`, `chromium-ort-wasm`); `--runtime chromium` means the
-tfjs paths.
+chromium-litert-wasm`, `chromium-ort-wasm`, `chromium-ort-webgpu`);
+`--runtime chromium` means the tfjs paths.
 
 The stream paths (STREAM_RUNTIMES, docs/streaming.md) run the layers model
 as streams fed each sequence in chunks of steps (node/lib/layers/stream.js),
@@ -166,9 +166,10 @@ BROWSER_RUNTIMES: dict[str, Runtime] = {
 
 # Runtimes other than tfjs in a Chromium page, on the folder's other formats:
 # LiteRT.js (Google's successor to tfjs on the web) on the .tflite, and ONNX
-# Runtime Web on the .onnx (the optional ONNX route). Both on WebAssembly,
-# one thread (no cross-origin isolation needed). Not WebGPU: docs/runtimes.md
-# says what LiteRT.js's did here.
+# Runtime Web on the .onnx (the optional ONNX route). On WebAssembly, one
+# thread (no cross-origin isolation needed), and ONNX Runtime Web on WebGPU
+# too (SwiftShader on a machine with no GPU). Not LiteRT.js on WebGPU:
+# docs/runtimes.md says what it did here.
 @dataclass(frozen=True)
 class PageEngine:
     name: str  # BrowserBackend.engine
@@ -190,6 +191,7 @@ ENGINE_BACKENDS: dict[str, BrowserBackend] = {
     for bb in [
         BrowserBackend("chromium-litert-wasm", "chromium", "wasm", "litert"),
         BrowserBackend("chromium-ort-wasm", "chromium", "wasm", "ort"),
+        BrowserBackend("chromium-ort-webgpu", "chromium", "webgpu", "ort"),
     ]
 }
 ENGINE_RUNTIMES: dict[str, Runtime] = {
@@ -230,6 +232,22 @@ STREAM_RUNTIMES: dict[str, Runtime] = {
         ),
     ]
 }
+# LiteRT.js in a Node process (node/lib/runtime/litert_node.js): @litertjs/core
+# is written for pages and workers, and runs in Node given the two globals its
+# loader uses there (docs/runtimes.md). Its own worker backend, with no tfjs;
+# named only with --runtime, never chosen by Node (tfjs-node runs the same
+# models natively), so not in BACKENDS and RUNTIMES, which Node's defaults use.
+NODE_ENGINE_BACKENDS: dict[str, Backend] = {
+    "litert": Backend("litert", "@litertjs/core", False, "make setup"),
+}
+NODE_ENGINE_RUNTIMES: dict[str, Runtime] = {
+    "litert-node-wasm/tflite": Runtime(
+        "litert-node-wasm/tflite",
+        "litert",
+        "tflite",
+        "LiteRT.js (@litertjs/core) in Node, WASM accelerator (XNNPack), one thread",
+    ),
+}
 # Not Node: the tflite format in Python's TFLite interpreter (LiteRT), run in
 # the verifying process itself (tflite_worker.py); named only with --runtime,
 # never chosen by Node, not in node/vocabulary.json.
@@ -242,7 +260,8 @@ PYTHON_RUNTIMES: dict[str, Runtime] = {
     ),
 }
 ALL_RUNTIMES: dict[str, Runtime] = {
-    **RUNTIMES, **BROWSER_RUNTIMES, **ENGINE_RUNTIMES, **STREAM_RUNTIMES, **PYTHON_RUNTIMES
+    **RUNTIMES, **BROWSER_RUNTIMES, **ENGINE_RUNTIMES, **STREAM_RUNTIMES, **NODE_ENGINE_RUNTIMES,
+    **PYTHON_RUNTIMES
 }  # fmt: skip
 
 
@@ -288,7 +307,7 @@ def optional_missing(rt: Runtime) -> str | None:
         return browser_missing(rt.backend)
     if rt.name in PYTHON_RUNTIMES:  # the pinned TensorFlow's own interpreter
         return None
-    backend = BACKENDS[rt.backend]
+    backend = {**BACKENDS, **NODE_ENGINE_BACKENDS}[rt.backend]
     if backend.optional and not (NODE_MODULES / backend.package / "package.json").exists():
         return f"{backend.package} is not installed: run `{backend.install}`"
     return None
@@ -299,9 +318,9 @@ RUNTIME_HELP = (
     "A Node path (tfjs-node/layers), a backend (tfjs-wasm), a browser path "
     "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
     "`make browser`), LiteRT.js or ONNX Runtime Web in Chromium (chromium-litert-wasm, "
-    "chromium-ort-wasm), a stream path "
-    "(tfjs-node/stream), or python-tflite/tflite (the .tflite "
-    "in Python's TFLite interpreter); repeatable [default: every Node path]."
+    "chromium-ort-wasm, chromium-ort-webgpu), a stream path "
+    "(tfjs-node/stream), LiteRT.js in Node (litert-node-wasm/tflite), or python-tflite/tflite "
+    "(the .tflite in Python's TFLite interpreter); repeatable [default: every Node path]."
 )
 
 
