@@ -289,3 +289,42 @@ def test_a_masked_rnn_given_an_initial_state_outputs_zeros_before_its_first_real
     result, verdicts = verify(tmp_path / "stock")
     assert result.exit_code == 1
     assert verdicts == {"tfjs-node/layers": "mismatch", "tfjs-cpu/layers": "mismatch"}
+
+
+def test_a_tensor_fed_twice_to_one_layer_stays_alive_for_the_next(
+    node_runtime, tmp_path, monkeypatch
+):
+    """Found while reproducing fz0-078: a layer fed one tensor twice
+    (Multiply()([h, h]), an LSTM's initial_state=[s, s]) made tfjs's predict
+    dispose that tensor after the layer, and a later layer reading it failed
+    ("Cannot read properties of undefined (reading 'backend')"). The control
+    loads the model as tfjs does (TFJS_BRIDGE_FED_TWICE=stock) and fails."""
+    import_tensorflow()
+    import tf_keras
+
+    K = tf_keras.layers
+    tf_keras.utils.set_random_seed(2)
+    x = tf_keras.Input((5, 3), name="x")
+    h, s = K.GRU(4, return_sequences=True, return_state=True)(x)
+    squared = K.Multiply()([h, h])
+    decoded = K.LSTM(4, return_sequences=True)(h, initial_state=[s, s])
+    features = K.Concatenate()([squared, h, decoded, K.RepeatVector(5)(s)])
+    source = tmp_path / "twice.h5"
+    tf_keras.Model(x, K.Dense(2)(K.GlobalAveragePooling1D()(features))).save(source)
+    folder = tmp_path / "twice"
+    assert _run("export", source, folder).exit_code == 0
+
+    def verify(report):
+        paths = ["--runtime", "tfjs-node/layers", "--runtime", "tfjs-cpu/layers"]
+        result = _run("verify", "--model-dir", folder, *paths, "--samples", 32, "--report", report)
+        return result, {r: v["status"] for r, v in _results(report).items()}
+
+    result, verdicts = verify(tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert verdicts == {"tfjs-node/layers": "pass", "tfjs-cpu/layers": "pass"}
+
+    monkeypatch.setenv("TFJS_BRIDGE_FED_TWICE", "stock")
+    result, verdicts = verify(tmp_path / "stock")
+    assert result.exit_code == 1
+    assert set(verdicts.values()) == {"mismatch"}, verdicts
+    assert "reading 'backend'" in _results(tmp_path / "stock")["tfjs-node/layers"]["reason"]

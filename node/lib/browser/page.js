@@ -5,7 +5,7 @@
 // dispose) with the page's tfjs (tf.min.js: globalThis.tf) and the same
 // runners.js and layers that Node runs. Tensors cross as base64 of their
 // raw little-endian bytes, so every bit survives (NaN payloads, -0.0).
-const { installKerasLayers } = require('../layers');
+const { installKerasLayers, feedEachTensorOnce } = require('../layers');
 const {
   layersRunner,
   graphArtifactsFor,
@@ -106,7 +106,8 @@ async function load(handle, url, format) {
   const artifacts = await tf.io.http(url).load();
   let runner;
   if (format === 'layers') {
-    runner = layersRunner(await tf.loadLayersModel(tf.io.fromMemory(artifacts)), url);
+    const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+    runner = layersRunner(feedEachTensorOnce(tf, model), url);
   } else if (format === 'graph') {
     const fit = graphArtifactsFor(tf, artifacts);
     runner = graphRunner(await tf.loadGraphModel(tf.io.fromMemory(fit)), fit.signature, url);

@@ -17,6 +17,8 @@
 //
 // The layers among them that read a mask take only a mask their inputs can
 // carry: tfjs's predict hands a layer an earlier layer's mask (masks.js).
+// feedEachTensorOnce mends a loaded model whose layer takes a tensor twice,
+// which tfjs's predict disposes too early (fed_twice.js).
 //
 // This is the one place classes are registered with tfjs's serialization,
 // each class name once, under the names the converter writes, so
@@ -34,6 +36,7 @@ const { attentionLayer } = require('./attention');
 const { multiHeadAttentionLayer } = require('./multi_head_attention');
 const { withMaskOfItsOwn } = require('./masks');
 const { withKerasInitialState } = require('./initial_state');
+const { feedEachTensorOnce } = require('./fed_twice');
 
 /** Installs the layers into `tf` (once per tfjs) and returns their classes. */
 const installKerasLayers = oncePerTf((tf) => {
@@ -73,4 +76,4 @@ const installKerasLayers = oncePerTf((tf) => {
   return classes;
 });
 
-module.exports = { installKerasLayers };
+module.exports = { installKerasLayers, feedEachTensorOnce };

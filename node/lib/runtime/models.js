@@ -20,6 +20,7 @@ const { readModelArtifacts, checkIntegrity } = require('../io/modelfiles');
 const { readManifest } = require('../io/manifest');
 const { FORMATS, formatPath } = require('./vocabulary');
 const { tfliteFileRunner } = require('./litert_node');
+const { feedEachTensorOnce } = require('../layers');
 const {
   byName,
   layersRunner,
@@ -32,7 +33,7 @@ const {
 
 async function loadLayers(tf, where) {
   const model = await tf.loadLayersModel(tf.io.fromMemory(readModelArtifacts(where)));
-  return layersRunner(model, where);
+  return layersRunner(feedEachTensorOnce(tf, model), where);
 }
 
 /**
@@ -58,7 +59,7 @@ async function loadLayersFreeTime(tf, where) {
   const artifacts = readModelArtifacts(where);
   artifacts.modelTopology = freeTimeAxis(artifacts.modelTopology);
   const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  return layersRunner(model, where);
+  return layersRunner(feedEachTensorOnce(tf, model), where);
 }
 
 async function loadGraph(tf, where) {
