@@ -244,3 +244,61 @@ def test_a_keras3_bidirectional_with_hard_sigmoid_loads_in_tfjs(node_runtime, tm
     assert result.exit_code == 0, result.output
     verdicts = {r: v["status"] for r, v in _results(tmp_path).items()}
     assert verdicts == {"tfjs-node/layers": "pass", "tfjs-node/graph": "pass"}
+
+
+def test_a_keras3_rnn_given_initial_state_runs_unmasked(node_runtime, tmp_path, rerecord):
+    """fz1-034, 070, 091: every path mismatched these Keras 3 models, a masked
+    SimpleRNN given another RNN's state as initial_state. Keras 3 fills in
+    `mask` only for a call on one tensor argument, so an RNN given
+    initial_state= runs unmasked; tf-keras and tfjs passed it the mask. The
+    twin now says mask=None in the node, and tfjs-bridge's SimpleRNN honours
+    it (tfjs's predict hands every layer the mask). Negative controls: the
+    twin without mask=None, and the layers file as it was written before."""
+    import_tensorflow()
+    import keras
+    import numpy as np
+    import tf_keras
+    from tfjs_bridge.conversion import keras3
+
+    L = keras.layers
+    keras.utils.set_random_seed(14)
+    x = keras.Input((5, 2), name="x")
+    masked = L.Masking()(x)
+    _, state = L.SimpleRNN(3, return_state=True, name="first")(masked)
+    y = L.Dense(2, name="out")(L.SimpleRNN(3, name="second")(masked, initial_state=[state]))
+    model = keras.Model(x, [y, state])
+    source = tmp_path / "states.keras"
+    model.save(source)
+
+    xs = np.random.default_rng(0).uniform(-1, 1, (8, 5, 2)).astype("float32")
+    xs[:, 3:] = 0  # padding: masked steps
+    twin = keras3.to_tf_keras(model)
+    config = twin.get_config()
+    for layer in config["layers"]:
+        for node in layer["inbound_nodes"]:
+            for ref in node:
+                ref[3].pop("mask", None)
+    masked_twin = tf_keras.Model.from_config(config)
+    masked_twin.set_weights(twin.get_weights())
+    truth = model.predict(xs, verbose=0)[0]
+    assert np.abs(twin.predict(xs, verbose=0)[0] - truth).max() < 1e-6
+    assert np.abs(masked_twin.predict(xs, verbose=0)[0] - truth).max() > 0.1
+
+    folder = tmp_path / "states"
+    assert _run("export", source, folder).exit_code == 0
+    result, verdicts = _verify(folder, tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert verdicts == dict.fromkeys(TFJS_NODE, "pass")
+
+    # The layers file as the twin wrote it before: no mask=None in its nodes.
+    layers_json = folder / "tfjs_layers" / "model.json"
+    written = json.loads(layers_json.read_text())
+    refs = [ref for layer in written["modelTopology"]["model_config"]["config"]["layers"]
+            for node in layer["inbound_nodes"] for ref in node]  # fmt: skip
+    assert sum(ref[3].pop("mask", 0) is None for ref in refs) == 2
+    layers_json.write_text(json.dumps(written))
+    rerecord(folder, "tfjs_layers/model.json")
+    result = _run("verify", "--model-dir", folder, "--runtime", "tfjs-node/layers",
+                  "--samples", 32, "--report", tmp_path / "before")  # fmt: skip
+    assert result.exit_code == 1
+    assert _results(tmp_path / "before")["tfjs-node/layers"]["status"] == "mismatch"

@@ -5,6 +5,7 @@
 //   GRUCell        Keras's reset-after GRU cell (gru_reset_after.js)
 //   GRU            that GRU with the fast loop (fast_loop.js)
 //   LSTM           tfjs's LSTM with the fast loop
+//   SimpleRNN      tfjs's, taking only a mask of its own (masks.js)
 //   Bidirectional  both directions as one loop (bidirectional.js)
 //   keras3HardSigmoid  Keras 3's hard_sigmoid (activations.js)
 //   Conv1D         tfjs's Conv1D, plus Keras's padding="causal" (conv1d_causal.js)
@@ -36,9 +37,11 @@ const { withMaskOfItsOwn } = require('./masks');
 const installKerasLayers = oncePerTf((tf) => {
   const { GRU: ResetAfterGRU, GRUCell } = resetAfterGRU(tf);
   const StockLSTM = tf.layers.lstm({ units: 1 }).constructor;
+  const StockSimpleRNN = tf.layers.simpleRNN({ units: 1 }).constructor;
   // The layers that read a mask take only one their inputs carry (masks.js).
   const GRU = withMaskOfItsOwn(tf, withFastLoop(tf, ResetAfterGRU, 'GRU'));
   const LSTM = withMaskOfItsOwn(tf, withFastLoop(tf, StockLSTM, 'LSTM'));
+  const SimpleRNN = withMaskOfItsOwn(tf, StockSimpleRNN);
   const Bidirectional = withMaskOfItsOwn(tf, bidirectionalLayer(tf, { GRU, LSTM }));
   const { Keras3HardSigmoid } = kerasActivations(tf);
   const { Conv1D } = causalConv1D(tf);
@@ -51,6 +54,7 @@ const installKerasLayers = oncePerTf((tf) => {
     GRUCell,
     GRU,
     LSTM,
+    SimpleRNN,
     Bidirectional,
     Keras3HardSigmoid,
     Conv1D,

@@ -12,7 +12,11 @@
 //
 // carriesMask reads from the model's graph whether a tensor carries a mask
 // when tfjs runs it; withMaskOfItsOwn makes a layer drop a mask its inputs
-// cannot have given it. Installed on the layers that read masks (index.js).
+// cannot have given it, or that the file says its call did without (a
+// Keras 3 RNN given initial_state=: Keras 3 fills in `mask` only for a call
+// on one tensor, and the tf-keras twin writes mask=None in the inbound node;
+// tfjs keeps that in the node's callArgs, and its predict ignores it).
+// Installed on the layers that read masks (index.js).
 
 // Layers whose output carries no mask in tfjs, whatever their input's.
 const MASK_DROPPING = new Set([
@@ -63,6 +67,16 @@ function maskedInputs(layer) {
   return flags;
 }
 
+/** Whether every call of the layer in the file passed mask=None explicitly. */
+function calledWithoutMask(layer) {
+  return (
+    layer.inboundNodes.length > 0 &&
+    layer.inboundNodes.every(
+      ({ callArgs }) => callArgs != null && Object.hasOwn(callArgs, 'mask') && callArgs.mask == null,
+    )
+  );
+}
+
 /** Base with a mask taken only when the layer's inputs can have given it. */
 function withMaskOfItsOwn(tf, Base) {
   return class extends Base {
@@ -71,7 +85,7 @@ function withMaskOfItsOwn(tf, Base) {
       const inModel = this.inboundNodes.length > 0 && !(first instanceof tf.SymbolicTensor);
       // A list of masks comes from a nested model's run: each its input's own.
       if (inModel && kwargs && kwargs.mask != null && !Array.isArray(kwargs.mask)) {
-        if (!maskedInputs(this).some(Boolean))
+        if (calledWithoutMask(this) || !maskedInputs(this).some(Boolean))
           return super.apply(inputs, { ...kwargs, mask: null });
       }
       return super.apply(inputs, kwargs);
@@ -79,4 +93,4 @@ function withMaskOfItsOwn(tf, Base) {
   };
 }
 
-module.exports = { carriesMask, maskedInputs, withMaskOfItsOwn };
+module.exports = { calledWithoutMask, carriesMask, maskedInputs, withMaskOfItsOwn };
