@@ -258,6 +258,7 @@ def test_a_keras3_rnn_given_initial_state_runs_unmasked(node_runtime, tmp_path, 
     import keras
     import numpy as np
     import tf_keras
+
     from tfjs_bridge.conversion import keras3
 
     L = keras.layers

@@ -72,7 +72,8 @@ function calledWithoutMask(layer) {
   return (
     layer.inboundNodes.length > 0 &&
     layer.inboundNodes.every(
-      ({ callArgs }) => callArgs != null && Object.hasOwn(callArgs, 'mask') && callArgs.mask == null,
+      ({ callArgs }) =>
+        callArgs != null && Object.hasOwn(callArgs, 'mask') && callArgs.mask == null,
     )
   );
 }
