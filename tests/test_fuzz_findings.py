@@ -4,6 +4,7 @@ real export, tensorflowjs_converter and Node: every model gets a verdict per
 path, and the paths that can hold it pass."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -303,3 +304,61 @@ def test_a_keras3_rnn_given_initial_state_runs_unmasked(node_runtime, tmp_path, 
                   "--samples", 32, "--report", tmp_path / "before")  # fmt: skip
     assert result.exit_code == 1
     assert _results(tmp_path / "before")["tfjs-node/layers"]["status"] == "mismatch"
+
+
+def test_a_mixed_float16_model_loads_in_tfjs_layers_as_float32(node_runtime, tmp_path, rerecord):
+    """fz1-028, 083, 099, fz0-084: the layers path of a mixed_float16 model
+    failed to load, "Unknown data type [object Object]": tf-keras writes each
+    layer's dtype as a Policy object, and tfjs's Embedding builds its weights
+    in it. The layers model.json now says float32 (the weights are float32
+    under a mixed policy; tfjs computes in float32 only), judged at float16
+    precision as the graph paths are. Negative controls: the file as the
+    converter wrote it fails, and one wrong weight still mismatches."""
+    import_tensorflow()
+    import tf_keras
+
+    from test_precision import _fault
+
+    K = tf_keras.layers
+    tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        tf_keras.utils.set_random_seed(15)
+        model = tf_keras.Sequential([tf_keras.Input((6,), dtype="int32"),
+                                     K.Embedding(20, 4, mask_zero=True), K.GRU(5),
+                                     K.Dense(2, dtype="float32", name="head")])  # fmt: skip
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")
+    source = tmp_path / "mixed.h5"
+    model.save(source)
+    folder = tmp_path / "mixed"
+    assert _run("export", source, folder).exit_code == 0
+
+    faulted = _fault(folder, rerecord, "head/kernel", 1.5, "mixed_faulted")
+    as_written = tmp_path / "mixed_as_written"
+    shutil.copytree(folder, as_written)
+    manifest = json.loads((as_written / "manifest.json").read_text())
+    manifest["model"] = manifest["spec"]["name"] = as_written.name
+    (as_written / "manifest.json").write_text(json.dumps(manifest))
+    layers_json = as_written / "tfjs_layers" / "model.json"
+    written = json.loads(layers_json.read_text())
+    mixed = {layer.name for layer in model.layers if layer.dtype_policy.name == "mixed_float16"}
+    policy = {"class_name": "Policy", "config": {"name": "mixed_float16"}}
+    for layer in written["modelTopology"]["model_config"]["config"]["layers"]:
+        if layer["config"]["name"] in mixed:
+            assert layer["config"]["dtype"] == "float32"
+            layer["config"]["dtype"] = policy
+    layers_json.write_text(json.dumps(written))
+    rerecord(as_written, "tfjs_layers/model.json")
+
+    models = ("--model-dir", folder, "--model-dir", faulted, "--model-dir", as_written)
+    result = _run("verify", *models, "--runtime", "tfjs-node/layers", "--samples", 32,
+                  "--report", tmp_path / "report")  # fmt: skip
+    assert result.exit_code == 1, result.output  # the negative controls
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert saved["tolerances"]["mixed"]["precision"] == "float16"
+    by = {r["model"]: r for r in saved["results"]}
+    assert by["mixed"]["status"] == "pass", by["mixed"]["reason"]
+    assert by["mixed"]["reason"].startswith("pass at float16 precision")
+    assert by["mixed_faulted"]["status"] == "mismatch"
+    assert by["mixed_as_written"]["status"] == "mismatch"
+    assert "Unknown data type [object Object]" in by["mixed_as_written"]["reason"]
