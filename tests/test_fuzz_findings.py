@@ -362,3 +362,40 @@ def test_a_mixed_float16_model_loads_in_tfjs_layers_as_float32(node_runtime, tmp
     assert by["mixed_faulted"]["status"] == "mismatch"
     assert by["mixed_as_written"]["status"] == "mismatch"
     assert "Unknown data type [object Object]" in by["mixed_as_written"]["reason"]
+
+
+def test_a_masked_rnn_after_an_element_wise_merge(node_runtime, tmp_path, monkeypatch):
+    """fz1-058: an RNN after Average([LSTM(return_sequences), Dense]) of a
+    masked Embedding failed on every layers path ("Invalid TF_Status: 3",
+    or "could not be broadcast" on the CPU backend): tfjs's element-wise
+    merges pass on their first input's mask with an axis added in front,
+    where Keras ANDs their inputs' masks. tfjs-bridge's (merge_masks.js) do
+    as Keras. The negative control, tfjs's mask (TFJS_BRIDGE_MERGE_MASK=stock),
+    must not pass."""
+    import_tensorflow()
+    import tf_keras
+
+    K = tf_keras.layers
+    tf_keras.utils.set_random_seed(16)
+    tokens = tf_keras.Input((6,), dtype="int32", name="tokens")
+    embedded = K.Embedding(20, 4, mask_zero=True)(tokens)
+    averaged = K.Average()([K.LSTM(4, return_sequences=True)(embedded), K.Dense(4)(embedded)])
+    added = K.Add()([K.GRU(4, return_sequences=True)(averaged), K.Dense(4)(averaged)])
+    source = tmp_path / "merges.h5"
+    tf_keras.Model(tokens, K.Dense(2)(K.LSTM(3)(added))).save(source)
+    folder = tmp_path / "merges"
+    assert _run("export", source, folder).exit_code == 0
+
+    def verify(report):
+        paths = ("--runtime", "tfjs-node/layers", "--runtime", "tfjs-cpu/layers")
+        result = _run("verify", "--model-dir", folder, *paths, "--samples", 32, "--report", report)
+        return result, {r: v["status"] for r, v in _results(report).items()}
+
+    result, verdicts = verify(tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert verdicts == {"tfjs-node/layers": "pass", "tfjs-cpu/layers": "pass"}
+
+    monkeypatch.setenv("TFJS_BRIDGE_MERGE_MASK", "stock")
+    result, verdicts = verify(tmp_path / "stock")
+    assert result.exit_code == 1
+    assert verdicts == {"tfjs-node/layers": "mismatch", "tfjs-cpu/layers": "mismatch"}

@@ -48,8 +48,10 @@ const BUNDLES = {
  * The bundle's text: an IIFE that sets globalThis.tfjsBridge (litertBridge
  * for the litert engine, ortBridge for ort). Node's
  * environment switches the layers read (TFJS_BRIDGE_RNN_LOOP,
- * TFJS_BRIDGE_MASKED_POOLING, TFJS_BRIDGE_ATTENTION) are fixed at
- * build time to this process's values, so a page runs the loop Node would.
+ * TFJS_BRIDGE_MASKED_POOLING, TFJS_BRIDGE_ATTENTION,
+ * TFJS_BRIDGE_MASKED_BIDIRECTIONAL, TFJS_BRIDGE_MERGE_MASK) are fixed at
+ * build time to this process's values, so a page runs the loop Node would
+ * (a page has no `process`: one left in the bundle throws there).
  */
 async function buildPageBundle(engine = 'tfjs') {
   const esbuild = require('esbuild-wasm');
@@ -69,6 +71,12 @@ async function buildPageBundle(engine = 'tfjs') {
         process.env.TFJS_BRIDGE_MASKED_POOLING || '',
       ),
       'process.env.TFJS_BRIDGE_ATTENTION': JSON.stringify(process.env.TFJS_BRIDGE_ATTENTION || ''),
+      'process.env.TFJS_BRIDGE_MASKED_BIDIRECTIONAL': JSON.stringify(
+        process.env.TFJS_BRIDGE_MASKED_BIDIRECTIONAL || '',
+      ),
+      'process.env.TFJS_BRIDGE_MERGE_MASK': JSON.stringify(
+        process.env.TFJS_BRIDGE_MERGE_MASK || '',
+      ),
     },
   });
   const inputs = Object.keys(result.metafile.inputs).map((file) => {

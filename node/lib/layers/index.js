@@ -13,6 +13,8 @@
 //   GlobalMaxPooling1D      it, Keras's data_format and keepdims (masked_pooling.js)
 //   Attention      Keras's dot-product attention, which tfjs lacks (attention.js)
 //   MultiHeadAttention  Keras's, on sequences (multi_head_attention.js)
+//   Add, Multiply, Average, Maximum, Minimum  tfjs's, with Keras's mask: the
+//                  AND of their inputs' masks (merge_masks.js)
 //
 // The layers among them that read a mask take only a mask their inputs can
 // carry: tfjs's predict hands a layer an earlier layer's mask (masks.js).
@@ -31,6 +33,7 @@ const { causalConv1D } = require('./conv1d_causal');
 const { globalPooling1D } = require('./masked_pooling');
 const { attentionLayer } = require('./attention');
 const { multiHeadAttentionLayer } = require('./multi_head_attention');
+const { mergeLayers } = require('./merge_masks');
 const { withMaskOfItsOwn } = require('./masks');
 
 /** Installs the layers into `tf` (once per tfjs) and returns their classes. */
@@ -62,6 +65,7 @@ const installKerasLayers = oncePerTf((tf) => {
     GlobalMaxPooling1D,
     Attention,
     MultiHeadAttention,
+    ...mergeLayers(tf),
   };
   Object.values(classes).forEach((cls) => tf.serialization.registerClass(cls));
   return classes;
