@@ -399,3 +399,52 @@ def test_a_masked_rnn_after_an_element_wise_merge(node_runtime, tmp_path, monkey
     result, verdicts = verify(tmp_path / "stock")
     assert result.exit_code == 1
     assert verdicts == {"tfjs-node/layers": "mismatch", "tfjs-cpu/layers": "mismatch"}
+
+
+def test_rnn_layers_take_arguments_of_their_own_in_tfjs_predict(node_runtime, tmp_path,
+                                                                monkeypatch):  # fmt: skip
+    """tfjs's predict hands every layer one arguments object. tfjs's own
+    SimpleRNN read the mask an Embedding(mask_zero) of another branch left
+    there (masks.js covered only tfjs-bridge's layers); and an RNN given its
+    initial state wrote it there (RNN.apply), so the next RNN of a masked
+    run failed ("When inputs is an array, neither initialState or constants
+    should be provided"). Both models pass the layers path now; with
+    tfjs's shared arguments (TFJS_BRIDGE_SHARED_KWARGS=stock) neither does."""
+    import_tensorflow()
+    import tf_keras
+
+    K = tf_keras.layers
+    tf_keras.utils.set_random_seed(17)
+    tokens = tf_keras.Input((6,), dtype="int32", name="tokens")
+    numeric = tf_keras.Input((6, 3), name="numeric")
+    label = K.Dense(2)(K.GRU(4)(K.Embedding(20, 4, mask_zero=True)(tokens)))
+    score = K.Dense(1)(K.SimpleRNN(4)(K.Dense(3)(numeric)))
+    tf_keras.Model([tokens, numeric], [label, score]).save(tmp_path / "beside.h5")
+
+    x = tf_keras.Input((5, 2), name="x")
+    masked = K.Masking()(x)
+    _, h, c = K.LSTM(3, return_state=True)(masked)
+    seq = K.LSTM(3, return_sequences=True)(masked, initial_state=[h, c])
+    tf_keras.Model(x, K.Dense(2)(K.LSTM(3)(seq))).save(tmp_path / "states.h5")
+
+    folders = []
+    for name in ("beside", "states"):
+        folders += ["--model-dir", tmp_path / name]
+        assert _run("export", tmp_path / f"{name}.h5", tmp_path / name).exit_code == 0
+
+    def verify(report):
+        result = _run("verify", *folders, "--runtime", "tfjs-node/layers", "--samples", 32,
+                      "--report", report)  # fmt: skip
+        saved = json.loads((report / "report.json").read_text())["results"]
+        return result, {(r["model"], r["runtime"]): r for r in saved}
+
+    result, results = verify(tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert {r["status"] for r in results.values()} == {"pass"} and len(results) == 2
+
+    monkeypatch.setenv("TFJS_BRIDGE_SHARED_KWARGS", "stock")
+    result, results = verify(tmp_path / "stock")
+    assert result.exit_code == 1
+    assert {r["status"] for r in results.values()} == {"mismatch"} and len(results) == 2
+    assert results["beside", "tfjs-node/layers"]["max_abs"] > 0.1  # the tokens' padding skipped
+    assert "neither initialState" in results["states", "tfjs-node/layers"]["reason"]

@@ -17,6 +17,8 @@
 // on one tensor, and the tf-keras twin writes mask=None in the inbound node;
 // tfjs keeps that in the node's callArgs, and its predict ignores it).
 // Installed on the layers that read masks (index.js).
+// TFJS_BRIDGE_SHARED_KWARGS=stock hands them tfjs's shared arguments as they
+// come (the tests' negative control); the page bundle fixes it at build time.
 
 // Layers whose output carries no mask in tfjs, whatever their input's.
 const MASK_DROPPING = new Set([
@@ -78,18 +80,28 @@ function calledWithoutMask(layer) {
   );
 }
 
-/** Base with a mask taken only when the layer's inputs can have given it. */
+/**
+ * Base with a mask taken only when the layer's inputs can have given it, and
+ * arguments of its own: tfjs's RNN.apply writes the states it was given as
+ * inputs into that shared object (initialState), where the next RNN of the
+ * run found them and failed ("When inputs is an array, neither initialState
+ * or constants should be provided"). In a model's run the states come as
+ * inputs, so one left in the arguments is another layer's.
+ */
 function withMaskOfItsOwn(tf, Base) {
   return class extends Base {
     apply(inputs, kwargs) {
       const first = Array.isArray(inputs) ? inputs[0] : inputs;
       const inModel = this.inboundNodes.length > 0 && !(first instanceof tf.SymbolicTensor);
+      if (!inModel || kwargs == null || process.env.TFJS_BRIDGE_SHARED_KWARGS === 'stock')
+        return super.apply(inputs, kwargs);
+      const own = { ...kwargs };
+      if (Array.isArray(inputs)) delete own.initialState;
       // A list of masks comes from a nested model's run: each its input's own.
-      if (inModel && kwargs && kwargs.mask != null && !Array.isArray(kwargs.mask)) {
-        if (calledWithoutMask(this) || !maskedInputs(this).some(Boolean))
-          return super.apply(inputs, { ...kwargs, mask: null });
+      if (own.mask != null && !Array.isArray(own.mask)) {
+        if (calledWithoutMask(this) || !maskedInputs(this).some(Boolean)) own.mask = null;
       }
-      return super.apply(inputs, kwargs);
+      return super.apply(inputs, own);
     }
   };
 }
