@@ -448,3 +448,36 @@ def test_rnn_layers_take_arguments_of_their_own_in_tfjs_predict(node_runtime, tm
     assert {r["status"] for r in results.values()} == {"mismatch"} and len(results) == 2
     assert results["beside", "tfjs-node/layers"]["max_abs"] > 0.1  # the tokens' padding skipped
     assert "neither initialState" in results["states", "tfjs-node/layers"]["reason"]
+
+
+def test_a_fault_is_placed_in_a_keras3_model_built_on_a_dict(node_runtime, tmp_path):
+    """fz1-058: the fuzzer placed no fault in a Keras 3 model whose inputs
+    are a dict ("placing the fault: unexpected ValueError ... The structure
+    of `inputs` doesn't match"): it called the model on a list. Now it calls
+    it as verify does, and verify catches the fault it places."""
+    import_tensorflow()
+    import keras
+
+    from tfjs_bridge.fuzz import faults
+
+    L = keras.layers
+    keras.utils.set_random_seed(18)
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    numeric = keras.Input((2,), name="numeric")
+    joined = L.Concatenate()([L.GRU(3)(L.Embedding(20, 4)(tokens)), L.Dense(3)(numeric)])
+    model = keras.Model({"tokens": tokens, "numeric": numeric}, L.Dense(2, name="head")(joined))
+    model.save(tmp_path / "pair.keras")
+    folder, faulted = tmp_path / "pair", tmp_path / "pair_faulted"
+    assert _run("export", tmp_path / "pair.keras", folder).exit_code == 0
+    shutil.copytree(folder, faulted)
+    manifest = json.loads((faulted / "manifest.json").read_text())
+    manifest["model"] = manifest["spec"]["name"] = faulted.name
+    (faulted / "manifest.json").write_text(json.dumps(manifest))
+
+    fault = faults.inject(faulted, "layers", 16)
+    assert fault.layer == "head"
+    result = _run("verify", "--model-dir", folder, "--model-dir", faulted, "--runtime",
+                  "tfjs-node/layers", "--samples", 16, "--report", tmp_path / "report")  # fmt: skip
+    assert result.exit_code == 1
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())["results"]
+    assert {r["model"]: r["status"] for r in saved} == {"pair": "pass", "pair_faulted": "mismatch"}

@@ -116,7 +116,7 @@ def choose(model_dir: Path, samples: int) -> tuple[str, object, tuple, float, fl
             model, call = truth.keras_model, truth
         else:
             model = load_keras(model_dir / subject.reference_file, subject.reference_kind)
-            call = keras_call(model)
+            call = keras_call(model, subject.signature.names)  # a dict-input model takes a dict
         candidates = _candidates(model, output_names(model, subject.reference_kind))
         # measured against the tolerance verify will judge by (wider for a float16 model)
         atol, rtol = compare.precision_tolerance(
