@@ -370,8 +370,8 @@ def test_a_masked_rnn_after_an_element_wise_merge(node_runtime, tmp_path, monkey
     or "could not be broadcast" on the CPU backend): tfjs's element-wise
     merges pass on their first input's mask with an axis added in front,
     where Keras ANDs their inputs' masks. tfjs-bridge's (merge_masks.js) do
-    as Keras. The negative control, tfjs's mask (TFJS_BRIDGE_MERGE_MASK=stock),
-    must not pass."""
+    as Keras, and add the Subtract tfjs lacks. The negative control, tfjs's
+    mask (TFJS_BRIDGE_MERGE_MASK=stock), must not pass."""
     import_tensorflow()
     import tf_keras
 
@@ -380,9 +380,10 @@ def test_a_masked_rnn_after_an_element_wise_merge(node_runtime, tmp_path, monkey
     tokens = tf_keras.Input((6,), dtype="int32", name="tokens")
     embedded = K.Embedding(20, 4, mask_zero=True)(tokens)
     averaged = K.Average()([K.LSTM(4, return_sequences=True)(embedded), K.Dense(4)(embedded)])
-    added = K.Add()([K.GRU(4, return_sequences=True)(averaged), K.Dense(4)(averaged)])
+    # Subtract: tfjs-layers has none (tfjs-bridge's, same module); not symmetric
+    subtracted = K.Subtract()([K.GRU(4, return_sequences=True)(averaged), K.Dense(4)(averaged)])
     source = tmp_path / "merges.h5"
-    tf_keras.Model(tokens, K.Dense(2)(K.LSTM(3)(added))).save(source)
+    tf_keras.Model(tokens, K.Dense(2)(K.LSTM(3)(subtracted))).save(source)
     folder = tmp_path / "merges"
     assert _run("export", source, folder).exit_code == 0
 

@@ -14,7 +14,7 @@
 //   Attention      Keras's dot-product attention, which tfjs lacks (attention.js)
 //   MultiHeadAttention  Keras's, on sequences (multi_head_attention.js)
 //   Add, Multiply, Average, Maximum, Minimum  tfjs's, with Keras's mask: the
-//                  AND of their inputs' masks (merge_masks.js)
+//                  AND of their inputs' masks; Subtract, which tfjs lacks (merge_masks.js)
 //
 // The layers among them that read a mask take only a mask their inputs can
 // carry: tfjs's predict hands a layer an earlier layer's mask (masks.js).

@@ -1,7 +1,9 @@
 'use strict';
-// Keras's mask for the element-wise merges (Add, Multiply, Average, Maximum,
-// Minimum): the AND of their inputs' masks, null when none has one
-// (tf_keras 2.19's _Merge.compute_mask, Keras 3's Merge.compute_mask).
+// Keras's element-wise merges: Add, Multiply, Average, Maximum, Minimum with
+// Keras's mask, the AND of their inputs' masks, null when none has one
+// (tf_keras 2.19's _Merge.compute_mask, Keras 3's Merge.compute_mask); and
+// Subtract, which tfjs-layers lacks ("Unknown layer: Subtract"): its two
+// inputs, first minus second, as Keras.
 //
 // tfjs-layers 4.22's Merge.computeMask returns its first input's mask with an
 // axis added in front, [1, batch, steps], never reduced (its loop also stops
@@ -29,9 +31,8 @@ const mergeLayers = oncePerTf((tf) => {
     Maximum: tf.layers.maximum({}),
     Minimum: tf.layers.minimum({}),
   };
-  const classes = {};
-  for (const [name, instance] of Object.entries(stock)) {
-    classes[name] = class extends instance.constructor {
+  const withKerasMask = (Base) =>
+    class extends Base {
       computeMask(inputs, mask) {
         if (stockMask() || !Array.isArray(mask)) return super.computeMask(inputs, mask);
         const given = mask.filter((m) => m != null);
@@ -41,7 +42,26 @@ const mergeLayers = oncePerTf((tf) => {
         );
       }
     };
+  const classes = {};
+  for (const [name, instance] of Object.entries(stock)) {
+    classes[name] = withKerasMask(instance.constructor);
   }
+  // tfjs's Merge (not exported): shape checks and broadcasting, then mergeFunction.
+  const Merge = Object.getPrototypeOf(stock.Add.constructor);
+  class Subtract extends withKerasMask(Merge) {
+    build(inputShape) {
+      super.build(inputShape);
+      if (inputShape.length !== 2) {
+        throw new Error(`Subtract takes exactly 2 inputs, got ${inputShape.length}`);
+      }
+    }
+
+    mergeFunction(inputs) {
+      return tf.tidy(() => tf.sub(inputs[0], inputs[1]));
+    }
+  }
+  Subtract.className = 'Subtract';
+  classes.Subtract = Subtract;
   return classes;
 });
 
