@@ -106,4 +106,4 @@ function withMaskOfItsOwn(tf, Base) {
   };
 }
 
-module.exports = { calledWithoutMask, carriesMask, maskedInputs, withMaskOfItsOwn };
+module.exports = { carriesMask, maskedInputs, withMaskOfItsOwn };
