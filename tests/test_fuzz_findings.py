@@ -4,6 +4,7 @@ real export, tensorflowjs_converter and Node: every model gets a verdict per
 path, and the paths that can hold it pass."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -244,6 +245,243 @@ def test_a_keras3_bidirectional_with_hard_sigmoid_loads_in_tfjs(node_runtime, tm
     assert result.exit_code == 0, result.output
     verdicts = {r: v["status"] for r, v in _results(tmp_path).items()}
     assert verdicts == {"tfjs-node/layers": "pass", "tfjs-node/graph": "pass"}
+
+
+def test_a_keras3_rnn_given_initial_state_runs_unmasked(node_runtime, tmp_path, rerecord):
+    """fz1-034, 070, 091: every path mismatched these Keras 3 models, a masked
+    SimpleRNN given another RNN's state as initial_state. Keras 3 fills in
+    `mask` only for a call on one tensor argument, so an RNN given
+    initial_state= runs unmasked; tf-keras and tfjs passed it the mask. The
+    twin now says mask=None in the node, and tfjs-bridge's SimpleRNN honours
+    it (tfjs's predict hands every layer the mask). Negative controls: the
+    twin without mask=None, and the layers file as it was written before."""
+    import_tensorflow()
+    import keras
+    import numpy as np
+    import tf_keras
+
+    from tfjs_bridge.conversion import keras3
+
+    L = keras.layers
+    keras.utils.set_random_seed(14)
+    x = keras.Input((5, 2), name="x")
+    masked = L.Masking()(x)
+    _, state = L.SimpleRNN(3, return_state=True, name="first")(masked)
+    y = L.Dense(2, name="out")(L.SimpleRNN(3, name="second")(masked, initial_state=[state]))
+    model = keras.Model(x, [y, state])
+    source = tmp_path / "states.keras"
+    model.save(source)
+
+    xs = np.random.default_rng(0).uniform(-1, 1, (8, 5, 2)).astype("float32")
+    xs[:, 3:] = 0  # padding: masked steps
+    twin = keras3.to_tf_keras(model)
+    config = twin.get_config()
+    for layer in config["layers"]:
+        for node in layer["inbound_nodes"]:
+            for ref in node:
+                ref[3].pop("mask", None)
+    masked_twin = tf_keras.Model.from_config(config)
+    masked_twin.set_weights(twin.get_weights())
+    truth = model.predict(xs, verbose=0)[0]
+    assert np.abs(twin.predict(xs, verbose=0)[0] - truth).max() < 1e-6
+    assert np.abs(masked_twin.predict(xs, verbose=0)[0] - truth).max() > 0.1
+
+    folder = tmp_path / "states"
+    assert _run("export", source, folder).exit_code == 0
+    result, verdicts = _verify(folder, tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert verdicts == dict.fromkeys(TFJS_NODE, "pass")
+
+    # The layers file as the twin wrote it before: no mask=None in its nodes.
+    layers_json = folder / "tfjs_layers" / "model.json"
+    written = json.loads(layers_json.read_text())
+    refs = [ref for layer in written["modelTopology"]["model_config"]["config"]["layers"]
+            for node in layer["inbound_nodes"] for ref in node]  # fmt: skip
+    assert sum(ref[3].pop("mask", 0) is None for ref in refs) == 2
+    layers_json.write_text(json.dumps(written))
+    rerecord(folder, "tfjs_layers/model.json")
+    result = _run("verify", "--model-dir", folder, "--runtime", "tfjs-node/layers",
+                  "--samples", 32, "--report", tmp_path / "before")  # fmt: skip
+    assert result.exit_code == 1
+    assert _results(tmp_path / "before")["tfjs-node/layers"]["status"] == "mismatch"
+
+
+def test_a_mixed_float16_model_loads_in_tfjs_layers_as_float32(node_runtime, tmp_path, rerecord):
+    """fz1-028, 083, 099, fz0-084: the layers path of a mixed_float16 model
+    failed to load, "Unknown data type [object Object]": tf-keras writes each
+    layer's dtype as a Policy object, and tfjs's Embedding builds its weights
+    in it. The layers model.json now says float32 (the weights are float32
+    under a mixed policy; tfjs computes in float32 only), judged at float16
+    precision as the graph paths are. Negative controls: the file as the
+    converter wrote it fails, and one wrong weight still mismatches."""
+    import_tensorflow()
+    import tf_keras
+
+    from test_precision import _fault
+
+    K = tf_keras.layers
+    tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        tf_keras.utils.set_random_seed(15)
+        model = tf_keras.Sequential([tf_keras.Input((6,), dtype="int32"),
+                                     K.Embedding(20, 4, mask_zero=True), K.GRU(5),
+                                     K.Dense(2, dtype="float32", name="head")])  # fmt: skip
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")
+    source = tmp_path / "mixed.h5"
+    model.save(source)
+    folder = tmp_path / "mixed"
+    assert _run("export", source, folder).exit_code == 0
+
+    faulted = _fault(folder, rerecord, "head/kernel", 1.5, "mixed_faulted")
+    as_written = tmp_path / "mixed_as_written"
+    shutil.copytree(folder, as_written)
+    manifest = json.loads((as_written / "manifest.json").read_text())
+    manifest["model"] = manifest["spec"]["name"] = as_written.name
+    (as_written / "manifest.json").write_text(json.dumps(manifest))
+    layers_json = as_written / "tfjs_layers" / "model.json"
+    written = json.loads(layers_json.read_text())
+    mixed = {layer.name for layer in model.layers if layer.dtype_policy.name == "mixed_float16"}
+    policy = {"class_name": "Policy", "config": {"name": "mixed_float16"}}
+    for layer in written["modelTopology"]["model_config"]["config"]["layers"]:
+        if layer["config"]["name"] in mixed:
+            assert layer["config"]["dtype"] == "float32"
+            layer["config"]["dtype"] = policy
+    layers_json.write_text(json.dumps(written))
+    rerecord(as_written, "tfjs_layers/model.json")
+
+    models = ("--model-dir", folder, "--model-dir", faulted, "--model-dir", as_written)
+    result = _run("verify", *models, "--runtime", "tfjs-node/layers", "--samples", 32,
+                  "--report", tmp_path / "report")  # fmt: skip
+    assert result.exit_code == 1, result.output  # the negative controls
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert saved["tolerances"]["mixed"]["precision"] == "float16"
+    by = {r["model"]: r for r in saved["results"]}
+    assert by["mixed"]["status"] == "pass", by["mixed"]["reason"]
+    assert by["mixed"]["reason"].startswith("pass at float16 precision")
+    assert by["mixed_faulted"]["status"] == "mismatch"
+    assert by["mixed_as_written"]["status"] == "mismatch"
+    assert "Unknown data type [object Object]" in by["mixed_as_written"]["reason"]
+
+
+def test_a_masked_rnn_after_an_element_wise_merge(node_runtime, tmp_path, monkeypatch):
+    """fz1-058: an RNN after Average([LSTM(return_sequences), Dense]) of a
+    masked Embedding failed on every layers path ("Invalid TF_Status: 3",
+    or "could not be broadcast" on the CPU backend): tfjs's element-wise
+    merges pass on their first input's mask with an axis added in front,
+    where Keras ANDs their inputs' masks. tfjs-bridge's (merge_masks.js) do
+    as Keras, and add the Subtract tfjs lacks. The negative control, tfjs's
+    mask (TFJS_BRIDGE_MERGE_MASK=stock), must not pass."""
+    import_tensorflow()
+    import tf_keras
+
+    K = tf_keras.layers
+    tf_keras.utils.set_random_seed(16)
+    tokens = tf_keras.Input((6,), dtype="int32", name="tokens")
+    embedded = K.Embedding(20, 4, mask_zero=True)(tokens)
+    averaged = K.Average()([K.LSTM(4, return_sequences=True)(embedded), K.Dense(4)(embedded)])
+    # Subtract: tfjs-layers has none (tfjs-bridge's, same module); not symmetric
+    subtracted = K.Subtract()([K.GRU(4, return_sequences=True)(averaged), K.Dense(4)(averaged)])
+    source = tmp_path / "merges.h5"
+    tf_keras.Model(tokens, K.Dense(2)(K.LSTM(3)(subtracted))).save(source)
+    folder = tmp_path / "merges"
+    assert _run("export", source, folder).exit_code == 0
+
+    def verify(report):
+        paths = ("--runtime", "tfjs-node/layers", "--runtime", "tfjs-cpu/layers")
+        result = _run("verify", "--model-dir", folder, *paths, "--samples", 32, "--report", report)
+        return result, {r: v["status"] for r, v in _results(report).items()}
+
+    result, verdicts = verify(tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert verdicts == {"tfjs-node/layers": "pass", "tfjs-cpu/layers": "pass"}
+
+    monkeypatch.setenv("TFJS_BRIDGE_MERGE_MASK", "stock")
+    result, verdicts = verify(tmp_path / "stock")
+    assert result.exit_code == 1
+    assert verdicts == {"tfjs-node/layers": "mismatch", "tfjs-cpu/layers": "mismatch"}
+
+
+def test_rnn_layers_take_arguments_of_their_own_in_tfjs_predict(node_runtime, tmp_path,
+                                                                monkeypatch):  # fmt: skip
+    """tfjs's predict hands every layer one arguments object. tfjs's own
+    SimpleRNN read the mask an Embedding(mask_zero) of another branch left
+    there (masks.js covered only tfjs-bridge's layers); and an RNN given its
+    initial state wrote it there (RNN.apply), so the next RNN of a masked
+    run failed ("When inputs is an array, neither initialState or constants
+    should be provided"). Both models pass the layers path now; with
+    tfjs's shared arguments (TFJS_BRIDGE_SHARED_KWARGS=stock) neither does."""
+    import_tensorflow()
+    import tf_keras
+
+    K = tf_keras.layers
+    tf_keras.utils.set_random_seed(17)
+    tokens = tf_keras.Input((6,), dtype="int32", name="tokens")
+    numeric = tf_keras.Input((6, 3), name="numeric")
+    label = K.Dense(2)(K.GRU(4)(K.Embedding(20, 4, mask_zero=True)(tokens)))
+    score = K.Dense(1)(K.SimpleRNN(4)(K.Dense(3)(numeric)))
+    tf_keras.Model([tokens, numeric], [label, score]).save(tmp_path / "beside.h5")
+
+    x = tf_keras.Input((5, 2), name="x")
+    masked = K.Masking()(x)
+    _, h, c = K.LSTM(3, return_state=True)(masked)
+    seq = K.LSTM(3, return_sequences=True)(masked, initial_state=[h, c])
+    tf_keras.Model(x, K.Dense(2)(K.LSTM(3)(seq))).save(tmp_path / "states.h5")
+
+    folders = []
+    for name in ("beside", "states"):
+        folders += ["--model-dir", tmp_path / name]
+        assert _run("export", tmp_path / f"{name}.h5", tmp_path / name).exit_code == 0
+
+    def verify(report):
+        result = _run("verify", *folders, "--runtime", "tfjs-node/layers", "--samples", 32,
+                      "--report", report)  # fmt: skip
+        saved = json.loads((report / "report.json").read_text())["results"]
+        return result, {(r["model"], r["runtime"]): r for r in saved}
+
+    result, results = verify(tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert {r["status"] for r in results.values()} == {"pass"} and len(results) == 2
+
+    monkeypatch.setenv("TFJS_BRIDGE_SHARED_KWARGS", "stock")
+    result, results = verify(tmp_path / "stock")
+    assert result.exit_code == 1
+    assert {r["status"] for r in results.values()} == {"mismatch"} and len(results) == 2
+    assert results["beside", "tfjs-node/layers"]["max_abs"] > 0.1  # the tokens' padding skipped
+    assert "neither initialState" in results["states", "tfjs-node/layers"]["reason"]
+
+
+def test_a_fault_is_placed_in_a_keras3_model_built_on_a_dict(node_runtime, tmp_path):
+    """fz1-058: the fuzzer placed no fault in a Keras 3 model whose inputs
+    are a dict ("placing the fault: unexpected ValueError ... The structure
+    of `inputs` doesn't match"): it called the model on a list. Now it calls
+    it as verify does, and verify catches the fault it places."""
+    import_tensorflow()
+    import keras
+
+    from tfjs_bridge.fuzz import faults
+
+    L = keras.layers
+    keras.utils.set_random_seed(18)
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    numeric = keras.Input((2,), name="numeric")
+    joined = L.Concatenate()([L.GRU(3)(L.Embedding(20, 4)(tokens)), L.Dense(3)(numeric)])
+    model = keras.Model({"tokens": tokens, "numeric": numeric}, L.Dense(2, name="head")(joined))
+    model.save(tmp_path / "pair.keras")
+    folder, faulted = tmp_path / "pair", tmp_path / "pair_faulted"
+    assert _run("export", tmp_path / "pair.keras", folder).exit_code == 0
+    shutil.copytree(folder, faulted)
+    manifest = json.loads((faulted / "manifest.json").read_text())
+    manifest["model"] = manifest["spec"]["name"] = faulted.name
+    (faulted / "manifest.json").write_text(json.dumps(manifest))
+
+    fault = faults.inject(faulted, "layers", 16)
+    assert fault.layer == "head"
+    result = _run("verify", "--model-dir", folder, "--model-dir", faulted, "--runtime",
+                  "tfjs-node/layers", "--samples", 16, "--report", tmp_path / "report")  # fmt: skip
+    assert result.exit_code == 1
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())["results"]
+    assert {r["model"]: r["status"] for r in saved} == {"pair": "pass", "pair_faulted": "mismatch"}
 
 
 def test_a_masked_rnn_given_an_initial_state_outputs_zeros_before_its_first_real_step(

@@ -32,6 +32,7 @@ test('the page bundle is built from our files only, around the page tf', async (
     inputs,
   );
   assert.doesNotMatch(text, /@tensorflow|\brequire\(/); // (no module left to load at run time)
+  assert.doesNotMatch(text, /\bprocess\./); // a page has no process: each switch fixed at build
   assert.match(text, /globalThis\.tfjsBridge\s*=/);
 });
 

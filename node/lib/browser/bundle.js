@@ -45,12 +45,24 @@ const BUNDLES = {
   },
 };
 
+// Node's environment switches the layers read (node/lib/layers/).
+const LAYER_SWITCHES = [
+  'TFJS_BRIDGE_RNN_LOOP',
+  'TFJS_BRIDGE_MASKED_POOLING',
+  'TFJS_BRIDGE_ATTENTION',
+  'TFJS_BRIDGE_MASKED_BIDIRECTIONAL',
+  'TFJS_BRIDGE_MERGE_MASK',
+  'TFJS_BRIDGE_SHARED_KWARGS',
+  'TFJS_BRIDGE_MASKED_START',
+  'TFJS_BRIDGE_FED_TWICE',
+];
+
 /**
  * The bundle's text: an IIFE that sets globalThis.tfjsBridge (litertBridge
  * for the litert engine, ortBridge for ort). Node's
- * environment switches the layers read (TFJS_BRIDGE_RNN_LOOP,
- * TFJS_BRIDGE_MASKED_POOLING, TFJS_BRIDGE_ATTENTION) are fixed at
- * build time to this process's values, so a page runs the loop Node would.
+ * environment switches the layers read (LAYER_SWITCHES) are fixed at build
+ * time to this process's values, so a page runs the loop Node would (a page
+ * has no `process`: one left in the bundle would throw there).
  */
 async function buildPageBundle(engine = 'tfjs') {
   const esbuild = require('esbuild-wasm');
@@ -64,13 +76,12 @@ async function buildPageBundle(engine = 'tfjs') {
     target: ['es2020'],
     metafile: true,
     logLevel: 'silent',
-    define: {
-      'process.env.TFJS_BRIDGE_RNN_LOOP': JSON.stringify(process.env.TFJS_BRIDGE_RNN_LOOP || ''),
-      'process.env.TFJS_BRIDGE_MASKED_POOLING': JSON.stringify(
-        process.env.TFJS_BRIDGE_MASKED_POOLING || '',
-      ),
-      'process.env.TFJS_BRIDGE_ATTENTION': JSON.stringify(process.env.TFJS_BRIDGE_ATTENTION || ''),
-    },
+    define: Object.fromEntries(
+      LAYER_SWITCHES.map((name) => [
+        `process.env.${name}`,
+        JSON.stringify(process.env[name] || ''),
+      ]),
+    ),
   });
   const inputs = Object.keys(result.metafile.inputs).map((file) => {
     const where = fs.realpathSync(path.resolve(file));

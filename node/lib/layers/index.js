@@ -5,8 +5,8 @@
 //   GRUCell        Keras's reset-after GRU cell (gru_reset_after.js)
 //   GRU            that GRU with the fast loop (fast_loop.js)
 //   LSTM           tfjs's LSTM with the fast loop
-//   SimpleRNN      tfjs's; it, GRU and LSTM take initial states as Keras
-//                  does (initial_state.js)
+//   SimpleRNN      tfjs's, taking only a mask of its own (masks.js); it, GRU
+//                  and LSTM given initial states output as Keras (masked_start.js)
 //   Bidirectional  both directions as one loop (bidirectional.js)
 //   keras3HardSigmoid  Keras 3's hard_sigmoid (activations.js)
 //   Conv1D         tfjs's Conv1D, plus Keras's padding="causal" (conv1d_causal.js)
@@ -14,6 +14,8 @@
 //   GlobalMaxPooling1D      it, Keras's data_format and keepdims (masked_pooling.js)
 //   Attention      Keras's dot-product attention, which tfjs lacks (attention.js)
 //   MultiHeadAttention  Keras's, on sequences (multi_head_attention.js)
+//   Add, Multiply, Average, Maximum, Minimum  tfjs's, with Keras's mask: the
+//                  AND of their inputs' masks; Subtract, which tfjs lacks (merge_masks.js)
 //
 // The layers among them that read a mask take only a mask their inputs can
 // carry: tfjs's predict hands a layer an earlier layer's mask (masks.js).
@@ -34,8 +36,9 @@ const { causalConv1D } = require('./conv1d_causal');
 const { globalPooling1D } = require('./masked_pooling');
 const { attentionLayer } = require('./attention');
 const { multiHeadAttentionLayer } = require('./multi_head_attention');
+const { mergeLayers } = require('./merge_masks');
 const { withMaskOfItsOwn } = require('./masks');
-const { withKerasInitialState } = require('./initial_state');
+const { withKerasMaskedStart } = require('./masked_start');
 const { feedEachTensorOnce } = require('./fed_twice');
 
 /** Installs the layers into `tf` (once per tfjs) and returns their classes. */
@@ -44,13 +47,13 @@ const installKerasLayers = oncePerTf((tf) => {
   const StockLSTM = tf.layers.lstm({ units: 1 }).constructor;
   const StockSimpleRNN = tf.layers.simpleRNN({ units: 1 }).constructor;
   // The layers that read a mask take only one their inputs carry (masks.js);
-  // the recurrent ones take initial states as Keras does (initial_state.js).
+  // the recurrent ones, given initial states, output as Keras (masked_start.js).
   const GRU = withMaskOfItsOwn(
     tf,
-    withKerasInitialState(tf, withFastLoop(tf, ResetAfterGRU, 'GRU')),
+    withKerasMaskedStart(tf, withFastLoop(tf, ResetAfterGRU, 'GRU')),
   );
-  const LSTM = withMaskOfItsOwn(tf, withKerasInitialState(tf, withFastLoop(tf, StockLSTM, 'LSTM')));
-  const SimpleRNN = withMaskOfItsOwn(tf, withKerasInitialState(tf, StockSimpleRNN));
+  const LSTM = withMaskOfItsOwn(tf, withKerasMaskedStart(tf, withFastLoop(tf, StockLSTM, 'LSTM')));
+  const SimpleRNN = withMaskOfItsOwn(tf, withKerasMaskedStart(tf, StockSimpleRNN));
   const Bidirectional = withMaskOfItsOwn(tf, bidirectionalLayer(tf, { GRU, LSTM }));
   const { Keras3HardSigmoid } = kerasActivations(tf);
   const { Conv1D } = causalConv1D(tf);
@@ -71,6 +74,7 @@ const installKerasLayers = oncePerTf((tf) => {
     GlobalMaxPooling1D,
     Attention,
     MultiHeadAttention,
+    ...mergeLayers(tf),
   };
   Object.values(classes).forEach((cls) => tf.serialization.registerClass(cls));
   return classes;

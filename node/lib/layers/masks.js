@@ -12,7 +12,13 @@
 //
 // carriesMask reads from the model's graph whether a tensor carries a mask
 // when tfjs runs it; withMaskOfItsOwn makes a layer drop a mask its inputs
-// cannot have given it. Installed on the layers that read masks (index.js).
+// cannot have given it, or that the file says its call did without (a
+// Keras 3 RNN given initial_state=: Keras 3 fills in `mask` only for a call
+// on one tensor, and the tf-keras twin writes mask=None in the inbound node;
+// tfjs keeps that in the node's callArgs, and its predict ignores it).
+// Installed on the layers that read masks (index.js).
+// TFJS_BRIDGE_SHARED_KWARGS=stock hands them tfjs's shared arguments as they
+// come (the tests' negative control); the page bundle fixes it at build time.
 
 // Layers whose output carries no mask in tfjs, whatever their input's.
 const MASK_DROPPING = new Set([
@@ -63,18 +69,40 @@ function maskedInputs(layer) {
   return flags;
 }
 
-/** Base with a mask taken only when the layer's inputs can have given it. */
+/** Whether every call of the layer in the file passed mask=None explicitly. */
+function calledWithoutMask(layer) {
+  return (
+    layer.inboundNodes.length > 0 &&
+    layer.inboundNodes.every(
+      ({ callArgs }) =>
+        callArgs != null && Object.hasOwn(callArgs, 'mask') && callArgs.mask == null,
+    )
+  );
+}
+
+/**
+ * Base with a mask taken only when the layer's inputs can have given it, and
+ * arguments of its own: tfjs's RNN.apply writes the states it was given as
+ * inputs into that shared object (initialState), where the next RNN of the
+ * run found them and failed ("When inputs is an array, neither initialState
+ * or constants should be provided"), and an RNN given none started from
+ * them. In a model's run the states come as inputs, so one left in the
+ * arguments is another layer's.
+ */
 function withMaskOfItsOwn(tf, Base) {
   return class extends Base {
     apply(inputs, kwargs) {
       const first = Array.isArray(inputs) ? inputs[0] : inputs;
       const inModel = this.inboundNodes.length > 0 && !(first instanceof tf.SymbolicTensor);
+      if (!inModel || kwargs == null || process.env.TFJS_BRIDGE_SHARED_KWARGS === 'stock')
+        return super.apply(inputs, kwargs);
+      const own = { ...kwargs };
+      delete own.initialState; // with states of its own, or none, never another's
       // A list of masks comes from a nested model's run: each its input's own.
-      if (inModel && kwargs && kwargs.mask != null && !Array.isArray(kwargs.mask)) {
-        if (!maskedInputs(this).some(Boolean))
-          return super.apply(inputs, { ...kwargs, mask: null });
+      if (own.mask != null && !Array.isArray(own.mask)) {
+        if (calledWithoutMask(this) || !maskedInputs(this).some(Boolean)) own.mask = null;
       }
-      return super.apply(inputs, kwargs);
+      return super.apply(inputs, own);
     }
   };
 }

@@ -116,6 +116,28 @@ def name_custom_activations(model_json: Path) -> None:
     artifacts.write_json_atomic(model_json, model)
 
 
+def _float32_policies(value, key: str | None = None):
+    if isinstance(value, dict):
+        if key == "dtype" and value.get("class_name") in ("Policy", "DTypePolicy"):
+            name = value.get("config", {}).get("name", "")
+            return "float32" if name.startswith("mixed_") else name
+        return {k: _float32_policies(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_float32_policies(v, key) for v in value]
+    return value
+
+
+def compute_in_float32(model_json: Path) -> None:
+    """tf-keras writes a mixed-precision layer's dtype as a Policy object,
+    which tfjs-layers cannot read ("Unknown data type [object Object]").
+    tfjs computes in float32 only, and a mixed policy keeps its weights in
+    float32: the layer becomes a float32 one with the same weights. verify
+    judges it at the precision Keras computes in (parity/truth.py)."""
+    model = json.loads(model_json.read_text())
+    model["modelTopology"] = _float32_policies(model["modelTopology"])
+    artifacts.write_json_atomic(model_json, model)
+
+
 def _node_index(name: str) -> int:
     """Identity -> 0, Identity_2:0 -> 2: the order of a graph's output nodes."""
     node = name.split(":")[0]
@@ -269,6 +291,7 @@ def convert_in_place(
         run_converter(args)
         if fmt == "layers":
             name_custom_activations(out / LAYERS.entry)
+            compute_in_float32(out / LAYERS.entry)
         if fmt == "graph":
             inputs, outputs = serving_keys(model_dir / SAVED_MODEL.folder)
             name_graph_inputs(out / FORMATS["graph"].entry, inputs)

@@ -118,7 +118,12 @@ def _translate_node(node: dict, owner: str | None = None) -> list:
             named.update({key: tensors[0]} if tensors else {})
         query = named.pop("query")
         return [[*query[:3], {k: t[:3] for k, t in named.items()}]]
+    sequences = len(tensors)
     collect(kwargs.get("initial_state") or [])
+    if len(tensors) > sequences and kwargs.get("mask") is None:
+        # Keras 3 fills in `mask` only for a call on one tensor argument: an
+        # RNN given initial_state= runs unmasked. mask=None says so to tf-keras.
+        return [[*t[:3], {"mask": None}] for t in tensors]
     return tensors
 
 
@@ -144,7 +149,7 @@ def _without_mask_ops(config: dict) -> list:
             for ref in node:
                 todo.append(ref[0])
                 # tensors passed by keyword (a MultiHeadAttention's value, key)
-                todo += [t[0] for t in (ref[3] if len(ref) > 3 else {}).values()]
+                todo += [t[0] for t in (ref[3] if len(ref) > 3 else {}).values() if t]
     return [
         layer
         for layer in config["layers"]
