@@ -23,7 +23,7 @@ from ..runtime.pool import run_on_path
 from ..runtime.streams import StreamFeeding
 from . import compare
 from .conditioning import NUDGES, nudged
-from .truth import keras_call, run_chunked
+from .truth import Computed, keras_call, run_chunked
 
 # Keras's one-ulp move on a checked prefix is at most this fraction of the
 # tolerance: a path whose rounding grows up to 10x as fast still lands within.
@@ -149,7 +149,8 @@ class PrefixCheck:
         except NodeError as err:
             why = f"the path did not run {found['steps']} steps ({first_line(err)})"
             return {**out, "verdict": UNAVAILABLE, "reason": why}
-        c = self.truth.comparisons(rt.name, fmt, run, found["expected"])[index]
+        # with its inputs: a stream path's truth is computed from them (every prefix)
+        c = self.truth.comparisons(rt.name, fmt, run, Computed(found["expected"], prefix))[index]
         names = (c.expected_names, c.got_names)
         figures = compare.compare(c.expected, c.got, *names, tol["atol"], tol["rtol"],
                                   classifier=subject.classifier)  # fmt: skip
