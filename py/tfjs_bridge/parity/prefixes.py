@@ -34,30 +34,36 @@ PASS, MISMATCH, UNAVAILABLE = "pass", "mismatch", "unavailable"
 CHECK = "prefix"
 
 
-def free_time_config(config):
+def free_time_config(config, least_rank: int = 3):
     """A Keras model config with the time axis of every input (and build)
-    shape freed, [batch, T, ...] -> [batch, None, ...], and no RNN unrolled
-    (unrolling needs a fixed T)."""
+    shape of at least `least_rank` axes freed, [batch, T, ...] -> [batch,
+    None, ...] (2 for token ids [batch, T]: an Embedding's input_length
+    too), and no RNN unrolled (unrolling needs a fixed T)."""
     if isinstance(config, dict):
-        out = {k: free_time_config(v) for k, v in config.items()}
+        out = {k: free_time_config(v, least_rank) for k, v in config.items()}
         for key in ("batch_input_shape", "batch_shape", "input_shape"):
             shape = out.get(key)
-            if isinstance(shape, list | tuple) and len(shape) >= 3:
+            if isinstance(shape, list | tuple) and len(shape) >= least_rank:
                 out[key] = [shape[0], None, *shape[2:]]
+        if least_rank == 2 and out.get("input_length") is not None:
+            out["input_length"] = None
         if out.get("unroll") is True:
             out["unroll"] = False
         return out
     if isinstance(config, list | tuple):
-        return [free_time_config(v) for v in config]
+        return [free_time_config(v, least_rank) for v in config]
     return config
 
 
 def free_time_twin(model):
-    """The same Keras model (tf-keras or Keras 3) with a free time axis."""
+    """The same Keras model (tf-keras or Keras 3) with a free time axis: a
+    model of one input of token ids [batch, T] has its T freed too."""
     from ..conversion.keras_loader import CUSTOM_OBJECTS
 
-    twin = type(model).from_config(free_time_config(model.get_config()),
-                                   custom_objects=CUSTOM_OBJECTS)  # fmt: skip
+    (first, *others) = model.inputs
+    tokens = not others and len(first.shape) == 2 and "int" in str(first.dtype)
+    config = free_time_config(model.get_config(), 2 if tokens else 3)
+    twin = type(model).from_config(config, custom_objects=CUSTOM_OBJECTS)
     twin.set_weights(model.get_weights())
     return twin
 
