@@ -116,6 +116,55 @@ def test_one_run_is_every_prefix_run_one_by_one(small_models, masked_model):
         assert np.abs(fast[0][:, 1:] - fast[0][:, :-1]).max() > 1e-3, folder.name
 
 
+def _tf_keras_masked_floats():
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(5)
+    return tf_keras.Sequential([
+        tf_keras.Input((7, 3)), tf_keras.layers.Masking(0.0),
+        tf_keras.layers.LSTM(5, return_sequences=True), tf_keras.layers.GRU(4),
+        tf_keras.layers.BatchNormalization(), tf_keras.layers.Dense(2),
+    ])  # fmt: skip
+
+
+def _keras3_masked_tokens():
+    import keras
+
+    keras.utils.set_random_seed(6)
+    ids = keras.Input((9,), dtype="int32")
+    h = keras.layers.Embedding(20, 4, mask_zero=True)(ids)
+    h = keras.layers.GRU(6, return_sequences=True)(h)
+    h = keras.layers.SimpleRNN(5)(h)
+    return keras.Model(ids, keras.layers.Dense(3, activation="softmax")(h))
+
+
+@pytest.mark.parametrize("build", [_tf_keras_masked_floats, _keras3_masked_tokens])
+def test_one_run_holds_for_keras3_and_a_head_built_for_one_step(build):
+    """The same on models built here: a tf-keras Sequential with Masking and
+    a BatchNormalization head (built for [batch, features]: its axis is 1,
+    so it must run on each step's features, not on the sequence), and a
+    Keras 3 functional model over token ids (its RNN takes the mask beside
+    its input)."""
+    import_tensorflow()
+    model = build()
+    rng = np.random.default_rng(0)
+    shape = (24, *model.inputs[0].shape[1:])
+    x = rng.integers(1, 20, shape).astype(np.int32) if len(shape) == 2 else (
+        rng.uniform(-1, 1, shape).astype(np.float32))  # fmt: skip
+    for i, length in enumerate(rng.integers(0, shape[1], 24)):
+        x[i, length:] = 0  # post-padding, every sample its own length (0: all padded)
+    fast, how = every_prefix.outputs_on_every_prefix(model, [x])
+    assert how.startswith("one run"), how
+    split = every_prefix._last_output_split
+    try:
+        every_prefix._last_output_split = lambda model: None
+        slow, _ = every_prefix.outputs_on_every_prefix(model, [x])
+    finally:
+        every_prefix._last_output_split = split
+    assert np.abs(fast[0] - slow[0]).max() <= 1e-6
+    assert np.abs(fast[0][:, -1] - np.asarray(model(x))).max() <= 1e-6
+
+
 def test_a_stream_wrong_before_each_chunks_end_fails(small_models, masked_model, monkeypatch):
     """The negative control: each chunk's steps all answered with its last
     output, so the stream is right at the end of the sequence and wrong

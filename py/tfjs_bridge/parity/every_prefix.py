@@ -72,10 +72,16 @@ def _chain(model) -> list | None:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         return None
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    if type(model).__name__ == "Sequential":  # a chain as built (Keras 3 gives its layers
+        return layers  # other tensors than the model's own graph)
     previous = model.inputs[0]
     for layer in layers:
         try:
-            if layer.input is not previous:
+            given = layer.input
+            if isinstance(given, list | tuple):  # Keras 3 hands an RNN its mask beside it
+                masks = all("bool" in str(t.dtype) for t in given[1:])
+                given = given[0] if given and masks else given
+            if given is not previous:
                 return None
             previous = layer.output
         except (AttributeError, ValueError, RuntimeError):  # several inbound nodes
@@ -119,8 +125,13 @@ def _last_output_split(model):
     keras = importlib.import_module(type(model).__module__.split(".")[0])  # tf_keras or keras
     rnn = twin_chain[last]
     every_step = type(rnn).from_config({**rnn.get_config(), "return_sequences": True})
-    fed = twin.inputs[0] if last == 0 else twin_chain[last - 1].output
-    body = keras.Model(twin.inputs[0], every_step(fed))
+    # the layers called again on a new input: a Keras 3 Sequential's layers
+    # hold other tensors than its graph's
+    x = keras.Input(shape=(None, *twin.inputs[0].shape[2:]), dtype=twin.inputs[0].dtype)
+    h = x
+    for layer in twin_chain[:last]:
+        h = layer(h)
+    body = keras.Model(x, every_step(h))
     every_step.set_weights(rnn.get_weights())
     head = None
     if last + 1 < len(twin_chain):

@@ -36,14 +36,16 @@ CHECK = "prefix"
 
 def free_time_config(config, least_rank: int = 3):
     """A Keras model config with the time axis of every input (and build)
-    shape of at least `least_rank` axes freed, [batch, T, ...] -> [batch,
-    None, ...] (2 for token ids [batch, T]: an Embedding's input_length
-    too), and no RNN unrolled (unrolling needs a fixed T)."""
+    shape freed, [batch, T, ...] -> [batch, None, ...], and no RNN unrolled
+    (unrolling needs a fixed T). `least_rank` 2 (token ids [batch, T]) frees
+    the inputs' [batch, T] and an Embedding's input_length too, but no
+    layer's build shape of rank 2: that is [batch, features] (a Dense's)."""
     if isinstance(config, dict):
         out = {k: free_time_config(v, least_rank) for k, v in config.items()}
         for key in ("batch_input_shape", "batch_shape", "input_shape"):
             shape = out.get(key)
-            if isinstance(shape, list | tuple) and len(shape) >= least_rank:
+            least = least_rank if key != "input_shape" else 3
+            if isinstance(shape, list | tuple) and len(shape) >= least:
                 out[key] = [shape[0], None, *shape[2:]]
         if least_rank == 2 and out.get("input_length") is not None:
             out["input_length"] = None

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..conversion.convert import serving_signature_def
 from ..conversion.keras_loader import KERAS3, TF_KERAS, load_keras
-from ..core.errors import BridgeError
+from ..core.errors import BridgeError, first_line
 from ..core.quiet_tf import import_tensorflow
 from ..folder import artifacts
 from ..folder.formats import FORMATS
@@ -264,17 +264,19 @@ class KerasTruth(Truth):
 
     def comparisons(self, runtime, fmt, run, python_side):
         expected = self.for_format(fmt, python_side)
-        said = None
+        said, got, got_singles = None, run.outputs, run.singles
         if runtime in STREAM_RUNTIMES:
-            expected, said = self._stream_truth(expected, run.outputs, python_side)
+            expected, said = self._stream_truth(expected, got, python_side)
+            if said.startswith(LAST_ONLY):  # every step came back: judge the last one
+                got, got_singles = ([y[:, -1] for y in ys] for ys in (got, got_singles))
         c = Comparison(
             runtime,
             expected,
             self.expected_names(fmt),
-            run.outputs,
+            got,
             run.output_names,
-            [e[: len(run.singles[0])] for e in expected],
-            run.singles,
+            [e[: len(got_singles[0])] for e in expected],
+            got_singles,
         )
         if said:
             c.relabel = lambda figures: {**figures, "truth": said}
@@ -298,18 +300,28 @@ class KerasTruth(Truth):
         if not per_step:
             if any(e.ndim >= 2 and e.shape[1] == steps for e in whole):
                 return whole, "Keras on the whole sequence, every step's output"
-            return whole, "Keras on the whole sequence, its last output only"
+            return whole, LAST_ONLY
         key = id(python_side)
         if key not in self._prefixes:
             from .every_prefix import outputs_on_every_prefix  # it builds on prefixes.py
 
-            found, how = outputs_on_every_prefix(self.keras_model, xs, self.subject.signature.names)
+            try:
+                found, how = outputs_on_every_prefix(self.keras_model, xs,
+                                                     self.subject.signature.names)  # fmt: skip
+            except Exception as exc:  # any Keras refusal: the last output, said why
+                found, how = None, f"Keras cannot run the model on a prefix: {first_line(exc)}"
             self._prefixes[key] = (python_side, found, how)  # python_side kept: its id stays
         _, found, how = self._prefixes[key]
+        if found is None:
+            return whole, f"{LAST_ONLY} ({how})"
         said = f"Keras on every prefix x[:, :t], t = 1..{steps} ({how})"
         if self.subject.signature.inputs[0].mask_value is not None:
             said += "; a prefix ending at a masked step: Keras's output before it, carried"
         return found, said
+
+
+# A stream path of a last-output model judged on its last output alone.
+LAST_ONLY = "Keras on the whole sequence, its last output only"
 
 
 class TfjsTruth(Truth):
