@@ -266,8 +266,8 @@ class KerasTruth(Truth):
         expected = self.for_format(fmt, python_side)
         said, got, got_singles = None, run.outputs, run.singles
         if runtime in STREAM_RUNTIMES:
-            expected, said = self._stream_truth(expected, got, python_side)
-            if said.startswith(LAST_ONLY):  # every step came back: judge the last one
+            expected, said, last_step = self._stream_truth(expected, got, python_side)
+            if last_step:  # every step came back, but Keras ran no prefix: judge the last one
                 got, got_singles = ([y[:, -1] for y in ys] for ys in (got, got_singles))
         c = Comparison(
             runtime,
@@ -282,11 +282,12 @@ class KerasTruth(Truth):
             c.relabel = lambda figures: {**figures, "truth": said}
         return [c]
 
-    def _stream_truth(self, whole, got, python_side) -> tuple[list[np.ndarray], str]:
-        """(expected, what it is) for a stream path: Keras's output on every
-        prefix when the stream gave every step's output of a last-output
-        model ([N, T, ...] for Keras's [N, ...]), else the whole sequence's
-        outputs as they are (a return_sequences model: every step already)."""
+    def _stream_truth(self, whole, got, python_side) -> tuple[list[np.ndarray], str, bool]:
+        """(expected, what it is, whether to judge the stream's last step
+        alone) for a stream path: Keras's output on every prefix when the
+        stream gave every step's output of a last-output model ([N, T, ...]
+        for Keras's [N, ...]), else the whole sequence's outputs as they are
+        (a return_sequences model: every step already)."""
         xs = getattr(python_side, "xs", None)
         steps = xs[0].shape[1] if xs is not None and xs[0].ndim >= 2 else None
         per_step = (
@@ -299,8 +300,8 @@ class KerasTruth(Truth):
         )
         if not per_step:
             if any(e.ndim >= 2 and e.shape[1] == steps for e in whole):
-                return whole, "Keras on the whole sequence, every step's output"
-            return whole, LAST_ONLY
+                return whole, "Keras on the whole sequence, every step's output", False
+            return whole, LAST_ONLY, False
         key = id(python_side)
         if key not in self._prefixes:
             from .every_prefix import outputs_on_every_prefix  # it builds on prefixes.py
@@ -313,11 +314,11 @@ class KerasTruth(Truth):
             self._prefixes[key] = (python_side, found, how)  # python_side kept: its id stays
         _, found, how = self._prefixes[key]
         if found is None:
-            return whole, f"{LAST_ONLY} ({how})"
+            return whole, f"{LAST_ONLY} ({how})", True
         said = f"Keras on every prefix x[:, :t], t = 1..{steps} ({how})"
         if self.subject.signature.inputs[0].mask_value is not None:
             said += "; a prefix ending at a masked step: Keras's output before it, carried"
-        return found, said
+        return found, said, False
 
 
 # A stream path of a last-output model judged on its last output alone.
