@@ -169,7 +169,8 @@ def test_a_stream_wrong_before_each_chunks_end_fails(small_models, masked_model,
     """The negative control: each chunk's steps all answered with its last
     output, so the stream is right at the end of the sequence and wrong
     before it. The every-prefix check fails it; the old check, the last
-    output alone (no per-step feed), passes it."""
+    output alone (no per-step feed), passes it; so does the fallback for a
+    model Keras cannot run on a prefix."""
     monkeypatch.setitem(streams.VERIFY_FEED, "stale_steps", True)
     stale = _stream_results([small_models / "gru", masked_model])
     for model, r in stale.items():
@@ -179,6 +180,17 @@ def test_a_stream_wrong_before_each_chunks_end_fails(small_models, masked_model,
         assert per_step[-1] <= TARGET and max(per_step) > 10 * TARGET, (
             model
         )  # right at the end only
+
+    # where Keras refuses to run a prefix, the stream's last step is judged alone, said so
+    def refuse(model, xs, names=None):
+        raise ValueError("no prefix here\nsecond line")
+
+    monkeypatch.setattr(every_prefix, "outputs_on_every_prefix", refuse)
+    last = _stream_results([small_models / "gru"])["gru"]
+    assert last.status == PASS, last.reason
+    said = "its last output only (Keras cannot run the model on a prefix: no prefix here)"
+    assert last.figures["truth"] == f"Keras on the whole sequence, {said}"
+    assert last.figures["outputs"][0]["shape"] == [SAMPLES, 10]
 
     monkeypatch.setattr(KerasTruth, "stream_feed", lambda self, xs: None)  # the old check
     old = _stream_results([small_models / "gru"])["gru"]
