@@ -299,7 +299,7 @@ class KerasTruth(Truth):
             )
         )
         if not per_step:
-            if any(e.ndim >= 2 and e.shape[1] == steps for e in whole):
+            if any(e.ndim >= 3 and e.shape[1] == steps for e in whole):
                 return whole, "Keras on the whole sequence, every step's output", False
             return whole, LAST_ONLY, False
         key = id(python_side)
