@@ -83,7 +83,7 @@ function makeHandlers(tf, backend) {
     hello: () => ({ result: runtimeInfo(tf, backend) }),
 
     // Without a format, the fastest verified path of this worker's backend (lib/runtime/choose.js).
-    // `stream` ({chunks, seed, drop_state, per_step}): the layers model fed to streams
+    // `stream` ({chunks, seed, drop_state, per_step, stale_steps}): the layers model fed to streams
     // in chunks (lib/runtime/streaming.js), a stream path of verify. `free_time`:
     // the layers model with its time axis freed (verify's prefix check).
     load: async ({
@@ -108,7 +108,8 @@ function makeHandlers(tf, backend) {
         if (format !== 'layers') throw new Error(`streams run the layers model, not ${format}`);
         const { streamRunner } = require('./lib/runtime/streaming');
         const { chunks, seed, drop_state: dropState, per_step: perStep } = stream;
-        runner = streamRunner(tf, runner, { chunks, seed, dropState, perStep });
+        const { stale_steps: staleSteps } = stream;
+        runner = streamRunner(tf, runner, { chunks, seed, dropState, perStep, staleSteps });
       }
       const handle = nextHandle++;
       models.set(handle, runner);

@@ -240,7 +240,10 @@ def test_an_ill_conditioned_model_is_step_checked_and_a_wrong_weight_fails_the_c
     """Only the last output after 40 chaotic steps: no value is steady, so
     the outputs tell nothing, and the prefix check alone decides the exit
     code. The model is fixed to 40 steps: Keras is rebuilt with its time
-    axis freed, the layers model loaded so, and the stream steps any length."""
+    axis freed, the layers model loaded so, and the stream steps any length.
+    The stream path is compared on every prefix (parity/every_prefix.py):
+    too few steady values to judge it by either, but its steady early
+    prefixes show the wrong weight outright."""
     folder = exported["chaos"]
     faulted = _fault(folder, rerecord, "recurrent_kernel", 1.5, "chaos_faulted")
     results, printed = {}, {}
@@ -273,10 +276,17 @@ def test_an_ill_conditioned_model_is_step_checked_and_a_wrong_weight_fails_the_c
     code, said = printed["chaos_faulted"]
     assert code == 1, said
     for runtime, wrong in results["chaos_faulted"].items():
+        if runtime == "tfjs-node/stream":  # the fault on the prefixes where Keras is steady
+            assert wrong["status"] == "mismatch", wrong["reason"]
+            assert wrong["conditioning"]["verdict"] == "mismatch", wrong["conditioning"]
+            assert wrong["reason"].endswith("where Keras is well-conditioned differ beyond "
+                                            f"tolerance (ill-conditioned elsewhere: "
+                                            f"{wrong['conditioning']['moves']})")  # fmt: skip
+            continue
         step = wrong["step_check"]
         assert wrong["status"] == "ill-conditioned", (runtime, wrong["reason"])
         assert step["verdict"] == "mismatch" and step["outside"] > 0 and step["max_abs"] > 1e-4
         assert "prefix check mismatch: the first" in wrong["reason"]
-    assert ("0 passed, 0 mismatched, 0 unsupported, 0 refused, 2 ill-conditioned "
-            "(step check: 2 mismatch), 0 skipped") in said  # fmt: skip
+    assert ("0 passed, 1 mismatched, 0 unsupported, 0 refused, 1 ill-conditioned "
+            "(step check: 1 mismatch), 0 skipped") in said  # fmt: skip
     assert "error: 2 of 2 paths did not pass" in said

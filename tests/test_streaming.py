@@ -62,12 +62,16 @@ def test_registry_models_stream_as_keras_computes(node_runtime, small_models):
     subjects = [subject_from_folder(small_models / n) for n in STREAMING + BIDIRECTIONAL]
     report = verify(subjects, _stream_paths(), SAMPLES, explicit_runtimes=True)
     results = {(r.model, r.runtime): r for r in report.results}
+    subject_steps = {s.name: s.input_shape[0] for s in subjects}
     for model in STREAMING:
         for rt in _stream_paths():
             r = results[(model, rt.name)]
             assert r.status == PASS, (model, rt.name, r.reason)
             assert r.figures["samples"] == SAMPLES and r.figures["outside"] == 0
             assert r.figures["max_abs"] <= TARGET, (model, rt.name, r.figures["max_abs"])
+            # every step's output, against Keras on the prefix ending there
+            assert r.figures["truth"].startswith("Keras on every prefix"), r.figures["truth"]
+            assert r.figures["outputs"][0]["shape"][:2] == [SAMPLES, subject_steps[model]]
     for model in BIDIRECTIONAL:
         r = results[(model, "tfjs-node/stream")]
         assert r.status == UNSUPPORTED, (model, r.status, r.reason)

@@ -56,12 +56,15 @@ function chunkSizes(steps, chunks, rand) {
  * a return_sequences model, else the last step's; with `perStep`, every
  * step's output either way (a last-output model's "if the sequence ended
  * here"). `dropState` resets every stream after each chunk: the negative
- * control, a stream that forgets, which verify must fail.
+ * control, a stream that forgets, which verify must fail. `staleSteps`
+ * answers every step of a chunk with the chunk's last output: the negative
+ * control of a last-output model's check on every prefix, a stream right at
+ * the end of each chunk (so at the sequence's end) and wrong before it.
  */
 function streamRunner(
   tf,
   runner,
-  { chunks = 'random', seed = 0, dropState = false, perStep = false } = {},
+  { chunks = 'random', seed = 0, dropState = false, perStep = false, staleSteps = false } = {},
 ) {
   // refused models fail at load, before any input is fed
   openStreams(tf, runner.model, { batch: 1 }).dispose();
@@ -78,7 +81,12 @@ function streamRunner(
         let t = 0;
         for (const size of chunkSizes(steps, chunks, rand)) {
           parts.push(
-            tf.tidy(() => streams.feed(tf.slice(x, [0, t], [batch, size, ...x.shape.slice(2)]))),
+            tf.tidy(() => {
+              const y = streams.feed(tf.slice(x, [0, t], [batch, size, ...x.shape.slice(2)]));
+              if (!staleSteps) return y;
+              const last = tf.slice(y, [0, size - 1], [batch, 1]);
+              return tf.tile(last, [1, size, ...y.shape.slice(2).map(() => 1)]);
+            }),
           );
           if (dropState) streams.reset();
           t += size;

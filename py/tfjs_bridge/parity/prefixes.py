@@ -23,7 +23,7 @@ from ..runtime.pool import run_on_path
 from ..runtime.streams import StreamFeeding
 from . import compare
 from .conditioning import NUDGES, nudged
-from .truth import keras_call, run_chunked
+from .truth import Computed, keras_call, run_chunked
 
 # Keras's one-ulp move on a checked prefix is at most this fraction of the
 # tolerance: a path whose rounding grows up to 10x as fast still lands within.
@@ -34,30 +34,38 @@ PASS, MISMATCH, UNAVAILABLE = "pass", "mismatch", "unavailable"
 CHECK = "prefix"
 
 
-def free_time_config(config):
+def free_time_config(config, least_rank: int = 3):
     """A Keras model config with the time axis of every input (and build)
     shape freed, [batch, T, ...] -> [batch, None, ...], and no RNN unrolled
-    (unrolling needs a fixed T)."""
+    (unrolling needs a fixed T). `least_rank` 2 (token ids [batch, T]) frees
+    the inputs' [batch, T] and an Embedding's input_length too, but no
+    layer's build shape of rank 2: that is [batch, features] (a Dense's)."""
     if isinstance(config, dict):
-        out = {k: free_time_config(v) for k, v in config.items()}
+        out = {k: free_time_config(v, least_rank) for k, v in config.items()}
         for key in ("batch_input_shape", "batch_shape", "input_shape"):
             shape = out.get(key)
-            if isinstance(shape, list | tuple) and len(shape) >= 3:
+            least = least_rank if key != "input_shape" else 3
+            if isinstance(shape, list | tuple) and len(shape) >= least:
                 out[key] = [shape[0], None, *shape[2:]]
+        if least_rank == 2 and out.get("input_length") is not None:
+            out["input_length"] = None
         if out.get("unroll") is True:
             out["unroll"] = False
         return out
     if isinstance(config, list | tuple):
-        return [free_time_config(v) for v in config]
+        return [free_time_config(v, least_rank) for v in config]
     return config
 
 
 def free_time_twin(model):
-    """The same Keras model (tf-keras or Keras 3) with a free time axis."""
+    """The same Keras model (tf-keras or Keras 3) with a free time axis: a
+    model of one input of token ids [batch, T] has its T freed too."""
     from ..conversion.keras_loader import CUSTOM_OBJECTS
 
-    twin = type(model).from_config(free_time_config(model.get_config()),
-                                   custom_objects=CUSTOM_OBJECTS)  # fmt: skip
+    (first, *others) = model.inputs
+    tokens = not others and len(first.shape) == 2 and "int" in str(first.dtype)
+    config = free_time_config(model.get_config(), 2 if tokens else 3)
+    twin = type(model).from_config(config, custom_objects=CUSTOM_OBJECTS)
     twin.set_weights(model.get_weights())
     return twin
 
@@ -149,7 +157,8 @@ class PrefixCheck:
         except NodeError as err:
             why = f"the path did not run {found['steps']} steps ({first_line(err)})"
             return {**out, "verdict": UNAVAILABLE, "reason": why}
-        c = self.truth.comparisons(rt.name, fmt, run, found["expected"])[index]
+        # with its inputs: a stream path's truth is computed from them (every prefix)
+        c = self.truth.comparisons(rt.name, fmt, run, Computed(found["expected"], prefix))[index]
         names = (c.expected_names, c.got_names)
         figures = compare.compare(c.expected, c.got, *names, tol["atol"], tol["rtol"],
                                   classifier=subject.classifier)  # fmt: skip

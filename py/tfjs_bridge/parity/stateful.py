@@ -33,15 +33,6 @@ def chunk_sizes(steps: int) -> list[int]:
     return sizes
 
 
-class Computed(list):
-    """The truth's whole-sequence outputs, holding the inputs they came from
-    (a stream comparison feeds those inputs in chunks, nudged ones too)."""
-
-    def __init__(self, outputs, xs):
-        super().__init__(outputs)
-        self.xs = xs
-
-
 class StatefulTruth(KerasTruth):
     """KerasTruth on the stateful model, reset before each batch of its fixed size."""
 
@@ -67,9 +58,6 @@ class StatefulTruth(KerasTruth):
             reset_states(model)
             parts.append([np.asarray(y)[: self.batch - short] for y in call(part)])
         return [np.concatenate(ys) for ys in zip(*parts, strict=True)]
-
-    def python_side(self, xs):
-        return Computed(self(xs), xs)
 
     def stream_feed(self, xs) -> dict:
         """The stream paths' feed: the chunks Keras is fed, and every step's output."""

@@ -22,12 +22,14 @@ import numpy as np
 
 from ..conversion.convert import serving_signature_def
 from ..conversion.keras_loader import KERAS3, TF_KERAS, load_keras
-from ..core.errors import BridgeError
+from ..core.errors import BridgeError, first_line
 from ..core.quiet_tf import import_tensorflow
 from ..folder import artifacts
 from ..folder.formats import FORMATS
 from ..folder.signature import Signature, legacy_signature
 from ..importing.command import PYTHON_MODELS, REFERENCE_KIND
+from ..runtime.runtimes import STREAM_RUNTIMES
+from ..runtime.streams import VERIFY_FEED
 
 CHUNK = 1000  # samples per call, on both sides
 
@@ -114,6 +116,16 @@ class Comparison:
     relabel: Callable[[dict], dict] = lambda figures: figures
 
 
+class Computed(list):
+    """The truth's outputs, holding the inputs they came from: a stream
+    path's truth is computed from them again (every prefix, the chunks a
+    stateful model is fed), for nudged inputs too."""
+
+    def __init__(self, outputs, xs):
+        super().__init__(outputs)
+        self.xs = xs
+
+
 def run_chunked(call: Callable[[list], list], xs: list[np.ndarray]) -> list[np.ndarray]:
     """call(inputs) on CHUNK samples at a time, outputs concatenated."""
     parts = [
@@ -185,6 +197,7 @@ class KerasTruth(Truth):
         tf = import_tensorflow()
         path = subject.model_dir / subject.reference_file
         kind = subject.reference_kind
+        self._prefixes: dict[int, tuple] = {}  # id(python_side) -> (it, every prefix, how)
         self.keras_model = None  # the Keras model itself, when the truth is one (bench times it)
         # The truth must be the file that was trained, not a tampered copy.
         if path.is_dir():
@@ -233,7 +246,12 @@ class KerasTruth(Truth):
             for y in run_chunked(self._call, xs)
         ]
 
-    python_side = __call__
+    def python_side(self, xs):
+        return Computed(self(xs), xs)
+
+    def stream_feed(self, xs):
+        """Every step's output, when Keras can be run on prefixes (every_prefix.py)."""
+        return {**VERIFY_FEED, "per_step": True} if self.keras_model is not None else None
 
     def for_format(self, fmt: str, outputs: list[np.ndarray]) -> list[np.ndarray]:
         """Python's outputs ordered and named as the format names them."""
@@ -246,17 +264,65 @@ class KerasTruth(Truth):
 
     def comparisons(self, runtime, fmt, run, python_side):
         expected = self.for_format(fmt, python_side)
-        return [
-            Comparison(
-                runtime,
-                expected,
-                self.expected_names(fmt),
-                run.outputs,
-                run.output_names,
-                [e[: len(run.singles[0])] for e in expected],
-                run.singles,
+        said, got, got_singles = None, run.outputs, run.singles
+        if runtime in STREAM_RUNTIMES:
+            expected, said, last_step = self._stream_truth(expected, got, python_side)
+            if last_step:  # every step came back, but Keras ran no prefix: judge the last one
+                got, got_singles = ([y[:, -1] for y in ys] for ys in (got, got_singles))
+        c = Comparison(
+            runtime,
+            expected,
+            self.expected_names(fmt),
+            got,
+            run.output_names,
+            [e[: len(got_singles[0])] for e in expected],
+            got_singles,
+        )
+        if said:
+            c.relabel = lambda figures: {**figures, "truth": said}
+        return [c]
+
+    def _stream_truth(self, whole, got, python_side) -> tuple[list[np.ndarray], str, bool]:
+        """(expected, what it is, whether to judge the stream's last step
+        alone) for a stream path: Keras's output on every prefix when the
+        stream gave every step's output of a last-output model ([N, T, ...]
+        for Keras's [N, ...]), else the whole sequence's outputs as they are
+        (a return_sequences model: every step already)."""
+        xs = getattr(python_side, "xs", None)
+        steps = xs[0].shape[1] if xs is not None and xs[0].ndim >= 2 else None
+        per_step = (
+            steps is not None
+            and len(got) == len(whole)
+            and all(
+                g.shape == (e.shape[0], steps, *e.shape[1:])
+                for e, g in zip(whole, got, strict=True)
             )
-        ]
+        )
+        if not per_step:
+            if any(e.ndim >= 3 and e.shape[1] == steps for e in whole):
+                return whole, "Keras on the whole sequence, every step's output", False
+            return whole, LAST_ONLY, False
+        key = id(python_side)
+        if key not in self._prefixes:
+            from .every_prefix import outputs_on_every_prefix  # it builds on prefixes.py
+
+            try:
+                found, how = outputs_on_every_prefix(self.keras_model, xs,
+                                                     self.subject.signature.names)  # fmt: skip
+            except Exception as exc:  # any Keras refusal: the last output, said why
+                found, how = None, f"Keras cannot run the model on a prefix: {first_line(exc)}"
+            self._prefixes[key] = (python_side, found, how)  # python_side kept: its id stays
+        _, found, how = self._prefixes[key]
+        if found is None:
+            return whole, f"{LAST_ONLY} ({how})", True
+        said = f"Keras on every prefix x[:, :t], t = 1..{steps} ({how})"
+        if self.subject.signature.inputs[0].mask_value is not None:
+            said += "; a prefix ending at a masked step: Keras's output before it, carried"
+        return found, said, False
+
+
+# A stream path of a last-output model judged on its last output alone.
+LAST_ONLY = "Keras on the whole sequence, its last output only"
 
 
 class TfjsTruth(Truth):

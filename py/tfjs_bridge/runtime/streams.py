@@ -16,8 +16,9 @@ VERIFY_FEED = {"chunks": "random", "seed": 0}
 
 class StreamFeeding:
     """A worker (NodeWorker, or anything that proxies its request()) whose
-    load() opens the model as streams fed by `feed` ({chunks: random|steps,
-    seed, drop_state}); everything else is the worker's."""
+    load() opens the model as streams fed by `feed` ({chunks: random|steps|
+    sizes, seed, per_step, and the negative controls drop_state and
+    stale_steps: node/lib/runtime/streaming.js}); everything else is the worker's."""
 
     def __init__(self, worker, feed: dict | None = None):
         self.worker = worker
