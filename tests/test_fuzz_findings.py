@@ -25,6 +25,13 @@ def _verify(source, report, *more):
     return result, verdicts
 
 
+def _verify_layers_paths(folder, report):
+    """verify of an exported folder on the two layers paths of Node's backends."""
+    paths = ["--runtime", "tfjs-node/layers", "--runtime", "tfjs-cpu/layers"]
+    result = _run("verify", "--model-dir", folder, *paths, "--samples", 32, "--report", report)
+    return result, {r: v["status"] for r, v in _results(report).items()}
+
+
 def test_two_inputs_alike_keep_their_names_in_the_graph_model(node_runtime, tmp_path):
     """fz0-005, 024, 039, ... (11 of 100): two inputs of one shape and dtype
     (a question pair through a shared GRU) made the converter key the graph
@@ -387,17 +394,12 @@ def test_a_masked_rnn_after_an_element_wise_merge(node_runtime, tmp_path, monkey
     folder = tmp_path / "merges"
     assert _run("export", source, folder).exit_code == 0
 
-    def verify(report):
-        paths = ("--runtime", "tfjs-node/layers", "--runtime", "tfjs-cpu/layers")
-        result = _run("verify", "--model-dir", folder, *paths, "--samples", 32, "--report", report)
-        return result, {r: v["status"] for r, v in _results(report).items()}
-
-    result, verdicts = verify(tmp_path / "report")
+    result, verdicts = _verify_layers_paths(folder, tmp_path / "report")
     assert result.exit_code == 0, result.output
     assert verdicts == {"tfjs-node/layers": "pass", "tfjs-cpu/layers": "pass"}
 
     monkeypatch.setenv("TFJS_BRIDGE_MERGE_MASK", "stock")
-    result, verdicts = verify(tmp_path / "stock")
+    result, verdicts = _verify_layers_paths(folder, tmp_path / "stock")
     assert result.exit_code == 1
     assert verdicts == {"tfjs-node/layers": "mismatch", "tfjs-cpu/layers": "mismatch"}
 
@@ -514,17 +516,12 @@ def test_a_masked_rnn_given_an_initial_state_outputs_zeros_before_its_first_real
     folder = tmp_path / "encoder"
     assert _run("export", source, folder).exit_code == 0
 
-    def verify(report):
-        paths = ["--runtime", "tfjs-node/layers", "--runtime", "tfjs-cpu/layers"]
-        result = _run("verify", "--model-dir", folder, *paths, "--samples", 32, "--report", report)
-        return result, {r: v["status"] for r, v in _results(report).items()}
-
-    result, verdicts = verify(tmp_path / "report")
+    result, verdicts = _verify_layers_paths(folder, tmp_path / "report")
     assert result.exit_code == 0, result.output
     assert verdicts == {"tfjs-node/layers": "pass", "tfjs-cpu/layers": "pass"}
 
     monkeypatch.setenv("TFJS_BRIDGE_MASKED_START", "stock")
-    result, verdicts = verify(tmp_path / "stock")
+    result, verdicts = _verify_layers_paths(folder, tmp_path / "stock")
     assert result.exit_code == 1
     assert verdicts == {"tfjs-node/layers": "mismatch", "tfjs-cpu/layers": "mismatch"}
 
@@ -552,17 +549,12 @@ def test_a_tensor_fed_twice_to_one_layer_stays_alive_for_the_next(
     folder = tmp_path / "twice"
     assert _run("export", source, folder).exit_code == 0
 
-    def verify(report):
-        paths = ["--runtime", "tfjs-node/layers", "--runtime", "tfjs-cpu/layers"]
-        result = _run("verify", "--model-dir", folder, *paths, "--samples", 32, "--report", report)
-        return result, {r: v["status"] for r, v in _results(report).items()}
-
-    result, verdicts = verify(tmp_path / "report")
+    result, verdicts = _verify_layers_paths(folder, tmp_path / "report")
     assert result.exit_code == 0, result.output
     assert verdicts == {"tfjs-node/layers": "pass", "tfjs-cpu/layers": "pass"}
 
     monkeypatch.setenv("TFJS_BRIDGE_FED_TWICE", "stock")
-    result, verdicts = verify(tmp_path / "stock")
+    result, verdicts = _verify_layers_paths(folder, tmp_path / "stock")
     assert result.exit_code == 1
     assert set(verdicts.values()) == {"mismatch"}, verdicts
     assert "reading 'backend'" in _results(tmp_path / "stock")["tfjs-node/layers"]["reason"]

@@ -12,18 +12,16 @@
 // printed as table bytes per row.
 //
 //   node node/scripts/bench-stream-memory.js --model shared_models/gru [--live 0,1000,10000]
-const { spawn } = require('child_process');
 const fs = require('fs');
 const http = require('http');
 const os = require('os');
 const path = require('path');
 const { main, parseCommandLine, UsageError } = require('../lib/runtime/cli');
+const { launchService } = require('../lib/serve/launch');
 
 const USAGE =
   'usage: bench-stream-memory.js --model DIR [--live 0,1000,10000] [--clients 32] ' +
   '[--settle-ms 2000]  (memory of serve with that many live :stream sequences; prints JSON)';
-
-const SERVE = path.join(__dirname, '..', 'serve.js');
 
 function parse() {
   const { values } = parseCommandLine(
@@ -56,11 +54,8 @@ function parse() {
 }
 
 /** serve.js with the model as "model", room for `maxSequences`; resolves to {port, child, pids}. */
-function startService(dir, maxSequences) {
-  const args = [
-    SERVE,
-    '--port',
-    '0',
+async function startService(dir, maxSequences) {
+  const started = await launchService([
     '--model',
     `model=${dir}`,
     '--format',
@@ -73,24 +68,8 @@ function startService(dir, maxSequences) {
     String(3600 * 1000), // none expires while measured
     '--reload-interval-ms',
     '0',
-  ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let said = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (text) => {
-      said += text;
-      const found = said.match(/listening on http:\/\/[\d.]+:(\d+)/);
-      const workers = said.match(/pids ([\d ]+);/);
-      if (found && workers)
-        resolve({ port: Number(found[1]), child, workerPid: Number(workers[1].trim()) });
-    });
-    child.on('exit', (code) =>
-      reject(
-        new Error(`serve.js exited (${code}) before listening: ${said.trim().split('\n').pop()}`),
-      ),
-    );
-  });
+  ]);
+  return { ...started, workerPid: started.workerPids[0] };
 }
 
 /** VmRSS of a process, in bytes. */

@@ -26,19 +26,17 @@
 // step costs the same at any length, a prefix grows with it.
 //
 //   node node/scripts/bench-stream-serve.js --model shared_models/gru [--clients 256] [--duration 20]
-const { spawn } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const os = require('os');
 const path = require('path');
 const { main, parseCommandLine, UsageError } = require('../lib/runtime/cli');
+const { launchService } = require('../lib/serve/launch');
 
 const USAGE =
   'usage: bench-stream-serve.js --model DIR [--clients 256] [--duration 20] [--sequences 16] ' +
   '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon] [--chunk 1] [--workers 1] [--steps N]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
-
-const SERVE = path.join(__dirname, '..', 'serve.js');
 
 function parse() {
   const { values } = parseCommandLine(
@@ -162,10 +160,7 @@ async function references(dir, count, length) {
 
 /** Starts serve.js with both models; resolves to {port, child} once it listens. */
 function startService(dir, prefixDir, clients, workers) {
-  const args = [
-    SERVE,
-    '--port',
-    '0',
+  return launchService([
     '--model',
     `model=${dir}`,
     '--model',
@@ -182,24 +177,7 @@ function startService(dir, prefixDir, clients, workers) {
     String(workers),
     '--reload-interval-ms',
     '0',
-  ];
-  const child = spawn(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let said = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (text) => {
-      said += text;
-      const found = said.match(/listening on http:\/\/[\d.]+:(\d+)/);
-      if (found) resolve({ port: Number(found[1]), child, said });
-    });
-    child.on('exit', (code) =>
-      reject(
-        new Error(`serve.js exited (${code}) before listening: ${said.trim().split('\n').pop()}`),
-      ),
-    );
-  });
+  ]);
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
@@ -387,12 +365,7 @@ main(async () => {
   let service;
   try {
     service = await startService(dir, prefixDir, clients, workers);
-    const { port } = service;
-    const workerPids = service.said
-      .match(/pids ([\d ]+);/)[1]
-      .trim()
-      .split(' ')
-      .map(Number);
+    const { port, workerPids } = service;
     const pids = [service.child.pid, ...workerPids];
     const load = client === 'raw' ? rawLoad : autocannonLoad;
     // :predict on the growing prefix: client c feeds sequence c % count, from step c % steps

@@ -18,6 +18,7 @@
 // optional dependency, which `npm ci --omit=optional` (make setup) would skip.
 const fs = require('fs');
 const path = require('path');
+const { switchDefines } = require('../layers/switches');
 
 const LIB = path.resolve(__dirname, '..');
 // The project's packages, symlinks resolved (a git worktree may link them
@@ -45,22 +46,10 @@ const BUNDLES = {
   },
 };
 
-// Node's environment switches the layers read (node/lib/layers/).
-const LAYER_SWITCHES = [
-  'TFJS_BRIDGE_RNN_LOOP',
-  'TFJS_BRIDGE_MASKED_POOLING',
-  'TFJS_BRIDGE_ATTENTION',
-  'TFJS_BRIDGE_MASKED_BIDIRECTIONAL',
-  'TFJS_BRIDGE_MERGE_MASK',
-  'TFJS_BRIDGE_SHARED_KWARGS',
-  'TFJS_BRIDGE_MASKED_START',
-  'TFJS_BRIDGE_FED_TWICE',
-];
-
 /**
  * The bundle's text: an IIFE that sets globalThis.tfjsBridge (litertBridge
  * for the litert engine, ortBridge for ort). Node's
- * environment switches the layers read (LAYER_SWITCHES) are fixed at build
+ * environment switches the layers read (layers/switches.js) are fixed at build
  * time to this process's values, so a page runs the loop Node would (a page
  * has no `process`: one left in the bundle would throw there).
  */
@@ -76,12 +65,7 @@ async function buildPageBundle(engine = 'tfjs') {
     target: ['es2020'],
     metafile: true,
     logLevel: 'silent',
-    define: Object.fromEntries(
-      LAYER_SWITCHES.map((name) => [
-        `process.env.${name}`,
-        JSON.stringify(process.env[name] || ''),
-      ]),
-    ),
+    define: switchDefines(),
   });
   const inputs = Object.keys(result.metafile.inputs).map((file) => {
     const where = fs.realpathSync(path.resolve(file));

@@ -18,6 +18,7 @@ const { checkIntegrity, checkFileIntegrity, readModelArtifacts } = require('../i
 const { TFJS_FILES, LITERT_FILES } = require('../browser/server');
 const { chooseBrowserPath, readParity } = require('../runtime/choose');
 const { FORMATS, BROWSER_BACKENDS } = require('../runtime/vocabulary');
+const { switchDefines } = require('../layers/switches');
 
 // What each demo model does in the page; a model the folder lacks is left out.
 const DEMO_MODELS = ['gru', 'lstm_sine', 'spam'];
@@ -140,11 +141,7 @@ async function buildBundle() {
     target: ['es2020'],
     logLevel: 'silent',
     plugins: [noFs],
-    define: {
-      'process.env.TFJS_BRIDGE_RNN_LOOP': '""',
-      'process.env.TFJS_BRIDGE_MASKED_POOLING': '""',
-      'process.env.TFJS_BRIDGE_ATTENTION': '""',
-    },
+    define: switchDefines(),
   });
   return result.outputFiles[0].text;
 }
@@ -239,4 +236,4 @@ async function startDemo(root, host, port, examplesFile = null) {
   };
 }
 
-module.exports = { startDemo, DEMO_MODELS };
+module.exports = { startDemo, DEMO_MODELS, buildBundle };

@@ -69,4 +69,4 @@ function withStderrHidden(load) {
   }
 }
 
-module.exports = { withStderrHidden };
+module.exports = { withStderrHidden, openOnStderr };
