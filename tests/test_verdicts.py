@@ -398,7 +398,7 @@ def test_a_lookup_table_is_saved_with_the_serving_function(tmp_path):
     keras.utils.set_random_seed(3)
     ids = keras.Input((6,), dtype="int64")
     rows = keras.layers.Embedding(6, 4)(keras.layers.IntegerLookup(vocabulary=[3, 5, 7, 11])(ids))
-    model = keras.Model(ids, keras.layers.Dense(2)(keras.layers.GRU(3)(rows)))
+    model = keras.Model(ids, keras.layers.Dense(2, name="head")(keras.layers.GRU(3)(rows)))
     save_serving(model, tmp_path)
 
     x = np.array([[3, 5, 7, 11, 2, 3], [11, 7, 5, 3, 3, 9], [2, 4, 6, 8, 9, 10]], np.int64)
@@ -407,4 +407,4 @@ def test_a_lookup_table_is_saved_with_the_serving_function(tmp_path):
     serve = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
     (key,) = serve.structured_input_signature[1]
     served = serve(**{key: tf.constant(x, serve.structured_input_signature[1][key].dtype)})
-    np.testing.assert_allclose(served["dense"].numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(served["head"].numpy(), expected, atol=1e-6)
