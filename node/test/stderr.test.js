@@ -32,18 +32,22 @@ setTimeout(() => {
     if (!now || now.ino !== real.ino || now.dev !== real.dev) moved += 1;
   }
   process.stderr.write('after\\n');
-  fs.writeFileSync(process.env.RESULT, String(moved));
+  fs.writeFileSync(process.env.RESULT, JSON.stringify({ moved }));
   process.exit(0);
 }, 100);
 `;
 
-function runChild(env) {
+/**
+ * Runs `script` in a child whose stderr is a file; returns what it wrote to
+ * $RESULT (JSON) and that file's text.
+ */
+function runScript(script, env) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stderr-'));
   const errFile = path.join(dir, 'stderr.txt');
-  const result = path.join(dir, 'moved.txt');
+  const result = path.join(dir, 'result.json');
   const fd = fs.openSync(errFile, 'w');
   try {
-    spawnSync(process.execPath, ['-e', CHILD], {
+    spawnSync(process.execPath, ['-e', script], {
       stdio: ['ignore', 'ignore', fd],
       env: { ...process.env, RESULT: result, ...env },
       timeout: 60000,
@@ -51,13 +55,13 @@ function runChild(env) {
   } finally {
     fs.closeSync(fd);
   }
-  const moved = fs.existsSync(result) ? Number(fs.readFileSync(result, 'utf8')) : NaN;
-  return { moved, stderr: fs.readFileSync(errFile, 'utf8') };
+  const said = fs.existsSync(result) ? JSON.parse(fs.readFileSync(result, 'utf8')) : null;
+  return { said, stderr: fs.readFileSync(errFile, 'utf8') };
 }
 
 test('fd 2 is the real stderr after every call while another thread opens files', () => {
-  const { moved, stderr } = runChild({ TFJS_BRIDGE_STDERR_REOPEN: '' });
-  assert.equal(moved, 0);
+  const { said, stderr } = runScript(CHILD, { TFJS_BRIDGE_STDERR_REOPEN: '' });
+  assert.deepEqual(said, { moved: 0 });
   assert.equal(stderr, 'after\n');
 });
 
@@ -79,35 +83,17 @@ process.stderr.write('after\\n');
 process.exit(0);
 `;
 
-function runTaken(env) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stderr-'));
-  const errFile = path.join(dir, 'stderr.txt');
-  const result = path.join(dir, 'result.json');
-  const fd = fs.openSync(errFile, 'w');
-  try {
-    spawnSync(process.execPath, ['-e', TAKEN], {
-      stdio: ['ignore', 'ignore', fd],
-      env: { ...process.env, RESULT: result, ...env },
-      timeout: 60000,
-    });
-  } finally {
-    fs.closeSync(fd);
-  }
-  return {
-    ...JSON.parse(fs.readFileSync(result, 'utf8')),
-    stderr: fs.readFileSync(errFile, 'utf8'),
-  };
-}
-
 test('fd 2 taken by another thread: the reopen waits for it and lands on 2', () => {
-  const { taken, had, back, stderr } = runTaken({ TFJS_BRIDGE_STDERR_REOPEN: '' });
+  const { said, stderr } = runScript(TAKEN, { TFJS_BRIDGE_STDERR_REOPEN: '' });
+  const { taken, had, back } = said;
   assert.equal(taken, 2);
   assert.ok(had && back);
   assert.equal(stderr, 'after\n');
 });
 
 test('control: reopened where open() lands, fd 2 is lost (the empty stderr seen in CI)', () => {
-  const { taken, back, stderr } = runTaken({ TFJS_BRIDGE_STDERR_REOPEN: 'unchecked' });
+  const { said, stderr } = runScript(TAKEN, { TFJS_BRIDGE_STDERR_REOPEN: 'unchecked' });
+  const { taken, back } = said;
   assert.equal(taken, 2);
   assert.ok(!back);
   assert.equal(stderr, '');
