@@ -15,3 +15,27 @@ def assert_passed(result, samples: int, max_abs: float, classification: bool) ->
     if classification:
         assert figures["argmax_agree"] == figures["argmax_total"] == samples
     return figures
+
+
+def converted_copies(small_models, root, names, fmt: str, file: str):
+    """Copies of the small models `names` under `root`, each holding `file`:
+    converted to `fmt` there when the session's models lack it."""
+    import shutil
+
+    from tfjs_bridge.conversion.convert import convert
+
+    for name in names:
+        shutil.copytree(small_models / name, root / name)
+        if not (root / name / file).exists():
+            convert(root / name, (fmt,))
+    return root
+
+
+def verify_each(root, names, runtime, samples: int):
+    """verify of the folders `names` under `root` on one runtime: the report,
+    and its results by model."""
+    from tfjs_bridge.parity.truth import subject_from_folder
+    from tfjs_bridge.parity.verify import verify
+
+    report = verify([subject_from_folder(root / m) for m in names], [runtime], samples)
+    return report, {r.model: r for r in report.results}

@@ -8,9 +8,8 @@ import shutil
 
 import pytest
 
-from path_checks import assert_passed
+from path_checks import assert_passed, converted_copies, verify_each
 from test_tflite import TFLITE_FILE, _scale_a_kernel
-from tfjs_bridge.conversion.convert import convert
 from tfjs_bridge.core.errors import NodeError
 from tfjs_bridge.parity.truth import subject_from_folder
 from tfjs_bridge.parity.verify import verify
@@ -27,17 +26,12 @@ MODELS = ("gru", "lstm")  # a classifier over 28 steps, and the seed LSTM
 @pytest.fixture(scope="module")
 def tflite_folders(small_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("litert_node")
-    for name in MODELS:
-        shutil.copytree(small_models / name, root / name)
-        if not (root / name / TFLITE_FILE).exists():
-            convert(root / name, ("tflite",))
-    return root
+    return converted_copies(small_models, root, MODELS, "tflite", TFLITE_FILE)
 
 
 @pytest.fixture(scope="module")
 def matrix(node_runtime, tflite_folders):
-    report = verify([subject_from_folder(tflite_folders / m) for m in MODELS], [RUNTIME], SAMPLES)
-    return report, {r.model: r for r in report.results}
+    return verify_each(tflite_folders, MODELS, RUNTIME, SAMPLES)
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from path_checks import assert_passed
+from path_checks import assert_passed, converted_copies, verify_each
 from test_browser import require_browser
 from tfjs_bridge.core.errors import NodeError
 from tfjs_bridge.parity.truth import subject_from_folder
@@ -41,20 +41,13 @@ def require_ort_web(backend: str = BACKEND) -> None:
 def onnx_folders(small_models, tmp_path_factory):
     """The small models (IN_CI) with their .onnx (made here when the session's lack one)."""
     require_ort_web()
-    from tfjs_bridge.conversion.convert import convert
-
     root = tmp_path_factory.mktemp("ort_web")
-    for name in IN_CI:
-        shutil.copytree(small_models / name, root / name)
-        if not (root / name / ONNX_FILE).exists():
-            convert(root / name, ("onnx",))
-    return root
+    return converted_copies(small_models, root, IN_CI, "onnx", ONNX_FILE)
 
 
 @pytest.fixture(scope="module")
 def matrix(node_runtime, onnx_folders):
-    report = verify([subject_from_folder(onnx_folders / m) for m in IN_CI], [RUNTIME], SAMPLES)
-    return report, {r.model: r for r in report.results}
+    return verify_each(onnx_folders, IN_CI, RUNTIME, SAMPLES)
 
 
 @pytest.mark.parametrize("model", IN_CI)

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from path_checks import assert_passed
+from path_checks import assert_passed, converted_copies, verify_each
 from test_ort_web import _scale_largest_initializer, require_ort_web
 from tfjs_bridge.core.errors import NodeError
 from tfjs_bridge.parity.truth import subject_from_folder
@@ -30,20 +30,13 @@ MODELS = ("gru", "lstm")  # gru runs; lstm's HardSigmoid has no WebGPU shader
 @pytest.fixture(scope="module")
 def onnx_folders(small_models, tmp_path_factory):
     require_ort_web(BACKEND)
-    from tfjs_bridge.conversion.convert import convert
-
     root = tmp_path_factory.mktemp("ort_webgpu")
-    for name in MODELS:
-        shutil.copytree(small_models / name, root / name)
-        if not (root / name / ONNX_FILE).exists():
-            convert(root / name, ("onnx",))
-    return root
+    return converted_copies(small_models, root, MODELS, "onnx", ONNX_FILE)
 
 
 @pytest.fixture(scope="module")
 def matrix(node_runtime, onnx_folders):
-    report = verify([subject_from_folder(onnx_folders / m) for m in MODELS], [RUNTIME], SAMPLES)
-    return report, {r.model: r for r in report.results}
+    return verify_each(onnx_folders, MODELS, RUNTIME, SAMPLES)
 
 
 def test_gru_on_webgpu_matches_keras(matrix):
