@@ -3,7 +3,8 @@
 // the latency of one more step fed to an open stream (lib/layers/stream.js),
 // its output read back, against what users do without streams, predicting
 // the whole prefix again (here 100 steps long, by the fast loop), and the
-// steps/s of 16 and 256 streams stepped together. Models are built here
+// steps/s of 16 and 256 streams stepped together (--batches), each on the
+// array ops and on TensorFlow's ops (lib/layers/stream.js's crossover). Models are built here
 // with Keras's defaults and random weights (timing does not need trained ones),
 // or, with --model, a model folder's layers model, its time axis freed so
 // that the prefix can be --steps long (what `tfjs-bridge bench --stream`
@@ -16,8 +17,9 @@ const { performance } = require('perf_hooks');
 const { main, parseCommandLine, UsageError } = require('../lib/runtime/cli');
 
 const USAGE =
-  'usage: bench-stream.js [--steps N] [--reps R] [--model DIR]  (per-step latency of a stream vs ' +
-  're-running an N-step prefix, tfjs-node; prints JSON)';
+  'usage: bench-stream.js [--steps N] [--reps R] [--model DIR] [--batches 16,256]  (per-step ' +
+  'latency of a stream, on array ops and on TensorFlow ops, vs re-running an N-step prefix, and ' +
+  'B streams stepped together on each (the crossover); tfjs-node; prints JSON)';
 
 function models(tf, { GRU, LSTM }) {
   const free = (features, layers) =>
@@ -27,6 +29,16 @@ function models(tf, { GRU, LSTM }) {
       free(28, (f) => [
         new GRU({
           units: 64,
+          resetAfter: true,
+          recurrentActivation: 'sigmoid',
+          inputShape: [null, f],
+        }),
+      ]),
+    // wider: where the crossover moves with the width (--batches)
+    'GRU(256) reset after, 64 features -> Dense(10)': () =>
+      free(64, (f) => [
+        new GRU({
+          units: 256,
           resetAfter: true,
           recurrentActivation: 'sigmoid',
           inputShape: [null, f],
@@ -75,6 +87,7 @@ main(async () => {
         steps: { type: 'string', default: '100' },
         reps: { type: 'string', default: '5' },
         model: { type: 'string' },
+        batches: { type: 'string', default: '16,256' },
       },
     },
     USAGE,
@@ -83,10 +96,14 @@ main(async () => {
   if (!(Number.isInteger(steps) && steps > 0 && Number.isInteger(reps) && reps > 0)) {
     throw new UsageError(`--steps and --reps take positive integers (${USAGE})`);
   }
+  const batches = values.batches.split(',').map(Number);
+  if (!batches.every((b) => Number.isInteger(b) && b > 0)) {
+    throw new UsageError(`--batches takes positive integers, comma-separated (${USAGE})`);
+  }
   const spec = values.model ? folderInput(values.model) : null;
   const { tf, runtimeInfo } = require('../lib/runtime/tfnode');
   const { installKerasLayers } = require('../lib/layers');
-  const { openStreams } = require('../lib/layers/stream');
+  const { openStreams, streamOpsFor } = require('../lib/layers/stream');
   const layers = installKerasLayers(tf);
   const results = {};
   const chosen = values.model
@@ -102,21 +119,29 @@ main(async () => {
     const features = model.inputs[0].shape[2];
     const xs = tf.randomUniform([1, steps, features], low, high, 'float32', 3);
     const rows = tf.unstack(xs, 1);
-    // one stream: each step's latency, its output read back (a user needs the value)
-    const streams = openStreams(tf, model, { batch: 1 });
-    const stepMs = [];
+    // one stream on each kind of ops, passes alternated (a busy machine's
+    // drift falls on both): each step's latency, its output read back
+    const kinds = { array: [], tensor: [] };
+    const one = Object.fromEntries(
+      Object.keys(kinds).map((ops) => [ops, openStreams(tf, model, { batch: 1, ops })]),
+    );
     for (let rep = 0; rep <= reps; rep++) {
-      streams.reset();
-      for (const row of rows) {
-        const ms = timeOne(() => {
-          const y = streams.step(row);
-          y.dataSync();
-          y.dispose();
-        });
-        if (rep > 0) stepMs.push(ms); // the first pass warms up
+      for (const [ops, streams] of Object.entries(one)) {
+        streams.reset();
+        for (const row of rows) {
+          const ms = timeOne(() => {
+            const y = streams.step(row);
+            y.dataSync();
+            y.dispose();
+          });
+          if (rep > 0) kinds[ops].push(ms); // the first pass warms up
+        }
       }
     }
-    streams.dispose();
+    const chosenOps = openStreams(tf, model, { batch: 1 });
+    const opsOfOne = { ops: chosenOps.ops, why: chosenOps.opsWhy };
+    chosenOps.dispose();
+    Object.values(one).forEach((streams) => streams.dispose());
     // without streams: the whole prefix again for the newest step
     const prefixMs = [];
     for (let rep = 0; rep <= 4 * reps; rep++) {
@@ -127,31 +152,50 @@ main(async () => {
       });
       if (rep > 0) prefixMs.push(ms);
     }
-    // many streams stepped together: steps/s over all of them
+    // many streams stepped together, on each kind of ops: steps/s over all of them
     const batched = {};
-    for (const batch of [16, 256]) {
-      const many = openStreams(tf, model, { batch });
+    for (const batch of batches) {
       const x = tf.randomUniform([batch, features], low, high, 'float32', 4);
-      const ms = [];
+      const many = Object.fromEntries(
+        ['array', 'tensor'].map((ops) => [ops, openStreams(tf, model, { batch, ops })]),
+      );
+      const ms = { array: [], tensor: [] };
       for (let i = 0; i < 10 + steps; i++) {
-        const t = timeOne(() => {
-          const y = many.step(x);
-          y.dataSync();
-          y.dispose();
-        });
-        if (i >= 10) ms.push(t);
+        for (const [ops, streams] of Object.entries(many)) {
+          const t = timeOne(() => {
+            const y = streams.step(x);
+            y.dataSync();
+            y.dispose();
+          });
+          if (i >= 10) ms[ops].push(t);
+        }
       }
-      const { p50_ms: p50 } = summary(ms);
-      batched[batch] = { step_p50_ms: p50, steps_per_s: Math.round((1000 * batch) / p50) };
-      many.dispose();
+      const auto = openStreams(tf, model, { batch });
+      batched[batch] = {
+        chosen: auto.ops,
+        ...Object.fromEntries(
+          Object.entries(ms).map(([ops, times]) => {
+            const { p50_ms: p50 } = summary(times);
+            return [ops, { step_p50_ms: p50, steps_per_s: Math.round((1000 * batch) / p50) }];
+          }),
+        ),
+      };
+      auto.dispose();
+      Object.values(many).forEach((streams) => streams.dispose());
       x.dispose();
     }
-    const step = summary(stepMs);
+    const array = summary(kinds.array);
+    const direct = summary(kinds.tensor);
+    const step = opsOfOne.ops === 'array' ? array : direct;
     const prefix = summary(prefixMs);
     results[name] = {
       stream_step: step,
+      stream_step_ops: opsOfOne,
+      stream_step_array: array,
+      stream_step_direct: direct,
       [`prefix_${steps}_steps`]: prefix,
       prefix_over_step: Number((prefix.p50_ms / step.p50_ms).toFixed(1)),
+      macs_per_step: streamOpsFor(tf, model, 1).macs,
       streams_stepped_together: batched,
     };
     tf.dispose([xs, ...rows]);

@@ -20,6 +20,10 @@ const FEATURES = 3;
 const UNITS = 4;
 const VOCAB = 9;
 const ATOL = 1e-5;
+// which ops the streams step on (stream.js's streamOpsFor): each run of this
+// file's child process sets it ('tensor': TensorFlow's or tfjs's ops; 'array':
+// array_ops.js's)
+const OPS = process.env.STREAM_OPS || 'tensor';
 
 // name -> (layers, tf) => the layers of a Sequential; inputs have a free time
 // axis, so that the reference can run on every prefix.
@@ -154,7 +158,7 @@ function randomSizes(rand, steps) {
 function interleaved(tf, model, openStreams, returnsSequences) {
   const lengths = [5, 2, 7, 3, 4];
   const sequences = lengths.map((n, i) => inputsFor(tf, model, 1, n, 100 + i));
-  const streams = openStreams(tf, model, { batch: 2 });
+  const streams = openStreams(tf, model, { batch: 2, ops: OPS });
   const rows = [null, null]; // {seq, t, outputs}
   let next = 0;
   const done = [];
@@ -204,7 +208,7 @@ function interleaved(tf, model, openStreams, returnsSequences) {
 async function streamFigures(backend) {
   const { loadBackend } = require('../lib/runtime/backends');
   const { installKerasLayers } = require('../lib/layers');
-  const { openStreams, streamRefusal } = require('../lib/layers/stream');
+  const { openStreams, streamRefusal, streamOpsFor } = require('../lib/layers/stream');
   const tf = await loadBackend(backend);
   const layers = installKerasLayers(tf);
   const results = {};
@@ -212,7 +216,18 @@ async function streamFigures(backend) {
     const rand = seededRandom(name.length);
     const model = buildModel(tf, layers, makeLayers, rand);
     const x = inputsFor(tf, model, 3, STEPS, 11);
-    const streams = openStreams(tf, model, { batch: 3 });
+    let streams;
+    try {
+      streams = openStreams(tf, model, { batch: 3, ops: OPS });
+    } catch (err) {
+      // a layer with no array step: refused when asked for by name ('auto' keeps it on tensors)
+      results[name] = {
+        refused: err.message,
+        auto: openStreams(tf, model, { batch: 3 }).opsWhy,
+      };
+      x.dispose();
+      continue;
+    }
     const { returnsSequences } = streams;
     const want = reference(tf, model, x, returnsSequences);
     const ones = new Array(STEPS).fill(1);
@@ -234,6 +249,7 @@ async function streamFigures(backend) {
     const tensorsBefore = tf.memory().numTensors;
     tf.dispose(fed(tf, streams, x, ones));
     results[name] = {
+      ops: streams.ops,
       returnsSequences,
       shape: byStep.shape,
       wantShape: want.shape,
@@ -281,13 +297,41 @@ async function streamFigures(backend) {
       return [key, { refusal: streamRefusal(model), thrown }];
     }),
   );
+  const gru = buildModel(
+    tf,
+    layers,
+    CASES['GRU reset after, sigmoid, last output -> Dense softmax'],
+    seededRandom(1),
+  );
+  const wide = tf.sequential({
+    layers: [new layers.GRU({ units: 64, resetAfter: true, inputShape: [null, 28] })],
+  });
+  results.choice = {
+    small: [1, 256].map((batch) => streamOpsFor(tf, gru, batch)),
+    wide: [1, 14, 15, 256].map((batch) => streamOpsFor(tf, wide, batch)),
+  };
   return { backend: tf.getBackend(), results };
 }
 
 /** The checks, as subtests of `t`, on one backend's figures. */
-async function judge(t, { backend, results }) {
+async function judge(t, { backend, results }, ops) {
   for (const name of Object.keys(CASES)) {
     const r = results[name];
+    if (r.refused) {
+      await t.test(`${name}: no array step, refused by name, TensorFlow's ops by default`, () => {
+        assert.equal(ops, 'array');
+        assert.match(
+          r.refused,
+          /^streams: no array ops for this model: layer .* has no array step$/,
+        );
+        assert.match(r.auto, /has no array step/);
+      });
+      continue;
+    }
+    await t.test(`${name}: stepped on the ops asked for`, () => {
+      const want = ops === 'array' ? 'array' : backend === 'tensorflow' ? 'direct' : 'tfjs';
+      assert.equal(r.ops, want);
+    });
     await t.test(`${name}: step by step, in chunks, whole, as the model computes`, () => {
       assert.deepEqual(r.shape, r.wantShape);
       assert.ok(r.byStep <= ATOL, `step by step: max |diff| ${r.byStep}`);
@@ -321,16 +365,57 @@ if (process.env.STREAM_BACKEND) {
     process.stdout.write(JSON.stringify(figures)),
   );
 } else {
-  for (const backend of ['tensorflow', 'cpu', 'wasm']) {
-    test(`streams compute what the whole model computes (${backend} backend)`, async (t) => {
-      const figures = JSON.parse(
-        execFileSync(process.execPath, [__filename], {
-          env: { ...process.env, STREAM_BACKEND: backend },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        }),
-      );
+  const run = (backend, ops, env = {}) =>
+    JSON.parse(
+      execFileSync(process.execPath, [__filename], {
+        env: { ...process.env, ...env, STREAM_BACKEND: backend, STREAM_OPS: ops },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+  for (const [backend, ops] of [
+    ['tensorflow', 'tensor'],
+    ['tensorflow', 'array'],
+    ['cpu', 'tensor'],
+    ['wasm', 'tensor'],
+  ]) {
+    test(`streams compute what the whole model computes (${backend} backend, ${ops} ops)`, async (t) => {
+      const figures = run(backend, ops);
       assert.equal(figures.backend, backend);
-      await judge(t, figures);
+      await judge(t, figures, ops);
     });
   }
+
+  test('the crossover: array ops for few multiply-adds a step on tfjs-node, else TensorFlow ops', () => {
+    const { small, wide } = run('tensorflow', 'tensor').results.choice;
+    // GRU(4): even 256 rows are few multiply-adds
+    assert.deepEqual(
+      small.map((c) => c.ops),
+      ['array', 'array'],
+    );
+    assert.deepEqual(
+      wide.map((c) => c.ops),
+      ['array', 'array', 'direct', 'direct'],
+    );
+    assert.equal(wide[2].why, '264960 multiply-adds a step > 250000'); // 15 x (28 + 64) x 192
+    const cpu = run('cpu', 'tensor').results.choice;
+    assert.deepEqual(
+      cpu.small.map((c) => [c.ops, c.why]),
+      [
+        ['tfjs', 'array ops run on tfjs-node only'],
+        ['tfjs', 'array ops run on tfjs-node only'],
+      ],
+    );
+  });
+
+  // the negative control: a wrong array op (each product's last term
+  // dropped) must fail the same checks, so the array ops are run and judged
+  test('a wrong array op (TFJS_BRIDGE_ARRAY_OPS=off-by-one) fails the check', () => {
+    const { results } = run('tensorflow', 'array', { TFJS_BRIDGE_ARRAY_OPS: 'off-by-one' });
+    const judged = Object.keys(CASES).filter((name) => !results[name].refused);
+    assert.ok(judged.length >= 5);
+    for (const name of judged) {
+      assert.equal(results[name].ops, 'array');
+      assert.ok(results[name].byStep > 100 * ATOL, `${name}: off by ${results[name].byStep}`);
+    }
+  });
 }

@@ -18,6 +18,7 @@ const { opsFor, activationOf } = require('./ops');
 const { gruStep, lstmStep, simpleStep, CELLS } = require('./cells');
 const { cachedLoopWeights } = require('./loop_weights');
 const { wholeProjection, stepActivations } = require('./fast_loop');
+const { arrayCore, arrayRefusal } = require('./array_stream');
 
 const RECURRENT = new Set(['GRU', 'LSTM', 'SimpleRNN']);
 // Layers whose output at a step depends on that step's input alone (at
@@ -195,57 +196,69 @@ function maskingChunk(tf, layer, x) {
   return { y: layer.call(x, {}), mask: layer.computeMask(x, null) };
 }
 
+// The array steps (array_stream.js) run a stream when its rows' multiply-adds
+// per step (batch x the chain's kernel sizes) are at most this many; above
+// it TensorFlow's ops (fixed ~25 µs an op, ~29 ops a GRU step) cost less
+// than JavaScript's arithmetic. Measured on tfjs-node, the 2-core AMD EPYC
+// (AVX2), with `node node/scripts/bench-stream.js --crossover`
+// (docs/streaming.md, "Array ops or TensorFlow's").
+const ARRAY_MACS_LIMIT = 250000;
+
+/** Multiply-adds of one stream's step: the sizes of the chain's kernels. */
+function macsPerStep(chain) {
+  return chain
+    .flatMap((layer) => {
+      const kind = layer.getClassName();
+      if (RECURRENT.has(kind)) return [layer.cell.kernel, layer.cell.recurrentKernel];
+      return kind === 'Dense' ? [layer.kernel] : [];
+    })
+    .reduce((sum, w) => sum + w.shape.reduce((a, b) => a * b, 1), 0);
+}
+
 /**
- * Opens `batch` streams on `model` (a tf.LayersModel that streamRefusal
- * accepts; it throws "cannot stream: <reason>" otherwise), all at the zero
- * state:
- *   feed(x)        x [N, T, F] (token ids [N, T]) -> each step's output
- *                  [N, T, ...] (the caller disposes it); the state moves on
- *   step(x)        x [N, F] (ids [N]) -> this step's output [N, ...]
- *   reset(rows?)   the zero state for those streams (all when none are given)
- *   getState()     [[h] or [h, c] per recurrent layer], copies the caller owns
- *   setState(s)    the state from such a list (copied)
- *   dispose()
- * `returnsSequences`: whether the model's own output is every step's (else
- * the step outputs are its output "if the sequence ended here").
+ * Which ops `batch` streams of `model` step on (the one owner of that
+ * choice): {ops: 'array' | 'direct' | 'tfjs', why, macs}. `ops`: 'auto' (the
+ * crossover above, on tfjs-node; elsewhere tfjs's ops, not measured there),
+ * 'array' or 'tensor' (TensorFlow's ops: direct on tfjs-node, tfjs's
+ * elsewhere) as asked. A refused model throws "cannot stream: ...".
  */
-function openStreams(tf, model, { batch }) {
+function streamOpsFor(tf, model, batch, ops = 'auto') {
   const why = streamRefusal(model);
   if (why) throw new Error(`cannot stream: ${why}`);
-  if (!(Number.isInteger(batch) && batch > 0)) {
-    throw new Error(`streams: batch must be a positive integer, got ${batch}`);
+  if (!['auto', 'array', 'tensor'].includes(ops)) {
+    throw new Error(`streams: ops must be auto, array or tensor, got '${ops}'`);
   }
   const { chain } = chainOf(model);
-  const recurrent = chain.filter((layer) => RECURRENT.has(layer.getClassName()));
-  const stepShape = model.inputs[0].shape.slice(2); // [F], or [] for token ids
+  const macs = batch * macsPerStep(chain);
+  const tensorOps = tf.getBackend() === 'tensorflow' ? 'direct' : 'tfjs';
+  const noArray = arrayRefusal(chain);
+  if (ops === 'array') {
+    if (noArray) throw new Error(`streams: no array ops for this model: ${noArray}`);
+    return { ops: 'array', why: 'asked for', macs };
+  }
+  if (ops === 'tensor') return { ops: tensorOps, why: 'asked for', macs };
+  if (tensorOps !== 'direct')
+    return { ops: tensorOps, why: 'array ops run on tfjs-node only', macs };
+  if (noArray) return { ops: tensorOps, why: noArray, macs };
+  return macs <= ARRAY_MACS_LIMIT
+    ? { ops: 'array', why: `${macs} multiply-adds a step <= ${ARRAY_MACS_LIMIT}`, macs }
+    : { ops: tensorOps, why: `${macs} multiply-adds a step > ${ARRAY_MACS_LIMIT}`, macs };
+}
+
+/** The tensor streams' core (cells.js on ops.js's ops): as arrayCore (array_stream.js). */
+function tensorCore(tf, chain, recurrent, batch) {
   const zeroState = () =>
     recurrent.map((layer) => {
       const n = layer.getClassName() === 'LSTM' ? 2 : 1;
       return Array.from({ length: n }, () => tf.keep(tf.zeros([batch, layer.cell.units])));
     });
   let states = zeroState();
-  let open = true;
-
   const replace = (next) => {
     states.flat().forEach((t) => t.dispose());
     states = next;
   };
-  const checkOpen = () => {
-    if (!open) throw new Error('streams: used after dispose()');
-  };
 
   const feed = (x) => {
-    checkOpen();
-    const want = [batch, null, ...stepShape];
-    const fits =
-      x.rank === want.length &&
-      x.shape[0] === batch &&
-      x.shape.slice(2).every((d, i) => stepShape[i] == null || d === stepShape[i]);
-    if (!fits || x.shape[1] < 1) {
-      throw new Error(
-        `streams: a chunk of shape [${x.shape}] does not fit ${batch} stream(s) of steps [${stepShape.map((d) => d ?? 'any')}]`,
-      );
-    }
     const { output, next } = tf.tidy(() => {
       const ops = opsFor(tf);
       let current = x;
@@ -271,6 +284,83 @@ function openStreams(tf, model, { batch }) {
     return output;
   };
 
+  const zero = (rows) => {
+    if (rows == null) {
+      replace(zeroState());
+      return;
+    }
+    const next = tf.tidy(() => {
+      const keep = new Array(batch).fill(true);
+      rows.forEach((r) => {
+        keep[r] = false;
+      });
+      const kept = tf.tensor2d(keep, [batch, 1], 'bool');
+      return states.map((state) =>
+        state.map((t) => tf.where(tf.broadcastTo(kept, t.shape), t, tf.zerosLike(t))),
+      );
+    });
+    replace(next.map((state) => state.map((t) => tf.keep(t))));
+  };
+
+  return {
+    feed,
+    zero,
+    state: () => states.map((state) => state.map((t) => tf.clone(t))),
+    load: (given) => replace(given.map((state) => state.map((t) => tf.keep(tf.clone(t))))),
+    dispose: () => replace([]),
+  };
+}
+
+/**
+ * Opens `batch` streams on `model` (a tf.LayersModel that streamRefusal
+ * accepts; it throws "cannot stream: <reason>" otherwise), all at the zero
+ * state:
+ *   feed(x)        x [N, T, F] (token ids [N, T]) -> each step's output
+ *                  [N, T, ...] (the caller disposes it); the state moves on
+ *   step(x)        x [N, F] (ids [N]) -> this step's output [N, ...]
+ *   reset(rows?)   the zero state for those streams (all when none are given)
+ *   getState()     [[h] or [h, c] per recurrent layer], copies the caller owns
+ *   setState(s)    the state from such a list (copied)
+ *   dispose()
+ * `returnsSequences`: whether the model's own output is every step's (else
+ * the step outputs are its output "if the sequence ended here"). `ops`
+ * ('auto', 'array', 'tensor'): which ops step them (streamOpsFor); the
+ * streams say which ran in `ops` ('array', 'direct', 'tfjs') and `opsWhy`.
+ */
+function openStreams(tf, model, { batch, ops = 'auto' }) {
+  if (!(Number.isInteger(batch) && batch > 0)) {
+    streamOpsFor(tf, model, 1, ops); // a refused model says so first
+    throw new Error(`streams: batch must be a positive integer, got ${batch}`);
+  }
+  const choice = streamOpsFor(tf, model, batch, ops);
+  const { chain } = chainOf(model);
+  const recurrent = chain.filter((layer) => RECURRENT.has(layer.getClassName()));
+  const stepShape = model.inputs[0].shape.slice(2); // [F], or [] for token ids
+  const core =
+    choice.ops === 'array' ? arrayCore(tf, chain, batch) : tensorCore(tf, chain, recurrent, batch);
+  const widths = recurrent.map((layer) =>
+    new Array(layer.getClassName() === 'LSTM' ? 2 : 1).fill(layer.cell.units),
+  );
+  let open = true;
+  const checkOpen = () => {
+    if (!open) throw new Error('streams: used after dispose()');
+  };
+
+  const feed = (x) => {
+    checkOpen();
+    const want = [batch, null, ...stepShape];
+    const fits =
+      x.rank === want.length &&
+      x.shape[0] === batch &&
+      x.shape.slice(2).every((d, i) => stepShape[i] == null || d === stepShape[i]);
+    if (!fits || x.shape[1] < 1) {
+      throw new Error(
+        `streams: a chunk of shape [${x.shape}] does not fit ${batch} stream(s) of steps [${stepShape.map((d) => d ?? 'any')}]`,
+      );
+    }
+    return core.feed(x);
+  };
+
   const step = (x) => {
     const chunk = tf.expandDims(x, 1);
     try {
@@ -285,58 +375,48 @@ function openStreams(tf, model, { batch }) {
 
   const reset = (rows = null) => {
     checkOpen();
-    if (rows == null) {
-      replace(zeroState());
-      return;
+    if (rows != null) {
+      const bad = rows.filter((r) => !(Number.isInteger(r) && r >= 0 && r < batch));
+      if (bad.length) throw new Error(`streams: no stream ${bad[0]} (0 to ${batch - 1})`);
     }
-    const bad = rows.filter((r) => !(Number.isInteger(r) && r >= 0 && r < batch));
-    if (bad.length) throw new Error(`streams: no stream ${bad[0]} (0 to ${batch - 1})`);
-    const next = tf.tidy(() => {
-      const keep = new Array(batch).fill(true);
-      rows.forEach((r) => {
-        keep[r] = false;
-      });
-      const kept = tf.tensor2d(keep, [batch, 1], 'bool');
-      return states.map((state) =>
-        state.map((t) => tf.where(tf.broadcastTo(kept, t.shape), t, tf.zerosLike(t))),
-      );
-    });
-    replace(next.map((state) => state.map((t) => tf.keep(t))));
+    core.zero(rows);
   };
 
   const getState = () => {
     checkOpen();
-    return states.map((state) => state.map((t) => tf.clone(t)));
+    return core.state();
   };
 
   const setState = (given) => {
     checkOpen();
     const fits =
       Array.isArray(given) &&
-      given.length === states.length &&
+      given.length === widths.length &&
       given.every(
         (state, i) =>
           Array.isArray(state) &&
-          state.length === states[i].length &&
-          state.every((t, j) => t.shape.join() === states[i][j].shape.join()),
+          state.length === widths[i].length &&
+          state.every((t, j) => t.shape.join() === [batch, widths[i][j]].join()),
       );
     if (!fits) {
-      const shapes = states.map((state) => state.map((t) => `[${t.shape}]`).join(' '));
+      const shapes = widths.map((state) => state.map((w) => `[${batch},${w}]`).join(' '));
       throw new Error(
         `streams: a state must be one list per recurrent layer: ${shapes.join(', ')}`,
       );
     }
-    replace(given.map((state) => state.map((t) => tf.keep(tf.clone(t)))));
+    core.load(given);
   };
 
   const dispose = () => {
-    if (open) replace([]);
+    if (open) core.dispose();
     open = false;
   };
 
   return {
     batch,
     returnsSequences: recurrent[recurrent.length - 1].returnSequences,
+    ops: choice.ops,
+    opsWhy: choice.why,
     feed,
     step,
     reset,
@@ -346,4 +426,4 @@ function openStreams(tf, model, { batch }) {
   };
 }
 
-module.exports = { openStreams, streamRefusal };
+module.exports = { openStreams, streamRefusal, streamOpsFor, ARRAY_MACS_LIMIT };

@@ -13,6 +13,7 @@ const LAYER_SWITCHES = [
   'TFJS_BRIDGE_SHARED_KWARGS',
   'TFJS_BRIDGE_MASKED_START',
   'TFJS_BRIDGE_FED_TWICE',
+  'TFJS_BRIDGE_ARRAY_OPS',
 ];
 
 /** esbuild's `define` for the switches: each `process.env.NAME` as its value here. */
