@@ -83,7 +83,7 @@ function makeHandlers(tf, backend) {
     hello: () => ({ result: runtimeInfo(tf, backend) }),
 
     // Without a format, the fastest verified path of this worker's backend (lib/runtime/choose.js).
-    // `stream` ({chunks, seed, drop_state, per_step, stale_steps}): the layers model fed to streams
+    // `stream` ({chunks, seed, drop_state, per_step, stale_steps, ops}): the layers model fed to streams
     // in chunks (lib/runtime/streaming.js), a stream path of verify. `free_time`:
     // the layers model with its time axis freed (verify's prefix check).
     load: async ({
@@ -108,8 +108,8 @@ function makeHandlers(tf, backend) {
         if (format !== 'layers') throw new Error(`streams run the layers model, not ${format}`);
         const { streamRunner } = require('./lib/runtime/streaming');
         const { chunks, seed, drop_state: dropState, per_step: perStep } = stream;
-        const { stale_steps: staleSteps } = stream;
-        runner = streamRunner(tf, runner, { chunks, seed, dropState, perStep, staleSteps });
+        const { stale_steps: staleSteps, ops } = stream;
+        runner = streamRunner(tf, runner, { chunks, seed, dropState, perStep, staleSteps, ops });
       }
       const handle = nextHandle++;
       models.set(handle, runner);
@@ -131,10 +131,11 @@ function makeHandlers(tf, backend) {
       try {
         const started = performance.now();
         const out = await bound.call();
-        return {
-          result: { ms: performance.now() - started, outputs: get(handle).outputs },
-          tensors: out,
-        };
+        const runner = get(handle);
+        const ms = performance.now() - started;
+        // a stream path says which ops its streams stepped on, per batch size
+        const ops = runner.streamOps ? { stream_ops: runner.streamOps() } : {};
+        return { result: { ms, outputs: runner.outputs, ...ops }, tensors: out };
       } finally {
         bound.release();
       }

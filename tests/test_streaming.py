@@ -30,6 +30,9 @@ def _stream_paths():
     return [STREAM_RUNTIMES["tfjs-node/stream"], STREAM_RUNTIMES["tfjs-cpu/stream"]]
 
 
+ARRAY = STREAM_RUNTIMES["tfjs-node/stream-array"]  # array ops at every batch
+
+
 @pytest.fixture(scope="module")
 def sequence_model(tmp_path_factory, node_runtime):
     """A return_sequences stack over token ids with padding (mask_zero):
@@ -60,11 +63,21 @@ def test_stream_paths_are_named_only(node_runtime):
 
 def test_registry_models_stream_as_keras_computes(node_runtime, small_models):
     subjects = [subject_from_folder(small_models / n) for n in STREAMING + BIDIRECTIONAL]
-    report = verify(subjects, _stream_paths(), SAMPLES, explicit_runtimes=True)
+    report = verify(subjects, [*_stream_paths(), ARRAY], SAMPLES, explicit_runtimes=True)
     results = {(r.model, r.runtime): r for r in report.results}
     subject_steps = {s.name: s.input_shape[0] for s in subjects}
     for model in STREAMING:
-        for rt in _stream_paths():
+        # which ops stepped them, by batch size: Node's crossover (64 rows of
+        # the small lstm, 1,104 multiply-adds a step each, are few; of the others,
+        # 4,256 to 18,304 each, many: > 250,000), or array ops asked for
+        many = "array" if model == "lstm" else "direct"
+        assert results[(model, "tfjs-node/stream")].figures["stream_ops"] == {
+            str(SAMPLES): many, "1": "array"}  # fmt: skip
+        assert results[(model, ARRAY.name)].figures["stream_ops"] == {
+            str(SAMPLES): "array", "1": "array"}  # fmt: skip
+        assert results[(model, "tfjs-cpu/stream")].figures["stream_ops"] == {
+            str(SAMPLES): "tfjs", "1": "tfjs"}  # fmt: skip
+        for rt in [*_stream_paths(), ARRAY]:
             r = results[(model, rt.name)]
             assert r.status == PASS, (model, rt.name, r.reason)
             assert r.figures["samples"] == SAMPLES and r.figures["outside"] == 0
@@ -82,7 +95,7 @@ def test_registry_models_stream_as_keras_computes(node_runtime, small_models):
 
 def test_sequence_model_streams_as_keras_computes(sequence_model):
     subject = subject_from_folder(sequence_model)
-    paths = [*_stream_paths(), STREAM_RUNTIMES["tfjs-wasm/stream"]]
+    paths = [*_stream_paths(), ARRAY, STREAM_RUNTIMES["tfjs-wasm/stream"]]
     paths += resolve_runtimes(["tfjs-node/layers"])
     report = verify([subject], paths, SAMPLES, explicit_runtimes=True)
     assert sorted(r.runtime for r in report.results) == sorted(rt.name for rt in paths)
@@ -131,6 +144,24 @@ def test_a_stream_that_drops_its_state_fails_verify(node_runtime, small_models, 
     (r,) = report.results
     assert r.status == MISMATCH, (r.status, r.reason)
     assert not report.ok
+
+
+def test_a_wrong_array_op_fails_verify(node_runtime, small_models, monkeypatch):
+    """The negative control of the array ops: with each product's last term
+    dropped (TFJS_BRIDGE_ARRAY_OPS=off-by-one, node/lib/layers/array_ops.js),
+    the array path is a mismatch, and so is tfjs-node/stream, through its
+    batches of one (stepped on array ops by Node's choice), while its batch
+    of 64 (TensorFlow's ops) still agrees: the array ops run and are judged."""
+    monkeypatch.setenv("TFJS_BRIDGE_ARRAY_OPS", "off-by-one")
+    subject = subject_from_folder(small_models / "gru")
+    report = verify([subject], [_stream_paths()[0], ARRAY], SAMPLES, explicit_runtimes=True)
+    results = {r.runtime: r for r in report.results}
+    assert results[ARRAY.name].status == MISMATCH, results[ARRAY.name].reason
+    assert results[ARRAY.name].figures["max_abs"] > 1e-3
+    node = results["tfjs-node/stream"]
+    assert node.status == MISMATCH, (node.status, node.reason)
+    assert node.figures["max_abs"] <= TARGET  # the batch of 64, on TensorFlow's ops
+    assert node.figures["stream_ops"] == {str(SAMPLES): "direct", "1": "array"}
 
 
 def _predict_stream(folder, lines):

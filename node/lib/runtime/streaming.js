@@ -60,22 +60,35 @@ function chunkSizes(steps, chunks, rand) {
  * answers every step of a chunk with the chunk's last output: the negative
  * control of a last-output model's check on every prefix, a stream right at
  * the end of each chunk (so at the sequence's end) and wrong before it.
+ * `ops` ('auto', 'array', 'tensor'): which ops step the streams
+ * (lib/layers/stream.js's streamOpsFor); streamOps() says which ran, per batch size.
  */
 function streamRunner(
   tf,
   runner,
-  { chunks = 'random', seed = 0, dropState = false, perStep = false, staleSteps = false } = {},
+  {
+    chunks = 'random',
+    seed = 0,
+    dropState = false,
+    perStep = false,
+    staleSteps = false,
+    ops = 'auto',
+  } = {},
 ) {
-  // refused models fail at load, before any input is fed
-  openStreams(tf, runner.model, { batch: 1 }).dispose();
+  // refused models (and array ops asked for where there are none) fail at
+  // load, before any input is fed
+  openStreams(tf, runner.model, { batch: 1, ops }).dispose();
   const rand = seeded(seed);
+  const used = {}; // batch -> the ops its streams stepped on
   return {
     ...runner,
+    streamOps: () => ({ ...used }),
     predict: async (xs) => {
       if (xs.length !== 1) throw new Error(`a stream takes one input, got ${xs.length}`);
       const [x] = xs;
       const [batch, steps] = x.shape;
-      const streams = openStreams(tf, runner.model, { batch });
+      const streams = openStreams(tf, runner.model, { batch, ops });
+      used[batch] = streams.ops;
       const parts = [];
       try {
         let t = 0;

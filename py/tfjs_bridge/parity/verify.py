@@ -159,10 +159,12 @@ def plan(
 
 def stream_paths(runtimes: list[Runtime]) -> list[Runtime]:
     """The stream paths of the backends runtimes name: where a stateful
-    model (parity/stateful.py) runs as it is used, verified by default."""
+    model (parity/stateful.py) runs as it is used, verified by default (with
+    the ops Node chooses; the path with array ops forced is named only)."""
     backends = {rt.name.split("/")[0] for rt in runtimes}
     return [rt for name, rt in STREAM_RUNTIMES.items()
-            if name.split("/")[0] in backends and rt not in runtimes]  # fmt: skip
+            if name.split("/")[0] in backends and rt not in runtimes
+            and rt.stream_ops == "auto"]  # fmt: skip
 
 
 def verify(
@@ -353,7 +355,7 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
     n = len(xs[0])
     fmt = truth.node_format(rt.format)
     if rt.stream:  # the layers model fed to streams in chunks (runtime/streams.py)
-        worker = StreamFeeding(worker, truth.stream_feed(xs))
+        worker = StreamFeeding(worker, truth.stream_feed(xs), rt.stream_ops)
     if fmt not in subject.formats:
         progress.advance(math.ceil(n / chunk))
         return [PathResult(subject.name, rt.name, SKIP, f"the model folder has no {fmt} model")]
@@ -378,6 +380,8 @@ def run_path(worker, subject, rt, inputs, truth: Truth, python_side, tol, progre
         figures = compare.compare(c.expected, c.got, *names, atol=tol["atol"], rtol=tol["rtol"],
                                   labels=labels, classifier=subject.classifier)  # fmt: skip
         figures.update(samples=n, load_ms=run.load_ms, predict_ms=run.predict_ms)
+        if rt.stream:  # which ops stepped the streams, per batch size (Node's choice)
+            figures["stream_ops"] = dict(worker.ops_seen)
         passed, reason = figures.pop("passed"), figures.pop("reason", "")
         expected_singles = c.expected_singles
         if conversion:  # quantized weights: judged by a budget (quantization.py), not by 1e-5

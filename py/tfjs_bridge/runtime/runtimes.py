@@ -66,6 +66,9 @@ class Runtime:
     default_rank: int | None = None
     # The layers model fed to streams in chunks of steps, not run whole.
     stream: bool = False
+    # A stream path's ops (node/lib/layers/stream.js's streamOpsFor): auto,
+    # Node's crossover by batch; array, array ops at every batch.
+    stream_ops: str = "auto"
 
 
 RUNTIMES: dict[str, Runtime] = {
@@ -215,6 +218,17 @@ STREAM_RUNTIMES: dict[str, Runtime] = {
             "layers",
             "tfjs-node, the layers model fed to streams in chunks",
             stream=True,
+        ),
+        # the array ops at every batch, so that every sample is judged on the
+        # ops a stream of few rows steps on (tfjs-node/stream's big batches
+        # step on TensorFlow's ops, only its batches of one on these)
+        Runtime(
+            "tfjs-node/stream-array",
+            "tensorflow",
+            "layers",
+            "tfjs-node, the layers model fed to streams in chunks, stepped on array ops",
+            stream=True,
+            stream_ops="array",
         ),
         Runtime(
             "tfjs-cpu/stream",

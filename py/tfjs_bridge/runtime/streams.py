@@ -18,11 +18,20 @@ class StreamFeeding:
     """A worker (NodeWorker, or anything that proxies its request()) whose
     load() opens the model as streams fed by `feed` ({chunks: random|steps|
     sizes, seed, per_step, and the negative controls drop_state and
-    stale_steps: node/lib/runtime/streaming.js}); everything else is the worker's."""
+    stale_steps: node/lib/runtime/streaming.js}) stepped on `ops` (auto:
+    node/lib/layers/stream.js's crossover; array; tensor); everything else is
+    the worker's."""
 
-    def __init__(self, worker, feed: dict | None = None):
+    def __init__(self, worker, feed: dict | None = None, ops: str = "auto"):
         self.worker = worker
-        self.feed = dict(VERIFY_FEED if feed is None else feed)
+        self.feed = {**(VERIFY_FEED if feed is None else feed), "ops": ops}
+        # batch size -> the ops its streams stepped on ('array', 'direct', 'tfjs'), as Node says
+        self.ops_seen: dict[str, str] = {}
+
+    def predict(self, handle, xs, names=None):
+        outputs, result = self.worker.predict(handle, xs, names)
+        self.ops_seen.update(result.get("stream_ops", {}))
+        return outputs, result
 
     def load(self, model_dir, fmt: str | None) -> dict:
         # Absolute: the worker runs in the project root, not in our working directory.
