@@ -45,7 +45,8 @@ const USAGE =
 // --help says what --stream reads and writes too
 const HELP =
   `${USAGE}\n--stream: stdin one step per line (a JSON array of its features, or one ` +
-  'token id; {"reset": true} starts a new sequence), stdout one JSON output line per step';
+  'token id; {"reset": true} starts a new sequence; {"info": true} writes which ops step it), ' +
+  'stdout one JSON output line per step';
 
 function parse() {
   const args = parseCommandLine(

@@ -47,7 +47,11 @@ function runtimeInfo(tf, backend) {
     tfjs: tf.version.tfjs,
     pid: process.pid,
   };
-  if (backend === 'tensorflow') Object.assign(info, require('./lib/runtime/tfnode').runtimeInfo());
+  if (backend === 'tensorflow') {
+    Object.assign(info, require('./lib/runtime/tfnode').runtimeInfo());
+    // streams of at most this many multiply-adds a step run on array ops (lib/layers/stream.js)
+    info.stream_array_macs_limit = require('./lib/layers/stream').ARRAY_MACS_LIMIT;
+  }
   if (backend === 'wasm') {
     info.wasm_simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
     info.wasm_threads = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
@@ -181,7 +185,8 @@ function makeHandlers(tf, backend) {
       try {
         y = table.feed(x, slots, starts); // x: [n, T, ...step], a chunk of T steps per sequence
         const out = { dtype: y.dtype, shape: y.shape, data: await y.data() };
-        return { result: { ms: performance.now() - started }, tensors: [out] };
+        const ms = performance.now() - started;
+        return { result: { ms, ops: table.opsOf(slots.length) }, tensors: [out] };
       } finally {
         tf.dispose([x, y]);
       }

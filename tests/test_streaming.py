@@ -178,7 +178,8 @@ def _predict_stream(folder, lines):
 
 def test_predict_stream_reads_steps_and_resets(node_runtime, small_models):
     """predict.js --stream: one output line per step, the last-output model's
-    output on each prefix; {"reset": true} starts a new sequence."""
+    output on each prefix (array ops: one stream); {"reset": true} starts a
+    new sequence; {"info": true} says which ops step it."""
     import_tensorflow()
     import tf_keras
 
@@ -193,9 +194,13 @@ def test_predict_stream_reads_steps_and_resets(node_runtime, small_models):
     free = tf_keras.Model(x_in, y)
     want = [free(seq[None, : t + 1]).numpy()[0] for t in range(steps)]
     lines = [json.dumps(row.tolist()) for row in seq]
-    done = _predict_stream(folder, [*lines, '{"reset": true}', lines[0]])
+    done = _predict_stream(folder, ['{"info": true}', *lines, '{"reset": true}', lines[0]])
     assert done.returncode == 0, done.stderr
-    got = [np.array(json.loads(line)) for line in done.stdout.splitlines()]
+    info, *answers = done.stdout.splitlines()
+    # which ops step it, on stdout when asked (one stream of 4,256 multiply-adds a step)
+    assert json.loads(info) == {"ops": "array", "why": "4256 multiply-adds a step <= 250000",
+                                "backend": "tensorflow"}  # fmt: skip
+    got = [np.array(json.loads(line)) for line in answers]
     assert len(got) == steps + 1
     assert max(np.abs(g - w).max() for g, w in zip(got, want, strict=False)) <= TARGET
     assert np.abs(got[-1] - want[0]).max() <= TARGET  # after the reset: the first step again

@@ -6,7 +6,7 @@
 //                  like any other path: py/tfjs_bridge/runtime/runtimes.py)
 //   sequenceTable  the states of many sequences, one row each, stepped
 //                  together (the worker's half of serve's :stream)
-const { openStreams } = require('../layers/stream');
+const { openStreams, streamOpsFor } = require('../layers/stream');
 const { checkInput } = require('../io/inputs');
 
 /** mulberry32 in [0, 1): seeded chunk sizes, the same on every run (tests draw their weights from it too). */
@@ -122,7 +122,8 @@ function streamRunner(
  * `lines` (an async iterable of text lines), each line one step, a JSON
  * array of the step's features (for token ids, one id); `write(text)` gets
  * one JSON line per step, that step's output. `{"reset": true}` starts a
- * new sequence and writes nothing. A line that is not a step throws, naming
+ * new sequence and writes nothing; `{"info": true}` writes one line saying
+ * which ops step the stream: {"ops", "why", "backend"}. A line that is not a step throws, naming
  * the line; `spec` is the model's one input from its signature (lib/io/inputs.js).
  */
 async function streamLines(tf, model, spec, lines, write) {
@@ -144,10 +145,18 @@ async function streamLines(tf, model, spec, lines, write) {
         throw new Error(`${where}: not JSON (want ${what} per line)`);
       }
       if (value && typeof value === 'object' && !Array.isArray(value)) {
-        if (value.reset !== true || Object.keys(value).length !== 1) {
-          throw new Error(`${where}: the one object a line may hold is {"reset": true}`);
+        const [key, more] = Object.keys(value);
+        if (!['reset', 'info'].includes(key) || value[key] !== true || more !== undefined) {
+          throw new Error(
+            `${where}: the objects a line may hold are {"reset": true} and {"info": true}`,
+          );
         }
-        streams.reset();
+        if (key === 'reset') streams.reset();
+        // which ops step this stream (lib/layers/stream.js's choice), on stdout, never stderr
+        else
+          write(
+            `${JSON.stringify({ ops: streams.ops, why: streams.opsWhy, backend: tf.getBackend() })}\n`,
+          );
         continue;
       }
       const flat = [value].flat(Infinity);
@@ -255,7 +264,10 @@ function sequenceTable(tf, model, capacity, { mixRows = false } = {}) {
     streamsOf.clear();
   };
 
-  return { capacity, returnsSequences, feed, step, dispose };
+  /** Which ops a batched step of n sequences runs on (lib/layers/stream.js's choice). */
+  const opsOf = (n) => streamOpsFor(tf, model, n).ops;
+
+  return { capacity, returnsSequences, feed, step, opsOf, dispose };
 }
 
 module.exports = { streamRunner, streamLines, sequenceTable, chunkSizes, seeded };
