@@ -72,13 +72,24 @@ def test_bench_stream_prints_both_sides_side_by_side(small_models, tmp_path, nod
     args = ["--steps", "5", "--reps", "1", "--out", str(small_models), "--report", str(tmp_path)]
     done = CliRunner().invoke(main, ["bench", "--stream", "lstm_sine", *args])
     assert done.exit_code == 0, done.output
-    for row in ["tfjs-node stream step", "tfjs-node re-running the 5-step prefix",
+    for row in ["tfjs-node stream step ", "tfjs-node stream step, array ops",
+                "tfjs-node stream step, TensorFlow ops (direct)",
+                "one stream's step <= Python's stateful step (tf.function): ",
+                "16 streams stepped together: array ops", "(Node's choice: ",
+                "tfjs-node re-running the 5-step prefix",
                 "Python stateful, predict_on_batch", "Python stateful, tf.function",
                 "stream step / Python stateful, tf.function"]:  # fmt: skip
         assert row in done.stdout
     report = json.loads((tmp_path / "stream.json").read_text())
     figures = report["models"]["lstm_sine"]
     assert figures["tfjs-node stream step"]["n"] == 5
+    assert figures["tfjs-node stream step, array ops"]["n"] == 5
+    assert figures["tfjs-node stream step, TensorFlow ops (direct)"]["n"] == 5
+    # one stream of the small lstm_sine (4,256 multiply-adds a step) steps on array ops
+    assert figures["stream_step_ops"]["ops"] == "array"
+    assert figures["tfjs-node stream step"] == figures["tfjs-node stream step, array ops"]
+    assert isinstance(figures["target"]["met"], bool)
+    assert set(figures["streams_stepped_together"]) == {"16", "256"}
     assert figures["Python stateful, tf.function"]["n"] == 5
 
 

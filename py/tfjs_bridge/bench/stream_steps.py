@@ -1,6 +1,7 @@
 """`tfjs-bridge bench --stream`: one stream, side by side in one run, on the
 same model folder: tfjs-node's stream step (node/scripts/bench-stream.js, the
-folder's layers model) against re-running the prefix, and Python Keras's own
+folder's layers model; on array ops and on TensorFlow's ops, and which one
+Node chooses) against re-running the prefix, and Python Keras's own
 stream, the model's stateful twin (batch 1, stateful=True, same weights)
 called on one step at a time, by `predict_on_batch` and by a `tf.function`
 with a fixed signature. Every step's output is read back on both sides (a
@@ -127,15 +128,33 @@ def bench_model(model_dir: Path, steps: int, reps: int, log=lambda message: None
     for stepper in keras_steppers(model):
         log(f"{model_dir.name}: {stepper.name}")
         python[stepper.name] = summary(time_steps(stepper, x, reps))
+    steps_node = {  # Node's choice of ops for one stream (lib/layers/stream.js), then each kind
+        "tfjs-node stream step": node["stream_step"],
+        "tfjs-node stream step, array ops": node["stream_step_array"],
+        "tfjs-node stream step, TensorFlow ops (direct)": node["stream_step_direct"],
+    }
+    prefix = node[f"prefix_{steps}_steps"]
+    compiled = python["Python stateful, tf.function"]["p50_ms"]
     step = node["stream_step"]["p50_ms"]
     return {
-        "tfjs-node stream step": node["stream_step"],
-        f"tfjs-node re-running the {steps}-step prefix": node[f"prefix_{steps}_steps"],
+        **steps_node,
+        f"tfjs-node re-running the {steps}-step prefix": prefix,
         **python,
         "ratios": {
-            "stream step / prefix": step / node[f"prefix_{steps}_steps"]["p50_ms"],
+            "stream step / prefix": step / prefix["p50_ms"],
             **{f"stream step / {name}": step / p["p50_ms"] for name, p in python.items()},
+            "array ops step / TensorFlow ops step": node["stream_step_array"]["p50_ms"]
+            / node["stream_step_direct"]["p50_ms"],
         },
+        # issue #24: one stream's step <= Python's stateful step in a tf.function
+        "target": {
+            "met": step <= compiled,
+            "stream_step_p50_ms": step,
+            "tf_function_p50_ms": compiled,
+            "stream_over_tf_function": step / compiled,
+        },
+        "stream_step_ops": node["stream_step_ops"],
+        "macs_per_step": node["macs_per_step"],
         "streams_stepped_together": node["streams_stepped_together"],
         "tfjs_node": node["tfjs_node"],
     }
@@ -166,13 +185,25 @@ def run_stream_bench(model_dirs: list[Path], steps: int = 100, reps: int = 5,
 
 
 def print_stream_bench(report: dict, echo=print) -> None:
-    """One table per model: p50 / p99 per step, and the ratios."""
+    """One table per model: p50 / p99 per step, the ratios, issue #24's
+    target, and many streams stepped together on each kind of ops."""
     echo(f"one stream, batch 1, {report['steps']} steps x {report['reps']} passes "
          f"(load average {report['load_average'][0]:.1f} on {report['cpus']} cores)")  # fmt: skip
     for name, figures in report["models"].items():
-        echo(f"\n{name}")
+        ops = figures["stream_step_ops"]
+        echo(f"\n{name} ({figures['macs_per_step']} multiply-adds a step; one stream: "
+             f"{ops['ops']} ops, {ops['why']})")  # fmt: skip
         for path, f in figures.items():
             if isinstance(f, dict) and "p50_ms" in f:
-                echo(f"  {path:<44} p50 {f['p50_ms']:8.3f} ms   p99 {f['p99_ms']:8.3f} ms")
+                echo(f"  {path:<52} p50 {f['p50_ms']:8.3f} ms   p99 {f['p99_ms']:8.3f} ms")
         for what, ratio in figures["ratios"].items():
             echo(f"  {what:<66} {ratio:6.3f}")
+        target = figures["target"]
+        verdict = "met" if target["met"] else "not met"
+        echo(f"  one stream's step <= Python's stateful step (tf.function): {verdict} "
+             f"({target['stream_step_p50_ms']:.3f} against {target['tf_function_p50_ms']:.3f} ms, "
+             f"{target['stream_over_tf_function']:.2f}x)")  # fmt: skip
+        for batch, f in figures["streams_stepped_together"].items():
+            echo(f"  {batch:>4} streams stepped together: array ops {f['array']['steps_per_s']:>8} "
+                 f"steps/s, TensorFlow ops {f['tensor']['steps_per_s']:>8} steps/s "
+                 f"(Node's choice: {f['chosen']})")  # fmt: skip
