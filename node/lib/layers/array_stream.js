@@ -113,6 +113,7 @@ function perStepStepper(ops, layer) {
  * The array streams' core for openStreams (stream.js), `batch` rows, the
  * chain accepted by streamRefusal and arrayRefusal:
  *   feed(x [N, T, ...]) -> every step's output, a tensor [N, T, C]
+ *   step(x [N, ...])     -> this step's output [N, C]
  *   zero(rows)           those rows' state set to zero (all when null)
  *   state() / load(s)    the state as tensors [N, W] / from such tensors
  */
@@ -184,11 +185,8 @@ function arrayCore(tf, chain, batch) {
     return current;
   };
 
-  const feed = (x) => {
-    const [n, t] = x.shape;
-    const tokens = x.rank === 2;
-    const features = tokens ? 1 : x.shape.slice(2).reduce((a, b) => a * b, 1);
-    const values = x.dataSync();
+  /** values of x [n, t, ...] (ids: [n, t]) -> every step's output, [n, t, width] flat. */
+  const run = (values, n, t, features, tokens) => {
     let out = null;
     let width = 0;
     for (let step = 0; step < t; step++) {
@@ -211,7 +209,24 @@ function arrayCore(tf, chain, batch) {
         out.set(y.data.subarray(i * width, (i + 1) * width), (i * t + step) * width);
       }
     }
+    return { out, width };
+  };
+
+  const feed = (x) => {
+    const [n, t] = x.shape;
+    const tokens = x.rank === 2;
+    const features = tokens ? 1 : x.shape.slice(2).reduce((a, b) => a * b, 1);
+    const { out, width } = run(x.dataSync(), n, t, features, tokens);
     return tf.tensor3d(out, [n, t, width]);
+  };
+
+  // one step, x [n, ...step]: no reshape ops around it (each a TensorFlow call)
+  const step = (x) => {
+    const [n] = x.shape;
+    const tokens = x.rank === 1;
+    const features = tokens ? 1 : x.shape.slice(1).reduce((a, b) => a * b, 1);
+    const { out, width } = run(x.dataSync(), n, 1, features, tokens);
+    return tf.tensor2d(out, [n, width]);
   };
 
   const zero = (rows) => {
@@ -226,6 +241,7 @@ function arrayCore(tf, chain, batch) {
 
   return {
     feed,
+    step,
     zero,
     // copies: zero() writes into the arrays in place, and tfjs keeps a typed array it is given
     state: () =>

@@ -362,6 +362,19 @@ function openStreams(tf, model, { batch, ops = 'auto' }) {
   };
 
   const step = (x) => {
+    if (core.step) {
+      checkOpen();
+      const fits =
+        x.rank === stepShape.length + 1 &&
+        x.shape[0] === batch &&
+        x.shape.slice(1).every((d, i) => stepShape[i] == null || d === stepShape[i]);
+      if (!fits) {
+        throw new Error(
+          `streams: a step of shape [${x.shape}] does not fit ${batch} stream(s) of steps [${stepShape.map((d) => d ?? 'any')}]`,
+        );
+      }
+      return core.step(x);
+    }
     const chunk = tf.expandDims(x, 1);
     try {
       const out = feed(chunk);
