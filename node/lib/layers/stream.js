@@ -326,6 +326,8 @@ function tensorCore(tf, chain, recurrent, batch) {
  * the step outputs are its output "if the sequence ended here"). `ops`
  * ('auto', 'array', 'tensor'): which ops step them (streamOpsFor); the
  * streams say which ran in `ops` ('array', 'direct', 'tfjs') and `opsWhy`.
+ * Array streams copy the weights when they open: after setWeights, open
+ * new streams (tensor streams read the variables at every call).
  */
 function openStreams(tf, model, { batch, ops = 'auto' }) {
   if (!(Number.isInteger(batch) && batch > 0)) {
