@@ -22,8 +22,16 @@ const IDENTITIES = new Set([
 
 const activationName = (activation) => activation.getClassName();
 
+/** The rank of the input `layer` was built for ([B, T, ...]). */
+function builtInputRank(layer) {
+  const shapes = layer.inboundNodes[0].inputShapes;
+  return (Array.isArray(shapes[0]) ? shapes[0] : shapes).length;
+}
+
 /** Why the array path cannot run this (streamable) chain, or null when it can. */
 function arrayRefusal(chain) {
+  const stepRank = builtInputRank(chain[0]) - 2;
+  if (stepRank > 1) return `a step of rank ${stepRank} (the array ops take features or one id)`;
   for (const layer of chain) {
     const kind = layer.getClassName();
     const acts = [];
