@@ -161,15 +161,18 @@ function makeHandlers(tf, backend) {
     // serve's sequence batcher: the states of `capacity` sequences on a loaded
     // layers model, one row each (lib/runtime/streaming.js), then steps of
     // many of them at once. TFJS_BRIDGE_TEST_MIX_SEQUENCES=1 mixes up their
-    // rows: only the service's negative control sets it.
+    // rows: only the service's negative control sets it. TFJS_BRIDGE_STREAM_OPS
+    // (auto, array, tensor) forces the batched steps' ops, to measure them side by side.
     sequences_open: ({ handle, capacity }) => {
       const { model } = get(handle);
       if (!model || typeof model.getLayer !== 'function')
         throw new Error('sequences run the layers model');
       const { sequenceTable } = require('./lib/runtime/streaming');
       const mixRows = process.env.TFJS_BRIDGE_TEST_MIX_SEQUENCES === '1';
+      // the batched steps' ops, auto unless a measurement forces array or tensor
+      const ops = process.env.TFJS_BRIDGE_STREAM_OPS || 'auto';
       if (tables.has(handle)) tables.get(handle).dispose();
-      const table = sequenceTable(tf, model, capacity, { mixRows });
+      const table = sequenceTable(tf, model, capacity, { mixRows, ops });
       tables.set(handle, table);
       return { result: { handle, capacity, returns_sequences: table.returnsSequences } };
     },

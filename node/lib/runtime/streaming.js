@@ -192,10 +192,11 @@ async function streamLines(tf, model, spec, lines, write) {
  * floats, where a tensor table cost a gather, a multiply and a scatter that
  * rewrote the whole table on every batched step. `mixRows` writes each state
  * back to the next sequence's row: the negative control of the service's
- * tests, a batcher that mixes up its sequences. Throws "cannot stream: ..."
+ * tests, a batcher that mixes up its sequences. `ops`: openStreams's
+ * (auto: lib/layers/stream.js's crossover per batch size). Throws "cannot stream: ..."
  * when the model cannot.
  */
-function sequenceTable(tf, model, capacity, { mixRows = false } = {}) {
+function sequenceTable(tf, model, capacity, { mixRows = false, ops = 'auto' } = {}) {
   const probe = openStreams(tf, model, { batch: 1 });
   const zero = probe.getState();
   const widths = zero.map((state) => state.map((t) => t.shape[1]));
@@ -212,7 +213,7 @@ function sequenceTable(tf, model, capacity, { mixRows = false } = {}) {
     if (bad !== undefined) throw new Error(`sequences: no slot ${bad} (0 to ${capacity - 1})`);
     if (new Set(slots).size !== n) throw new Error('sequences: a slot twice in one step');
     if (x.shape[0] !== n) throw new Error(`sequences: ${x.shape[0]} steps for ${n} slots`);
-    if (!streamsOf.has(n)) streamsOf.set(n, openStreams(tf, model, { batch: n }));
+    if (!streamsOf.has(n)) streamsOf.set(n, openStreams(tf, model, { batch: n, ops }));
     const streams = streamsOf.get(n);
     const gathered = rows.map((state, i) =>
       state.map((table, j) => {
@@ -265,7 +266,7 @@ function sequenceTable(tf, model, capacity, { mixRows = false } = {}) {
   };
 
   /** Which ops a batched step of n sequences runs on (lib/layers/stream.js's choice). */
-  const opsOf = (n) => streamOpsFor(tf, model, n).ops;
+  const opsOf = (n) => streamOpsFor(tf, model, n, ops).ops;
 
   return { capacity, returnsSequences, feed, step, opsOf, dispose };
 }
