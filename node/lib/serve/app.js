@@ -29,6 +29,10 @@ const STATUS_OF_KIND = { overloaded: 429, deadline: 504, unavailable: 503 };
 
 const BINARY = { 'application/x-npy': 'npy', 'application/x-npz': 'npz', 'application/zip': 'npz' };
 
+/**
+ * catalog: catalog.js's (one process), or front.js's stand-in in an HTTP
+ * process of --http-processes N, which hands checked requests to the primary.
+ */
 function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
   const app = Fastify({ bodyLimit, logger: false, return503OnClosing: true });
 
@@ -110,7 +114,7 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
         parsed = BINARY[type]
           ? readBinaryRequest(request.body, BINARY[type], generation.signature, bodyLimit)
           : readJsonRequest(request.body, generation.signature);
-        tensors = await entry.batcher.submit(parsed.arrays, timeoutMs, generation);
+        tensors = await catalog.submit(entry, parsed.arrays, timeoutMs, generation);
       } catch (err) {
         return fail(reply, name, err);
       }
@@ -148,13 +152,7 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
       const id = sequenceIdOf(given);
       if (typeof start !== 'boolean' || typeof end !== 'boolean')
         throw new RequestError('sequence_start and sequence_end must be true or false');
-      const answer = await entry.sequences.step({
-        id,
-        start,
-        end,
-        read: (signature) => readJsonRequest(rest, signature),
-        current: entry.current,
-      });
+      const answer = await catalog.step(entry, { id, start, end, body: rest });
       const key = answer.format === 'columnar' ? 'outputs' : 'predictions';
       metrics.answered(name, 200, null);
       return reply.code(200).send({
