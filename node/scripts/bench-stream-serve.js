@@ -217,6 +217,7 @@ async function withCpu({ http: httpPids, workers }, run) {
   const sum = (list) => list.reduce((total, seconds) => total + seconds, 0);
   measured.cpu_s = {
     http_process: sum(used.slice(0, httpPids.length)), // with --http-processes N: all N and the primary
+    main_process: used[0], // of those, the main process (with N >= 2: the primary, where the batchers are)
     worker: sum(used.slice(httpPids.length)), // every worker
     client: (client.user + client.system) / 1e6,
   };

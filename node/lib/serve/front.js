@@ -12,6 +12,7 @@
 // SIGUSR1 cannot open Node's inspector. If the primary goes away, so does this.
 const { createMetrics } = require('./metrics');
 const { buildApp } = require('./app');
+const { coalesced, unpack, toWire, fromWire } = require('./ipc');
 
 /** catalog.js's interface as app.js uses it, answered by the primary. */
 class RemoteCatalog {
@@ -34,18 +35,17 @@ class RemoteCatalog {
 
   release() {}
 
-  submit(entry, arrays, timeoutMs, generation) {
-    return this.ask({
-      t: 'predict',
-      name: entry.name,
-      version: generation.version,
-      arrays,
-      timeoutMs,
-    });
+  async submit(entry, arrays, timeoutMs, generation) {
+    const { name } = entry;
+    const { version } = generation;
+    const asked = { t: 'predict', name, version, arrays: arrays.map(toWire), timeoutMs };
+    return (await this.ask(asked)).map(fromWire);
   }
 
-  step(entry, { id, start, end, body }) {
-    return this.ask({ t: 'step', name: entry.name, sequence: id, start, end, body });
+  async step(entry, { id, start, end, body }) {
+    const asked = { t: 'step', name: entry.name, sequence: id, start, end, body };
+    const answer = await this.ask(asked);
+    return { ...answer, output: fromWire(answer.output) };
   }
 }
 
@@ -53,11 +53,12 @@ function runHttpProcess({ host, port, bodyLimit, timeoutMs }) {
   const metrics = createMetrics();
   const waiting = new Map(); // request id -> {resolve, reject}
   let nextId = 1;
+  const send = coalesced((message) => process.send(message));
   const ask = (message) =>
     new Promise((resolve, reject) => {
       const id = nextId++;
       waiting.set(id, { resolve, reject });
-      process.send({ ...message, id });
+      send({ ...message, id });
     });
   const catalog = new RemoteCatalog(ask);
   const state = { ready: false, closing: false };
@@ -65,7 +66,7 @@ function runHttpProcess({ host, port, bodyLimit, timeoutMs }) {
   let viewed;
   const firstView = new Promise((resolve) => (viewed = resolve));
 
-  process.on('message', (message) => {
+  const receive = (message) => {
     switch (message && message.t) {
       case 'reply': {
         const waiter = waiting.get(message.id);
@@ -77,7 +78,8 @@ function runHttpProcess({ host, port, bodyLimit, timeoutMs }) {
       }
       case 'view':
         catalog.setView(message.models);
-        process.send({ t: 'ack', number: message.number }); // after: no request on the old view
+        // through the same queue as the requests: it must follow every one checked on the old view
+        send({ t: 'ack', number: message.number });
         viewed();
         return;
       case 'metrics_json':
@@ -91,7 +93,8 @@ function runHttpProcess({ host, port, bodyLimit, timeoutMs }) {
         return;
       default:
     }
-  });
+  };
+  process.on('message', (message) => unpack(message, receive));
   process.on('disconnect', () => process.exit(state.closing ? 0 : 1));
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'])
     process.on(signal, () => metrics.signal(signal));

@@ -5,9 +5,9 @@
 // each model's batcher, the :stream sequence table (so a sequence's steps
 // may arrive on any connection of any HTTP process), hot reload and signals.
 // An HTTP process parses and checks a request (fastify, rest.js) and hands
-// the checked arrays here over the cluster's IPC channel ('advanced'
-// serialization: typed arrays cross as they are, no JSON); they are batched
-// as if they had come in here, and the answer goes back the same way.
+// the checked arrays here over the cluster's IPC channel (ipc.js: JSON,
+// arrays as their bytes, messages coalesced per turn); they are batched as
+// if they had come in here, and the answer goes back the same way.
 //
 // Versions: an HTTP process checks a request against the version it last
 // heard of. After a reload the old version is held until every HTTP process
@@ -23,15 +23,9 @@
 // time, as it says), so the page is one coherent service.
 const cluster = require('cluster');
 const { AggregatorRegistry } = require('prom-client');
+const { coalesced, unpack, toWire, fromWire } = require('./ipc');
 
 const METRICS_WAIT_MS = 5000;
-
-/** An array to send: a view into a larger buffer would be cloned with its whole buffer. */
-const own = ({ data, shape, dtype }) => ({
-  data: data.byteLength === data.buffer.byteLength ? data : data.slice(),
-  shape,
-  dtype,
-});
 
 /** An error as it crosses to the HTTP process: its one line, status and kind. */
 const wireError = (err) => ({
@@ -56,8 +50,7 @@ class Hub {
 
   /** Forks the HTTP processes; resolves to {port, pids} once every one listens. */
   start() {
-    cluster.setupPrimary({ serialization: 'advanced' });
-    cluster.on('message', (worker, message) => this.receive(worker, message));
+    cluster.on('message', (worker, message) => unpack(message, (one) => this.receive(worker, one)));
     cluster.on('exit', (worker, code, signal) => this.exited(worker, code, signal));
     return new Promise((resolve, reject) => {
       let listening = 0;
@@ -113,14 +106,20 @@ class Hub {
     });
   }
 
+  /** A worker's send, coalesced per turn (ipc.js). */
+  senderOf(worker) {
+    if (!worker.coalesced)
+      worker.coalesced = coalesced((message) => worker.isConnected() && worker.send(message));
+    return worker.coalesced;
+  }
+
   receive(worker, message) {
     if (!message || typeof message.t !== 'string') return;
+    const send = this.senderOf(worker);
     const reply = (promise) =>
       promise.then(
-        (value) => worker.isConnected() && worker.send({ t: 'reply', id: message.id, value }),
-        (err) =>
-          worker.isConnected() &&
-          worker.send({ t: 'reply', id: message.id, error: wireError(err) }),
+        (value) => send({ t: 'reply', id: message.id, value }),
+        (err) => send({ t: 'reply', id: message.id, error: wireError(err) }),
       );
     switch (message.t) {
       case 'hello':
@@ -156,8 +155,8 @@ class Hub {
       });
     generation.pending += 1; // released once answered, as app.js does in one process
     try {
-      const outputs = await this.catalog.submit(entry, arrays, timeoutMs, generation);
-      return outputs.map(own);
+      const outputs = await this.catalog.submit(entry, arrays.map(fromWire), timeoutMs, generation);
+      return outputs.map(toWire);
     } finally {
       this.catalog.release(generation);
     }
@@ -167,7 +166,7 @@ class Hub {
     const entry = this.catalog.get(name);
     if (!entry) throw Object.assign(new Error(`no model named ${name}`), { status: 404 });
     const answer = await this.catalog.step(entry, { id: sequence, start, end, body });
-    return { ...answer, output: own(answer.output) };
+    return { ...answer, output: toWire(answer.output) };
   }
 
   /** Every process's metrics (this one and each HTTP process), summed into one page. */
