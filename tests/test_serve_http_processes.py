@@ -165,3 +165,58 @@ def test_bad_http_process_counts_are_one_line(value):
     assert proc.returncode == 2
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --http-processes"), proc.stderr
+
+
+def test_a_reload_reaches_every_http_process_without_a_failed_request(
+    small_models, node_runtime, inputs, keras_prefixes, tmp_path
+):
+    """A folder swapped in place: both HTTP processes move to version 2 while
+    requests run (the old version held until each has heard), no request
+    fails, and a sequence started on version 1 goes on from its own state."""
+    import shutil
+    import time
+
+    from tfjs_bridge.folder.artifacts import exchange
+
+    served = tmp_path / "gru"
+    shutil.copytree(small_models / "gru", served)
+    new = tmp_path / "new"
+    shutil.copytree(small_models / "gru", new)
+    options = ["--http-processes", 2, "--format", "layers", "--reload-interval-ms", 200]
+    with serving(served, options=options) as service:
+        step = {"sequence_id": "kept", "sequence_start": True, "instances": [inputs[0, 0].tolist()]}
+        assert service.request("POST", "/v1/models/gru:stream", step)[0] == 200
+        answers, stop = [], threading.Event()
+
+        def load():
+            while not stop.is_set():
+                answers.append(service.predict("gru", {"instances": [inputs[1].tolist()]})[0])
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        exchange(served, new)
+        deadline = time.monotonic() + 60
+        versions = set()
+        while versions != {"2"}:
+            assert time.monotonic() < deadline, service.lines
+            time.sleep(0.1)
+            # six connections: both HTTP processes asked
+            versions = {
+                json.loads(service.get("/v1/models/gru")[1])["model_version_status"][0]["version"]
+                for _ in range(6)
+            }
+        time.sleep(0.5)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        got = []
+        for t in range(1, 4):
+            body = {"sequence_id": "kept", "instances": [inputs[0, t].tolist()]}
+            status, _, raw = service.request("POST", "/v1/models/gru:stream", body)
+            assert status == 200, raw
+            got.append(json.loads(raw)["predictions"][0])
+        assert json.loads(raw)["sequence_step"] == 4
+    assert answers.count(200) == len(answers) > 10, set(answers)
+    assert np.abs(np.array(got) - keras_prefixes[0, 1:4]).max() <= TARGET
+    assert any("version 2 loaded" in line for line in service.lines), service.lines
