@@ -15,12 +15,19 @@
 // (503) and exit 0; SIGHUP reloads changed model folders now (they are also
 // polled); SIGUSR1 and SIGUSR2 are only counted (/metrics), so a stray
 // SIGUSR1 cannot open Node's inspector on a service.
+//
+// --http-processes N (N >= 2): N HTTP processes (Node's cluster) share the
+// port and hand each checked request to this process, which keeps the one
+// worker pool, the batchers and the :stream sequence table (lib/serve/hub.js,
+// lib/serve/front.js; docs/serving.md).
+const cluster = require('cluster');
+const os = require('os');
 const path = require('path');
 const { main, UsageError, parseCommandLine } = require('./lib/runtime/cli');
 
 const USAGE =
   'usage: serve.js --model [NAME=]DIR [--model ...] [--host 127.0.0.1] [--port 8501] ' +
-  '[--workers N] [--max-batch 32] [--max-wait-ms 0] [--batching auto|padded|unpadded] [--queue-limit 1024] ' +
+  '[--workers N] [--http-processes 1] [--max-batch 32] [--max-wait-ms 0] [--batching auto|padded|unpadded] [--queue-limit 1024] ' +
   '[--timeout-ms 10000] [--body-limit-mb 16] [--reload-interval-ms 1000] [--backend tensorflow] ' +
   '[--format layers|graph|saved_model|saved_model_xla] ' +
   '[--max-sequences 1024] [--stream-idle-ms 60000] [--max-stream-batch 256]';
@@ -36,6 +43,19 @@ function integer(args, name, min) {
   return value;
 }
 
+// More HTTP processes than 4 per core only take turns on the cores.
+const MAX_HTTP_PER_CORE = 4;
+
+function httpProcesses(given) {
+  const most = MAX_HTTP_PER_CORE * os.availableParallelism();
+  const value = Number(given);
+  if (!Number.isInteger(value) || value < 1 || value > most)
+    throw new UsageError(
+      `--http-processes must be an integer from 1 to ${most} (${MAX_HTTP_PER_CORE} per core, ${os.availableParallelism()} cores), got '${given}'`,
+    );
+  return value;
+}
+
 function parse() {
   const args = parseCommandLine(
     {
@@ -44,6 +64,7 @@ function parse() {
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'string', default: '8501' },
         workers: { type: 'string', default: String(DEFAULT_WORKERS) },
+        'http-processes': { type: 'string', default: '1' },
         'max-batch': { type: 'string', default: '32' },
         'max-wait-ms': { type: 'string', default: '0' },
         batching: { type: 'string', default: 'auto' },
@@ -82,6 +103,7 @@ function parse() {
     host: args.host,
     port: integer(args, 'port', 0),
     workers: integer(args, 'workers', 1),
+    httpProcesses: httpProcesses(args['http-processes']),
     backend: args.backend,
     format: args.format || null,
     batching: {
@@ -105,11 +127,14 @@ function parse() {
 const say = (line) => process.stdout.write(`${line}\n`);
 
 async function serve(options) {
+  // an HTTP process of --http-processes N: fastify only, the rest in the primary
+  if (cluster.isWorker) return require('./lib/serve/front').runHttpProcess(options);
   // Required here, not at the top: --help and usage errors stay instant.
   const { Pool } = require('./lib/serve/pool');
   const { Catalog } = require('./lib/serve/catalog');
   const { createMetrics } = require('./lib/serve/metrics');
   const { buildApp } = require('./lib/serve/app');
+  const { Hub } = require('./lib/serve/hub');
   const { BACKENDS } = require('./lib/runtime/vocabulary');
   if (!Object.hasOwn(BACKENDS, options.backend) || options.backend === 'onnxruntime')
     throw new UsageError(`--backend must be tensorflow, cpu or wasm, got '${options.backend}'`);
@@ -117,6 +142,7 @@ async function serve(options) {
   const metrics = createMetrics();
   const state = { ready: false, closing: false };
   let catalog = null;
+  let hub = null;
   const pool = new Pool({
     size: options.workers,
     backend: options.backend,
@@ -137,29 +163,40 @@ async function serve(options) {
     batching: options.batching,
     streaming: options.streaming,
     log: say,
+    switched: (entry, old) => hub && hub.switched(entry, old),
   });
-  let app;
+  let app = null;
+  let port;
+  let front = '';
   try {
     await pool.ready();
     for (const { name, dir } of options.models) await catalog.add(name, dir);
-    app = buildApp({
-      catalog,
-      metrics,
-      bodyLimit: options.bodyLimit,
-      timeoutMs: options.timeoutMs,
-      state,
-    });
-    await app.listen({ host: options.host, port: options.port });
+    if (options.httpProcesses === 1) {
+      app = buildApp({
+        catalog,
+        metrics,
+        bodyLimit: options.bodyLimit,
+        timeoutMs: options.timeoutMs,
+        state,
+      });
+      await app.listen({ host: options.host, port: options.port });
+      ({ port } = app.server.address());
+    } else {
+      hub = new Hub({ catalog, metrics, count: options.httpProcesses, log: say });
+      const started = await hub.start();
+      port = started.port;
+      front = `; ${options.httpProcesses} HTTP processes: ${started.pids.join(' ')}`;
+    }
   } catch (err) {
+    if (hub) await hub.close();
     await pool.stop(1000);
     throw err;
   }
   const stopWatching = catalog.watch(options.reloadIntervalMs);
   state.ready = true;
-  const { port } = app.server.address();
   say(
     `listening on http://${options.host}:${port} (${options.workers} worker process(es), ` +
-      `pids ${pool.pids().join(' ')}; batches of up to ${options.batching.maxBatch})`,
+      `pids ${pool.pids().join(' ')}; batches of up to ${options.batching.maxBatch}${front})`,
   );
 
   let reloading = false;
@@ -188,10 +225,7 @@ async function serve(options) {
       stopWatching();
       // close() stops accepting, answers 503 on kept-alive connections, and
       // waits for the requests in flight, which wait for their batches.
-      app
-        .close()
-        .then(() => pool.stop())
-        .then(resolve);
+      (hub ? hub.close() : app.close()).then(() => pool.stop()).then(resolve);
     };
     process.on('SIGTERM', shutdown);
     process.on('SIGINT', shutdown);

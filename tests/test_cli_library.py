@@ -176,12 +176,12 @@ def test_serve_command_spells_out_every_flag():
     args = services.serve_command(
         ["m"], host="0.0.0.0", port=0, workers=3, max_batch=8, max_wait_ms=5,
         batching="padded", queue_limit=9, timeout_ms=100, fmt="graph",
-        max_sequences=0, stream_idle_ms=50, max_stream_batch=7,
+        max_sequences=0, stream_idle_ms=50, max_stream_batch=7, http_processes=2,
     )  # fmt: skip
     assert args[2:] == [
         "--host", "0.0.0.0", "--port", "0", "--max-batch", "8", "--max-wait-ms", "5",
         "--batching", "padded", "--queue-limit", "9", "--timeout-ms", "100",
-        "--workers", "3", "--format", "graph", "--max-sequences", "0",
+        "--workers", "3", "--format", "graph", "--http-processes", "2", "--max-sequences", "0",
         "--stream-idle-ms", "50", "--max-stream-batch", "7", "--model", "m",
     ]  # fmt: skip
 

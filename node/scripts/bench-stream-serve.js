@@ -24,6 +24,9 @@
 // processes and of this client are recorded for each side. --steps N makes
 // the sequences N steps long (default: the model's time axis): a stream's
 // step costs the same at any length, a prefix grows with it.
+// --http-processes 1,2 runs both sides on a service of 1 HTTP process, then
+// on one of 2 (serve --http-processes; their CPU is counted as the HTTP
+// process's), in one run.
 //
 //   node node/scripts/bench-stream-serve.js --model shared_models/gru [--clients 256] [--duration 20]
 const crypto = require('crypto');
@@ -36,7 +39,7 @@ const { launchService } = require('../lib/serve/launch');
 
 const USAGE =
   'usage: bench-stream-serve.js --model DIR [--clients 256] [--duration 20] [--sequences 16] ' +
-  '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon] [--chunk 1] [--workers 1] [--steps N]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
+  '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon] [--chunk 1] [--workers 1] [--http-processes 1[,2...]] [--steps N]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
 
 function parse() {
   const { values } = parseCommandLine(
@@ -52,6 +55,7 @@ function parse() {
         client: { type: 'string', default: 'raw' },
         chunk: { type: 'string', default: '1' },
         workers: { type: 'string', default: '1' },
+        'http-processes': { type: 'string', default: '1' },
         steps: { type: 'string' },
       },
     },
@@ -80,6 +84,15 @@ function parse() {
     client: clientOf(values.client),
     chunk: positive('chunk'),
     workers: positive('workers'),
+    httpProcesses: String(values['http-processes'])
+      .split(',')
+      .map((n) => {
+        if (!/^[1-9]\d*$/.test(n))
+          throw new UsageError(
+            `--http-processes must be positive integers separated by commas, got '${values['http-processes']}'`,
+          );
+        return Number(n);
+      }),
     steps: values.steps === undefined ? null : positive('steps'),
   };
 }
@@ -159,8 +172,10 @@ async function references(dir, count, length) {
 }
 
 /** Starts serve.js with both models; resolves to {port, child} once it listens. */
-function startService(dir, prefixDir, clients, workers) {
+function startService(dir, prefixDir, clients, workers, httpProcesses) {
   return launchService([
+    '--http-processes',
+    String(httpProcesses),
     '--model',
     `model=${dir}`,
     '--model',
@@ -187,16 +202,23 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
-/** CPU seconds of the service's processes ([HTTP process, ...workers]) and this client while `run` runs. */
-async function withCpu(pids, run) {
+/**
+ * CPU seconds of the service's processes and this client while `run` runs:
+ * http (the main process and any HTTP processes of --http-processes) and
+ * workers (the model workers), each a list of pids.
+ */
+async function withCpu({ http: httpPids, workers }, run) {
+  const pids = [...httpPids, ...workers];
   const before = pids.map(cpuSeconds);
   const self = process.cpuUsage();
   const measured = await run();
   const used = pids.map((pid, i) => cpuSeconds(pid) - before[i]);
   const client = process.cpuUsage(self);
+  const sum = (list) => list.reduce((total, seconds) => total + seconds, 0);
   measured.cpu_s = {
-    http_process: used[0],
-    worker: used.slice(1).reduce((sum, seconds) => sum + seconds, 0), // every worker
+    http_process: sum(used.slice(0, httpPids.length)), // with --http-processes N: all N and the primary
+    main_process: used[0], // of those, the main process (with N >= 2: the primary, where the batchers are)
+    worker: sum(used.slice(httpPids.length)), // every worker
     client: (client.user + client.system) / 1e6,
   };
   return measured;
@@ -356,17 +378,15 @@ function rawLoad(port, clients, duration, requestsFor, atol) {
   );
 }
 
-main(async () => {
-  const options = parse();
+/** Both sides on one service of `httpProcesses` HTTP processes: the run's report. */
+async function runOnce(options, { inputs, want, steps }, prefixDir, httpProcesses) {
   const { dir, clients, duration, sequences, atol, lockstep, sides, client, chunk, workers } =
     options;
-  const { inputs, want, steps } = await references(dir, sequences, options.steps);
-  const prefixDir = freeTimeAxisCopy(dir);
   let service;
   try {
-    service = await startService(dir, prefixDir, clients, workers);
-    const { port, workerPids } = service;
-    const pids = [service.child.pid, ...workerPids];
+    service = await startService(dir, prefixDir, clients, workers, httpProcesses);
+    const { port, workerPids, httpPids } = service;
+    const pids = { http: [service.child.pid, ...httpPids], workers: workerPids };
     const load = client === 'raw' ? rawLoad : autocannonLoad;
     // :predict on the growing prefix: client c feeds sequence c % count, from step c % steps
     const prefixRequests = (client) => {
@@ -444,6 +464,7 @@ main(async () => {
       client,
       stream_steps_per_request: chunk,
       workers,
+      http_processes: httpProcesses,
       prefix_clients: lockstep ? 'in lockstep' : 'spread over the sequence',
       steps_per_sequence: steps,
       atol,
@@ -455,13 +476,27 @@ main(async () => {
       node: process.versions.node,
       when: new Date().toISOString(),
     };
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return report;
   } finally {
     if (service) {
       const exited = new Promise((resolve) => service.child.once('exit', resolve));
       service.child.kill('SIGTERM');
       await exited;
     }
+  }
+}
+
+main(async () => {
+  const options = parse();
+  const refs = await references(options.dir, options.sequences, options.steps);
+  const prefixDir = freeTimeAxisCopy(options.dir);
+  try {
+    // --http-processes 1,2: one service after the other, in one run
+    const reports = [];
+    for (const n of options.httpProcesses) reports.push(await runOnce(options, refs, prefixDir, n));
+    const out = reports.length === 1 ? reports[0] : { runs: reports };
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  } finally {
     fs.rmSync(prefixDir, { recursive: true, force: true });
   }
 }, USAGE);

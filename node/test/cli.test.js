@@ -19,6 +19,8 @@ const SCRIPTS = [
   'scripts/bench-stream.js',
   'scripts/bench-stream-serve.js',
   'scripts/bench-stream-memory.js',
+  'scripts/bench-http-processes.js',
+  'scripts/stream-proxy.js',
   'scripts/tokenize.js',
   'scripts/load.js',
   'scripts/create-tfjs-models.js',
@@ -48,6 +50,8 @@ for (const script of [
   'scripts/bench-stream.js',
   'scripts/bench-stream-serve.js',
   'scripts/bench-stream-memory.js',
+  'scripts/bench-http-processes.js',
+  'scripts/stream-proxy.js',
   'scripts/digit-image.js',
   'scripts/choose-path.js',
 ]) {

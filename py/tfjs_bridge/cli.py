@@ -333,6 +333,8 @@ def bench(serve, stream, **options):
               help="A sequence without a step that long is freed [60000].")  # fmt: skip
 @click.option("--max-stream-batch", type=console.AT_LEAST_1,
               help="Steps (one per sequence) per batched step at most [256].")  # fmt: skip
+@click.option("--http-processes", type=console.AT_LEAST_1,
+              help="HTTP processes on the port, around one set of batchers [1].")  # fmt: skip
 def serve(models, **options):
     """Serve model folders over HTTP with TensorFlow Serving's REST API.
 

@@ -21,7 +21,25 @@ const {
   metadata,
   status,
 } = require('./rest');
-const { sequenceIdOf } = require('./sequences');
+const { sequenceIdOf, SEQUENCE_ID_HEADER } = require('./sequences');
+
+/**
+ * A :stream step's sequence id: the body's sequence_id, or the
+ * X-Sequence-Id header (what a proxy or an ingress can hash on without
+ * reading the body: docs/serving.md); both given, they must agree.
+ */
+function sequenceIdFrom(inBody, header) {
+  if (header === undefined) return inBody;
+  if (inBody === undefined) return header;
+  if (String(inBody) !== header)
+    throw new RequestError(
+      `sequence_id ${JSON.stringify(inBody)} and the ${SEQUENCE_ID_HEADER} header ${JSON.stringify(header)} differ`.slice(
+        0,
+        200,
+      ),
+    );
+  return inBody;
+}
 
 // Why a request failed -> HTTP status. Queue full: 429; shutting down or no
 // worker: 503; deadline: 504.
@@ -29,6 +47,10 @@ const STATUS_OF_KIND = { overloaded: 429, deadline: 504, unavailable: 503 };
 
 const BINARY = { 'application/x-npy': 'npy', 'application/x-npz': 'npz', 'application/zip': 'npz' };
 
+/**
+ * catalog: catalog.js's (one process), or front.js's stand-in in an HTTP
+ * process of --http-processes N, which hands checked requests to the primary.
+ */
 function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
   const app = Fastify({ bodyLimit, logger: false, return503OnClosing: true });
 
@@ -110,7 +132,7 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
         parsed = BINARY[type]
           ? readBinaryRequest(request.body, BINARY[type], generation.signature, bodyLimit)
           : readJsonRequest(request.body, generation.signature);
-        tensors = await entry.batcher.submit(parsed.arrays, timeoutMs, generation);
+        tensors = await catalog.submit(entry, parsed.arrays, timeoutMs, generation);
       } catch (err) {
         return fail(reply, name, err);
       }
@@ -140,21 +162,16 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
       if (body === null || typeof body !== 'object' || Array.isArray(body))
         throw new RequestError('the body must be a JSON object');
       const {
-        sequence_id: given,
+        sequence_id: inBody,
         sequence_start: start = false,
         sequence_end: end = false,
         ...rest
       } = body;
+      const given = sequenceIdFrom(inBody, request.headers[SEQUENCE_ID_HEADER]);
       const id = sequenceIdOf(given);
       if (typeof start !== 'boolean' || typeof end !== 'boolean')
         throw new RequestError('sequence_start and sequence_end must be true or false');
-      const answer = await entry.sequences.step({
-        id,
-        start,
-        end,
-        read: (signature) => readJsonRequest(rest, signature),
-        current: entry.current,
-      });
+      const answer = await catalog.step(entry, { id, start, end, body: rest });
       const key = answer.format === 'columnar' ? 'outputs' : 'predictions';
       metrics.answered(name, 200, null);
       return reply.code(200).send({

@@ -18,6 +18,7 @@ const { DTYPES } = require('../io/protocol');
 const { Batcher, rowsOf, stack } = require('./batcher');
 const { BATCH_OVERHEAD_MS, choosePath, describeChoice } = require('./choice');
 const { Sequences } = require('./sequences');
+const { readJsonRequest } = require('./rest');
 
 /** What identifies a folder's content: its inode (a swap changes it) and its manifest's stat. */
 function stampOf(dir) {
@@ -68,8 +69,11 @@ const XLA_LADDER_MS = 20000;
 const sameBits = (a, b) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 
 class Catalog {
-  constructor({ pool, metrics, backend, format = null, batching, streaming, log }) {
+  constructor({ pool, metrics, backend, format = null, batching, streaming, log, switched }) {
     Object.assign(this, { pool, metrics, backend, format, batching, log });
+    // called with (entry, old) when a reload switches versions, before the old
+    // one may be freed (hub.js holds it until every HTTP process has seen the switch)
+    this.switched = switched || (() => {});
     // :stream (sequences.js): {maxSequences (0: off), idleMs, maxBatch}
     this.streaming = streaming || { maxSequences: 0 };
     this.models = new Map(); // name -> {dir, current, batcher, refused}
@@ -447,6 +451,43 @@ class Catalog {
     return this.models.get(name);
   }
 
+  /** A :predict request's checked arrays, batched on `generation` (acquired): its outputs. */
+  submit(entry, arrays, timeoutMs, generation) {
+    return entry.batcher.submit(arrays, timeoutMs, generation);
+  }
+
+  /**
+   * One :stream step of entry's model: {id (checked), start, end, body (the
+   * JSON body without the sequence fields)}; the body is read against the
+   * stream's step signature here, after the checks that come first
+   * (sequences.js). Resolves to {format, output, step}.
+   */
+  step(entry, { id, start, end, body }) {
+    return entry.sequences.step({
+      id,
+      start,
+      end,
+      read: (signature) => readJsonRequest(body, signature),
+      current: entry.current,
+    });
+  }
+
+  /** What an HTTP process needs of each model's current version (hub.js sends it). */
+  view() {
+    return [...this.models.values()].map(({ name, current }) => ({
+      name,
+      current: {
+        version: current.version,
+        signature: current.signature,
+        outputNames: current.outputNames,
+        outputs: current.outputs,
+        runtime: current.runtime,
+        why: current.why,
+        dir: current.dir,
+      },
+    }));
+  }
+
   /** Every live sequence whose worker died is lost (the pool restarted it). */
   loseSequences() {
     for (const entry of this.models.values()) entry.sequences.loseDead();
@@ -483,6 +524,7 @@ class Catalog {
     entry.current = next;
     entry.refused = null;
     old.retired = true;
+    this.switched(entry, old);
     if (!old.pending) await this.unloadGeneration(old);
     this.metrics.reloaded(entry.name, 'loaded');
     this.log(

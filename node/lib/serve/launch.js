@@ -9,8 +9,9 @@ const SERVE = path.join(__dirname, '..', '..', 'serve.js');
 
 /**
  * Starts `node serve.js --port 0 ...args` and resolves
- * {port, child, workerPids, said} once it listens; rejects, with its last
- * line, if it exits first.
+ * {port, child, workerPids, httpPids, said} once it listens (httpPids: the
+ * HTTP processes of --http-processes N >= 2, else none); rejects, with its
+ * last line, if it exits first.
  */
 function launchService(args) {
   const child = spawn(process.execPath, [SERVE, '--port', '0', ...args], {
@@ -23,8 +24,15 @@ function launchService(args) {
       said += text;
       const found = said.match(/listening on http:\/\/[\d.]+:(\d+) .*pids ([\d ]+);/);
       if (!found) return;
-      const workerPids = found[2].trim().split(/\s+/).map(Number);
-      resolve({ port: Number(found[1]), child, workerPids, said });
+      const pids = (text) => text.trim().split(/\s+/).map(Number);
+      const fronts = said.match(/HTTP processes: ([\d ]+)\)/);
+      resolve({
+        port: Number(found[1]),
+        child,
+        workerPids: pids(found[2]),
+        httpPids: fronts ? pids(fronts[1]) : [],
+        said,
+      });
     });
     child.on('exit', (code) =>
       reject(

@@ -19,6 +19,10 @@ const { RequestError } = require('./rest');
 const { WorkerDied } = require('./pool');
 
 const GONE_KEPT = 10000;
+// The header form of a step's sequence_id (lower case: Node's headers are),
+// for proxies and ingresses that route a sequence to its replica by it
+// (deploy/kubernetes/, node/scripts/stream-proxy.js).
+const SEQUENCE_ID_HEADER = 'x-sequence-id';
 const ID_MAX_CHARS = 128;
 
 const gone = (message, kind = 'sequence_gone') => new RequestError(message, 410, kind);
@@ -302,4 +306,4 @@ class Sequences {
   }
 }
 
-module.exports = { Sequences, sequenceIdOf };
+module.exports = { Sequences, sequenceIdOf, SEQUENCE_ID_HEADER };

@@ -33,10 +33,12 @@ def serve_command(
     max_sequences: int | None = None,
     stream_idle_ms: int | None = None,
     max_stream_batch: int | None = None,
+    http_processes: int | None = None,
 ) -> list[str]:
     """node serve.js's argv for MODELS ([NAME=]MODEL_DIR each); workers None:
     serve.js's default; fmt None: each model's fastest verified path; the
-    :stream options (docs/streaming.md) None: serve.js's defaults."""
+    :stream options (docs/streaming.md) None: serve.js's defaults;
+    http_processes None: one (serve.js checks the upper bound)."""
     args = [node_executable(), str(NODE_DIR / "serve.js"), "--host", host, "--port", str(port),
             "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
             "--batching", batching, "--queue-limit", str(queue_limit),
@@ -45,6 +47,8 @@ def serve_command(
         args += ["--workers", str(workers)]
     if fmt:
         args += ["--format", fmt]
+    if http_processes:
+        args += ["--http-processes", str(http_processes)]
     streaming = {"--max-sequences": max_sequences, "--stream-idle-ms": stream_idle_ms,
                  "--max-stream-batch": max_stream_batch}  # fmt: skip
     for flag, value in streaming.items():
