@@ -28,6 +28,7 @@ test('the LiteRT.js bundle is our page and @litertjs/core, with no tfjs', async 
     'browser/litert_page.js',
     'browser/wire.js',
     'io/tflite_batch.js',
+    'io/tflite_graph.js',
     'runtime/runners.js',
     'runtime/tflite_runner.js',
   ]);
