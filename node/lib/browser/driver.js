@@ -116,7 +116,9 @@ async function startBrowserWorker(backend) {
     page = await launched.browser.newPage();
     // The page's own messages (tfjs's warnings) go where a worker's go: stderr.
     // LiteRT.js logs its native INFO lines (environment, delegates) as errors: dropped.
-    const chatter = /^(INFO: |I\d{4} )/;
+    // WebGPU's follow-on errors ("[Invalid Texture] is invalid due to a previous
+    // error", hundreds after a first one, which is kept): dropped too.
+    const chatter = /^(INFO: |I\d{4} |\[Invalid \w+\] is invalid due to a previous error)/;
     page.on('console', (m) => {
       if (engine === 'litert' && chatter.test(m.text())) return;
       process.stderr.write(`page ${m.type()}: ${m.text()}\n`);

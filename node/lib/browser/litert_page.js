@@ -29,7 +29,10 @@ function catchLiteRtErrors() {
   const original = console.error.bind(console);
   console.error = (...args) => {
     const line = args.join(' ');
-    if (/^(ERROR: |E\d{4} )/.test(line)) state.errors.push(line.split('\n')[0]);
+    // (an op LiteRT.js's delegate refuses comes as "ADD_N: ADD_N only supports 2 inputs.")
+    if (/^(ERROR: |E\d{4} |(?!WARNING:|INFO:)[A-Z][A-Z0-9_]+: )/.test(line)) {
+      state.errors.push(line.replace(/\s*\n\s*/g, ' ').slice(0, 400));
+    }
     original(...args);
   };
 }
@@ -45,15 +48,23 @@ function catchWebGpuErrors(device) {
 /**
  * Throws what went wrong since the last call, in one line (the runner calls
  * it after each compile and each run: no answer from a failed invoke).
+ * WebGPU reports its errors as events, later than the call that made them:
+ * the device's queue is drained and the event loop turned first.
  */
-function delegateCheck(what) {
+async function delegateCheck(what) {
+  const device = state.accelerator === 'webgpu' && litert.getDefaultEnvironment().webGpuDevice;
+  if (device) {
+    await device.queue.onSubmittedWorkDone();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
   if (!state.errors.length) return;
   const errors = state.errors.splice(0);
   const node = errors.find((e) => /Node number \d+ \(\w+\) failed to invoke/.test(e));
   const gpu = errors.find((e) => e.startsWith('WebGPU: '));
-  const said = [...new Set([node || errors[0], gpu || node || errors[0]])].map((e) =>
-    e.replace(/^ERROR: /, ''),
-  );
+  // A failed invoke's node line, else LiteRT.js's first lines (an unsupported
+  // op's list comes a line per op after its header), and WebGPU's first error.
+  const native = node ? [node] : errors.filter((e) => !e.startsWith('WebGPU: ')).slice(0, 4);
+  const said = [...native, ...(gpu ? [gpu] : [])].map((e) => e.replace(/^ERROR: /, ''));
   throw new Error(
     `LiteRT.js's ${state.accelerator} delegate failed while ${what}: ${said.join('; ')}`,
   );
@@ -114,6 +125,7 @@ async function fetched(url) {
  */
 async function load(handle, url, format, statics = null) {
   const started = performance.now();
+  state.errors.length = 0; // (another model's late errors are not this one's)
   let bytes = null;
   let staticFiles = null;
   if (statics) {

@@ -71,7 +71,7 @@ async function tfliteRunner(litert, bytes, accelerator, where, { staticFiles, ch
     const file = sizes ? staticFiles[batch] : fixTfliteBatch(bytes, batch).bytes;
     const model = await litert.loadAndCompile(file, { accelerator });
     try {
-      guard(`compiling the model at a batch of ${batch}`);
+      await guard(`compiling the model at a batch of ${batch}`);
     } catch (err) {
       model.delete();
       throw err;
@@ -123,7 +123,7 @@ async function tfliteRunner(litert, bytes, accelerator, where, { staticFiles, ch
     } finally {
       Object.values(ys).forEach((y) => y.delete());
     }
-    guard(`running the model at a batch of ${ordered[0].shape[0]}`); // after the read-back too
+    await guard(`running the model at a batch of ${ordered[0].shape[0]}`); // after the read-back too
     return out;
   };
 
