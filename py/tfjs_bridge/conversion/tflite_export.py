@@ -172,6 +172,4 @@ def _fixed_batch_converter(tf, saved_model: Path, batch: int):
         )
     fixed = {k: tf.TensorSpec([batch, *v.shape[1:]], v.dtype, name=k) for k, v in specs.items()}
     traced = tf.function(lambda feed: serving(**feed), input_signature=[fixed])
-    return tf.lite.TFLiteConverter.from_concrete_functions(
-        [traced.get_concrete_function()], loaded
-    )
+    return tf.lite.TFLiteConverter.from_concrete_functions([traced.get_concrete_function()], loaded)
