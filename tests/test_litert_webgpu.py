@@ -188,3 +188,21 @@ def test_a_wrong_weight_is_a_mismatch_on_webgpu(
 def test_the_path_is_asked_for_by_name():
     assert [rt.name for rt in resolve_runtimes([BACKEND])] == [RUNTIME.name]
     assert RUNTIME not in resolve_runtimes(["chromium"]) and RUNTIME not in resolve_runtimes([])
+
+
+def test_static_batches_are_asked_for_with_tflite_only(small_models, tmp_path):
+    """Bad --static-batch values and the option without tflite: one-line
+    usage errors, the folder untouched."""
+    from tfjs_bridge.conversion.convert import parse_static_batches
+    from tfjs_bridge.core.errors import UsageError
+
+    assert parse_static_batches("32,1,32") == (1, 32) and parse_static_batches(None) == ()
+    for bad in ("0", "1,x", ","):
+        with pytest.raises(UsageError, match="--static-batch takes batch sizes >= 1"):
+            parse_static_batches(bad)
+    folder = tmp_path / "lstm"
+    shutil.copytree(small_models / "lstm", folder)
+    before = (folder / "manifest.json").read_bytes()
+    with pytest.raises(UsageError, match="--static-batch applies to --format tflite only"):
+        convert(folder, ("layers",), static_batches=(1,))
+    assert (folder / "manifest.json").read_bytes() == before
