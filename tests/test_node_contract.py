@@ -79,7 +79,12 @@ def test_vocabulary_shape():
     vocabulary = json.loads(text)
     assert list(vocabulary) == ["generated_by", "formats", "backends", "engine_backends",
                                 "engine_runtimes", "runtimes", "browsers", "browser_backends",
-                                "browser_runtimes", "xvfb", "parity"]  # fmt: skip
+                                "browser_runtimes", "xvfb", "tflite_builtin_ops",
+                                "parity"]  # fmt: skip
+    # TFLite's op names by code, from the pinned TensorFlow's schema (Node names
+    # the node LiteRT.js's WebGPU delegate fails on with them).
+    ops = vocabulary["tflite_builtin_ops"]
+    assert ops[0] == "ADD" and ops[9] == "FULLY_CONNECTED" and ops[102] == "SPLIT_V"
     # LiteRT.js in Node: a worker backend of its own, its path named only (not in "runtimes").
     assert vocabulary["engine_runtimes"]["litert-node-wasm/tflite"]["backend"] == "litert"
     assert vocabulary["engine_backends"]["litert"]["package"] == "@litertjs/core"

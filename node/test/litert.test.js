@@ -9,6 +9,7 @@ const assert = require('node:assert/strict');
 const { buildPageBundle } = require('../lib/browser/bundle');
 const { startServer, LITERT_FILES, ORT_FILES } = require('../lib/browser/server');
 const { fixTfliteBatch } = require('../lib/io/tflite_batch');
+const { staticPieces } = require('../lib/runtime/tflite_runner');
 const { launchBrowser, browserExecutable } = require('../lib/browser/launch');
 
 function chromiumMissing() {
@@ -28,6 +29,7 @@ test('the LiteRT.js bundle is our page and @litertjs/core, with no tfjs', async 
     'browser/litert_page.js',
     'browser/wire.js',
     'io/tflite_batch.js',
+    'io/tflite_graph.js',
     'runtime/runners.js',
     'runtime/tflite_runner.js',
   ]);
@@ -138,4 +140,16 @@ test(
 test('the batch fix refuses what is not a .tflite, and a batch below 1', () => {
   assert.throws(() => fixTfliteBatch(new Uint8Array(64), 2), /not a \.tflite file/);
   assert.throws(() => fixTfliteBatch(new Uint8Array(64), 0), /batch must be >= 1/);
+});
+
+test('on static batches, a batch runs as pieces of the largest size, the last one padded', () => {
+  // (WebGPU's files: `convert --static-batch 1,32`)
+  assert.deepEqual(staticPieces(1, [1, 32]), [{ start: 0, count: 1, size: 1 }]);
+  assert.deepEqual(staticPieces(32, [1, 32]), [{ start: 0, count: 32, size: 32 }]);
+  assert.deepEqual(staticPieces(70, [1, 32]), [
+    { start: 0, count: 32, size: 32 },
+    { start: 32, count: 32, size: 32 },
+    { start: 64, count: 6, size: 32 },
+  ]);
+  assert.deepEqual(staticPieces(5, [1, 8, 32]), [{ start: 0, count: 5, size: 8 }]);
 });

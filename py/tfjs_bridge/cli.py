@@ -8,7 +8,7 @@ import click
 
 from . import __version__, console
 from .console import BatchSizes, BridgeGroup, echo_err, echo_note, echo_wrote
-from .conversion.convert import CONVERTIBLE, FORMAT_HELP
+from .conversion.convert import CONVERTIBLE, FORMAT_HELP, STATIC_BATCH_HELP
 from .conversion.keras_loader import TRUST_LAMBDA_HELP
 from .conversion.quantization import ACCURACY_DROP_HELP, QUANTIZATIONS, QUANTIZE_HELP
 from .core.paths import models_root
@@ -90,21 +90,24 @@ def train(models, strategy, workers, replicas, **options):
 @click.option("--format", "fmt", type=click.Choice([*CONVERTIBLE, "all"]), default="all",
               show_default=True, help=FORMAT_HELP)  # fmt: skip
 @click.option("--quantize", type=click.Choice(list(QUANTIZATIONS)), help=QUANTIZE_HELP)
+@click.option("--static-batch", "static_batch", default=None, metavar="B[,B...]",
+              help=STATIC_BATCH_HELP)  # fmt: skip
 @click.option("--verify/--no-verify", "check", default=True, show_default=True,
               help="Then check the folders: a quick verify of the default Node paths and a "
               "brief timing of each, recorded in parity.json (docs/parity.md).")  # fmt: skip
 @console.models_dir_option
-def convert(models, fmt, quantize, check, out):
+def convert(models, fmt, quantize, static_batch, check, out):
     """Convert trained MODELS (default: all) with tensorflowjs_converter.
 
     Examples: tfjs-bridge convert gru --format layers;
     tfjs-bridge convert gru --quantize float16  (half the download)"""
-    from .conversion.convert import DEFAULT_FORMATS, convert_models
+    from .conversion.convert import DEFAULT_FORMATS, convert_models, parse_static_batches
     from .training.registry import resolve
 
     formats = DEFAULT_FORMATS if fmt == "all" else (fmt,)
+    statics = parse_static_batches(static_batch)
     console.echo_lines(
-        convert_models(resolve(models), formats, models_root(out), quantize, echo_note)
+        convert_models(resolve(models), formats, models_root(out), quantize, echo_note, statics)
     )
     if check:
         from .bench.first_figures import check_converted

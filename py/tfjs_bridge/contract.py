@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .conversion.tflite_export import builtin_op_names
 from .core.errors import BridgeError
 from .core.paths import NODE_DIR
 from .folder import parity_record
@@ -95,6 +96,9 @@ def vocabulary() -> dict:
             for rt in {**BROWSER_RUNTIMES, **ENGINE_RUNTIMES}.values()
         },
         "xvfb": XVFB,
+        # TFLite's builtin op names by code: how Node names a .tflite's nodes
+        # (LiteRT.js's WebGPU delegate reports a failing node by its number).
+        "tflite_builtin_ops": builtin_op_names(),
         "parity": {
             "file": parity_record.PARITY_FILE,
             "version": parity_record.SCHEMA_VERSION,

@@ -10,7 +10,7 @@
 //
 // A LiteRT.js page (engine 'litert') has its own bundle: litert_page.js,
 // runners.js's naming and timing, tflite_runner.js (the .tflite per batch
-// size, as in Node) with io/tflite_batch.js, and @litertjs/core
+// size, as in Node) with io/tflite_batch.js (and its reader, tflite_graph.js), and @litertjs/core
 // itself (an ES module; its WebAssembly is served beside, server.js). An
 // ONNX Runtime Web page (engine 'ort') bundles ort_page.js and runners.js.
 //
@@ -35,7 +35,7 @@ const BUNDLES = {
     allowed: [
       /^browser\/(litert_page|wire)\.js$/,
       /^runtime\/(runners|tflite_runner)\.js$/,
-      /^io\/tflite_batch\.js$/,
+      /^io\/tflite_(batch|graph)\.js$/,
       /^node_modules\/@litertjs\/(core|wasm-utils)\/dist\/index\.js$/,
     ],
   },

@@ -7,7 +7,8 @@
 // browser path as one more backend, 'chromium-webgl' say. A LiteRT.js backend
 // ('chromium-litert-wasm', engine 'litert') and an ONNX Runtime Web one
 // ('chromium-ort-wasm', engine 'ort') are driven the same way, their pages
-// being litert_page.js and ort_page.js, with no tfjs.
+// being litert_page.js and ort_page.js, with no tfjs; LiteRT.js on WebGPU
+// ('chromium-litert-webgpu') gets the static-batch files (litert_webgpu.js).
 const fs = require('fs');
 const path = require('path');
 const { BROWSER_BACKENDS } = require('../runtime/vocabulary');
@@ -18,6 +19,7 @@ const { residentMemory } = require('../runtime/memory');
 const { buildPageBundle } = require('./bundle');
 const { startServer, packageVersion } = require('./server');
 const { launchBrowser } = require('./launch');
+const { staticTfliteFiles, explainDelegateFailure } = require('./litert_webgpu');
 const { TYPES } = require('./wire');
 
 const toWire = ({ dtype, shape, data }) => ({
@@ -114,14 +116,23 @@ async function startBrowserWorker(backend) {
     page = await launched.browser.newPage();
     // The page's own messages (tfjs's warnings) go where a worker's go: stderr.
     // LiteRT.js logs its native INFO lines (environment, delegates) as errors: dropped.
-    const chatter = /^(INFO: |I\d{4} )/;
+    // WebGPU's follow-on errors ("[Invalid Texture] is invalid due to a previous
+    // error", hundreds after a first one, which is kept): dropped too.
+    const chatter = /^(INFO: |I\d{4} |\[Invalid \w+\] is invalid due to a previous error)/;
     page.on('console', (m) => {
       if (engine === 'litert' && chatter.test(m.text())) return;
       process.stderr.write(`page ${m.type()}: ${m.text()}\n`);
     });
     page.on('pageerror', (err) => process.stderr.write(`page error: ${err.message}\n`));
     await page.goto(`${server.url}/`, { waitUntil: 'load' });
-    const options = { wasmPaths: `${server.url}/${wasm}/`, ...(tfjs ? { layers: !stock } : {}) };
+    // TFJS_BRIDGE_LITERT_GUARD=off: LiteRT.js's answers taken even after a
+    // delegate error (litert_page.js), the control that shows what they are.
+    const guard = process.env.TFJS_BRIDGE_LITERT_GUARD !== 'off';
+    const options = {
+      wasmPaths: `${server.url}/${wasm}/`,
+      ...(tfjs ? { layers: !stock } : {}),
+      ...(engine === 'litert' ? { guard } : {}),
+    };
     info = await page
       .evaluate((g, b, o) => globalThis[g].start(b, o), bridge, tfjsBackend, options)
       .catch((err) => {
@@ -158,6 +169,15 @@ async function startBrowserWorker(backend) {
     page.evaluate(fn, ...args).catch((err) => {
       throw pageError(err);
     });
+  // LiteRT.js on WebGPU: the static-batch files of each loaded model, to
+  // name the op when the delegate fails to invoke.
+  const litertWebgpu = engine === 'litert' && tfjsBackend === 'webgpu';
+  const staticFilesOf = new Map(); // handle -> {batch: file path}
+  const explained = (handle) => (err) => {
+    const files = staticFilesOf.get(handle);
+    const said = files && explainDelegateFailure(err.message, files);
+    throw said ? new Error(said) : err;
+  };
   const browserMemory = () => {
     const proc = launched.browser.process();
     return proc ? treeMemory(proc.pid) : { peak_rss: null, rss: null };
@@ -182,15 +202,24 @@ async function startBrowserWorker(backend) {
         const json = JSON.parse(fs.readFileSync(where, 'utf8'));
         files = [...files, ...json.weightsManifest.flatMap((g) => g.paths)];
       }
+      const statics = litertWebgpu ? staticTfliteFiles(modelDir) : null;
+      if (statics) files = Object.values(statics).map((f) => path.basename(f));
       const handle = nextHandle++;
       const base = server.mount(handle, path.dirname(where), files);
+      if (statics) staticFilesOf.set(handle, statics);
+      const urls = statics
+        ? Object.fromEntries(
+            Object.entries(statics).map(([b, f]) => [b, `${base}${path.basename(f)}`]),
+          )
+        : null;
       const loaded = await inPage(
-        (b, h, u, f) => globalThis[b].load(h, u, f),
+        (b, h, u, f, s) => globalThis[b].load(h, u, f, s),
         bridge,
         handle,
         `${base}${path.basename(where)}`,
         format,
-      );
+        urls,
+      ).catch(explained(handle));
       return {
         result: {
           handle,
@@ -212,7 +241,7 @@ async function startBrowserWorker(backend) {
         handle,
         tensors.map(toWire),
         inputs,
-      );
+      ).catch(explained(handle));
       return { result: { ms: out.ms, outputs: out.outputs }, tensors: out.tensors.map(fromWire) };
     },
 
@@ -224,7 +253,7 @@ async function startBrowserWorker(backend) {
         tensors.map(toWire),
         inputs,
         benchOptions(timing), // timeCalls's defaults apply in the page
-      );
+      ).catch(explained(handle));
       return { result: { ...result, ...browserMemory() } };
     },
 
@@ -235,6 +264,7 @@ async function startBrowserWorker(backend) {
     dispose: async ({ handle }) => {
       await inPage((b, h) => globalThis[b].dispose(h), bridge, handle);
       server.unmount(handle);
+      staticFilesOf.delete(handle);
       return { result: { handle } };
     },
   };

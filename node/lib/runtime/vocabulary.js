@@ -15,6 +15,7 @@
 //   BROWSER_BACKENDS  worker backend ('chromium-webgl', 'chromium-litert-wasm') ->
 //             {browser, tfjs_backend, engine: tfjs | litert | ort}
 //   XVFB      the X server that gives a display-needing backend its display
+//   TFLITE_BUILTIN_OPS  TFLite's builtin op names by code (schema.fbs's BuiltinOperator)
 const fs = require('fs');
 const path = require('path');
 
@@ -31,6 +32,7 @@ const PARITY = vocabulary.parity;
 const BROWSERS = vocabulary.browsers;
 const BROWSER_BACKENDS = vocabulary.browser_backends;
 const XVFB = vocabulary.xvfb;
+const TFLITE_BUILTIN_OPS = vocabulary.tflite_builtin_ops;
 
 /** The path Node loads for a format inside a model folder: its entry file, or the folder itself. */
 function formatPath(modelDir, format) {
@@ -57,6 +59,7 @@ module.exports = {
   BROWSERS,
   BROWSER_BACKENDS,
   XVFB,
+  TFLITE_BUILTIN_OPS,
   formatPath,
   runtimeName,
 };

@@ -33,6 +33,24 @@ FORMAT_HELP = (
     "onnx: keras.h5 -> onnx/ with tf2onnx (needs `make onnx`; not part of all); "
     "tflite: saved_model/ -> tflite/, TFLite builtin ops only (not part of all)."
 )
+STATIC_BATCH_HELP = (
+    "With --format tflite: also write the .tflite with its batch fixed at each of these "
+    "sizes (tflite/model_bB.tflite), which LiteRT.js's WebGPU delegate needs "
+    "(chromium-litert-webgpu; docs/runtimes.md). Example: 1,32."
+)
+
+
+def parse_static_batches(text: str | None) -> tuple[int, ...]:
+    """'1,32' -> (1, 32); UsageError for anything but positive integers."""
+    if not text:
+        return ()
+    try:
+        sizes = tuple(sorted({int(part) for part in text.split(",")}))
+    except ValueError:
+        sizes = ()
+    if not sizes or sizes[0] < 1:
+        raise UsageError(f"--static-batch takes batch sizes >= 1 such as 1,32, not {text!r}")
+    return sizes
 
 
 def converter_path() -> Path:
@@ -215,9 +233,11 @@ def convert(
     formats: tuple[str, ...] = DEFAULT_FORMATS,
     log=None,
     quantize: str | None = None,
+    static_batches: tuple[int, ...] = (),
 ) -> dict:
     """Convert one trained model folder to each format (its weights quantized
-    to `quantize`, quantization.py); returns the manifest.
+    to `quantize`, quantization.py; the tflite also at each of
+    `static_batches`, tflite_export.py); returns the manifest.
 
     The whole folder is updated in one atomic exchange (a staged copy made of
     hard links), under the folder's lock: killed at any moment, the folder
@@ -225,17 +245,19 @@ def convert(
     with artifacts.model_lock(model_dir, log):
         artifacts.read_manifest(model_dir)  # fail before staging anything
         with artifacts.staged_update(model_dir) as staging:
-            manifest = convert_in_place(staging, formats, quantize)
+            manifest = convert_in_place(staging, formats, quantize, static_batches)
     return manifest
 
 
 def convert_models(specs, formats: tuple[str, ...], root: Path, quantize: str | None = None,
-                   log: Callable[[str], None] | None = None) -> Iterator[str]:  # fmt: skip
+                   log: Callable[[str], None] | None = None,
+                   static_batches: tuple[int, ...] = ()) -> Iterator[str]:  # fmt: skip
     """`convert` on registry models' folders under root: a line per format made.
     The converter starts once for all of them (about 7 CPU-s a start)."""
     with shared_converter():
         for spec in specs:
-            manifest = convert(root / spec.name, formats, log=log, quantize=quantize)
+            manifest = convert(root / spec.name, formats, log=log, quantize=quantize,
+                               static_batches=static_batches)  # fmt: skip
             for f in formats:
                 done = manifest["conversions"][f]
                 where = root / spec.name / done["output"]
@@ -253,12 +275,17 @@ def conversion_summary(done: dict) -> str:
 
 
 def convert_in_place(
-    model_dir: Path, formats: tuple[str, ...], quantize: str | None = None
+    model_dir: Path,
+    formats: tuple[str, ...],
+    quantize: str | None = None,
+    static_batches: tuple[int, ...] = (),
 ) -> dict:
     """Convert into model_dir itself (a folder no one else sees yet)."""
     manifest = artifacts.read_manifest(model_dir)
     if quantize and "onnx" in formats:
         raise UsageError("--quantize applies to the tfjs formats and tflite, not to onnx")
+    if static_batches and "tflite" not in formats:
+        raise UsageError("--static-batch applies to --format tflite only")
     # Convert only what was trained: inputs whose sha256 no longer matches are refused.
     sources = {"layers": artifacts.KERAS_H5, "onnx": artifacts.KERAS_H5}
     for fmt in formats:
@@ -284,7 +311,7 @@ def convert_in_place(
         if fmt == "tflite":
             from .tflite_export import export_tflite
 
-            done = export_tflite(model_dir, out, quantize)
+            done = export_tflite(model_dir, out, quantize, static_batches)
             conversions[fmt] = {**done, "output": output, "files": artifacts.file_hashes(out)}
             continue
         args = converter_args(fmt, model_dir, out, quantize)

@@ -6,10 +6,16 @@ where the time axis is known), with TFLite's builtin ops only: LiteRT.js has
 no Flex (SELECT_TF_OPS) kernels, so a model that would need one (an RNN kept
 as a `while` loop over TensorLists, for one) is refused with the op names.
 The batch dimension stays dynamic (-1): a reader resizes the input before
-allocate_tensors."""
+allocate_tensors. Asked for (`--static-batch 1,32`), the same model is also
+written with its batch fixed at conversion, one file per size
+(model_b1.tflite, ...): LiteRT.js's WebGPU delegate takes static-sized
+tensors only, and rewriting a dynamic file's batch is not enough there (its
+shapes are computed at run time: Shape, Pack, Reshape), while a concrete
+function at a fixed batch lets the converter fold them into constants."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import warnings
 from pathlib import Path
@@ -60,9 +66,31 @@ def model_ops(content: bytes) -> list[str]:
 TFLITE_QUANTIZATIONS = {"float16": "float16", "uint8": "dynamic_range"}
 
 
-def export_tflite(model_dir: Path, out_dir: Path, quantize: str | None = None) -> dict:
+def static_batch_file(batch: int) -> str:
+    """The file of the model converted at a fixed batch, inside tflite/."""
+    return f"model_b{batch}.tflite"
+
+
+def builtin_op_names() -> list[str]:
+    """TFLite's builtin op names by code (schema.fbs's BuiltinOperator), from
+    the pinned TensorFlow's generated schema, read as a file: importing it
+    as tensorflow.lite... would import all of TensorFlow (about 15 s)."""
+    where = Path(importlib.util.find_spec("tensorflow").submodule_search_locations[0])
+    spec = importlib.util.spec_from_file_location(
+        "tflite_schema", where / "lite" / "python" / "schema_py_generated.py"
+    )
+    schema = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(schema)
+    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return [codes.get(i, f"BUILTIN_{i}") for i in range(max(codes) + 1)]
+
+
+def export_tflite(
+    model_dir: Path, out_dir: Path, quantize: str | None = None, static_batches: tuple = ()
+) -> dict:
     """Write out_dir/model.tflite from model_dir/saved_model/ (its weights
-    quantized as TFLITE_QUANTIZATIONS says); returns what to record."""
+    quantized as TFLITE_QUANTIZATIONS says), and a model_bB.tflite per batch
+    size in static_batches; returns what to record."""
     if quantize is not None and quantize not in TFLITE_QUANTIZATIONS:
         raise UsageError(
             f"--quantize {quantize} has no TFLite counterpart "
@@ -73,7 +101,16 @@ def export_tflite(model_dir: Path, out_dir: Path, quantize: str | None = None) -
     custom = [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
     if custom:
         raise FlexOpsRefused(custom)
+    statics = {}
+    for batch in sorted(set(static_batches)):
+        fixed = _convert(model_dir / SAVED_MODEL.folder, quantize, batch)
+        custom = [op for op in model_ops(fixed) if op.startswith("Flex") or op == "CUSTOM"]
+        if custom:
+            raise FlexOpsRefused(custom)
+        statics[batch] = fixed
     (out_dir / FORMATS["tflite"].entry).write_bytes(content)
+    for batch, fixed in statics.items():
+        (out_dir / static_batch_file(batch)).write_bytes(fixed)
     done = {
         "converter": "tf.lite.TFLiteConverter",
         "converter_version": import_tensorflow().__version__,
@@ -81,6 +118,8 @@ def export_tflite(model_dir: Path, out_dir: Path, quantize: str | None = None) -
         "ops": ops,
         "quantize": quantize,
     }
+    if statics:  # for LiteRT.js on WebGPU (chromium-litert-webgpu/tflite)
+        done["static_batches"] = {str(b): static_batch_file(b) for b in statics}
     if quantize is not None:  # verify judges the path by quantization.py's budget
         # Sizes of whole files, this one and the same conversion unquantized:
         # an unrolled RNN's graph is a large part of a .tflite.
@@ -92,10 +131,14 @@ def export_tflite(model_dir: Path, out_dir: Path, quantize: str | None = None) -
     return done
 
 
-def _convert(saved_model: Path, quantize: str | None) -> bytes:
-    """The .tflite bytes, builtin ops only; FlexOpsRefused names what is missing."""
+def _convert(saved_model: Path, quantize: str | None, batch: int | None = None) -> bytes:
+    """The .tflite bytes, builtin ops only, the batch dynamic or fixed at
+    `batch`; FlexOpsRefused names what is missing."""
     tf = import_tensorflow()
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if batch is None:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    else:
+        converter = _fixed_batch_converter(tf, saved_model, batch)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -109,4 +152,24 @@ def _convert(saved_model: Path, quantize: str | None) -> bytes:
         if ops:
             raise FlexOpsRefused(ops) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BridgeError(f"tflite: the TFLite converter failed: {first}") from None
+        at = "" if batch is None else f" at a static batch of {batch}"
+        raise BridgeError(f"tflite: the TFLite converter failed{at}: {first}") from None
+
+
+def _fixed_batch_converter(tf, saved_model: Path, batch: int):
+    """A converter for the SavedModel's serving signature traced at `batch`
+    (a concrete function): every shape is known, so the converter leaves no
+    shape arithmetic for run time. The signature's input and output names stay."""
+    with native_stderr_hidden():
+        loaded = tf.saved_model.load(str(saved_model))
+    serving = loaded.signatures["serving_default"]
+    specs = serving.structured_input_signature[1]
+    unknown = [k for k, v in specs.items() if None in v.shape.as_list()[1:]]
+    if unknown:
+        raise BridgeError(
+            f"tflite: refused at a static batch: input {unknown[0]} has an unknown "
+            "dimension besides the batch"
+        )
+    fixed = {k: tf.TensorSpec([batch, *v.shape[1:]], v.dtype, name=k) for k, v in specs.items()}
+    traced = tf.function(lambda feed: serving(**feed), input_signature=[fixed])
+    return tf.lite.TFLiteConverter.from_concrete_functions([traced.get_concrete_function()], loaded)

@@ -300,9 +300,21 @@ NODE_UNSUPPORTED = (
 )  # fmt: skip
 
 
+# What Node says when the folder lacks a file the path needs (not the model's
+# fault, nothing computed): a skip, with the command that makes it.
+NODE_SKIPS = (
+    # node/lib/browser/litert_webgpu.js: LiteRT.js on WebGPU takes static batches only
+    re.compile(r"(no \.tflite converted at a static batch.*)"),
+)
+
+
 def node_verdict(err: NodeError) -> tuple[str, str]:
     """(status, reason) for a path whose Node side raised `err`."""
     text = str(err)
+    for pattern in NODE_SKIPS:
+        found = pattern.search(text)
+        if found:
+            return SKIP, found.group(1).splitlines()[0]
     for pattern, reason in NODE_UNSUPPORTED:
         found = pattern.search(text)
         if found:

@@ -170,9 +170,9 @@ BROWSER_RUNTIMES: dict[str, Runtime] = {
 # Runtimes other than tfjs in a Chromium page, on the folder's other formats:
 # LiteRT.js (Google's successor to tfjs on the web) on the .tflite, and ONNX
 # Runtime Web on the .onnx (the optional ONNX route). On WebAssembly, one
-# thread (no cross-origin isolation needed), and ONNX Runtime Web on WebGPU
-# too (SwiftShader on a machine with no GPU). Not LiteRT.js on WebGPU:
-# docs/runtimes.md says what it did here.
+# thread (no cross-origin isolation needed), and both on WebGPU too
+# (SwiftShader on a machine with no GPU); LiteRT.js's WebGPU delegate runs
+# the .tflite converted at a static batch (`convert --static-batch`).
 @dataclass(frozen=True)
 class PageEngine:
     name: str  # BrowserBackend.engine
@@ -195,6 +195,7 @@ ENGINE_BACKENDS: dict[str, BrowserBackend] = {
         BrowserBackend("chromium-litert-wasm", "chromium", "wasm", "litert"),
         BrowserBackend("chromium-ort-wasm", "chromium", "wasm", "ort"),
         BrowserBackend("chromium-ort-webgpu", "chromium", "webgpu", "ort"),
+        BrowserBackend("chromium-litert-webgpu", "chromium", "webgpu", "litert"),
     ]
 }
 ENGINE_RUNTIMES: dict[str, Runtime] = {
@@ -332,7 +333,7 @@ RUNTIME_HELP = (
     "A Node path (tfjs-node/layers), a backend (tfjs-wasm), a browser path "
     "(chromium-webgl/layers), backend (chromium-webgl) or browser (chromium, firefox; "
     "`make browser`), LiteRT.js or ONNX Runtime Web in Chromium (chromium-litert-wasm, "
-    "chromium-ort-wasm, chromium-ort-webgpu), a stream path "
+    "chromium-ort-wasm, chromium-ort-webgpu, chromium-litert-webgpu), a stream path "
     "(tfjs-node/stream), LiteRT.js in Node (litert-node-wasm/tflite), or python-tflite/tflite "
     "(the .tflite in Python's TFLite interpreter); repeatable [default: every Node path]."
 )
