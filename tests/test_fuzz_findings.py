@@ -558,3 +558,52 @@ def test_a_tensor_fed_twice_to_one_layer_stays_alive_for_the_next(
     assert result.exit_code == 1
     assert set(verdicts.values()) == {"mismatch"}, verdicts
     assert "reading 'backend'" in _results(tmp_path / "stock")["tfjs-node/layers"]["reason"]
+
+
+def _fused_activations(graph_json: Path) -> list[str]:
+    """The activations fused into the graph model's _FusedMatMul nodes."""
+    import base64
+
+    topology = json.loads(graph_json.read_text())["modelTopology"]
+    fused = []
+    for node in topology["node"]:
+        if node["op"] == "_FusedMatMul":
+            names = [base64.b64decode(s).decode() for s in node["attr"]["fused_ops"]["list"]["s"]]
+            fused += names[1:]  # after BiasAdd
+    return fused
+
+
+def test_a_graph_converted_with_onednn_on_keeps_tanh_apart(tmp_path, monkeypatch):
+    """Found on a CPU with AVX-512 VNNI, where TensorFlow turns oneDNN on by
+    default: the converter's Grappler fused MatMul + BiasAdd + Tanh into one
+    _FusedMatMul, an activation no tfjs backend applies ("Activation: tanh has
+    not been implemented for the Node.js backend"), so a SimpleRNN's graph
+    model loaded nowhere. The converter now runs with oneDNN off
+    (converter_process.converter_env): with oneDNN forced on in the user's
+    environment, export's graph keeps Tanh apart and the graph path passes.
+    Control: the stock converter in the same environment fuses it."""
+    import_tensorflow()
+    import tf_keras
+
+    L = tf_keras.layers
+    tf_keras.utils.set_random_seed(3)
+    model = tf_keras.Sequential([L.Input((4, 2)), L.SimpleRNN(3), L.Dense(2)])
+    source = tmp_path / "rnn.h5"
+    model.save(source)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    folder = tmp_path / "rnn"
+    assert _run("export", source, folder).exit_code == 0
+    assert "Tanh" not in _fused_activations(folder / "tfjs_graph" / "model.json")
+    result, verdicts = _verify(folder, tmp_path / "report")
+    assert verdicts["tfjs-node/graph"] == "pass", result.output
+
+    from tfjs_bridge.conversion.convert import converter_path
+
+    stock = tmp_path / "stock"
+    subprocess.run(
+        [converter_path(), "--input_format=tf_saved_model", "--output_format=tfjs_graph_model",
+         "--signature_name=serving_default", "--saved_model_tags=serve",
+         folder / "saved_model", stock],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert "Tanh" in _fused_activations(stock / "model.json")

@@ -23,7 +23,7 @@ from ..core.errors import BridgeError, UsageError, last_line
 from ..folder import artifacts, parity_record
 from ..folder.formats import FORMATS, LAYERS, SAVED_MODEL
 from . import quantization
-from .converter_process import ConverterError, active_process, shared_converter
+from .converter_process import ConverterError, active_process, converter_env, shared_converter
 
 DEFAULT_FORMATS = ("layers", "graph")  # `convert --format all`: onnx is optional
 # What `convert` makes (train makes the SavedModels).
@@ -76,7 +76,7 @@ def run_converter(args: list[str]) -> str:
     if process is not None:  # inside shared_converter(): no start-up per call
         return process.run(args)
     cmd = [str(converter_path()), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=converter_env())
     if proc.returncode != 0:
         raise ConverterError(f"tensorflowjs_converter failed: {converter_reason(proc.stderr)}")
     return proc.stdout

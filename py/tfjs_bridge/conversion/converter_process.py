@@ -29,6 +29,21 @@ from pathlib import Path
 from ..core.errors import BridgeError, last_line
 
 
+def converter_env() -> dict[str, str]:
+    """The environment every tensorflowjs_converter run gets, in or out of the
+    shared process. TF_ENABLE_ONEDNN_OPTS=0: with oneDNN on (TensorFlow's
+    default on CPUs with AVX-512 VNNI, or a user's TF_ENABLE_ONEDNN_OPTS=1),
+    Grappler's remapper fuses MatMul + BiasAdd + Tanh into one _FusedMatMul,
+    an activation no tfjs backend applies ("Activation: tanh has not been
+    implemented for the Node.js backend"): a SimpleRNN's graph model then
+    loads nowhere. Off, the graph is the same whatever CPU converted it."""
+    return {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+    }
+
+
 class ConverterError(BridgeError):
     """tensorflowjs_converter refused a conversion: its reason, in one line."""
 
@@ -46,7 +61,7 @@ class ConverterProcess:
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")},
+            env=converter_env(),
         )
 
     def run(self, args: list[str]) -> str:
