@@ -123,6 +123,28 @@ def test_compare_fails_a_sequence_classifier_whose_argmax_flips_within_tolerance
     assert result["reason"].startswith("argmax differs at 1 of 6 positions")
 
 
+def test_at_reduced_precision_a_tie_the_tolerance_spans_is_counted_apart():
+    """A float16 truth (tolerance ~2e-3) orders a near-tie by its own
+    rounding: a path that orders it the other way, within tolerance, is not
+    failed for it (found on a CPU with AVX-512 FP16, where Keras's float16
+    softmax put one of 64 samples' top two 1.3e-4 apart). Controls: the same
+    flip under the strict rule (a float32 truth) fails, and a flip beyond
+    the tolerance fails."""
+    y = np.float32([[0.7, 0.2, 0.1], [0.4006, 0.4, 0.1994]])
+    got = np.float32([[0.7, 0.2, 0.1], [0.4, 0.4006, 0.1994]])
+    def judge(e, g, tol, **kw):
+        return compare.compare([e], [g], ["y"], ["y"], tol, tol, classifier=True, **kw)
+
+    excused = judge(y, got, 2e-3, ties_excused=True)
+    assert excused["passed"] and excused["argmax_ties"] == 1 and excused["disagreements"] == []
+    strict = judge(y, got, 2e-3)
+    assert not strict["passed"] and strict["reason"] == "argmax differs on 1 samples"
+    # a flip within tolerance is always such a tie (the gap is at most the two
+    # values' moves); one beyond it fails by its values, ties excused or not
+    far = judge(y, np.float32([[0.7, 0.2, 0.1], [0.39, 0.41, 0.2]]), 2e-3, ties_excused=True)
+    assert not far["passed"] and far["reason"] == "2 of 6 values outside tolerance"
+
+
 def test_compare_checks_no_argmax_for_regression():
     y = np.random.default_rng(1).random((5, 4, 1), dtype=np.float32)
     result = _compare(y, y + 1e-6)

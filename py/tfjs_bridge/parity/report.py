@@ -54,6 +54,8 @@ def print_table(report, console=None) -> None:
     for r in report.results:
         f = r.figures
         argmax = f"{f['argmax_agree']}/{f['argmax_total']}" if "argmax_total" in f else ""
+        if f.get("argmax_ties"):  # flips the tolerance spans (compare._tied)
+            argmax += f" ({f['argmax_ties']} tied)"
         table.add_row(
             MARKS[r.status],
             # a pass with a reason is qualified (reduced precision, ill-conditioned): see below
