@@ -11,18 +11,14 @@ import threading
 
 import pytest
 
+import test_serve_stream as base
 from service import serving
-from test_serve_stream import (  # noqa: F401 (fixtures)
-    SCHEDULE,
-    TARGET,
-    _errors,
-    _gru_step,
-    _options,
-    _step,
-    inputs,
-    keras_prefixes,
-)
+from test_serve_stream import SCHEDULE, TARGET, _errors, _gru_step, _options, _step
 from ws_client import WebSocket
+
+# the POST form's fixtures: the inputs and Keras's outputs on every prefix
+inputs = base.inputs
+keras_prefixes = base.keras_prefixes
 
 # sequence -> transport: two WebSocket connections and plain POSTs, side by side
 TRANSPORT = ["a", "b", "a", "post", "a", "b", "post", "a"]
