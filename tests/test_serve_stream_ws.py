@@ -9,6 +9,7 @@ same check; errors are one JSON message each and the connection stays."""
 import os
 import threading
 
+import numpy as np
 import pytest
 
 import test_serve_stream as base
@@ -155,3 +156,25 @@ def test_an_unknown_model_or_verb_answers_and_closes(service):
     # a plain GET of the model still answers its status
     status, _ = service.get("/v1/models/gru")
     assert status == 200
+
+
+def test_a_sequences_steps_sent_at_once_run_one_after_another(service, inputs, keras_prefixes):
+    """Over POST, a step sent while its sequence's previous one runs is a 409;
+    on one connection the service runs them in order, each from the state
+    its previous step left, and answers them in order."""
+    ws = WebSocket(service.port, "/v1/models/gru:stream")
+    steps = 12
+    for t in range(steps):
+        body = {"sequence_id": 0, "instances": [inputs[0, t].tolist()]}
+        if t == 0:
+            body["sequence_start"] = True
+        ws.send(body)
+        if t == 5:  # a step of another sequence in between
+            ws.send({"sequence_id": "never-started", "instances": _gru_step(inputs)})
+    answers = [ws.recv() for _ in range(steps + 1)]
+    assert answers[6]["status"] == 400, answers[6]
+    del answers[6]
+    assert [a.get("sequence_step") for a in answers] == list(range(1, steps + 1)), answers
+    got = np.array([a["predictions"][0] for a in answers])
+    assert np.abs(got - keras_prefixes[0, :steps]).max() <= TARGET
+    ws.close()

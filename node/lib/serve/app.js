@@ -218,37 +218,56 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
   // open after an error. Steps of different sequences run side by side (and
   // batch with everyone's); a sequence's next step waits for its previous one.
   const streamSocket = (socket, name) => {
-    let sent = Promise.resolve(); // answers leave in the order messages came
-    const running = new Map(); // sequence id -> its latest step on this connection
-    socket.on('message', (data, isBinary) => {
-      let answer;
-      if (isBinary) {
-        answer = Promise.reject(
-          new RequestError('a :stream step is a JSON text message, not binary', 415),
-        );
-      } else {
-        let body;
-        try {
-          body = JSON.parse(data.toString('utf8'));
-        } catch (err) {
-          body = err;
-        }
-        const key = body !== null && typeof body === 'object' ? body.sequence_id : undefined;
-        const before = running.get(key) || Promise.resolve();
-        answer = before.then(() => {
-          if (body instanceof Error)
-            throw new RequestError(`the message is not JSON: ${body.message}`.slice(0, 200));
-          return streamAnswer(name, body, undefined);
-        });
-        const settled = answer.catch(() => {});
-        running.set(key, settled);
-        settled.then(() => running.get(key) === settled && running.delete(key));
+    const answers = []; // one slot per message, in the order they came: {text} once answered
+    const waiting = new Map(); // sequence id -> its steps waiting while one of it runs
+    const flush = () => {
+      while (answers.length && answers[0].text !== undefined) {
+        const { text } = answers.shift();
+        if (socket.readyState === 1) socket.send(text);
       }
-      const text = answer.then(JSON.stringify, (err) => {
-        const { code, error } = failure(name, err);
-        return JSON.stringify({ error, status: code });
-      });
-      sent = sent.then(() => text).then((out) => socket.readyState === 1 && socket.send(out));
+    };
+    const finish = (slot, text) => {
+      slot.text = text;
+      flush();
+    };
+    const errorText = (err) => {
+      const { code, error } = failure(name, err);
+      return JSON.stringify({ error, status: code });
+    };
+    const run = (slot, body, key) =>
+      streamAnswer(name, body, undefined)
+        .then(
+          (answer) => finish(slot, JSON.stringify(answer)),
+          (err) => finish(slot, errorText(err)),
+        )
+        .then(() => {
+          const next = waiting.get(key);
+          if (next.length) run(...next.shift(), key);
+          else waiting.delete(key);
+        });
+    socket.on('message', (data, isBinary) => {
+      const slot = {};
+      answers.push(slot);
+      if (isBinary)
+        return finish(
+          slot,
+          errorText(new RequestError('a :stream step is a JSON text message, not binary', 415)),
+        );
+      let body;
+      try {
+        body = JSON.parse(data.toString('utf8'));
+      } catch (err) {
+        return finish(
+          slot,
+          errorText(new RequestError(`the message is not JSON: ${err.message}`.slice(0, 200))),
+        );
+      }
+      const id = body !== null && typeof body === 'object' ? body.sequence_id : undefined;
+      // 7 and "7" name one sequence; any other id is checked (and refused) by streamAnswer
+      const key = typeof id === 'string' || typeof id === 'number' ? String(id) : id;
+      if (waiting.has(key)) return waiting.get(key).push([slot, body]);
+      waiting.set(key, []);
+      return run(slot, body, key);
     });
   };
 
