@@ -7,7 +7,10 @@ the negative control, a worker that mixes up the sequences' rows, fails the
 same check; errors are one JSON message each and the connection stays."""
 
 import os
+import re
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -177,4 +180,33 @@ def test_a_sequences_steps_sent_at_once_run_one_after_another(service, inputs, k
     assert [a.get("sequence_step") for a in answers] == list(range(1, steps + 1)), answers
     got = np.array([a["predictions"][0] for a in answers])
     assert np.abs(got - keras_prefixes[0, :steps]).max() <= TARGET
+    ws.close()
+
+
+def test_two_http_processes_take_websockets_too(small_models, inputs, keras_prefixes):
+    """With --http-processes 2 each HTTP process takes its own connections and
+    hands their steps to the one sequence table in the primary."""
+    with serving(small_models / "gru", options=[*_options(), "--http-processes", 2]) as two:
+        answers = _interleave(two, inputs)
+    worst = _errors(answers, keras_prefixes)
+    assert max(worst.values()) <= TARGET, worst
+
+
+def test_a_killed_worker_answers_410_on_the_same_connection(service, inputs):
+    ws = WebSocket(service.port, "/v1/models/gru:stream")
+    ws.send({"sequence_id": "k", "sequence_start": True, "instances": _gru_step(inputs)})
+    assert ws.recv()["sequence_step"] == 1
+    (pid,) = re.search(r"pids (\d+);", "\n".join(service.lines)).groups()
+    os.kill(int(pid), signal.SIGKILL)
+    ws.send({"sequence_id": "k", "instances": _gru_step(inputs, t=1)})
+    answer = ws.recv()
+    assert answer["status"] == 410 and "lost" in answer["error"], answer
+    deadline = time.time() + 120
+    while not any("starting it again" in line for line in service.lines):
+        assert time.time() < deadline
+        time.sleep(0.2)
+    # the connection goes on: a sequence started again runs on the new worker
+    ws.send({"sequence_id": "k", "sequence_start": True, "instances": _gru_step(inputs)})
+    answer = ws.recv()
+    assert answer.get("sequence_step") == 1, answer
     ws.close()
