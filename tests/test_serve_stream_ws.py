@@ -210,3 +210,17 @@ def test_a_killed_worker_answers_410_on_the_same_connection(service, inputs):
     answer = ws.recv()
     assert answer.get("sequence_step") == 1, answer
     ws.close()
+
+
+def test_a_client_that_never_reads_is_closed_with_1008(service, inputs):
+    """Beyond 4096 unanswered messages on one connection (one sequence's steps
+    run one after another, so they pile up), the connection is closed."""
+    ws = WebSocket(service.port, "/v1/models/gru:stream")
+    step = {"sequence_id": "flood", "instances": _gru_step(inputs)}
+    ws.send({**step, "sequence_start": True})
+    for _ in range(6000):
+        ws.send(step)
+    while ws.recv() is not None:
+        pass
+    assert ws.close_code == 1008
+    ws.close()

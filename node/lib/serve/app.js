@@ -49,6 +49,10 @@ function sequenceIdFrom(inBody, header) {
 // worker: 503; deadline: 504.
 const STATUS_OF_KIND = { overloaded: 429, deadline: 504, unavailable: 503 };
 
+// Messages one WebSocket may have unanswered (a client that sends without
+// reading is closed with 1008 beyond it, rather than queued without bound).
+const MAX_IN_FLIGHT = 4096;
+
 const BINARY = { 'application/x-npy': 'npy', 'application/x-npz': 'npz', 'application/zip': 'npz' };
 
 /**
@@ -246,6 +250,8 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
           else waiting.delete(key);
         });
     socket.on('message', (data, isBinary) => {
+      if (answers.length >= MAX_IN_FLIGHT)
+        return socket.close(1008, `more than ${MAX_IN_FLIGHT} messages unanswered`);
       const slot = {};
       answers.push(slot);
       if (isBinary)
