@@ -27,6 +27,10 @@
 // --http-processes 1,2 runs both sides on a service of 1 HTTP process, then
 // on one of 2 (serve --http-processes; their CPU is counted as the HTTP
 // process's), in one run.
+// --transport ws sends the stream side over WebSockets instead
+// (GET /v1/models/NAME:stream upgraded): one connection per client, one step
+// per message, one message in flight on each, each answer checked the same
+// way; the prefix side stays HTTP (:predict has no WebSocket form).
 //
 //   node node/scripts/bench-stream-serve.js --model shared_models/gru [--clients 256] [--duration 20]
 const crypto = require('crypto');
@@ -39,7 +43,7 @@ const { launchService } = require('../lib/serve/launch');
 
 const USAGE =
   'usage: bench-stream-serve.js --model DIR [--clients 256] [--duration 20] [--sequences 16] ' +
-  '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon] [--chunk 1] [--workers 1] [--http-processes 1[,2...]] [--steps N]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
+  '[--atol 1e-5] [--lockstep] [--sides both|stream|prefix] [--client raw|autocannon] [--chunk 1] [--workers 1] [--http-processes 1[,2...]] [--steps N] [--transport http|ws]  (steps/s through serve :stream vs :predict on growing prefixes; prints JSON)';
 
 function parse() {
   const { values } = parseCommandLine(
@@ -57,6 +61,7 @@ function parse() {
         workers: { type: 'string', default: '1' },
         'http-processes': { type: 'string', default: '1' },
         steps: { type: 'string' },
+        transport: { type: 'string', default: 'http' },
       },
     },
     USAGE,
@@ -94,6 +99,7 @@ function parse() {
         return Number(n);
       }),
     steps: values.steps === undefined ? null : positive('steps'),
+    transport: transportOf(values.transport),
   };
 }
 
@@ -108,6 +114,13 @@ function sidesOf(value) {
 function clientOf(value) {
   if (!['raw', 'autocannon'].includes(value))
     throw new UsageError(`--client must be raw or autocannon, got '${value}'`);
+  return value;
+}
+
+/** --transport: the stream side's, a POST per step (http) or a message per step (ws). */
+function transportOf(value) {
+  if (!['http', 'ws'].includes(value))
+    throw new UsageError(`--transport must be http or ws, got '${value}'`);
   return value;
 }
 
@@ -378,10 +391,69 @@ function rawLoad(port, clients, duration, requestsFor, atol) {
   );
 }
 
+/**
+ * The stream side over WebSockets: one connection per client to
+ * ws://127.0.0.1:port/v1/models/NAME:stream, cycling through
+ * requestsFor(client) as rawLoad does, one message in flight on each; an
+ * answer {"error", "status"} counts failed with its status. A connection that
+ * closes with a step in flight counts it failed and starts its list again.
+ */
+function wsLoad(port, clients, duration, requestsFor, atol) {
+  const WebSocket = require('ws');
+  const counts = tally(atol);
+  const latencies = [];
+  let failed = 0;
+  const started = performance.now();
+  const deadline = started + duration * 1000;
+  const connection = (list) =>
+    new Promise((resolve) => {
+      let k = 0;
+      let sentAt = 0;
+      let inFlight = false;
+      let socket;
+      const send = () => {
+        if (performance.now() >= deadline) return socket.close(1000);
+        socket.send(list[k].body());
+        sentAt = performance.now();
+        inFlight = true;
+      };
+      const open = () => {
+        socket = new WebSocket(`ws://127.0.0.1:${port}${list[0].path}`, {
+          perMessageDeflate: false,
+        });
+        socket.on('open', send);
+        socket.on('message', (data) => {
+          const text = data.toString('utf8');
+          inFlight = false;
+          const status = text.startsWith('{"error"') ? JSON.parse(text).status : 200;
+          if (counts.check(status, text, list[k].expect))
+            latencies.push(performance.now() - sentAt);
+          else failed += 1;
+          k = (k + 1) % list.length;
+          send();
+        });
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          if (!inFlight) return resolve();
+          failed += 1;
+          inFlight = false;
+          k = 0;
+          if (performance.now() < deadline) open();
+          else resolve();
+        });
+      };
+      open();
+    });
+  return Promise.all(Array.from({ length: clients }, (_, c) => connection(requestsFor(c)))).then(
+    () => figures(counts, latencies, (performance.now() - started) / 1000, failed),
+  );
+}
+
 /** Both sides on one service of `httpProcesses` HTTP processes: the run's report. */
 async function runOnce(options, { inputs, want, steps }, prefixDir, httpProcesses) {
   const { dir, clients, duration, sequences, atol, lockstep, sides, client, chunk, workers } =
     options;
+  const { transport } = options;
   let service;
   try {
     service = await startService(dir, prefixDir, clients, workers, httpProcesses);
@@ -421,8 +493,9 @@ async function runOnce(options, { inputs, want, steps }, prefixDir, httpProcesse
         };
       });
     };
+    const streamLoad = transport === 'ws' ? wsLoad : load;
     const stream = sides.includes('stream')
-      ? await withCpu(pids, () => load(port, clients, duration, streamRequests, atol))
+      ? await withCpu(pids, () => streamLoad(port, clients, duration, streamRequests, atol))
       : null;
     const metrics = await new Promise((resolve, reject) =>
       http
@@ -462,6 +535,8 @@ async function runOnce(options, { inputs, want, steps }, prefixDir, httpProcesse
       clients,
       duration_s: duration,
       client,
+      stream_transport:
+        transport === 'ws' ? 'WebSocket, one step per message' : 'HTTP POST per step',
       stream_steps_per_request: chunk,
       workers,
       http_processes: httpProcesses,

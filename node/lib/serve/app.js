@@ -4,6 +4,9 @@
 //   POST /v1/models/NAME/versions/V:predict
 //   POST /v1/models/NAME:stream           one step of a sequence (sequence_id, sequence_start,
 //                                         sequence_end; sequences.js), answered from its state
+//   GET  /v1/models/NAME:stream           the same steps over one WebSocket (@fastify/websocket):
+//                                         each text message a :stream body, each answer (or
+//                                         {"error", "status"}) a message, in order
 //   GET  /v1/models/NAME                  status, as TF Serving answers it
 //   GET  /v1/models/NAME/metadata         signature (inputs, outputs) and the path it runs on
 //   GET  /healthz                         the process answers
@@ -12,6 +15,7 @@
 // Every error is {"error": "one line"} with a 4xx/5xx status; a bad request
 // never reaches a model.
 const Fastify = require('fastify');
+const websocket = require('@fastify/websocket');
 const {
   RequestError,
   readJsonRequest,
@@ -45,6 +49,10 @@ function sequenceIdFrom(inBody, header) {
 // worker: 503; deadline: 504.
 const STATUS_OF_KIND = { overloaded: 429, deadline: 504, unavailable: 503 };
 
+// Messages one WebSocket may have unanswered (a client that sends without
+// reading is closed with 1008 beyond it, rather than queued without bound).
+const MAX_IN_FLIGHT = 4096;
+
 const BINARY = { 'application/x-npy': 'npy', 'application/x-npz': 'npz', 'application/zip': 'npz' };
 
 /**
@@ -53,6 +61,20 @@ const BINARY = { 'application/x-npy': 'npy', 'application/x-npz': 'npz', 'applic
  */
 function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
   const app = Fastify({ bodyLimit, logger: false, return503OnClosing: true });
+  // a message larger than a body may be is refused by closing with 1009 (ws's own);
+  // at shutdown each connection is closed with 1001, and dropped 2 s later if
+  // its client does not answer the close (ws itself would wait 30 s)
+  app.register(websocket, {
+    options: { maxPayload: bodyLimit },
+    preClose(done) {
+      for (const client of this.websocketServer.clients) {
+        client.close(1001, 'shutting down');
+        setTimeout(() => client.terminate(), 2000).unref();
+      }
+      this.websocketServer.close(() => {});
+      done();
+    },
+  });
 
   app.removeContentTypeParser('text/plain');
   // `curl -d` labels its body as a form; TF Serving reads it as JSON, as do we.
@@ -96,13 +118,18 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
     return entry;
   };
 
-  const fail = (reply, asked, err) => {
+  /** A failed request counted, as {code, error: one line}. */
+  const failure = (asked, err) => {
     const name = label(asked);
     const kind = err.kind || 'model_error';
     const code = err.status || STATUS_OF_KIND[kind] || 500;
     metrics.failed(name, kind);
     metrics.answered(name, code, null);
-    return reply.code(code).send({ error: String(err.message).split('\n')[0] });
+    return { code, error: String(err.message).split('\n')[0] };
+  };
+  const fail = (reply, asked, err) => {
+    const { code, error } = failure(asked, err);
+    return reply.code(code).send({ error });
   };
 
   const predict = async (request, reply, name, version) => {
@@ -148,40 +175,106 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
   // One step of a sequence, or a chunk of T: {"sequence_id", "sequence_start"?,
   // "sequence_end"?, "instances": [step, ...]} (or "inputs"), answered
   // {"sequence_id", "sequence_step", "predictions": [output, ...]} (or
-  // "outputs"), one output per step, from the sequence's own state.
+  // "outputs"), one output per step, from the sequence's own state. Both
+  // transports (a POST per step, or a WebSocket message) come here.
+  const streamAnswer = async (name, body, header) => {
+    const entry = model(name);
+    if (state.closing) throw new RequestError('shutting down', 503, 'unavailable');
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw new RequestError('the body must be a JSON object');
+    const {
+      sequence_id: inBody,
+      sequence_start: start = false,
+      sequence_end: end = false,
+      ...rest
+    } = body;
+    const given = sequenceIdFrom(inBody, header);
+    const id = sequenceIdOf(given);
+    if (typeof start !== 'boolean' || typeof end !== 'boolean')
+      throw new RequestError('sequence_start and sequence_end must be true or false');
+    const answer = await catalog.step(entry, { id, start, end, body: rest });
+    const key = answer.format === 'columnar' ? 'outputs' : 'predictions';
+    metrics.answered(name, 200, null);
+    return {
+      sequence_id: given,
+      sequence_step: answer.step,
+      [key]: Array.from({ length: answer.output.shape[0] }, (_, t) => sample(answer.output, t)),
+    };
+  };
+
   const streamStep = async (request, reply, name) => {
     try {
-      const entry = model(name);
-      if (state.closing) throw new RequestError('shutting down', 503, 'unavailable');
       const type = String(request.headers['content-type'] || '')
         .split(';')[0]
         .trim();
       if (BINARY[type])
         throw new RequestError(`a :stream step is a JSON body, not ${type}`, 415, 'bad_request');
-      const body = request.body;
-      if (body === null || typeof body !== 'object' || Array.isArray(body))
-        throw new RequestError('the body must be a JSON object');
-      const {
-        sequence_id: inBody,
-        sequence_start: start = false,
-        sequence_end: end = false,
-        ...rest
-      } = body;
-      const given = sequenceIdFrom(inBody, request.headers[SEQUENCE_ID_HEADER]);
-      const id = sequenceIdOf(given);
-      if (typeof start !== 'boolean' || typeof end !== 'boolean')
-        throw new RequestError('sequence_start and sequence_end must be true or false');
-      const answer = await catalog.step(entry, { id, start, end, body: rest });
-      const key = answer.format === 'columnar' ? 'outputs' : 'predictions';
-      metrics.answered(name, 200, null);
-      return reply.code(200).send({
-        sequence_id: given,
-        sequence_step: answer.step,
-        [key]: Array.from({ length: answer.output.shape[0] }, (_, t) => sample(answer.output, t)),
-      });
+      const answer = await streamAnswer(name, request.body, request.headers[SEQUENCE_ID_HEADER]);
+      return reply.code(200).send(answer);
     } catch (err) {
       return fail(reply, name, err);
     }
+  };
+
+  // The WebSocket form: each text message one :stream body, answered by one
+  // message (the same JSON, or {"error", "status"} with the status the POST
+  // form would have), in the order the messages came; the connection stays
+  // open after an error. Steps of different sequences run side by side (and
+  // batch with everyone's); a sequence's next step waits for its previous one.
+  const streamSocket = (socket, name) => {
+    const answers = []; // one slot per message, in the order they came: {text} once answered
+    const waiting = new Map(); // sequence id -> its steps waiting while one of it runs
+    const flush = () => {
+      while (answers.length && answers[0].text !== undefined) {
+        const { text } = answers.shift();
+        if (socket.readyState === 1) socket.send(text);
+      }
+    };
+    const finish = (slot, text) => {
+      slot.text = text;
+      flush();
+    };
+    const errorText = (err) => {
+      const { code, error } = failure(name, err);
+      return JSON.stringify({ error, status: code });
+    };
+    const run = (slot, body, key) =>
+      streamAnswer(name, body, undefined)
+        .then(
+          (answer) => finish(slot, JSON.stringify(answer)),
+          (err) => finish(slot, errorText(err)),
+        )
+        .then(() => {
+          const next = waiting.get(key);
+          if (next.length) run(...next.shift(), key);
+          else waiting.delete(key);
+        });
+    socket.on('message', (data, isBinary) => {
+      if (answers.length >= MAX_IN_FLIGHT)
+        return socket.close(1008, `more than ${MAX_IN_FLIGHT} messages unanswered`);
+      const slot = {};
+      answers.push(slot);
+      if (isBinary)
+        return finish(
+          slot,
+          errorText(new RequestError('a :stream step is a JSON text message, not binary', 415)),
+        );
+      let body;
+      try {
+        body = JSON.parse(data.toString('utf8'));
+      } catch (err) {
+        return finish(
+          slot,
+          errorText(new RequestError(`the message is not JSON: ${err.message}`.slice(0, 200))),
+        );
+      }
+      const id = body !== null && typeof body === 'object' ? body.sequence_id : undefined;
+      // 7 and "7" name one sequence; any other id is checked (and refused) by streamAnswer
+      const key = typeof id === 'string' || typeof id === 'number' ? String(id) : id;
+      if (waiting.has(key)) return waiting.get(key).push([slot, body]);
+      waiting.set(key, []);
+      return run(slot, body, key);
+    });
   };
 
   // NAME:predict is one path segment: read the verb from it.
@@ -225,9 +318,26 @@ function buildApp({ catalog, metrics, bodyLimit, timeoutMs, state }) {
       return reply.code(err.status || 500).send({ error: err.message });
     }
   };
-  app.get(
-    '/v1/models/:name',
-    describe((entry) => status(entry.current)),
+  // in a plugin registered after @fastify/websocket, so that its onRoute hook sees the route
+  app.register(async (scope) =>
+    scope.route({
+      method: 'GET',
+      url: '/v1/models/:name',
+      handler: describe((entry) => status(entry.current)),
+      // GET /v1/models/NAME:stream upgraded to a WebSocket
+      wsHandler: (socket, request) => {
+        let target;
+        try {
+          target = verbOf(request.params.name, ['stream']);
+          model(target.name);
+        } catch (err) {
+          const { code, error } = failure(request.params.name, err);
+          socket.send(JSON.stringify({ error, status: code }));
+          return socket.close(4000 + code, error.slice(0, 100));
+        }
+        return streamSocket(socket, target.name);
+      },
+    }),
   );
   app.get(
     '/v1/models/:name/metadata',
