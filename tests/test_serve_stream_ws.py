@@ -136,7 +136,7 @@ def test_errors_are_one_json_message_and_the_connection_stays(service, inputs):
         assert set(answer) == {"error", "status"}, answer
         assert answer["status"] == status and words in answer["error"], answer
         assert "\n" not in answer["error"]
-    ws.send(b"\x00\x01", opcode=2)
+    ws.send(b"\x00\x01")
     assert ws.recv()["status"] == 415
     # the same connection goes on: a sequence starts and steps
     ws.send(start)
