@@ -91,3 +91,25 @@ def serving(*models, options=(), startup_timeout=120):
         yield service
     finally:
         service.stop()
+
+
+def keras_prefixes_of(model_dir: Path, inputs, steps: int):
+    """Keras on prefixes 1..steps of each input sequence, [sequence, step, outputs]:
+    the folder's keras.h5 layers on a free time axis, so that a prefix can be
+    fed. The prefixes must differ, or a check against them would be vacuous."""
+    import numpy as np
+
+    from tfjs_bridge.core.quiet_tf import import_tensorflow
+
+    import_tensorflow()
+    import tf_keras
+
+    model = tf_keras.models.load_model(model_dir / "keras.h5", compile=False)
+    x_in = tf_keras.Input((None, inputs.shape[-1]))
+    y = x_in
+    for layer in model.layers:
+        y = layer(y)
+    free = tf_keras.Model(x_in, y)
+    want = np.stack([free(inputs[:, : t + 1]).numpy() for t in range(steps)], axis=1)
+    assert np.abs(want[:, 0] - want[:, -1]).max() > 1e-3  # the prefixes differ: not vacuous
+    return want

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service import serving
-from tfjs_bridge.core.quiet_tf import import_tensorflow
+from service import keras_prefixes_of, serving
 
 TARGET = 1e-5
 SEQUENCES = 6
@@ -33,17 +32,7 @@ def inputs():
 @pytest.fixture(scope="module")
 def keras_prefixes(small_models, inputs):
     """Keras on every prefix of every sequence: [sequence, step, 10]."""
-    import_tensorflow()
-    import tf_keras
-
-    model = tf_keras.models.load_model(small_models / "gru" / "keras.h5", compile=False)
-    x_in = tf_keras.Input((None, 28))
-    y = x_in
-    for layer in model.layers:
-        y = layer(y)
-    free = tf_keras.Model(x_in, y)
-    want = np.stack([free(inputs[:, : t + 1]).numpy() for t in range(STEPS)], axis=1)
-    assert np.abs(want[:, 0] - want[:, -1]).max() > 1e-3  # the prefixes differ: not vacuous
+    want = keras_prefixes_of(small_models / "gru", inputs, STEPS)
     return want
 
 
