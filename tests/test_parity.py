@@ -132,6 +132,7 @@ def test_at_reduced_precision_a_tie_the_tolerance_spans_is_counted_apart():
     the tolerance fails."""
     y = np.float32([[0.7, 0.2, 0.1], [0.4006, 0.4, 0.1994]])
     got = np.float32([[0.7, 0.2, 0.1], [0.4, 0.4006, 0.1994]])
+
     def judge(e, g, tol, **kw):
         return compare.compare([e], [g], ["y"], ["y"], tol, tol, classifier=True, **kw)
 
