@@ -161,7 +161,8 @@ class PrefixCheck:
         c = self.truth.comparisons(rt.name, fmt, run, Computed(found["expected"], prefix))[index]
         names = (c.expected_names, c.got_names)
         figures = compare.compare(c.expected, c.got, *names, tol["atol"], tol["rtol"],
-                                  classifier=subject.classifier)  # fmt: skip
+                                  classifier=subject.classifier,
+                                  ties_excused=tol.get("ties_excused", False))  # fmt: skip
         for key in ("max_abs", "max_rel", "outside", "elements"):
             if key in figures:
                 out[key] = figures[key]
