@@ -113,3 +113,29 @@ def keras_prefixes_of(model_dir: Path, inputs, steps: int):
     want = np.stack([free(inputs[:, : t + 1]).numpy() for t in range(steps)], axis=1)
     assert np.abs(want[:, 0] - want[:, -1]).max() > 1e-3  # the prefixes differ: not vacuous
     return want
+
+
+def in_rounds(parties, rounds: int, act) -> None:
+    """act(party, round) for every round, on a thread per party, with a barrier
+    after each round so that a round's requests arrive together (and batch).
+    A failure in any thread stops the others and is raised here."""
+    barrier = threading.Barrier(len(parties))
+    failures = []
+
+    def run(party):
+        try:
+            for r in range(rounds):
+                act(party, r)
+                barrier.wait(timeout=120)
+        except Exception as err:  # raised by the caller's thread
+            failures.append(err)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(party,)) for party in parties]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    real = [f for f in failures if not isinstance(f, threading.BrokenBarrierError)]
+    if failures:
+        raise (real or failures)[0]

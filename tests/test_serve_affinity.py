@@ -9,13 +9,12 @@ replica that never saw their sequence start, and the same check fails."""
 import json
 import re
 import subprocess
-import threading
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
 import pytest
 
-from service import ROOT, keras_prefixes_of, serving
+from service import ROOT, in_rounds, keras_prefixes_of, serving
 
 PROXY = ROOT / "node" / "scripts" / "stream-proxy.js"
 TARGET = 1e-5
@@ -77,25 +76,17 @@ def _metric(service, name, **labels):
 def _interleave(front, inputs, tag):
     """A thread per sequence, stepping in rounds, each step on a new
     connection, its id in the header (and, for odd sequences, in the body too)."""
-    barrier = threading.Barrier(SEQUENCES)
     answers = {i: [] for i in range(SEQUENCES)}
 
-    def run(i):
+    def step(i, t):
         sid = f"{tag}-{i}"
-        for t in range(STEPS):
-            body = {"instances": [inputs[i, t].tolist()], "sequence_start": t == 0}
-            body["sequence_end"] = t == STEPS - 1
-            if i % 2:
-                body["sequence_id"] = sid
-            conn_answer = _post(front, body, {"x-sequence-id": sid})
-            answers[i].append(conn_answer)
-            barrier.wait(timeout=120)
+        body = {"instances": [inputs[i, t].tolist()], "sequence_start": t == 0}
+        body["sequence_end"] = t == STEPS - 1
+        if i % 2:
+            body["sequence_id"] = sid
+        answers[i].append(_post(front, body, {"x-sequence-id": sid}))
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(SEQUENCES)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_rounds(range(SEQUENCES), STEPS, step)
     return answers
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service import keras_prefixes_of, serving
+from service import in_rounds, keras_prefixes_of, serving
 
 TARGET = 1e-5
 SEQUENCES = 6
@@ -44,23 +44,16 @@ def _cpu(pid):
 def _interleave(service, inputs):
     """A thread per sequence, all stepping in rounds, each step on a new
     connection: {sequence: [(status, body)]}."""
-    barrier = threading.Barrier(SEQUENCES)
     answers = {i: [] for i in range(SEQUENCES)}
 
-    def run(i):
-        for t in range(STEPS):
-            body = {"sequence_id": f"seq-{i}", "instances": [inputs[i, t].tolist()]}
-            body["sequence_start"] = t == 0
-            body["sequence_end"] = t == STEPS - 1
-            status, _, raw = service.request("POST", "/v1/models/gru:stream", body)
-            answers[i].append((status, json.loads(raw)))
-            barrier.wait(timeout=120)
+    def step(i, t):
+        body = {"sequence_id": f"seq-{i}", "instances": [inputs[i, t].tolist()]}
+        body["sequence_start"] = t == 0
+        body["sequence_end"] = t == STEPS - 1
+        status, _, raw = service.request("POST", "/v1/models/gru:stream", body)
+        answers[i].append((status, json.loads(raw)))
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(SEQUENCES)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_rounds(range(SEQUENCES), STEPS, step)
     return answers
 
 

@@ -12,13 +12,12 @@ import os
 import re
 import signal
 import socket
-import threading
 import time
 
 import numpy as np
 import pytest
 
-from service import keras_prefixes_of, serving
+from service import in_rounds, keras_prefixes_of, serving
 
 TARGET = 1e-5  # issue #24: a stream gives Keras's outputs within 1e-5
 MAX_SEQUENCES = 6
@@ -71,27 +70,20 @@ def _interleave(service, inputs):
     after each), so that the steps of a round arrive together and batch.
     Returns {sequence: [(status, answer) per step]}."""
     rounds = max(first + steps for first, steps in SCHEDULE)
-    barrier = threading.Barrier(len(SCHEDULE))
     answers = {i: [] for i in range(len(SCHEDULE))}
 
-    def run(i):
+    def step(i, r):
         first, steps = SCHEDULE[i]
-        for r in range(rounds):
-            t = r - first
-            if 0 <= t < steps:
-                body = {"sequence_id": f"seq-{i}", "instances": [inputs[i, t].tolist()]}
-                if t == 0:
-                    body["sequence_start"] = True
-                if t == steps - 1:
-                    body["sequence_end"] = True
-                answers[i].append(_step(service, "gru", body))
-            barrier.wait(timeout=120)
+        t = r - first
+        if 0 <= t < steps:
+            body = {"sequence_id": f"seq-{i}", "instances": [inputs[i, t].tolist()]}
+            if t == 0:
+                body["sequence_start"] = True
+            if t == steps - 1:
+                body["sequence_end"] = True
+            answers[i].append(_step(service, "gru", body))
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(SCHEDULE))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_rounds(range(len(SCHEDULE)), rounds, step)
     return answers
 
 
@@ -128,15 +120,12 @@ def test_interleaved_sequences_each_get_keras_on_their_own_prefix(service, input
     assert _metric(service, "tfjs_bridge_sequence_step_duration_seconds_count", model="gru") > 0
 
 
-def test_a_batcher_that_mixes_up_rows_is_caught(small_models, inputs, keras_prefixes):
+def test_a_batcher_that_mixes_up_rows_is_caught(small_models, inputs, keras_prefixes, monkeypatch):
     """The negative control: the worker writes each sequence's new state to the
     next one's row (TFJS_BRIDGE_TEST_MIX_SEQUENCES=1); the same check fails."""
-    os.environ["TFJS_BRIDGE_TEST_MIX_SEQUENCES"] = "1"
-    try:
-        with serving(small_models / "gru", options=_options()) as mixed:
-            answers = _interleave(mixed, inputs)
-    finally:
-        del os.environ["TFJS_BRIDGE_TEST_MIX_SEQUENCES"]
+    monkeypatch.setenv("TFJS_BRIDGE_TEST_MIX_SEQUENCES", "1")
+    with serving(small_models / "gru", options=_options()) as mixed:
+        answers = _interleave(mixed, inputs)
     worst = _errors(answers, keras_prefixes)
     assert max(worst.values()) > 1e-3, worst
 

@@ -9,14 +9,13 @@ same check; errors are one JSON message each and the connection stays."""
 import os
 import re
 import signal
-import threading
 import time
 
 import numpy as np
 import pytest
 
 import test_serve_stream as base
-from service import serving
+from service import in_rounds, serving
 from test_serve_stream import SCHEDULE, TARGET, _errors, _gru_step, _options, _step
 from ws_client import WebSocket
 
@@ -50,52 +49,36 @@ def _interleave(service, inputs):
     POST sequence steps in its own thread. Returns {sequence: [(status, answer)]}."""
     rounds = max(first + steps for first, steps in SCHEDULE)
     posts = [i for i, how in enumerate(TRANSPORT) if how == "post"]
-    barrier = threading.Barrier(2 + len(posts))
     answers = {i: [] for i in range(len(SCHEDULE))}
-    failures = []
+    sockets = {name: WebSocket(service.port, "/v1/models/gru:stream") for name in ("a", "b")}
+    for ws in sockets.values():
+        assert ws.status == 101, ws.status
 
     def due(i, r):
         first, steps = SCHEDULE[i]
         return 0 <= r - first < steps
 
-    def socket_side(name):
-        try:
-            ws = WebSocket(service.port, "/v1/models/gru:stream")
-            assert ws.status == 101, ws.status
-            mine = [i for i, how in enumerate(TRANSPORT) if how == name]
-            for r in range(rounds):
-                sent = [i for i in mine if due(i, r)]
-                for i in sent:
-                    ws.send(_body(inputs, i, r - SCHEDULE[i][0]))
-                for i in sent:
-                    answer = ws.recv()
-                    # in the order sent; an error would carry its status
-                    status = answer.get("status", 200)
-                    assert answer.get("sequence_id", f"seq-{i}") == f"seq-{i}", (i, answer)
-                    answers[i].append((status, answer))
-                barrier.wait(timeout=120)
+    def step(party, r):
+        if party in sockets:
+            ws = sockets[party]
+            sent = [i for i, how in enumerate(TRANSPORT) if how == party and due(i, r)]
+            for i in sent:
+                ws.send(_body(inputs, i, r - SCHEDULE[i][0]))
+            for i in sent:
+                answer = ws.recv()
+                # in the order sent; an error would carry its status
+                assert answer.get("sequence_id", f"seq-{i}") == f"seq-{i}", (i, answer)
+                answers[i].append((answer.get("status", 200), answer))
+        elif due(party, r):
+            answers[party].append(
+                _step(service, "gru", _body(inputs, party, r - SCHEDULE[party][0]))
+            )
+
+    try:
+        in_rounds(["a", "b", *posts], rounds, step)
+    finally:
+        for ws in sockets.values():
             ws.close()
-        except Exception as err:  # reported by the main thread
-            failures.append(err)
-            barrier.abort()
-
-    def post_side(i):
-        try:
-            for r in range(rounds):
-                if due(i, r):
-                    answers[i].append(_step(service, "gru", _body(inputs, i, r - SCHEDULE[i][0])))
-                barrier.wait(timeout=120)
-        except Exception as err:
-            failures.append(err)
-            barrier.abort()
-
-    threads = [threading.Thread(target=socket_side, args=(n,)) for n in ("a", "b")]
-    threads += [threading.Thread(target=post_side, args=(i,)) for i in posts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not failures, failures
     return answers
 
 
@@ -106,16 +89,13 @@ def test_sequences_over_websockets_and_posts_each_get_keras(service, inputs, ker
 
 
 def test_a_batcher_that_mixes_up_rows_is_caught_over_websockets(
-    small_models, inputs, keras_prefixes
+    small_models, inputs, keras_prefixes, monkeypatch
 ):
     """The negative control: the worker writes each sequence's new state to the
     next one's row (TFJS_BRIDGE_TEST_MIX_SEQUENCES=1); the same check fails."""
-    os.environ["TFJS_BRIDGE_TEST_MIX_SEQUENCES"] = "1"
-    try:
-        with serving(small_models / "gru", options=_options()) as mixed:
-            answers = _interleave(mixed, inputs)
-    finally:
-        del os.environ["TFJS_BRIDGE_TEST_MIX_SEQUENCES"]
+    monkeypatch.setenv("TFJS_BRIDGE_TEST_MIX_SEQUENCES", "1")
+    with serving(small_models / "gru", options=_options()) as mixed:
+        answers = _interleave(mixed, inputs)
     worst = _errors(answers, keras_prefixes)
     assert max(worst.values()) > 1e-3, worst
 
