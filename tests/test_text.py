@@ -185,6 +185,26 @@ def test_edge_cases_same_tokens_in_python_and_node(node_runtime, spam, tmp_path)
     assert np.all(python_ids[0] == PAD_ID)
 
 
+def test_a_text_without_tokens_is_one_unknown_token_when_the_file_says_so(
+    node_runtime, spam, tmp_path
+):
+    """`"empty_text": "unknown"` (the spam tokenizer's): a text with no token
+    is [1, 0, 0, ...] in both languages; every other text is as before. The
+    control: the same file with "padding" gives all zeros, in both."""
+    texts = [EDGE_CASES["empty"], EDGE_CASES["whitespace"], "!!! ... $$$", *spam.test_texts[:20]]
+    rows = {}
+    for rule in ("unknown", "padding"):
+        tokenizer = Tokenizer.fit(spam.train_texts[:200], 1000, 16, empty_text=rule)
+        path = tokenizer.save(tmp_path / f"{rule}.json")
+        python_ids = tokenizer.encode(texts)
+        assert np.array_equal(python_ids, node_encode(path, texts, tmp_path)), rule
+        assert Tokenizer.load(path).to_json() == tokenizer.to_json()
+        rows[rule] = python_ids
+    assert rows["unknown"][:3].tolist() == [[OOV_ID] + [PAD_ID] * 15] * 3
+    assert np.all(rows["padding"][:3] == PAD_ID)
+    assert np.array_equal(rows["unknown"][3:], rows["padding"][3:])
+
+
 def test_a_different_rule_in_node_gives_different_ids(node_runtime, spam, fitted, tmp_path):
     """The negative control: Node with lower-casing off (only the flag changed,
     in a copy of the file) must disagree, or the parity test could not fail."""

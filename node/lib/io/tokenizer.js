@@ -12,12 +12,15 @@
 //      L*, M* or N* in the file's Unicode version: the ranges come from Python,
 //      not from this Node's \p{...} tables, which know a newer Unicode),
 //   5. ids: vocab[i] -> i + 2, anything else -> 1 (oov_id); the first max_len
-//      tokens, then 0 (pad_id) to the end of the row.
+//      tokens, then 0 (pad_id) to the end of the row; a text without a token
+//      is one 1 first when `empty_text` is "unknown" (all 0 when "padding" or
+//      absent).
 const fs = require('fs');
 
 const FORMAT = 'tfjs-bridge/tokenizer';
 const VERSION = 1;
 const NORMALIZATIONS = ['NFC', 'NFD', 'NFKC', 'NFKD'];
+const EMPTY_TEXT = ['padding', 'unknown'];
 const TOKEN_CATEGORIES = ['L', 'M', 'N'];
 const PAD_ID = 0;
 const OOV_ID = 1;
@@ -45,6 +48,8 @@ function checkSpec(spec) {
   if (spec.normalization != null && !NORMALIZATIONS.includes(spec.normalization))
     return `normalization ${JSON.stringify(spec.normalization)} is none of ${NORMALIZATIONS.join(', ')}`;
   if (typeof spec.lowercase !== 'boolean') return 'lowercase is not true or false';
+  if (!EMPTY_TEXT.includes(spec.empty_text ?? 'padding'))
+    return `empty_text ${JSON.stringify(spec.empty_text)} is none of ${EMPTY_TEXT.join(', ')}`;
   if (!(Number.isInteger(spec.max_len) && spec.max_len >= 1))
     return `max_len ${JSON.stringify(spec.max_len)} is not a positive integer`;
   if (spec.pad_id !== PAD_ID || spec.oov_id !== OOV_ID)
@@ -79,6 +84,7 @@ function makeTokenizer(spec) {
   const problem = checkSpec(spec);
   if (problem) throw new Error(`not a tokenizer (${problem})`);
   const maxLen = spec.max_len;
+  const emptyAsUnknown = spec.empty_text === 'unknown';
   const ids = new Map(spec.vocab.map((word, i) => [word, i + FIRST_WORD_ID]));
   const tokenRuns = runsOf(spec.token_ranges);
   const unassignedRuns = runsOf(spec.unassigned_ranges);
@@ -108,9 +114,11 @@ function makeTokenizer(spec) {
   /** Step 5: the ids of one text, an Int32Array(max_len). */
   function encode(text) {
     const row = new Int32Array(maxLen); // all PAD_ID (0)
-    tokens(text, maxLen).forEach((token, i) => {
+    const found = tokens(text, maxLen);
+    found.forEach((token, i) => {
       row[i] = ids.get(token) ?? OOV_ID;
     });
+    if (found.length === 0 && emptyAsUnknown) row[0] = OOV_ID;
     return row;
   }
 
@@ -119,6 +127,7 @@ function makeTokenizer(spec) {
     vocabSize: spec.vocab_size,
     normalization: spec.normalization,
     lowercase: spec.lowercase,
+    emptyText: spec.empty_text ?? 'padding',
     unicodeVersion: spec.unicode_version,
     normalize,
     tokens,

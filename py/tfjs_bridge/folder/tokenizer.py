@@ -18,7 +18,9 @@ The tokenizer, in order (the same five steps in tokenizer.js):
    ``&nbsp;`` gives "nbsp" (tags are a spam signal, and a tag-stripping rule
    would be a second parser to keep identical in two languages),
 5. ids: 0 = padding, 1 = out of vocabulary, 2.. = the vocabulary; the first
-   ``max_len`` tokens are kept, and the row is padded with 0 after them.
+   ``max_len`` tokens are kept, and the row is padded with 0 after them; a
+   text with no token at all is one out-of-vocabulary id when the file says
+   ``"empty_text": "unknown"`` (all padding otherwise, and in older files).
 
 Steps 1 and 4 use code-point ranges that Python computes from its own
 ``unicodedata`` when fitting and saves in the tokenizer file, so Node never
@@ -51,6 +53,10 @@ PAD_ID = 0
 OOV_ID = 1
 FIRST_WORD_ID = 2
 NORMALIZATIONS = ("NFC", "NFD", "NFKC", "NFKD")
+# A text without a single token: all padding, or one unknown token first. A
+# model that averages its masked steps divides by zero on an all-padding row
+# (Keras and every tfjs path give NaN); the spam tokenizer says "unknown".
+EMPTY_TEXT = ("padding", "unknown")
 TOKEN_CATEGORIES = ("L", "M", "N")  # General_Category major classes that make tokens
 
 Ranges = list[tuple[int, int]]
@@ -108,6 +114,7 @@ class Tokenizer:
         *,
         normalization: str | None = "NFKC",
         lowercase: bool = True,
+        empty_text: str = "padding",
         unicode_version: str = unicodedata.unidata_version,
         token_ranges: Ranges | None = None,
         unassigned_ranges: Ranges | None = None,
@@ -116,6 +123,8 @@ class Tokenizer:
             raise ValueError(f"max_len must be a positive integer, not {max_len!r}")
         if normalization is not None and normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS} or None")
+        if empty_text not in EMPTY_TEXT:
+            raise ValueError(f"empty_text must be one of {EMPTY_TEXT}, not {empty_text!r}")
         if len(set(vocab)) != len(vocab) or not all(isinstance(w, str) and w for w in vocab):
             raise ValueError("vocab must be distinct non-empty strings")
         tokens, unassigned = unicode_tables()
@@ -123,11 +132,14 @@ class Tokenizer:
         self.max_len = max_len
         self.normalization = normalization
         self.lowercase = bool(lowercase)
+        self.empty_text = empty_text
         self.unicode_version = unicode_version
         self.token_ranges = [tuple(r) for r in (tokens if token_ranges is None else token_ranges)]
         self.unassigned_ranges = [
             tuple(r) for r in (unassigned if unassigned_ranges is None else unassigned_ranges)
         ]
+        # what a text without a single token encodes as, before the padding
+        self._no_tokens = [OOV_ID] if empty_text == "unknown" else []
         self._ids = {word: i + FIRST_WORD_ID for i, word in enumerate(self.vocab)}
         self._token_re = _compile(tuple(self.token_ranges))
         self._unassigned_re = _compile(tuple(self.unassigned_ranges))
@@ -146,6 +158,7 @@ class Tokenizer:
         *,
         normalization: str | None = "NFKC",
         lowercase: bool = True,
+        empty_text: str = "padding",
     ) -> Tokenizer:
         """The ``vocab_size - 2`` most frequent tokens of ``texts`` (counted over
         whole texts, not only their first ``max_len`` tokens); equal counts are
@@ -163,6 +176,7 @@ class Tokenizer:
             max_len,
             normalization=normalization,
             lowercase=lowercase,
+            empty_text=empty_text,
             token_ranges=tokenizer.token_ranges,
             unassigned_ranges=tokenizer.unassigned_ranges,
         )
@@ -183,6 +197,7 @@ class Tokenizer:
         """Step 5: int32 ids [len(texts), max_len]."""
         rows = [
             [self._ids.get(tok, OOV_ID) for tok in self.tokens(text, self.max_len)]
+            or self._no_tokens
             for text in _texts(texts)
         ]
         out = np.full((len(rows), self.max_len), PAD_ID, dtype=np.int32)
@@ -204,6 +219,7 @@ class Tokenizer:
             "version": TOKENIZER_VERSION,
             "normalization": self.normalization,
             "lowercase": self.lowercase,
+            "empty_text": self.empty_text,
             "max_len": self.max_len,
             "pad_id": PAD_ID,
             "oov_id": OOV_ID,
@@ -242,6 +258,7 @@ class Tokenizer:
             spec["max_len"],
             normalization=spec["normalization"],
             lowercase=spec["lowercase"],
+            empty_text=spec.get("empty_text", "padding"),
             unicode_version=spec["unicode_version"],
             token_ranges=[tuple(r) for r in spec["token_ranges"]],
             unassigned_ranges=[tuple(r) for r in spec["unassigned_ranges"]],
@@ -281,6 +298,8 @@ def _check_spec(spec) -> str | None:
         return f"normalization {spec.get('normalization')!r} is none of {', '.join(NORMALIZATIONS)}"
     if not isinstance(spec.get("lowercase"), bool):
         return "lowercase is not true or false"
+    if spec.get("empty_text", "padding") not in EMPTY_TEXT:
+        return f"empty_text {spec.get('empty_text')!r} is none of {', '.join(EMPTY_TEXT)}"
     max_len = spec.get("max_len")
     if type(max_len) is not int or max_len < 1:
         return f"max_len {max_len!r} is not a positive integer"
