@@ -32,15 +32,13 @@ SAMPLES = 32  # per model; plus verify's 4 one-at-a-time calls. A page is slow t
 TARGET = 1e-5  # issue #14: every path within 1e-5 of Keras (the spec's tolerance)
 # Measured, not hoped: tfjs-backend-webgpu 4.22 compiles a broken WGSL shader
 # for the converter's masked loop (spam_rnn's Embedding(mask_zero) -> GRU), and
-# for spam's masked average on both paths (a model Embedding(mask_zero=False)
-# -> GlobalAveragePooling1D passes on both, the same with mask_zero=True fails
-# on both: the mask's ops); the page reports the device error and the path
-# fails instead of returning garbage.
+# for the converter's masked average (spam: the mask cast to float; our layers
+# make that mask with where() instead, and pass); the page reports the device
+# error and the path fails instead of returning garbage.
 WGSL_ERROR = "the page's WebGPU device reported: Error while parsing WGSL"
 KNOWN_FAILURES = {
     ("spam_rnn", "chromium-webgpu/graph"): WGSL_ERROR,
     ("spam", "chromium-webgpu/graph"): WGSL_ERROR,
-    ("spam", "chromium-webgpu/layers"): WGSL_ERROR,
 }
 
 

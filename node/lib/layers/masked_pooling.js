@@ -81,13 +81,15 @@ const globalPooling1D = oncePerTf((tf) => {
         const axis = this.stepsAxis();
         const mask = oneMask(kwargs && kwargs.mask);
         if (mask == null || stockPooling()) return tf.mean(x, axis, this.keepdims);
-        // [batch, steps] -> beside x's time axis, broadcast over the channels.
-        const keep = tf.expandDims(
-          tf.cast(mask, 'bool'),
-          this.dataFormat === 'channelsLast' ? 2 : 1,
-        );
-        const kept = tf.where(tf.broadcastTo(keep, x.shape), x, tf.zerosLike(x));
-        const count = tf.sum(tf.cast(keep, x.dtype), axis, this.keepdims);
+        // [batch, steps] -> 1 or 0 beside x's time axis, made by where(), not
+        // by a cast: tfjs-backend-webgpu 4.22 compiles a broken shader
+        // ("setOutputAtIndex: expected f32, got i32") for this mask cast to
+        // float, and the device is lost (docs/browser.md).
+        const bits = tf.cast(mask, 'bool');
+        const ones = tf.where(bits, tf.ones(bits.shape, x.dtype), tf.zeros(bits.shape, x.dtype));
+        const keep = tf.expandDims(ones, this.dataFormat === 'channelsLast' ? 2 : 1);
+        const kept = tf.where(tf.greater(tf.broadcastTo(keep, x.shape), 0), x, tf.zerosLike(x));
+        const count = tf.sum(keep, axis, this.keepdims);
         return tf.div(tf.sum(kept, axis, this.keepdims), count);
       });
     }
